@@ -1,0 +1,63 @@
+# report-pipeline: every target installs what it needs first (apt packages, venv, local servers).
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -euo pipefail -c
+PY ?= python3
+VENV := .venv
+ENV := source scripts/env.sh
+DEMO_DATE ?= 2026-11-26
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench lint services services-stop airflow-db venv system-packages clean
+
+system-packages:
+	bash scripts/services.sh install
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml | system-packages
+	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+services: venv
+	bash scripts/services.sh start
+
+services-stop:
+	bash scripts/services.sh stop
+
+# Airflow's metadata DB for `airflow dags test` / dag.test(): SQLite under .local/airflow, plus the pools.
+airflow-db: venv
+	$(ENV)
+	mkdir -p "$$AIRFLOW_HOME"
+	$(VENV)/bin/airflow db migrate > "$$AIRFLOW_HOME/db-migrate.log" 2>&1 || { tail -n 40 "$$AIRFLOW_HOME/db-migrate.log"; exit 1; }
+	$(VENV)/bin/airflow pools set reports_source 4 "connections to the source (production) MySQL" > /dev/null
+	$(VENV)/bin/airflow pools set reports_target 4 "connections to the target (reporting) MySQL" > /dev/null
+
+demo: services airflow-db
+	$(ENV)
+	export PATH="$$PWD/$(VENV)/bin:$$PATH"
+	report-pipeline demo-setup
+	echo "== airflow dags test populate_report_databases $(DEMO_DATE)"
+	airflow dags test populate_report_databases $(DEMO_DATE) > "$$AIRFLOW_HOME/demo-run.log" 2>&1 \
+	  || { grep -E "ERROR|Traceback|Error" "$$AIRFLOW_HOME/demo-run.log" | tail -n 40; exit 1; }
+	grep -E "dag_run.*(success|failed)|DagRun Finished" "$$AIRFLOW_HOME/demo-run.log" | tail -n 1 || true
+	report-pipeline report --date $(DEMO_DATE)
+
+test: services airflow-db
+	$(ENV)
+	export PATH="$$PWD/$(VENV)/bin:$$PATH"
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: services
+	$(ENV)
+	$(VENV)/bin/python scripts/bench.py
+
+lint: venv
+	$(VENV)/bin/ruff check include dags tests scripts
+	$(VENV)/bin/mypy
+
+clean: services-stop
+	rm -rf .local

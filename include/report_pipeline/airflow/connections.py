@@ -1,0 +1,56 @@
+"""Connections through the providers' hooks, so every option users configure on a connection
+(SSL, IAM auth, assume-role, secrets backends, endpoint_url) applies to the pipeline too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.mysql.hooks.mysql import MySqlHook
+
+from report_pipeline.settings import ADMIN_CONN_ID, S3_CONN_ID, SOURCE_CONN_ID, TARGET_CONN_ID
+
+# Every session reads TIMESTAMP values in UTC, so they never move with a server's time zone.
+_INIT_COMMAND = "SET time_zone = '+00:00'"
+
+
+class ReportsMySqlHook(MySqlHook):
+    """MySqlHook with client-side timeouts, which the provider's hook does not expose."""
+
+    def __init__(self, *args: Any, timeouts: dict[str, int] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeouts = timeouts or {}
+
+    def _get_conn_config_mysql_client(self, conn: Any) -> dict[str, Any]:
+        config: dict[str, Any] = super()._get_conn_config_mysql_client(conn)
+        config.update(self.timeouts)
+        return config
+
+
+class HookConnections:
+    """Opens the pipeline's four connections by their contract ids."""
+
+    def __init__(self, admin_timeout_seconds: int = 5) -> None:
+        self.admin_timeout_seconds = admin_timeout_seconds
+
+    def admin(self) -> Any:
+        """The admin DB, with short timeouts: it is read while the DAG file is parsed."""
+        t = self.admin_timeout_seconds
+        hook = ReportsMySqlHook(
+            mysql_conn_id=ADMIN_CONN_ID,
+            init_command=_INIT_COMMAND,
+            timeouts={"connect_timeout": t, "read_timeout": t, "write_timeout": t},
+        )
+        return hook.get_conn()
+
+    def source(self) -> Any:
+        """The source (production) DB."""
+        return MySqlHook(mysql_conn_id=SOURCE_CONN_ID, init_command=_INIT_COMMAND).get_conn()
+
+    def target(self) -> Any:
+        """The target (reporting) DB, with LOAD DATA LOCAL allowed on the client side."""
+        return MySqlHook(mysql_conn_id=TARGET_CONN_ID, local_infile=True, init_command=_INIT_COMMAND).get_conn()
+
+    def s3(self) -> Any:
+        """A boto3 S3 client for the reports_s3 connection."""
+        return S3Hook(aws_conn_id=S3_CONN_ID).get_conn()

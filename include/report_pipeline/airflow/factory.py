@@ -1,0 +1,157 @@
+"""The DAG factory: settings -> plan (from the parse-time snapshot) -> DAG with a group per company.
+
+Load config -> validate -> build -> register, as dag-factory does, except that a bad admin row is
+never skipped silently: it becomes a task that fails with the row's problem, and the rest build.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from airflow.sdk import DAG, Asset, Param, TaskGroup, get_parsing_context
+
+from report_pipeline.admin import read_admin_rows
+from report_pipeline.airflow.connections import HookConnections
+from report_pipeline.airflow.operators import (
+    ChunkPlanOperator,
+    ConfigErrorOperator,
+    MySqlToS3Operator,
+    S3ToMySqlOperator,
+)
+from report_pipeline.airflow.retry import retry_arguments
+from report_pipeline.config import AdminRows, CompanyPlan, Plan
+from report_pipeline.settings import Settings
+from report_pipeline.snapshot import PlanSource, load_plan
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "populate_report_databases"
+START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def table_asset(alias: str, table: str) -> Asset:
+    """The Asset a successful load of one company's table updates, e.g. ``reports.acme.users``."""
+    return Asset(name=f"reports.{alias}.{table}", uri=f"reports://{alias}/{table}", group="report-pipeline")
+
+
+def group_id(alias: str) -> str:
+    """The task group id of a company."""
+    return f"company_{alias}"
+
+
+def _fetch_admin_rows(settings: Settings) -> AdminRows:
+    conn = HookConnections(settings.admin_timeout_seconds).admin()
+    try:
+        return read_admin_rows(conn)
+    finally:
+        conn.close()
+
+
+def current_plan(settings: Settings) -> tuple[Plan, PlanSource]:
+    """The plan for this parse; a worker parsing to run one task prefers any snapshot it has."""
+    running_one_task = get_parsing_context().task_id is not None
+    plan, source = load_plan(settings, lambda: _fetch_admin_rows(settings), prefer_snapshot=running_one_task)
+    log.info(
+        "report plan from %s (age %.0f s, %d admin queries): %d companies, %d problems",
+        source.origin,
+        source.age_seconds,
+        source.admin_queries,
+        len(plan.companies),
+        len(plan.problems),
+    )
+    return plan, source
+
+
+def _params(plan: Plan) -> dict[str, Param]:
+    aliases = sorted(c.company.alias for c in plan.companies)
+    tables = sorted({t.name for c in plan.companies for t in c.tables})
+    return {
+        "companies": Param(
+            [],
+            type="array",
+            items={"type": "string", "enum": aliases} if aliases else {"type": "string"},
+            title="Companies",
+            description="Run only these companies (empty: all).",
+        ),
+        "tables": Param(
+            [],
+            type="array",
+            items={"type": "string", "enum": tables} if tables else {"type": "string"},
+            title="Tables",
+            description="Run only these tables (empty: all).",
+        ),
+        "load_mode": Param(
+            "default",
+            type="string",
+            enum=["default", "upsert", "swap"],
+            title="Load mode",
+            description="Override every table's load_mode for this run.",
+        ),
+        "lookback_days": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            title="Look-back days",
+            description="Override each company's 'date Y-M-D' look-back for this run.",
+        ),
+    }
+
+
+def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
+    company = company_plan.company
+    retry = retry_arguments()
+    with TaskGroup(group_id(company.alias), tooltip=f"company_id={company.company_id} alias={company.alias}"):
+        for spec in company_plan.tables:
+            common: dict[str, Any] = {"company": company, "spec": spec, "settings": settings, **retry}
+            if spec.chunk_column is not None:
+                chunks = ChunkPlanOperator(task_id=f"{spec.name}__plan_chunks", pool=settings.source_pool, **common)
+                extract = MySqlToS3Operator.partial(
+                    task_id=f"{spec.name}__mysql_to_s3",
+                    pool=settings.source_pool,
+                    map_index_template="{{ chunk_label }}",
+                    **common,
+                ).expand(chunk=chunks.output)
+            else:
+                extract = MySqlToS3Operator(task_id=f"{spec.name}__mysql_to_s3", pool=settings.source_pool, **common)
+            S3ToMySqlOperator(
+                task_id=f"{spec.name}__s3_to_mysql",
+                extracted=extract.output,
+                pool=settings.target_pool,
+                outlets=[table_asset(company.alias, spec.name)],
+                **common,
+            )
+        for broken in company_plan.broken:
+            ConfigErrorOperator(task_id=f"{broken.name}__invalid_config", message=str(broken.problem))
+
+
+def build_dag(plan: Plan, settings: Settings, dag_id: str = DAG_ID) -> DAG:
+    """The DAG for a plan: one task group per active company, in admin row order."""
+    with DAG(
+        dag_id=dag_id,
+        schedule=settings.schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        params=_params(plan),
+        tags=["report-pipeline"],
+        doc_md=(
+            "Copies each active company's report tables: source MySQL -> S3 (CSV) -> target MySQL. "
+            f"Plan built {plan.built_at}: {len(plan.companies)} companies, {len(plan.problems)} config problems."
+        ),
+        default_args={"owner": "report-pipeline"},
+    ) as dag:
+        for company_plan in plan.companies:
+            _company_group(company_plan, settings)
+        for broken in plan.broken_companies:
+            with TaskGroup(broken.key):
+                ConfigErrorOperator(task_id="invalid_company", message=str(broken.problem))
+    return dag
+
+
+def dag_from_admin(settings: Settings | None = None) -> DAG:
+    """What ``dags/populate_report_databases.py`` calls: settings from env, plan from the snapshot."""
+    settings = settings or Settings.from_env()
+    plan, _ = current_plan(settings)
+    return build_dag(plan, settings)

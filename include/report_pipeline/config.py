@@ -1,0 +1,383 @@
+"""The typed config model, built by one function from admin rows.
+
+Nothing outside this module sees a raw admin row: ``build_plan`` turns the four admin tables into a
+``Plan`` of companies and table specs, and records every problem with the row it came from instead of
+raising, so one bad row fails only its own task.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from report_pipeline import legacy, sql
+from report_pipeline.errors import ConfigError
+from report_pipeline.settings import Settings
+
+LOOKBACK_CONFIGURATION = "date Y-M-D"
+LoadMode = Literal["upsert", "swap"]
+LOAD_MODES: tuple[LoadMode, ...] = ("upsert", "swap")
+DEFAULT_CHUNK_ROWS = 1_000_000
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class AdminRows:
+    """The admin database's four tables as fetched, one mapping per row."""
+
+    companies: Sequence[Row]
+    tables: Sequence[Row]
+    configurations: Sequence[Row] = ()
+    companies_configurations: Sequence[Row] = ()
+
+
+@dataclass(frozen=True)
+class Company:
+    """An active company: the seed's ``companies`` row plus what was resolved for it."""
+
+    id: int
+    company_id: int | None
+    status: int
+    alias: str
+    bucket: str
+    schema: str
+    lookback_days: int
+    lookback_source: str
+
+    def legacy_row(self) -> tuple[Any, ...]:
+        """The row the seed's ``company[i]`` references index: (id, company_id, status, alias)."""
+        return (self.id, self.company_id, self.status, self.alias)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """An active table spec, validated: safe to run as written."""
+
+    id: int
+    name: str
+    query_select: str
+    references: tuple[legacy.Reference, ...]
+    named_parameters: tuple[str, ...]
+    target: sql.InsertTarget
+    load_mode: LoadMode = "upsert"
+    chunk_column: str | None = None
+    chunk_rows: int | None = None
+
+    @property
+    def uses_dates(self) -> bool:
+        """Whether binding this query needs the company's look-back window."""
+        return any(r.kind == "date" for r in self.references) or bool(
+            {"date_from", "date_to"} & set(self.named_parameters)
+        )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A row that cannot be used, with the message users see on its failing task."""
+
+    table: str
+    row_id: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.table} row id={self.row_id}" if self.row_id is not None else self.table
+        return f"admin {where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class BrokenTable:
+    """A table spec of an active company that failed validation; rendered as a failing task."""
+
+    name: str
+    problem: Problem
+
+
+@dataclass(frozen=True)
+class CompanyPlan:
+    """One active company with its usable and broken table specs (stable order: by row id)."""
+
+    company: Company
+    tables: tuple[TableSpec, ...] = ()
+    broken: tuple[BrokenTable, ...] = ()
+
+
+@dataclass(frozen=True)
+class BrokenCompany:
+    """An active company row that failed validation; rendered as a group with one failing task."""
+
+    key: str
+    problem: Problem
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the DAG generates: active companies x active tables, plus what is broken."""
+
+    companies: tuple[CompanyPlan, ...] = ()
+    broken_companies: tuple[BrokenCompany, ...] = ()
+    inactive_companies: int = 0
+    inactive_tables: int = 0
+    built_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Every problem in the plan, companies first, in row order."""
+        found = [b.problem for b in self.broken_companies]
+        for company_plan in self.companies:
+            found.extend(b.problem for b in company_plan.broken)
+        return found
+
+    def company(self, alias: str) -> CompanyPlan:
+        """The plan of one company by alias; ConfigError if it is not an active, valid company."""
+        for company_plan in self.companies:
+            if company_plan.company.alias == alias:
+                return company_plan
+        raise ConfigError(f"no active, valid company with alias {alias!r}")
+
+
+def _as_int(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{what} must be a whole number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (str, bytes)):
+        text = value.decode() if isinstance(value, bytes) else value
+        if text.strip().lstrip("-").isdigit():
+            return int(text.strip())
+    raise ConfigError(f"{what} must be a whole number, got {value!r}")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def _lookbacks(rows: AdminRows) -> dict[int, str]:
+    """Map company_id -> raw look-back value from the seed's configuration tables."""
+    config_ids = {
+        r["id"] for r in rows.configurations if (_text(r.get("name")) or "").strip() == LOOKBACK_CONFIGURATION
+    }
+    found: dict[int, str] = {}
+    for r in sorted(rows.companies_configurations, key=lambda r: r.get("id") or 0):
+        if r.get("configuration_id") in config_ids and r.get("retail_id") is not None:
+            found[r["retail_id"]] = _text(r.get("configuration_value")) or ""
+    return found
+
+
+def _build_company(row: Row, settings: Settings, lookbacks: Mapping[int, str]) -> Company:
+    alias = sql.check_alias(_text(row.get("alias")) or "")
+    company_id = row.get("company_id")
+    raw = lookbacks.get(company_id) if company_id is not None else None
+    if raw is None:
+        days, source = settings.default_lookback_days, "default"
+    else:
+        days = _as_int(raw, f"configuration {LOOKBACK_CONFIGURATION!r} for company_id={company_id}")
+        if days < 0:
+            raise ConfigError(f"configuration {LOOKBACK_CONFIGURATION!r} is {days}; days must be >= 0")
+        source = "configuration"
+    return Company(
+        id=_as_int(row.get("id"), "companies.id"),
+        company_id=company_id,
+        status=_as_int(row.get("status"), "companies.status"),
+        alias=alias,
+        bucket=sql.bucket_name(settings.bucket_template, alias),
+        schema=sql.schema_name(settings.schema_template, alias),
+        lookback_days=days,
+        lookback_source=source,
+    )
+
+
+def build_table(row: Row) -> TableSpec:
+    """Validate one ``tables`` row into a TableSpec; ConfigError says what is wrong with it."""
+    name = sql.check_identifier(_text(row.get("name")) or "", "table name")
+    query = sql.check_select(_text(row.get("query_select")) or "")
+    sql.check_placeholders(query)
+    positional, named = sql.count_placeholders(query)
+    references = legacy.parse_params_select(_text(row.get("params_select")))
+    if named:
+        unknown = sorted(named - legacy.NAMED_PARAMETERS)
+        if unknown:
+            raise ConfigError(
+                f"query_select uses unknown named placeholder(s) {unknown}; "
+                f"known: {sorted(legacy.NAMED_PARAMETERS)}"
+            )
+        if references:
+            raise ConfigError("query_select uses named placeholders, so params_select must be empty")
+    elif positional != len(references):
+        raise ConfigError(
+            f"query_select has {positional} %s placeholder(s) but params_select lists "
+            f"{len(references)} reference(s)"
+        )
+    target = sql.parse_insert_target(_text(row.get("query_insert")) or "")
+    mode = (_text(row.get("load_mode")) or "upsert").strip().lower()
+    if mode not in LOAD_MODES:
+        raise ConfigError(f"load_mode {mode!r} is not one of {LOAD_MODES}")
+    chunk_column = _text(row.get("chunk_column"))
+    chunk_rows: int | None = None
+    if chunk_column is not None and chunk_column.strip():
+        chunk_column = sql.check_identifier(chunk_column.strip(), "chunk column")
+        raw_rows = row.get("chunk_rows")
+        chunk_rows = DEFAULT_CHUNK_ROWS if raw_rows in (None, 0, "") else _as_int(raw_rows, "chunk_rows")
+        if chunk_rows <= 0:
+            raise ConfigError(f"chunk_rows must be positive, got {chunk_rows}")
+    else:
+        chunk_column = None
+    return TableSpec(
+        id=_as_int(row.get("id"), "tables.id"),
+        name=name,
+        query_select=query,
+        references=references,
+        named_parameters=tuple(sorted(named)),
+        target=target,
+        load_mode=mode,  # type: ignore[arg-type]
+        chunk_column=chunk_column,
+        chunk_rows=chunk_rows,
+    )
+
+
+def _table_label(row: Row) -> str:
+    """A task-id-safe label for a table row, even when its name is unusable."""
+    name = _text(row.get("name")) or ""
+    try:
+        return sql.check_identifier(name, "table name")
+    except ConfigError:
+        return f"table_{row.get('id')}"
+
+
+def build_plan(rows: AdminRows, settings: Settings) -> Plan:
+    """Build the whole plan from admin rows: the one place raw rows become typed config.
+
+    Problems never raise: each becomes a BrokenCompany or BrokenTable naming its row, so every
+    other company and table is still generated.
+    """
+    lookbacks = _lookbacks(rows)
+    active_tables = sorted((r for r in rows.tables if r.get("status") == 1), key=lambda r: r.get("id") or 0)
+    specs: list[TableSpec | BrokenTable] = []
+    seen_names: set[str] = set()
+    for row in active_tables:
+        try:
+            spec = build_table(row)
+            if spec.name in seen_names:
+                raise ConfigError(f"another active table row already uses the name {spec.name!r}")
+            seen_names.add(spec.name)
+            specs.append(spec)
+        except ConfigError as exc:
+            label = _table_label(row)
+            if label in seen_names:
+                label = f"table_{row.get('id')}"
+            seen_names.add(label)
+            specs.append(BrokenTable(label, Problem("tables", row.get("id"), str(exc))))
+
+    companies: list[CompanyPlan] = []
+    broken: list[BrokenCompany] = []
+    claimed: dict[str, str] = {}
+    active = sorted((r for r in rows.companies if r.get("status") == 1), key=lambda r: r.get("id") or 0)
+    for row in active:
+        try:
+            company = _build_company(row, settings, lookbacks)
+            for resource, value in (("bucket", company.bucket), ("schema", company.schema)):
+                other = claimed.get(f"{resource}:{value}")
+                if other is not None:
+                    raise ConfigError(f"{resource} {value!r} is already used by company {other!r}")
+            claimed[f"bucket:{company.bucket}"] = claimed[f"schema:{company.schema}"] = company.alias
+        except ConfigError as exc:
+            broken.append(BrokenCompany(f"company_{row.get('id')}", Problem("companies", row.get("id"), str(exc))))
+            continue
+        good = tuple(s for s in specs if isinstance(s, TableSpec))
+        bad = tuple(s for s in specs if isinstance(s, BrokenTable))
+        companies.append(CompanyPlan(company, good, bad))
+    return Plan(
+        companies=tuple(companies),
+        broken_companies=tuple(broken),
+        inactive_companies=len(rows.companies) - len(active),
+        inactive_tables=len(rows.tables) - len(active_tables),
+    )
+
+
+@dataclass(frozen=True)
+class Window:
+    """The days one run copies: ``date_from`` (inclusive) to ``date_to`` (the logical date)."""
+
+    date_from: dt.date
+    date_to: dt.date
+
+
+def window_for(logical_date: dt.datetime | dt.date, lookback_days: int) -> Window:
+    """The copy window of a run: the N days before its logical date, never ``now()``."""
+    day = logical_date.date() if isinstance(logical_date, dt.datetime) else logical_date
+    return Window(day - dt.timedelta(days=lookback_days), day)
+
+
+def bind_parameters(spec: TableSpec, company: Company, window: Window) -> tuple[Any, ...] | dict[str, Any]:
+    """The driver parameters for ``spec.query_select``: a tuple for ``%s``, a dict for ``%(name)s``."""
+    if spec.named_parameters:
+        values = {
+            "company_id": company.company_id,
+            "alias": company.alias,
+            "date_from": window.date_from.isoformat(),
+            "date_to": window.date_to.isoformat(),
+        }
+        return {name: values[name] for name in spec.named_parameters}
+    row = company.legacy_row()
+    return tuple(
+        window.date_from.isoformat() if ref.kind == "date" else row[ref.index] for ref in spec.references
+    )
+
+
+def with_overrides(spec: TableSpec, load_mode: str | None) -> TableSpec:
+    """The spec with a run-time load-mode override (from a manual run's params) applied."""
+    if not load_mode or load_mode == "default":
+        return spec
+    if load_mode not in LOAD_MODES:
+        raise ConfigError(f"load_mode override {load_mode!r} is not one of {LOAD_MODES}")
+    return replace(spec, load_mode=load_mode)  # type: ignore[arg-type]
+
+
+# --- snapshot (de)serialisation: the plan is cached as JSON, so parsing the DAG never re-validates SQL.
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """A JSON-ready form of the plan."""
+    return asdict(plan)
+
+
+def _table_from_dict(d: Mapping[str, Any]) -> TableSpec:
+    return TableSpec(
+        id=d["id"],
+        name=d["name"],
+        query_select=d["query_select"],
+        references=tuple(legacy.Reference(r["kind"], r["index"]) for r in d["references"]),
+        named_parameters=tuple(d["named_parameters"]),
+        target=sql.InsertTarget(d["target"]["table"], tuple(d["target"]["columns"]), d["target"]["mode"]),
+        load_mode=d["load_mode"],
+        chunk_column=d["chunk_column"],
+        chunk_rows=d["chunk_rows"],
+    )
+
+
+def _problem(d: Mapping[str, Any]) -> Problem:
+    return Problem(d["table"], d["row_id"], d["message"])
+
+
+def plan_from_dict(d: Mapping[str, Any]) -> Plan:
+    """Rebuild a plan written by ``plan_to_dict``."""
+    return Plan(
+        companies=tuple(
+            CompanyPlan(
+                company=Company(**c["company"]),
+                tables=tuple(_table_from_dict(t) for t in c["tables"]),
+                broken=tuple(BrokenTable(b["name"], _problem(b["problem"])) for b in c["broken"]),
+            )
+            for c in d["companies"]
+        ),
+        broken_companies=tuple(BrokenCompany(b["key"], _problem(b["problem"])) for b in d["broken_companies"]),
+        inactive_companies=d["inactive_companies"],
+        inactive_tables=d["inactive_tables"],
+        built_at=d["built_at"],
+    )

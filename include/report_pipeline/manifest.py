@@ -1,0 +1,159 @@
+"""What an extract leaves in S3 and what a load reads: keys, the CSV dialect, and the manifest.
+
+Layout, per company bucket::
+
+    <table>/<run key>/part-00000.csv.gz        unchunked extract
+    <table>/<run key>/chunk-0003/part-00000.csv.gz
+    <table>/<run key>/manifest.json            (or chunk-0003/manifest.json), written last
+    <table>/<run key>/_SUCCESS                 written by a successful load
+
+``<run key>`` is derived from the logical date only, so re-running a date overwrites its own files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from report_pipeline.errors import TransferError
+
+MANIFEST_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+SUCCESS_NAME = "_SUCCESS"
+
+# The one CSV dialect: RFC 4180 quoting (every text value in double quotes, quotes doubled, newlines
+# kept inside quotes), the unquoted word NULL for SQL NULL, binary values as lowercase hex, BIT values
+# as unsigned integers, other values in MySQL's own text form. LOAD DATA reads it back exactly with:
+LOAD_DATA_FORMAT = (
+    "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
+    "LINES TERMINATED BY '\\n'"
+)
+DIALECT = {
+    "delimiter": ",",
+    "quotechar": '"',
+    "doublequote": True,
+    "escapechar": None,
+    "lineterminator": "\n",
+    "null": "NULL (unquoted)",
+    "header": False,
+    "encoding": "utf-8",
+    "binary": "hex",
+    "bit": "unsigned integer",
+}
+
+Encoding = Literal["text", "hex", "bit"]
+
+
+def run_key(logical_date: dt.datetime | dt.date) -> str:
+    """The key segment of one logical date, e.g. ``2026-11-26T000000Z`` (UTC, sortable)."""
+    if not isinstance(logical_date, dt.datetime):
+        logical_date = dt.datetime.combine(logical_date, dt.time(), dt.timezone.utc)
+    if logical_date.tzinfo is None:
+        logical_date = logical_date.replace(tzinfo=dt.timezone.utc)
+    return logical_date.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+
+
+def table_prefix(table: str, logical_date: dt.datetime | dt.date) -> str:
+    """The S3 prefix (without trailing slash) of one table's files for one logical date."""
+    return f"{table}/{run_key(logical_date)}"
+
+
+def extract_prefix(table: str, logical_date: dt.datetime | dt.date, chunk_index: int | None) -> str:
+    """Where one extract (the whole table, or one chunk of it) writes its parts and manifest."""
+    base = table_prefix(table, logical_date)
+    return base if chunk_index is None else f"{base}/chunk-{chunk_index:04d}"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One CSV column: its name and source type as the driver described it, and its text encoding."""
+
+    name: str
+    source_type: str
+    encoding: Encoding = "text"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One stored CSV object."""
+
+    key: str
+    rows: int
+    csv_bytes: int
+    stored_bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The record of one finished extract; its presence means every listed part is complete."""
+
+    bucket: str
+    prefix: str
+    extract_id: str
+    company: str
+    table: str
+    logical_date: str
+    run_id: str
+    columns: tuple[Column, ...]
+    parts: tuple[Part, ...]
+    compression: Literal["gzip", "none"]
+    started_at: str
+    finished_at: str
+    chunk: tuple[int, int] | None = None
+    version: int = MANIFEST_VERSION
+    dialect: dict[str, Any] = field(default_factory=lambda: dict(DIALECT))
+
+    @property
+    def key(self) -> str:
+        """The S3 key this manifest is stored under."""
+        return f"{self.prefix}/{MANIFEST_NAME}"
+
+    @property
+    def rows(self) -> int:
+        """Rows in all parts."""
+        return sum(p.rows for p in self.parts)
+
+    @property
+    def csv_bytes(self) -> int:
+        """Uncompressed CSV bytes in all parts."""
+        return sum(p.csv_bytes for p in self.parts)
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes stored in S3 for all parts."""
+        return sum(p.stored_bytes for p in self.parts)
+
+    def to_json(self) -> bytes:
+        """The manifest as stored: JSON with the totals spelled out for people reading it."""
+        body = asdict(self)
+        body.update(rows=self.rows, csv_bytes=self.csv_bytes, stored_bytes=self.stored_bytes)
+        return json.dumps(body, indent=1, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Manifest:
+        """Parse a stored manifest; TransferError if it is not one this version understands."""
+        try:
+            body = json.loads(raw)
+            if body.get("version") != MANIFEST_VERSION:
+                raise TransferError(f"manifest version {body.get('version')!r} is not {MANIFEST_VERSION}")
+            return cls(
+                bucket=body["bucket"],
+                prefix=body["prefix"],
+                extract_id=body["extract_id"],
+                company=body["company"],
+                table=body["table"],
+                logical_date=body["logical_date"],
+                run_id=body["run_id"],
+                columns=tuple(Column(**c) for c in body["columns"]),
+                parts=tuple(Part(**p) for p in body["parts"]),
+                compression=body["compression"],
+                started_at=body["started_at"],
+                finished_at=body["finished_at"],
+                chunk=tuple(body["chunk"]) if body.get("chunk") else None,  # type: ignore[arg-type]
+                dialect=body["dialect"],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TransferError(f"manifest is malformed: {exc}") from exc

@@ -1,0 +1,108 @@
+"""The parse-time snapshot: the resolved plan cached on local disk, so parsing rarely touches the admin DB.
+
+Rules (issue 5): within the TTL, no network I/O; past it, one bounded refresh written atomically; if
+the admin DB cannot be reached, the last good snapshot is used with a warning; only with no snapshot
+at all does loading fail. A worker parsing the file to run one task uses any snapshot it has.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from report_pipeline.config import AdminRows, Plan, build_plan, plan_from_dict, plan_to_dict
+from report_pipeline.errors import ConfigError
+from report_pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PlanSource:
+    """Where a plan came from, for logs and tests."""
+
+    origin: str  # "snapshot", "admin-db", "stale-snapshot"
+    age_seconds: float
+    admin_queries: int
+
+
+def _fingerprint(settings: Settings) -> dict[str, object]:
+    # A snapshot built under other naming settings would name other buckets and schemas.
+    return {
+        "bucket_template": settings.bucket_template,
+        "schema_template": settings.schema_template,
+        "default_lookback_days": settings.default_lookback_days,
+    }
+
+
+def read_snapshot(path: Path, settings: Settings) -> tuple[Plan, float] | None:
+    """The cached plan and its age in seconds, or None if there is no usable snapshot."""
+    try:
+        raw = path.read_bytes()
+        age = time.time() - path.stat().st_mtime
+        body = json.loads(raw)
+        if body.get("version") != SNAPSHOT_VERSION or body.get("settings") != _fingerprint(settings):
+            return None
+        return plan_from_dict(body["plan"]), age
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring unreadable admin snapshot %s: %s", path, exc)
+        return None
+
+
+def write_snapshot(path: Path, settings: Settings, plan: Plan) -> None:
+    """Write the plan atomically (temp file + rename), so a reader never sees half a snapshot."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = json.dumps({"version": SNAPSHOT_VERSION, "settings": _fingerprint(settings), "plan": plan_to_dict(plan)})
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(body)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_plan(
+    settings: Settings,
+    fetch_rows: Callable[[], AdminRows],
+    *,
+    prefer_snapshot: bool = False,
+) -> tuple[Plan, PlanSource]:
+    """The plan for this parse: from the snapshot when fresh (or when ``prefer_snapshot``), else refreshed.
+
+    ``fetch_rows`` reads the admin DB (with short timeouts); it is called at most once.
+    """
+    cached = read_snapshot(settings.snapshot_path, settings)
+    if cached is not None and (prefer_snapshot or cached[1] < settings.snapshot_ttl_seconds):
+        return cached[0], PlanSource("snapshot", cached[1], 0)
+    try:
+        plan = build_plan(fetch_rows(), settings)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the admin DB falls back the same way
+        if cached is None:
+            raise ConfigError(
+                f"cannot read the admin database ({type(exc).__name__}: {exc}) and there is no snapshot at "
+                f"{settings.snapshot_path}; the DAG cannot be built until the admin database is reachable once"
+            ) from exc
+        log.warning(
+            "admin database unreachable (%s: %s); using the snapshot from %.0f s ago with %d companies",
+            type(exc).__name__,
+            exc,
+            cached[1],
+            len(cached[0].companies),
+        )
+        return cached[0], PlanSource("stale-snapshot", cached[1], 1)
+    write_snapshot(settings.snapshot_path, settings, plan)
+    return plan, PlanSource("admin-db", 0.0, 1)

@@ -1,0 +1,103 @@
+"""S3 access on top of a boto3 client handed in by the caller (in Airflow: ``S3Hook.get_conn()``).
+
+Every object is written with the configured server-side encryption, and every read of a part is
+checked against the sha256 its manifest recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from report_pipeline.errors import TransferError
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One company's bucket and how objects are written to it."""
+
+    client: Any
+    name: str
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+
+    def _write_args(self) -> dict[str, str]:
+        args: dict[str, str] = {}
+        if self.sse:
+            args["ServerSideEncryption"] = self.sse
+            if self.sse == "aws:kms" and self.sse_kms_key_id:
+                args["SSEKMSKeyId"] = self.sse_kms_key_id
+        return args
+
+    def ensure(self) -> None:
+        """Create the bucket if it does not exist yet, as the seed's extract did."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.name)
+            return
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+                raise
+        region = self.client.meta.region_name
+        kwargs: dict[str, Any] = {"Bucket": self.name}
+        if region and region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            self.client.create_bucket(**kwargs)
+        except ClientError as exc:
+            # Another task of the same company may have created it a moment ago.
+            if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+
+    def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+        """Store one object."""
+        self.client.put_object(Bucket=self.name, Key=key, Body=body, ContentType=content_type, **self._write_args())
+
+    def get(self, key: str) -> bytes:
+        """Read one whole (small) object."""
+        return bytes(self.client.get_object(Bucket=self.name, Key=key)["Body"].read())
+
+    def get_checked(self, key: str, sha256: str) -> bytes:
+        """Read one part and verify it is byte-for-byte what the extract stored."""
+        body = self.get(key)
+        digest = hashlib.sha256(body).hexdigest()
+        if digest != sha256:
+            raise TransferError(f"s3://{self.name}/{key}: sha256 {digest} does not match the manifest's {sha256}")
+        return body
+
+    def exists(self, key: str) -> bool:
+        """Whether an object exists."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.name, Key=key)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every key under a prefix."""
+        found: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix):
+            found.extend(o["Key"] for o in page.get("Contents", ()))
+        return found
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Delete objects (missing ones are fine)."""
+        batch = [{"Key": k} for k in keys]
+        for i in range(0, len(batch), 1000):
+            self.client.delete_objects(Bucket=self.name, Delete={"Objects": batch[i : i + 1000], "Quiet": True})
+
+    def abort_multipart_uploads(self, prefix: str) -> int:
+        """Abort unfinished multipart uploads under a prefix; returns how many were aborted."""
+        aborted = 0
+        listing = self.client.list_multipart_uploads(Bucket=self.name, Prefix=prefix)
+        for upload in listing.get("Uploads", ()):
+            self.client.abort_multipart_upload(Bucket=self.name, Key=upload["Key"], UploadId=upload["UploadId"])
+            aborted += 1
+        return aborted

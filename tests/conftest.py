@@ -1,0 +1,107 @@
+"""Shared fixtures: the local wiring from scripts/env.sh, and clients for the real local servers.
+
+Integration tests talk to the MariaDB and SeaweedFS servers that `make test` starts; when they are
+not reachable the tests fail (never skip), so a green run always means the real servers were used.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_env() -> None:
+    """Fill os.environ from scripts/env.sh for anything the caller did not set (plain `pytest` runs)."""
+    out = subprocess.run(
+        ["bash", "-c", "source scripts/env.sh >/dev/null && env -0"], cwd=REPO, capture_output=True, check=True
+    ).stdout
+    for item in out.split(b"\0"):
+        if b"=" in item:
+            key, value = item.decode().split("=", 1)
+            os.environ.setdefault(key, value)
+
+
+_load_env()
+os.environ.setdefault("REPORTS_SNAPSHOT_PATH", str(REPO / ".local" / "test-snapshot.json"))
+
+
+def mysql_connect(db: str | None = None, **extra: Any) -> Any:
+    """A mysqlclient connection as the local `reports` user."""
+    import MySQLdb
+
+    return MySQLdb.connect(
+        host="127.0.0.1",
+        port=int(os.environ["REPORTS_MYSQL_PORT"]),
+        user="reports",
+        passwd="reports",
+        db=db or "",
+        charset="utf8mb4",
+        local_infile=1,
+        **extra,
+    )
+
+
+def s3_client() -> Any:
+    """A boto3 client for the local S3 server."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{os.environ['REPORTS_S3_PORT']}",
+        aws_access_key_id="any",
+        aws_secret_access_key="any",
+        region_name="us-east-1",
+    )
+
+
+def execute(conn: Any, *statements: str) -> None:
+    """Run statements and commit."""
+    cursor = conn.cursor()
+    for statement in statements:
+        cursor.execute(statement)
+    conn.commit()
+    cursor.close()
+
+
+@pytest.fixture(scope="session")
+def mysql_root() -> Iterator[Any]:
+    conn = mysql_connect()
+    conn.autocommit(True)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def scratch_db(mysql_root: Any) -> Iterator[str]:
+    """A fresh schema for one test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    execute(mysql_root, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    yield name
+    execute(mysql_root, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="session")
+def s3() -> Any:
+    return s3_client()
+
+
+@pytest.fixture
+def bucket_name(s3: Any) -> Iterator[str]:
+    """A fresh bucket name (not created: the extract creates it, as the seed did)."""
+    name = f"rp-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    try:
+        objects = s3.list_objects_v2(Bucket=name).get("Contents", [])
+        if objects:
+            s3.delete_objects(Bucket=name, Delete={"Objects": [{"Key": o["Key"]} for o in objects]})
+        s3.delete_bucket(Bucket=name)
+    except Exception:  # noqa: BLE001 - the bucket may never have been created
+        pass
