@@ -8,6 +8,8 @@ ENV := source scripts/env.sh
 DEMO_DATE ?= 2026-11-26
 PYTEST_ARGS ?=
 
+include scripts/airflow.mk
+
 .PHONY: demo test bench lint services services-stop airflow-db venv system-packages clean
 
 system-packages:
