@@ -51,7 +51,8 @@ demo: services airflow-db
 test: services airflow-db
 	$(ENV)
 	export PATH="$$PWD/$(VENV)/bin:$$PATH"
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m "not airflow_real" $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-airflow
 
 bench: services
 	$(ENV)
@@ -61,5 +62,5 @@ lint: venv
 	$(VENV)/bin/ruff check include dags tests scripts
 	$(VENV)/bin/mypy
 
-clean: services-stop
+clean: airflow-down services-stop
 	rm -rf .local

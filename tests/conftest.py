@@ -71,7 +71,7 @@ def execute(conn: Any, *statements: str) -> None:
     cursor.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def mysql_root() -> Iterator[Any]:
     conn = mysql_connect()
     conn.autocommit(True)

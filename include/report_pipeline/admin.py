@@ -44,7 +44,7 @@ def init_admin(conn: Any) -> list[str]:
     cursor = conn.cursor()
     cursor.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
     existing = {str(r[0]) for r in cursor.fetchall()}
-    for statement, table in zip(schema_statements(), ADMIN_TABLES):
+    for statement, table in zip(schema_statements(), ADMIN_TABLES, strict=False):
         if table not in existing:
             cursor.execute(statement)
             done.append(f"created table {table}")
@@ -72,11 +72,14 @@ def _select_all(cursor: Any, table: str) -> list[dict[str, Any]]:
         cursor.execute(f"SELECT * FROM `{table}`")
     except Exception as exc:
         # The seed's first version had no configuration tables: read them as empty.
-        if table in ("configurations", "companies_configurations") and getattr(exc, "args", (None,))[0] == _NO_SUCH_TABLE:
+        if (
+            table in ("configurations", "companies_configurations")
+            and getattr(exc, "args", (None,))[0] == _NO_SUCH_TABLE
+        ):
             return []
         raise
     names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
 
 
 def read_admin_rows(conn: Any) -> AdminRows:

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from report_pipeline import admin, demo, onboard, tasks
@@ -53,7 +53,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Any 
     cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for n, row in enumerate(cells):
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip(), file=out)
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip(), file=out)
         if n == 0:
             print("  ".join("-" * w for w in widths), file=out)
 
@@ -65,10 +65,10 @@ def _fresh_plan(settings: Settings) -> Plan:
 
 def _parse_date(text: str | None) -> dt.datetime:
     if not text:
-        today = dt.datetime.now(dt.timezone.utc).date()
-        return dt.datetime.combine(today, dt.time(), dt.timezone.utc)
+        today = dt.datetime.now(dt.UTC).date()
+        return dt.datetime.combine(today, dt.time(), dt.UTC)
     value = dt.datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def cmd_init_admin(args: argparse.Namespace, settings: Settings) -> int:
@@ -89,18 +89,27 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
         c = cp.company
         window = window_for(logical, c.lookback_days)
         for spec in cp.tables:
-            rows.append([
-                c.alias, spec.name, c.bucket, c.schema, spec.target.table, spec.load_mode,
-                f"{spec.chunk_column}/{spec.chunk_rows}" if spec.chunk_column else "-",
-                f"{c.lookback_days}d ({c.lookback_source})",
-                json.dumps(bind_parameters(spec, c, window), default=str),
-            ])
+            rows.append(
+                [
+                    c.alias,
+                    spec.name,
+                    c.bucket,
+                    c.schema,
+                    spec.target.table,
+                    spec.load_mode,
+                    f"{spec.chunk_column}/{spec.chunk_rows}" if spec.chunk_column else "-",
+                    f"{c.lookback_days}d ({c.lookback_source})",
+                    json.dumps(bind_parameters(spec, c, window), default=str),
+                ]
+            )
         for broken in cp.broken:
             rows.append([c.alias, broken.name, c.bucket, c.schema, "-", "-", "-", "-", f"ERROR {broken.problem}"])
     for bc in plan.broken_companies:
         rows.append([bc.key, "-", "-", "-", "-", "-", "-", "-", f"ERROR {bc.problem}"])
-    print(f"plan for logical date {logical.date()}: {len(plan.companies)} active companies, "
-          f"{plan.inactive_companies} inactive; {plan.inactive_tables} inactive tables")
+    print(
+        f"plan for logical date {logical.date()}: {len(plan.companies)} active companies, "
+        f"{plan.inactive_companies} inactive; {plan.inactive_tables} inactive tables"
+    )
     print_table(["company", "table", "bucket", "schema", "target", "mode", "chunks", "look-back", "parameters"], rows)
     return 0
 
@@ -118,7 +127,7 @@ def _validate_against_servers(plan: Plan, settings: Settings) -> list[str]:
                 where = f"company {c.alias!r} table {spec.name!r} (tables row id={spec.id})"
                 try:
                     params = bind_parameters(spec, c, window_for(logical, c.lookback_days))
-                    src.execute(f"SELECT * FROM ({spec.query_select}) AS _rp_check LIMIT 0", params or None)
+                    src.execute(f"SELECT * FROM ({spec.query_select}) AS _rp_check LIMIT 0", params)
                     width = len(src.description or ())
                     src.fetchall()
                 except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the check
@@ -137,7 +146,8 @@ def _validate_against_servers(plan: Plan, settings: Settings) -> list[str]:
                     problems.append(f"{where}: target {c.schema}.{spec.target.table} lacks column(s) {missing}")
                 if width != len(spec.target.columns):
                     problems.append(
-                        f"{where}: query_select returns {width} column(s), query_insert names {len(spec.target.columns)}"
+                        f"{where}: query_select returns {width} column(s), "
+                        f"query_insert names {len(spec.target.columns)}"
                     )
     return problems
 
@@ -168,15 +178,22 @@ def cmd_onboard(args: argparse.Namespace, settings: Settings) -> int:
                 if spec.target.table not in {t.target.table for t in tables}:
                     tables.append(spec)
         steps = onboard.onboard(
-            admin=adm, source=src, target=tgt, s3=conns.s3(), settings=settings,
-            company_id=args.company_id, alias=args.alias, tables=tables,
-            lookback_days=args.lookback_days, dry_run=args.dry_run,
+            admin=adm,
+            source=src,
+            target=tgt,
+            s3=conns.s3(),
+            settings=settings,
+            company_id=args.company_id,
+            alias=args.alias,
+            tables=tables,
+            lookback_days=args.lookback_days,
+            dry_run=args.dry_run,
         )
     print_table(["step", "result"], [[s.what, s.action] for s in steps])
     return 0
 
 
-def _active_table_rows(conn: Any) -> list[dict[str, Any]]:
+def _active_table_rows(conn: Any) -> list[Mapping[str, Any]]:
     return [r for r in admin.read_admin_rows(conn).tables if r.get("status") == 1]
 
 
@@ -207,9 +224,18 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     total = time.monotonic() - started
     print_table(
         ["company", "table", "rows extracted", "rows loaded", "csv bytes", "stored bytes", "extract s", "total s"],
-        [[company.alias, spec.name, sum(m.rows for m in manifests), result.rows,
-          sum(m.csv_bytes for m in manifests), sum(m.stored_bytes for m in manifests),
-          f"{extracted:.2f}", f"{total:.2f}"]],
+        [
+            [
+                company.alias,
+                spec.name,
+                sum(m.rows for m in manifests),
+                result.rows,
+                sum(m.csv_bytes for m in manifests),
+                sum(m.stored_bytes for m in manifests),
+                f"{extracted:.2f}",
+                f"{total:.2f}",
+            ]
+        ],
     )
     return 0
 

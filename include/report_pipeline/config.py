@@ -120,7 +120,7 @@ class Plan:
     broken_companies: tuple[BrokenCompany, ...] = ()
     inactive_companies: int = 0
     inactive_tables: int = 0
-    built_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
+    built_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
 
     @property
     def problems(self) -> list[Problem]:
@@ -204,15 +204,13 @@ def build_table(row: Row) -> TableSpec:
         unknown = sorted(named - legacy.NAMED_PARAMETERS)
         if unknown:
             raise ConfigError(
-                f"query_select uses unknown named placeholder(s) {unknown}; "
-                f"known: {sorted(legacy.NAMED_PARAMETERS)}"
+                f"query_select uses unknown named placeholder(s) {unknown}; known: {sorted(legacy.NAMED_PARAMETERS)}"
             )
         if references:
             raise ConfigError("query_select uses named placeholders, so params_select must be empty")
     elif positional != len(references):
         raise ConfigError(
-            f"query_select has {positional} %s placeholder(s) but params_select lists "
-            f"{len(references)} reference(s)"
+            f"query_select has {positional} %s placeholder(s) but params_select lists {len(references)} reference(s)"
         )
     target = sql.parse_insert_target(_text(row.get("query_insert")) or "")
     mode = (_text(row.get("load_mode")) or "upsert").strip().lower()
@@ -325,9 +323,7 @@ def bind_parameters(spec: TableSpec, company: Company, window: Window) -> tuple[
         }
         return {name: values[name] for name in spec.named_parameters}
     row = company.legacy_row()
-    return tuple(
-        window.date_from.isoformat() if ref.kind == "date" else row[ref.index] for ref in spec.references
-    )
+    return tuple(window.date_from.isoformat() if ref.kind == "date" else row[ref.index] for ref in spec.references)
 
 
 def with_overrides(spec: TableSpec, load_mode: str | None) -> TableSpec:

@@ -52,7 +52,16 @@ DEMO_TABLES = (
         "",
         "swap",
     ),
-    (4, "audit_log", 0, "SELECT id FROM audit_log WHERE company = %s", "company[1]", "REPLACE INTO audit_log(id) VALUES", "", "upsert"),
+    (
+        4,
+        "audit_log",
+        0,
+        "SELECT id FROM audit_log WHERE company = %s",
+        "company[1]",
+        "REPLACE INTO audit_log(id) VALUES",
+        "",
+        "upsert",
+    ),
 )
 
 SOURCE_DDL = (

@@ -35,10 +35,34 @@ MAX_CHUNKS = 256
 
 # MySQL field type codes (MySQLdb.constants.FIELD_TYPE), spelled out so this module imports without it.
 _TYPE_NAMES = {
-    0: "DECIMAL", 1: "TINY", 2: "SHORT", 3: "LONG", 4: "FLOAT", 5: "DOUBLE", 6: "NULL", 7: "TIMESTAMP",
-    8: "LONGLONG", 9: "INT24", 10: "DATE", 11: "TIME", 12: "DATETIME", 13: "YEAR", 14: "NEWDATE",
-    15: "VARCHAR", 16: "BIT", 245: "JSON", 246: "NEWDECIMAL", 247: "ENUM", 248: "SET", 249: "TINY_BLOB",
-    250: "MEDIUM_BLOB", 251: "LONG_BLOB", 252: "BLOB", 253: "VAR_STRING", 254: "STRING", 255: "GEOMETRY",
+    0: "DECIMAL",
+    1: "TINY",
+    2: "SHORT",
+    3: "LONG",
+    4: "FLOAT",
+    5: "DOUBLE",
+    6: "NULL",
+    7: "TIMESTAMP",
+    8: "LONGLONG",
+    9: "INT24",
+    10: "DATE",
+    11: "TIME",
+    12: "DATETIME",
+    13: "YEAR",
+    14: "NEWDATE",
+    15: "VARCHAR",
+    16: "BIT",
+    245: "JSON",
+    246: "NEWDECIMAL",
+    247: "ENUM",
+    248: "SET",
+    249: "TINY_BLOB",
+    250: "MEDIUM_BLOB",
+    251: "LONG_BLOB",
+    252: "BLOB",
+    253: "VAR_STRING",
+    254: "STRING",
+    255: "GEOMETRY",
 }
 _STRING_TYPES = (15, 249, 250, 251, 252, 253, 254)
 _BIT = 16
@@ -87,7 +111,7 @@ def _row_formatter(type_codes: Sequence[int]) -> Callable[[Sequence[bytes | None
         return b",".join(
             [
                 _NULL if value is None else (_quote(value) if needs_quotes else value)
-                for value, needs_quotes in zip(row, quoted)
+                for value, needs_quotes in zip(row, quoted, strict=False)
             ]
         )
 
@@ -156,16 +180,14 @@ def plan_chunks(
     col = quote_identifier(column)
     cursor = conn.cursor()
     try:
-        cursor.execute(
-            f"SELECT MIN(_rp_q.{col}), MAX(_rp_q.{col}), COUNT(*) FROM ({query}) AS _rp_q", parameters or None
-        )
+        cursor.execute(f"SELECT MIN(_rp_q.{col}), MAX(_rp_q.{col}), COUNT(*) FROM ({query}) AS _rp_q", parameters)
         low, high, count = cursor.fetchone()
     finally:
         cursor.close()
     if low is None or not count:
         return [(0, 1)]
     for bound in (low, high):
-        if isinstance(bound, float) or not isinstance(bound, (int,)) and not str(bound).lstrip("-").isdigit():
+        if isinstance(bound, float) or (not isinstance(bound, (int,)) and not str(bound).lstrip("-").isdigit()):
             raise TransferError(f"chunk column {column!r} must be an integer column, got {bound!r}")
     low, high = int(low), int(high)
     chunks = min(MAX_CHUNKS, max(1, math.ceil(int(count) / chunk_rows)))
@@ -267,7 +289,7 @@ def extract(conn: Any, request: ExtractRequest) -> Manifest:
     Any earlier manifest and ``_SUCCESS`` marker under the prefix are removed first, so a half-written
     extract is never mistaken for a finished one.
     """
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     request.bucket.ensure()
     stale = [f"{request.prefix}/{MANIFEST_NAME}", f"{request.prefix}/{SUCCESS_NAME}"]
     request.bucket.delete(stale)
@@ -292,7 +314,7 @@ def extract(conn: Any, request: ExtractRequest) -> Manifest:
     uploader = _PartUploader(request)
     cursor = MySQLdb.cursors.SSCursor(conn)
     try:
-        cursor.execute(query, parameters or None)
+        cursor.execute(query, parameters)
         description = cursor.description or ()
         type_codes = [d[1] for d in description]
         format_row = _row_formatter(type_codes)
@@ -335,13 +357,11 @@ def extract(conn: Any, request: ExtractRequest) -> Manifest:
         table=request.table,
         logical_date=request.logical_date,
         run_id=request.run_id,
-        columns=tuple(
-            Column(d[0], _TYPE_NAMES.get(d[1], str(d[1])), encodings[i]) for i, d in enumerate(description)
-        ),
+        columns=tuple(Column(d[0], _TYPE_NAMES.get(d[1], str(d[1])), encodings[i]) for i, d in enumerate(description)),
         parts=tuple(parts),
         compression="gzip" if request.compress else "none",
         started_at=started.isoformat(),
-        finished_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+        finished_at=dt.datetime.now(dt.UTC).isoformat(),
         chunk=request.chunk,
     )
     request.bucket.put(manifest.key, manifest.to_json(), "application/json")

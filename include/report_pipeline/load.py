@@ -95,7 +95,7 @@ def read_manifests(bucket: Bucket, keys: Sequence[str]) -> list[Manifest]:
 
 
 def _encodings(manifests: Sequence[Manifest]) -> list[str]:
-    encodings = [c.encoding for c in manifests[0].columns]
+    encodings: list[str] = [c.encoding for c in manifests[0].columns]
     for m in manifests[1:]:
         for i, c in enumerate(m.columns):
             if c.encoding != "text":
@@ -144,7 +144,7 @@ def load_statement(schema: str, table: str, target: InsertTarget, encodings: Seq
     """The LOAD DATA statement for one part (the file name is a bound parameter)."""
     columns: list[str] = []
     assignments: list[str] = []
-    for i, (name, encoding) in enumerate(zip(target.columns, encodings)):
+    for i, (name, encoding) in enumerate(zip(target.columns, encodings, strict=False)):
         column = quote_identifier(name)
         if encoding == "text":
             columns.append(column)
@@ -219,7 +219,7 @@ def _record(cursor: Any, request: LoadRequest, rows: int, load_key: str, mode: s
         "VALUES (%s, %s, %s, %s, UTC_TIMESTAMP(6), %s, %s, %s)",
         (
             request.target.table,
-            request.logical_date.astimezone(dt.timezone.utc).replace(tzinfo=None),
+            request.logical_date.astimezone(dt.UTC).replace(tzinfo=None),
             request.run_id,
             rows,
             mode,
@@ -339,7 +339,7 @@ def _mark_success(request: LoadRequest, manifests: Sequence[Manifest], rows: int
         "load_key": load_key,
         "manifests": list(request.manifest_keys),
         "run_id": request.run_id,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(),
     }
     request.bucket.put(request.success_key, json.dumps(body, indent=1).encode(), "application/json")
 

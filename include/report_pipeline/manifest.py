@@ -27,8 +27,7 @@ SUCCESS_NAME = "_SUCCESS"
 # kept inside quotes), the unquoted word NULL for SQL NULL, binary values as lowercase hex, BIT values
 # as unsigned integers, other values in MySQL's own text form. LOAD DATA reads it back exactly with:
 LOAD_DATA_FORMAT = (
-    "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
-    "LINES TERMINATED BY '\\n'"
+    "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n'"
 )
 DIALECT = {
     "delimiter": ",",
@@ -49,10 +48,10 @@ Encoding = Literal["text", "hex", "bit"]
 def run_key(logical_date: dt.datetime | dt.date) -> str:
     """The key segment of one logical date, e.g. ``2026-11-26T000000Z`` (UTC, sortable)."""
     if not isinstance(logical_date, dt.datetime):
-        logical_date = dt.datetime.combine(logical_date, dt.time(), dt.timezone.utc)
+        logical_date = dt.datetime.combine(logical_date, dt.time(), dt.UTC)
     if logical_date.tzinfo is None:
-        logical_date = logical_date.replace(tzinfo=dt.timezone.utc)
-    return logical_date.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+        logical_date = logical_date.replace(tzinfo=dt.UTC)
+    return logical_date.astimezone(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
 
 
 def table_prefix(table: str, logical_date: dt.datetime | dt.date) -> str:

@@ -39,7 +39,9 @@ def _admin_rows(cursor: Any, company_id: int, alias: str, lookback_days: int | N
     if row is None:
         if not dry_run:
             cursor.execute("INSERT INTO companies (company_id, status, alias) VALUES (%s, 1, %s)", (company_id, alias))
-        steps.append(Step(f"admin companies row {alias!r} (company_id={company_id})", "would create" if dry_run else "created"))
+        steps.append(
+            Step(f"admin companies row {alias!r} (company_id={company_id})", "would create" if dry_run else "created")
+        )
     else:
         steps.append(Step(f"admin companies row {alias!r} (id={row[0]}, status={row[2]})", "exists"))
     if lookback_days is None:
@@ -152,6 +154,8 @@ def onboard(
             if extra:
                 drops = ", ".join(f"DROP COLUMN {sql.quote_identifier(c)}" for c in extra)
                 target_cursor.execute(f"ALTER TABLE {quoted_schema}.{sql.quote_identifier(table)} {drops}")
-        steps.append(Step(f"target table {schema}.{table} (from source {table})", "would create" if dry_run else "created"))
+        steps.append(
+            Step(f"target table {schema}.{table} (from source {table})", "would create" if dry_run else "created")
+        )
     target.commit()
     return steps

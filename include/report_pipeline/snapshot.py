@@ -90,7 +90,7 @@ def load_plan(
         plan = build_plan(fetch_rows(), settings)
     except ConfigError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the admin DB falls back the same way
+    except Exception as exc:
         if cached is None:
             raise ConfigError(
                 f"cannot read the admin database ({type(exc).__name__}: {exc}) and there is no snapshot at "

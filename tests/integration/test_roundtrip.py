@@ -8,19 +8,36 @@ import json
 from typing import Any
 
 import pytest
+from tests.conftest import execute, mysql_connect
 
 from report_pipeline.errors import TransferError
 from report_pipeline.extract import ExtractRequest, extract
 from report_pipeline.load import LoadRequest, load
 from report_pipeline.sql import InsertTarget
 from report_pipeline.storage import Bucket
-from tests.conftest import execute, mysql_connect
 
 pytestmark = pytest.mark.integration
 
 COLUMNS = (
-    "id", "txt", "big_text", "dec65", "f", "d", "ubig", "dte", "dt6", "ts6", "tm6", "yr", "bits",
-    "bin", "vbin", "blb", "js", "en", "st",
+    "id",
+    "txt",
+    "big_text",
+    "dec65",
+    "f",
+    "d",
+    "ubig",
+    "dte",
+    "dt6",
+    "ts6",
+    "tm6",
+    "yr",
+    "bits",
+    "bin",
+    "vbin",
+    "blb",
+    "js",
+    "en",
+    "st",
 )
 DDL = """CREATE TABLE {name} (
   id INT NOT NULL PRIMARY KEY,
@@ -45,36 +62,70 @@ DDL = """CREATE TABLE {name} (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
 
 TRICKY_TEXT = [
-    None, "", "NULL", "\\N", "N", "null", "😀 family: 👨‍👩‍👧‍👦 and 🏳️‍🌈", "a,b", 'say "hi"', '"', '""', "back\\slash\\",
-    "tab\there", "crlf\r\nline", "lone\rcr", "nl\nnl", " leading and trailing ", "\\", ",", "\\\\N", "x\x00y",
-    'ends with quote"', '"starts', "é ü ß ñ 中文", "\u2028\u2029",
+    None,
+    "",
+    "NULL",
+    "\\N",
+    "N",
+    "null",
+    "😀 family: 👨‍👩‍👧‍👦 and 🏳️‍🌈",
+    "a,b",
+    'say "hi"',
+    '"',
+    '""',
+    "back\\slash\\",
+    "tab\there",
+    "crlf\r\nline",
+    "lone\rcr",
+    "nl\nnl",
+    " leading and trailing ",
+    "\\",
+    ",",
+    "\\\\N",
+    "x\x00y",
+    'ends with quote"',
+    '"starts',
+    "é ü ß ñ 中文",
+    "\u2028\u2029",
 ]
 
 
 def rows() -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = []
     for i, text in enumerate(TRICKY_TEXT):
-        out.append((
-            i + 1, text, None if i % 3 else text,
-            None if i == 0 else "12345678901234567890123456789012345.123456789012345678901234567891" if i == 1
-            else f"-{i}.{'0' * 29}1",
-            None if i == 0 else [0.1, 3.4028235e38, -1.17549435e-38, 1.5, 0.0][i % 5],
-            None if i == 0 else [0.1 + 0.2, 1e308, -2.2250738585072014e-308, 5e-324, 1 / 3][i % 5],
-            None if i == 0 else [18446744073709551615, 0, 1, 2**63][i % 4],
-            None if i == 0 else dt.date(1000 + i, 1, 1 + i % 28),
-            None if i == 0 else dt.datetime(2026, 1, 1, 23, 59, 59, 999999 - i),
-            None if i == 0 else dt.datetime(2038, 1, 19, 3, 14, 7, 499999) if i == 1
-            else dt.datetime(1970, 1, 1, 0, 0, 1) + dt.timedelta(days=i * 1000, microseconds=i),
-            None if i == 0 else ["-838:59:59.000000", "838:59:59.000000", "-00:00:00.000001", "12:34:56.789012"][i % 4],
-            None if i == 0 else 1901 + i,
-            None if i == 0 else i * 97 % 4096,
-            None if i == 0 else bytes([0, 0x5C, 0x22, i % 256]),
-            None if i == 0 else bytes(range(i, i + 40)) + b"\x00\\\n\r\t,\"",
-            None if i == 0 else bytes(range(256)) * (1 + i % 3),
-            None if i == 0 else json.dumps({"k": text, "n": [1, 2.5, None], "u": "😀"}),
-            None if i == 0 else ["a", "b c", 'd,"e"'][i % 3],
-            None if i == 0 else ["", "x", "x,z", "x,y,z"][i % 4],
-        ))
+        out.append(
+            (
+                i + 1,
+                text,
+                None if i % 3 else text,
+                None
+                if i == 0
+                else "12345678901234567890123456789012345.123456789012345678901234567891"
+                if i == 1
+                else f"-{i}.{'0' * 29}1",
+                None if i == 0 else [0.1, 3.40282e38, -1.17549e-38, 1.5, 0.0][i % 5],
+                None if i == 0 else [0.1 + 0.2, 1e308, -2.2250738585072014e-308, 5e-324, 1 / 3][i % 5],
+                None if i == 0 else [18446744073709551615, 0, 1, 2**63][i % 4],
+                None if i == 0 else dt.date(1000 + i, 1, 1 + i % 28),
+                None if i == 0 else dt.datetime(2026, 1, 1, 23, 59, 59, 999999 - i),
+                None
+                if i == 0
+                else dt.datetime(2038, 1, 19, 3, 14, 7, 499999)
+                if i == 1
+                else dt.datetime(1970, 1, 1, 0, 0, 1) + dt.timedelta(days=i * 1000, microseconds=i),
+                None
+                if i == 0
+                else ["-838:59:59.000000", "838:59:59.000000", "-00:00:00.000001", "12:34:56.789012"][i % 4],
+                None if i == 0 else 1901 + i,
+                None if i == 0 else i * 97 % 4096,
+                None if i == 0 else bytes([0, 0x5C, 0x22, i % 256]),
+                None if i == 0 else bytes(range(i, i + 40)) + b'\x00\\\n\r\t,"',
+                None if i == 0 else bytes(range(256)) * (1 + i % 3),
+                None if i == 0 else json.dumps({"k": text, "n": [1, 2.5, None], "u": "😀"}),
+                None if i == 0 else ["a", "b c", 'd,"e"'][i % 3],
+                None if i == 0 else ["", "x", "x,z", "x,y,z"][i % 4],
+            )
+        )
     # A TEXT value near 1 MB with every awkward character repeated.
     out.append((1000, "big", ('x,"\\\n\r\t😀' * 100_000)[:1_000_000], *([None] * 16)))
     return out
@@ -107,11 +158,21 @@ def _fingerprint_mismatches(source_db: str, target_db: str) -> list[Any]:
 def _extract(source_db: str, bucket: Bucket, part_bytes: int, compress: bool = True, zone: str = "+05:00") -> Any:
     conn = mysql_connect(source_db, init_command=f"SET time_zone = '{zone}'")
     try:
-        return extract(conn, ExtractRequest(
-            company="acme", table="src", bucket=bucket, prefix="src/2026-11-26T000000Z",
-            query=f"SELECT {', '.join(COLUMNS)} FROM src WHERE id >= %s ORDER BY id", parameters=(0,),
-            logical_date="2026-11-26T00:00:00+00:00", run_id="test", compress=compress, part_bytes=part_bytes,
-        ))
+        return extract(
+            conn,
+            ExtractRequest(
+                company="acme",
+                table="src",
+                bucket=bucket,
+                prefix="src/2026-11-26T000000Z",
+                query=f"SELECT {', '.join(COLUMNS)} FROM src WHERE id >= %s ORDER BY id",
+                parameters=(0,),
+                logical_date="2026-11-26T00:00:00+00:00",
+                run_id="test",
+                compress=compress,
+                part_bytes=part_bytes,
+            ),
+        )
     finally:
         conn.close()
 
@@ -119,11 +180,20 @@ def _extract(source_db: str, bucket: Bucket, part_bytes: int, compress: bool = T
 def _load(target_db: str, bucket: Bucket, manifest: Any, table: str = "tgt", mode: str = "upsert") -> Any:
     conn = mysql_connect(init_command="SET time_zone = '-07:00'")
     try:
-        return load(conn, LoadRequest(
-            company="acme", schema=target_db, target=InsertTarget(table, COLUMNS, "replace"), load_mode=mode,
-            bucket=bucket, manifest_keys=(manifest.key,), success_key="src/2026-11-26T000000Z/_SUCCESS",
-            logical_date=dt.datetime(2026, 11, 26, tzinfo=dt.timezone.utc), run_id="test",
-        ))
+        return load(
+            conn,
+            LoadRequest(
+                company="acme",
+                schema=target_db,
+                target=InsertTarget(table, COLUMNS, "replace"),
+                load_mode=mode,
+                bucket=bucket,
+                manifest_keys=(manifest.key,),
+                success_key="src/2026-11-26T000000Z/_SUCCESS",
+                logical_date=dt.datetime(2026, 11, 26, tzinfo=dt.UTC),
+                run_id="test",
+            ),
+        )
     finally:
         conn.close()
 
@@ -162,14 +232,28 @@ def test_csv_is_plain_rfc4180_with_unquoted_null(scratch_db, mysql_root, s3, buc
     execute(mysql_root, f"CREATE TABLE `{scratch_db}`.t (id INT, s VARCHAR(20), n DECIMAL(5,2))")
     execute(mysql_root, f"INSERT INTO `{scratch_db}`.t VALUES (1, 'a,\"b\"', 1.50), (2, NULL, NULL), (3, '', 0)")
     conn = mysql_connect(scratch_db)
-    manifest = extract(conn, ExtractRequest(
-        company="acme", table="t", bucket=Bucket(s3, bucket_name), prefix="t/x", query="SELECT * FROM t ORDER BY id",
-        parameters=(), logical_date="x", run_id="r"))
+    manifest = extract(
+        conn,
+        ExtractRequest(
+            company="acme",
+            table="t",
+            bucket=Bucket(s3, bucket_name),
+            prefix="t/x",
+            query="SELECT * FROM t ORDER BY id",
+            parameters=(),
+            logical_date="x",
+            run_id="r",
+        ),
+    )
     conn.close()
     body = gzip.decompress(s3.get_object(Bucket=bucket_name, Key=manifest.parts[0].key)["Body"].read())
     assert body == b'1,"a,""b""",1.50\n2,NULL,NULL\n3,"",0.00\n'
     stored = json.loads(s3.get_object(Bucket=bucket_name, Key=manifest.key)["Body"].read())
-    assert stored["rows"] == 3 and stored["columns"][1] == {"name": "s", "source_type": "VAR_STRING", "encoding": "text"}
+    assert stored["rows"] == 3 and stored["columns"][1] == {
+        "name": "s",
+        "source_type": "VAR_STRING",
+        "encoding": "text",
+    }
 
 
 def test_a_load_that_would_truncate_fails_and_leaves_the_target_untouched(scratch_db, mysql_root, s3, bucket_name):
@@ -182,16 +266,36 @@ def test_a_load_that_would_truncate_fails_and_leaves_the_target_untouched(scratc
     )
     conn = mysql_connect(scratch_db)
     bucket = Bucket(s3, bucket_name)
-    manifest = extract(conn, ExtractRequest(
-        company="acme", table="src", bucket=bucket, prefix="src/x", query="SELECT id, s FROM src", parameters=(),
-        logical_date="x", run_id="r"))
+    manifest = extract(
+        conn,
+        ExtractRequest(
+            company="acme",
+            table="src",
+            bucket=bucket,
+            prefix="src/x",
+            query="SELECT id, s FROM src",
+            parameters=(),
+            logical_date="x",
+            run_id="r",
+        ),
+    )
     conn.close()
     target = mysql_connect()
     with pytest.raises(TransferError, match="would change values"):
-        load(target, LoadRequest(
-            company="acme", schema=scratch_db, target=InsertTarget("narrow", ("id", "s"), "replace"),
-            load_mode="upsert", bucket=bucket, manifest_keys=(manifest.key,), success_key="src/_SUCCESS",
-            logical_date=dt.datetime(2026, 11, 26, tzinfo=dt.timezone.utc), run_id="r"))
+        load(
+            target,
+            LoadRequest(
+                company="acme",
+                schema=scratch_db,
+                target=InsertTarget("narrow", ("id", "s"), "replace"),
+                load_mode="upsert",
+                bucket=bucket,
+                manifest_keys=(manifest.key,),
+                success_key="src/_SUCCESS",
+                logical_date=dt.datetime(2026, 11, 26, tzinfo=dt.UTC),
+                run_id="r",
+            ),
+        )
     target.close()
     cursor = mysql_root.cursor()
     cursor.execute(f"SELECT id, s FROM `{scratch_db}`.narrow")

@@ -15,8 +15,8 @@ from report_pipeline.config import (
     plan_to_dict,
     window_for,
 )
-from report_pipeline.legacy import Reference, parse_params_select
 from report_pipeline.errors import ConfigError
+from report_pipeline.legacy import Reference, parse_params_select
 from report_pipeline.settings import Settings
 
 SEED_TABLE = {
@@ -37,7 +37,10 @@ CONFIGS = [{"id": 1, "name": "date Y-M-D"}]
 LOOKBACKS = [{"id": 1, "retail_id": 10, "configuration_id": 1, "configuration_value": "60"}]
 
 
-def plan_of(tables, companies=COMPANIES, settings=Settings()):
+DEFAULT_SETTINGS = Settings()
+
+
+def plan_of(tables, companies=COMPANIES, settings=DEFAULT_SETTINGS):
     return build_plan(AdminRows(companies, tables, CONFIGS, LOOKBACKS), settings)
 
 
@@ -57,19 +60,33 @@ def test_seed_rows_build_one_group_per_active_company_with_seed_meaning():
 
 
 def test_date_reference_and_named_placeholders_use_the_logical_date_window():
-    legacy = {**SEED_TABLE, "id": 2, "name": "orders", "params_select": "company[1], date",
-              "query_select": "SELECT id FROM orders WHERE company = %s AND created_at >= %s",
-              "query_insert": "REPLACE INTO orders(id) VALUES "}
-    named = {**SEED_TABLE, "id": 3, "name": "events", "params_select": "",
-             "query_select": "SELECT id FROM events WHERE company = %(company_id)s AND d >= %(date_from)s "
-                             "AND d < %(date_to)s AND a = %(alias)s",
-             "query_insert": "INSERT INTO events(id) VALUES"}
+    legacy = {
+        **SEED_TABLE,
+        "id": 2,
+        "name": "orders",
+        "params_select": "company[1], date",
+        "query_select": "SELECT id FROM orders WHERE company = %s AND created_at >= %s",
+        "query_insert": "REPLACE INTO orders(id) VALUES ",
+    }
+    named = {
+        **SEED_TABLE,
+        "id": 3,
+        "name": "events",
+        "params_select": "",
+        "query_select": "SELECT id FROM events WHERE company = %(company_id)s AND d >= %(date_from)s "
+        "AND d < %(date_to)s AND a = %(alias)s",
+        "query_insert": "INSERT INTO events(id) VALUES",
+    }
     plan = plan_of([legacy, named])
     acme = plan.companies[0]
-    window = window_for(dt.datetime(2026, 11, 26, tzinfo=dt.timezone.utc), acme.company.lookback_days)
+    window = window_for(dt.datetime(2026, 11, 26, tzinfo=dt.UTC), acme.company.lookback_days)
     assert bind_parameters(acme.tables[0], acme.company, window) == (10, "2026-09-27")
     assert bind_parameters(acme.tables[1], acme.company, window) == {
-        "company_id": 10, "date_from": "2026-09-27", "date_to": "2026-11-26", "alias": "acme"}
+        "company_id": 10,
+        "date_from": "2026-09-27",
+        "date_to": "2026-11-26",
+        "alias": "acme",
+    }
 
 
 @pytest.mark.parametrize(
@@ -123,14 +140,23 @@ def test_plan_survives_the_snapshot_round_trip_exactly():
 def test_params_select_grammar():
     assert parse_params_select(None) == ()
     assert parse_params_select(" company[0] ,date,company[3]") == (
-        Reference("company", 0), Reference("date"), Reference("company", 3))
+        Reference("company", 0),
+        Reference("date"),
+        Reference("company", 3),
+    )
     with pytest.raises(ConfigError, match="entry 2"):
         parse_params_select("company[1],eval('1')")
 
 
 def test_settings_from_env_reads_templates_and_rejects_nonsense():
-    s = Settings.from_env({"REPORTS_S3_BUCKET_TEMPLATE": "corp-{alias}-reports", "REPORTS_PART_MB": "8",
-                           "REPORTS_SCHEDULE": "none", "AIRFLOW_HOME": "/x"})
+    s = Settings.from_env(
+        {
+            "REPORTS_S3_BUCKET_TEMPLATE": "corp-{alias}-reports",
+            "REPORTS_PART_MB": "8",
+            "REPORTS_SCHEDULE": "none",
+            "AIRFLOW_HOME": "/x",
+        }
+    )
     assert s.bucket_template == "corp-{alias}-reports" and s.part_bytes == 8 * 2**20 and s.schedule is None
     assert str(s.snapshot_path) == "/x/report_pipeline/admin_snapshot.json"
     with pytest.raises(ConfigError):

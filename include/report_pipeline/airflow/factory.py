@@ -28,7 +28,7 @@ from report_pipeline.snapshot import PlanSource, load_plan
 log = logging.getLogger(__name__)
 
 DAG_ID = "populate_report_databases"
-START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def table_asset(alias: str, table: str) -> Asset:
@@ -105,6 +105,7 @@ def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
     with TaskGroup(group_id(company.alias), tooltip=f"company_id={company.company_id} alias={company.alias}"):
         for spec in company_plan.tables:
             common: dict[str, Any] = {"company": company, "spec": spec, "settings": settings, **retry}
+            extract: Any
             if spec.chunk_column is not None:
                 chunks = ChunkPlanOperator(task_id=f"{spec.name}__plan_chunks", pool=settings.source_pool, **common)
                 extract = MySqlToS3Operator.partial(

@@ -35,7 +35,7 @@ def _selected(context: Mapping[str, Any], company: Company, spec: TableSpec) -> 
 
 
 def _lookback_override(context: Mapping[str, Any]) -> int | None:
-    value = (context.get("params") or {}).get("lookback_days")
+    value: Any = (context.get("params") or {}).get("lookback_days")
     return None if value in (None, "") else int(value)
 
 
@@ -61,7 +61,9 @@ class ChunkPlanOperator(_TableOperator):
             logical_date_of(context),
             _lookback_override(context),
         )
-        self.log.info("%s.%s: %d chunk(s) on %s", self.company.alias, self.spec.name, len(ranges), self.spec.chunk_column)
+        self.log.info(
+            "%s.%s: %d chunk(s) on %s", self.company.alias, self.spec.name, len(ranges), self.spec.chunk_column
+        )
         return [list(r) for r in ranges]
 
 

@@ -23,9 +23,7 @@ BACKOFF_RATE = 2.0
 class SeedRetrier(RetryPolicy):
     """Retry any error after ``interval * rate ** (try_number - 1)`` seconds: 1 s, 2 s, 4 s."""
 
-    def __init__(
-        self, interval_seconds: float = INTERVAL_SECONDS, backoff_rate: float = BACKOFF_RATE
-    ) -> None:
+    def __init__(self, interval_seconds: float = INTERVAL_SECONDS, backoff_rate: float = BACKOFF_RATE) -> None:
         self.interval_seconds = interval_seconds
         self.backoff_rate = backoff_rate
 
