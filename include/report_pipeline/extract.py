@@ -331,13 +331,22 @@ def extract(conn: Any, request: ExtractRequest) -> Manifest:
                     if value is not None:
                         encodings[i] = "hex" if isinstance(value, _Hex) else "text"
                         undecided.discard(i)
-            block = b"\n".join([format_row(r) for r in rows]) + b"\n"
-            uploader.send(block)
-            part_rows += len(rows)
-            part_bytes += len(block)
-            if part_bytes >= request.part_bytes:
-                uploader.send((f"{request.prefix}/part-{part_index:05d}{suffix}", part_rows))
-                part_index, part_rows, part_bytes = part_index + 1, 0, 0
+            lines = [format_row(r) for r in rows]
+            start = 0
+            while start < len(lines):
+                # Cut the batch where the part fills up, so parts end on row boundaries near part_bytes.
+                end, size = start, 0
+                room = request.part_bytes - part_bytes
+                while end < len(lines) and size < room:
+                    size += len(lines[end]) + 1
+                    end += 1
+                uploader.send(b"\n".join(lines[start:end]) + b"\n")
+                part_rows += end - start
+                part_bytes += size
+                start = end
+                if part_bytes >= request.part_bytes:
+                    uploader.send((f"{request.prefix}/part-{part_index:05d}{suffix}", part_rows))
+                    part_index, part_rows, part_bytes = part_index + 1, 0, 0
         if part_rows or part_index == 0:
             uploader.send((f"{request.prefix}/part-{part_index:05d}{suffix}", part_rows))
         parts = uploader.finish()

@@ -170,6 +170,8 @@ def _load_parts(
     allowed_warnings: frozenset[int],
 ) -> tuple[int, int]:
     """Run LOAD DATA for every part in manifest order, fetching the next part meanwhile."""
+    import MySQLdb
+
     work = [(p, m.compression == "gzip") for m in manifests for p in m.parts if p.rows]
     loaded = 0
     csv_bytes = 0
@@ -184,7 +186,11 @@ def _load_parts(
             if index + 1 < len(work):
                 following, compressed = work[index + 1]
                 pending = pool.submit(_fetch_part, request.bucket, following, compressed, directory)
-            cursor.execute(statement, (path,))
+            try:
+                cursor.execute(statement, (path,))
+            except (MySQLdb.DataError, MySQLdb.IntegrityError) as exc:
+                # Strict mode turns what would be a warning into an error; the verdict is the same.
+                raise TransferError(f"loading {part.key} would change values, so nothing was loaded: {exc}") from exc
             _raise_on_warnings(conn, cursor, part.key, allowed_warnings)
             info = conn.info() or b""
             match = _RECORDS.search(info if isinstance(info, bytes) else info.encode())
@@ -256,6 +262,18 @@ def load(conn: Any, request: LoadRequest) -> LoadResult:
     if done is not None:
         log.info("%s.%s: these extracts were already loaded (%s rows); nothing to do", request.schema, table, done[0])
         return LoadResult(int(done[0]), 0, 0, time.monotonic() - started, load_key, skipped=True)
+    if request.load_mode == "swap":
+        newer = _newer_swap(cursor, request)
+        if newer is not None:
+            log.warning(
+                "%s.%s: not swapping in the window of %s over the newer one of %s already loaded "
+                "(a backfill of an older date must not replace a full refresh with older data)",
+                request.schema,
+                table,
+                request.logical_date.date(),
+                newer,
+            )
+            return LoadResult(0, 0, 0, time.monotonic() - started, load_key, skipped=True)
     _check_target_columns(cursor, request.schema, request.target, len(manifests[0].columns))
     encodings = _encodings(manifests)
     allowed = frozenset({_DUPLICATE_KEY}) if request.target.mode == "ignore" else frozenset()
@@ -279,6 +297,21 @@ def load(conn: Any, request: LoadRequest) -> LoadResult:
     seconds = time.monotonic() - started
     log.info("loaded %s.%s: %d rows in %.2f s (%s)", request.schema, table, loaded, seconds, request.load_mode)
     return LoadResult(loaded, sum(len(m.parts) for m in manifests), csv_bytes, seconds, load_key)
+
+
+def _utc_naive(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _newer_swap(cursor: Any, request: LoadRequest) -> dt.datetime | None:
+    """The logical date of a newer full refresh of this table, if one was already swapped in."""
+    cursor.execute(
+        f"SELECT MAX(logical_date) FROM {quote_identifier(request.schema)}.`report_loads` "
+        "WHERE table_name = %s AND load_mode = 'swap' AND logical_date > %s",
+        (request.target.table, _utc_naive(request.logical_date)),
+    )
+    row = cursor.fetchone()
+    return row[0] if row and row[0] is not None else None
 
 
 def _swap(

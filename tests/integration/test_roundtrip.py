@@ -205,7 +205,7 @@ def test_every_value_round_trips_exactly_across_time_zones_and_parts(scratch_db,
     try:
         _make_tables(scratch_db, target_db)
         bucket = Bucket(s3, bucket_name)
-        manifest = _extract(scratch_db, bucket, part_bytes=64 * 1024, compress=compress)
+        manifest = _extract(scratch_db, bucket, part_bytes=4096, compress=compress)
         assert manifest.rows == len(rows())
         assert len(manifest.parts) > 3, "small parts force several objects"
         encodings = {c.name: c.encoding for c in manifest.columns}
