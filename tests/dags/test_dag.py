@@ -27,7 +27,7 @@ def demo_data() -> None:
 def dagbag(demo_data):
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(REPO / "dags"), include_examples=False)
+    return DagBag(dag_folder=str(REPO / "dags"))
 
 
 def test_dag_imports_without_errors(dagbag):
