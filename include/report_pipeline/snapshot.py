@@ -73,6 +73,30 @@ def write_snapshot(path: Path, settings: Settings, plan: Plan) -> None:
         raise
 
 
+def failure_marker(path: Path) -> Path:
+    """The file beside the snapshot whose mtime records the last failed refresh."""
+    return path.with_name(path.name + ".failed")
+
+
+def _recent_failure(path: Path, ttl_seconds: int) -> float | None:
+    """Seconds since the last failed refresh, if it is younger than the TTL; else None."""
+    try:
+        since = time.time() - failure_marker(path).stat().st_mtime
+    except OSError:
+        return None
+    return since if 0 <= since < ttl_seconds else None
+
+
+def _record_failure(path: Path) -> None:
+    marker = failure_marker(path)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        os.utime(marker)
+    except OSError as exc:  # a read-only disk must not turn a stale snapshot into an import error
+        log.warning("cannot record the failed admin refresh at %s: %s", marker, exc)
+
+
 def load_plan(
     settings: Settings,
     fetch_rows: Callable[[], AdminRows],
@@ -81,21 +105,35 @@ def load_plan(
 ) -> tuple[Plan, PlanSource]:
     """The plan for this parse: from the snapshot when fresh (or when ``prefer_snapshot``), else refreshed.
 
-    ``fetch_rows`` reads the admin DB (with short timeouts); it is called at most once.
+    ``fetch_rows`` reads the admin DB (with short timeouts); it is called at most once, and after a
+    failed refresh not again until the TTL has passed once more, so an unreachable admin DB costs one
+    connect timeout per TTL instead of one per parse.
     """
-    cached = read_snapshot(settings.snapshot_path, settings)
+    path = settings.snapshot_path
+    cached = read_snapshot(path, settings)
     if cached is not None and (prefer_snapshot or cached[1] < settings.snapshot_ttl_seconds):
         return cached[0], PlanSource("snapshot", cached[1], 0)
+    if cached is not None:
+        failed_ago = _recent_failure(path, settings.snapshot_ttl_seconds)
+        if failed_ago is not None:
+            log.warning(
+                "admin database was unreachable %.0f s ago; using the snapshot from %.0f s ago with %d companies "
+                "(next refresh attempt in %.0f s)",
+                failed_ago,
+                cached[1],
+                len(cached[0].companies),
+                settings.snapshot_ttl_seconds - failed_ago,
+            )
+            return cached[0], PlanSource("stale-snapshot", cached[1], 0)
     try:
         plan = build_plan(fetch_rows(), settings)
-    except ConfigError:
-        raise
     except Exception as exc:
         if cached is None:
             raise ConfigError(
-                f"cannot read the admin database ({type(exc).__name__}: {exc}) and there is no snapshot at "
-                f"{settings.snapshot_path}; the DAG cannot be built until the admin database is reachable once"
+                f"cannot read the admin database ({type(exc).__name__}: {exc}) and there is no usable snapshot at "
+                f"{path}; the DAG cannot be built until the admin database has been reachable once"
             ) from exc
+        _record_failure(path)
         log.warning(
             "admin database unreachable (%s: %s); using the snapshot from %.0f s ago with %d companies",
             type(exc).__name__,
@@ -104,5 +142,6 @@ def load_plan(
             len(cached[0].companies),
         )
         return cached[0], PlanSource("stale-snapshot", cached[1], 1)
-    write_snapshot(settings.snapshot_path, settings, plan)
+    write_snapshot(path, settings, plan)
+    failure_marker(path).unlink(missing_ok=True)
     return plan, PlanSource("admin-db", 0.0, 1)
