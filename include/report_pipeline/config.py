@@ -8,6 +8,7 @@ raising, so one bad row fails only its own task.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
@@ -20,6 +21,16 @@ LOOKBACK_CONFIGURATION = "date Y-M-D"
 LoadMode = Literal["upsert", "swap"]
 LOAD_MODES: tuple[LoadMode, ...] = ("upsert", "swap")
 DEFAULT_CHUNK_ROWS = 1_000_000
+# About 100 years: more cannot be meant, and a window must stay inside the calendar (year >= 1).
+MAX_LOOKBACK_DAYS = 36_600
+# Tables the load itself owns in every target schema (load.REPORT_LOADS, and the shadow and retired
+# tables of a swap, load.shadow_names): a table spec loading into them would corrupt the load status.
+RESERVED_TARGET_TABLES = frozenset({"report_loads"})
+RESERVED_TARGET_PREFIX = "_rp_"
+
+# ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits, which int() rejects
+# or misreads, and at most 18 of them, so a huge value is an error rather than an enormous number.
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")
 
 Row = Mapping[str, Any]
 
@@ -144,9 +155,11 @@ def _as_int(value: Any, what: str) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, (str, bytes)):
-        text = value.decode() if isinstance(value, bytes) else value
-        if text.strip().lstrip("-").isdigit():
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        if _WHOLE_NUMBER.fullmatch(text.strip()):
             return int(text.strip())
+        shown = repr(text) if len(text) <= 80 else repr(text[:80]) + f"... ({len(text)} characters)"
+        raise ConfigError(f"{what} must be a whole number, got {shown}")
     raise ConfigError(f"{what} must be a whole number, got {value!r}")
 
 
@@ -180,6 +193,10 @@ def _build_company(row: Row, settings: Settings, lookbacks: Mapping[int, str]) -
         days = _as_int(raw, f"configuration {LOOKBACK_CONFIGURATION!r} for company_id={company_id}")
         if days < 0:
             raise ConfigError(f"configuration {LOOKBACK_CONFIGURATION!r} is {days}; days must be >= 0")
+        if days > MAX_LOOKBACK_DAYS:
+            raise ConfigError(
+                f"configuration {LOOKBACK_CONFIGURATION!r} is {days}; days must be at most {MAX_LOOKBACK_DAYS}"
+            )
         source = "configuration"
     return Company(
         id=_as_int(row.get("id"), "companies.id"),
@@ -213,6 +230,11 @@ def build_table(row: Row) -> TableSpec:
             f"query_select has {positional} %s placeholder(s) but params_select lists {len(references)} reference(s)"
         )
     target = sql.parse_insert_target(_text(row.get("query_insert")) or "")
+    if target.table.lower() in RESERVED_TARGET_TABLES or target.table.lower().startswith(RESERVED_TARGET_PREFIX):
+        raise ConfigError(
+            f"query_insert loads into {target.table!r}, a table the pipeline itself keeps in every target schema "
+            f"({', '.join(sorted(RESERVED_TARGET_TABLES))}, {RESERVED_TARGET_PREFIX}*); choose another table"
+        )
     mode = (_text(row.get("load_mode")) or "upsert").strip().lower()
     if mode not in LOAD_MODES:
         raise ConfigError(f"load_mode {mode!r} is not one of {LOAD_MODES}")

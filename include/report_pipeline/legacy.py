@@ -18,7 +18,10 @@ from report_pipeline.errors import ConfigError
 COMPANY_FIELDS = ("id", "company_id", "status", "alias")
 NAMED_PARAMETERS = frozenset({"company_id", "alias", "date_from", "date_to"})
 
-_REFERENCE = re.compile(r"^(?:company\[(?P<index>\d+)\]|(?P<date>date))$")
+# ASCII digits only (\d would also accept other scripts' digits), and few of them: int() refuses
+# strings of more than 4,300 digits with a ValueError, which would escape as a crash, not a row error.
+# fullmatch, because '$' also matches before a trailing newline.
+_REFERENCE = re.compile(r"company\[(?P<index>[0-9]{1,9})\]|(?P<date>date)")
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ def parse_params_select(text: str | None) -> tuple[Reference, ...]:
     references = []
     for position, raw in enumerate(text.split(","), start=1):
         entry = raw.strip()
-        match = _REFERENCE.match(entry)
+        match = _REFERENCE.fullmatch(entry)
         if match is None:
             raise ConfigError(
                 f"params_select entry {position} {entry[:80]!r} is not a known reference; "
@@ -56,7 +59,7 @@ def parse_params_select(text: str | None) -> tuple[Reference, ...]:
         index = int(match.group("index"))
         if index >= len(COMPANY_FIELDS):
             raise ConfigError(
-                f"params_select entry {position} {entry!r}: a companies row has {len(COMPANY_FIELDS)} "
+                f"params_select entry {position} {entry[:80]!r}: a companies row has {len(COMPANY_FIELDS)} "
                 f"fields {COMPANY_FIELDS}, index {index} does not exist"
             )
         references.append(Reference("company", index))

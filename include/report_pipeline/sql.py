@@ -81,6 +81,11 @@ _FORBIDDEN_FUNCTIONS: Final = frozenset(
         "SOURCE_POS_WAIT",
         "WAIT_FOR_EXECUTED_GTID_SET",
         "WAIT_UNTIL_SQL_THREAD_AFTER_GTIDS",
+        # MariaDB's own replication wait.
+        "MASTER_GTID_WAIT",
+        # MariaDB sequences: a SELECT calling these advances or resets the sequence on the source.
+        "NEXTVAL",
+        "SETVAL",
     }
 )
 # lib_mysqludf_sys and its clones register sys_exec, sys_eval, sys_get, sys_set, ...
@@ -537,10 +542,19 @@ _LOCK_MESSAGE: Final = (
 _ASSIGN_MESSAGE: Final = "assigning a user variable (@x := ...) is not allowed"
 
 
+_SEQUENCE_MESSAGE: Final = "NEXT VALUE FOR is not allowed: it advances a sequence on the source"
+_SYSTEM_SCHEMA_READ_MESSAGE: Final = (
+    "the query reads {table!r} in the server's own schema {schema!r} (accounts, password hashes, "
+    "server internals); only application tables may be copied"
+)
+# information_schema is left out on purpose: it shows only what the user may already see anyway.
+_PRIVATE_SCHEMAS: Final = frozenset({"mysql", "performance_schema", "sys"})
+
+
 def _function_message(name: str) -> str:
     return (
         f"function {name}() is not allowed: it reads server files, stalls the server, takes locks, "
-        "waits on replication or runs commands"
+        "waits on replication, changes a sequence or runs commands"
     )
 
 
@@ -562,6 +576,11 @@ def _check_tokens(tokens: list[_Token]) -> None:
         following = keywords[i + 1 : i + 4]
         if keyword == "INTO":
             raise ConfigError(_INTO_MESSAGE)
+        # sqlglot cannot parse NEXT VALUE FOR, so without this users would see a bare parse error.
+        # After a '.', MySQL reads even a reserved word as a name (t.next is a column).
+        qualified = i > 0 and tokens[i - 1].text == "."
+        if keyword == "NEXT" and not qualified and following[:2] == ["VALUE", "FOR"]:
+            raise ConfigError(_SEQUENCE_MESSAGE)
         if (keyword == "FOR" and following[:1] in (["UPDATE"], ["SHARE"])) or (
             keyword == "LOCK" and following == ["IN", "SHARE", "MODE"]
         ):
@@ -602,6 +621,8 @@ def _check_tree(tree: exp.Expression) -> None:
             raise ConfigError(_INTO_MESSAGE)
         if isinstance(node, exp.Lock):
             raise ConfigError(_LOCK_MESSAGE)
+        if isinstance(node, exp.Table) and node.db.lower() in _PRIVATE_SCHEMAS:
+            raise ConfigError(_SYSTEM_SCHEMA_READ_MESSAGE.format(table=node.name, schema=node.db))
         # sqlglot reads ':=' as PropertyEQ; in MySQL it can only assign a user variable.
         if isinstance(node, exp.PropertyEQ):
             raise ConfigError(_ASSIGN_MESSAGE)
@@ -662,9 +683,10 @@ def check_select(sql: str) -> str:
     Raises ConfigError saying why when the query is empty, holds more than one statement, is
     not a SELECT, writes anywhere (INTO OUTFILE/DUMPFILE/@var, := assignments), takes locks
     (FOR UPDATE/SHARE, LOCK IN SHARE MODE), calls a dangerous function (LOAD_FILE, SLEEP,
-    BENCHMARK, lock and replication-wait functions, sys_* UDFs), hides code in an executable
-    comment (``/*! */``, ``/*M! */``), cannot be tokenized the same way under every sql_mode,
-    or cannot be parsed.
+    BENCHMARK, lock and replication-wait functions, sequence writers NEXTVAL/SETVAL/NEXT VALUE
+    FOR, sys_* UDFs), reads the server's private schemas
+    (mysql, performance_schema, sys), hides code in an executable comment (``/*! */``,
+    ``/*M! */``), cannot be tokenized the same way under every sql_mode, or cannot be parsed.
     """
     if not isinstance(sql, str):
         raise ConfigError(f"the query must be a string, got {type(sql).__name__}")
