@@ -12,26 +12,50 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from report_pipeline import tasks
 from report_pipeline.airflow.connections import HookConnections
 from report_pipeline.config import Company, TableSpec
+from report_pipeline.manifest import SUCCESS_NAME, table_prefix
 from report_pipeline.settings import Settings
 
 
 def logical_date_of(context: Mapping[str, Any]) -> dt.datetime:
-    """The run's logical date; manual runs without one use the time the run was asked to run after."""
+    """The run's logical date, timezone-aware in UTC.
+
+    Airflow 3 runs triggered without a logical date have none in their context (the key is absent),
+    so they use the moment the run was asked to run after; every task of one run reads the same
+    DagRun, so extract and load still agree on the date, its window and its S3 keys.
+    """
     logical = context.get("logical_date")
     if logical is None:
         logical = context["dag_run"].run_after
-    return dt.datetime.fromisoformat(logical.isoformat())
+    moment = dt.datetime.fromisoformat(logical.isoformat())
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def _names(value: Any) -> list[str]:
+    """A params list as names; a plain string (``"acme,globex"`` from a hand-written conf) is split.
+
+    Without this, ``alias in "acme,globex"`` would be a substring test and ``"cme"`` would match.
+    """
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
 
 
 def _selected(context: Mapping[str, Any], company: Company, spec: TableSpec) -> None:
     """Skip this task if a manual run's params limit the run to other companies or tables."""
     params = context.get("params") or {}
-    companies = params.get("companies") or []
-    tables = params.get("tables") or []
+    companies = _names(params.get("companies"))
+    tables = _names(params.get("tables"))
     if companies and company.alias not in companies:
         raise AirflowSkipException(f"this run is limited to companies {companies}")
     if tables and spec.name not in tables:
         raise AirflowSkipException(f"this run is limited to tables {tables}")
+
+
+def chunk_label(column: str | None, chunk: Sequence[int]) -> str:
+    """The name of one mapped extract in the UI (its ``map_index_template``), e.g. ``id [0, 250)``."""
+    return f"{column} [{chunk[0]}, {chunk[1]})"
 
 
 def _lookback_override(context: Mapping[str, Any]) -> int | None:
@@ -80,10 +104,12 @@ class MySqlToS3Operator(_TableOperator):
         self.chunk = chunk
 
     def execute(self, context: Any) -> dict[str, Any]:
-        _selected(context, self.company, self.spec)
         chunk = tuple(self.chunk) if self.chunk else None
         if chunk is not None:
-            context["chunk_label"] = f"{self.spec.chunk_column} [{chunk[0]}, {chunk[1]})"
+            # The task runner renders map_index_template ("{{ chunk_label }}") from this same context
+            # after execute returns or raises, so set it first: a skipped or failed chunk is named too.
+            context["chunk_label"] = chunk_label(self.spec.chunk_column, chunk)
+        _selected(context, self.company, self.spec)
         map_index = context["ti"].map_index
         manifest = tasks.extract_table(
             HookConnections(),
@@ -118,12 +144,19 @@ class S3ToMySqlOperator(_TableOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         _selected(context, self.company, self.spec)
-        extracted = [self.extracted] if isinstance(self.extracted, Mapping) else list(self.extracted or [])
+        extracted = self._extracted_items()
+        if not extracted:
+            raise AirflowFailException(f"{self.company.alias}.{self.spec.name}: the extract returned no manifest")
+        logical_date = logical_date_of(context)
+        # Only this company's bucket and this table's prefix for this run's date: an XCom from another
+        # table, company or date (a mis-wired or hand-edited value) must never be loaded here.
+        prefix = table_prefix(self.spec.name, logical_date) + "/"
         for item in extracted:
-            if item["bucket"] != self.company.bucket:
+            if item["bucket"] != self.company.bucket or not str(item["manifest_key"]).startswith(prefix):
                 raise AirflowFailException(
-                    f"refusing to load s3://{item['bucket']}/{item['manifest_key']}: not company "
-                    f"{self.company.alias!r}'s bucket {self.company.bucket!r}"
+                    f"refusing to load s3://{item['bucket']}/{item['manifest_key']}: not under "
+                    f"s3://{self.company.bucket}/{prefix} (company {self.company.alias!r}, table "
+                    f"{self.spec.name!r}, this run's logical date)"
                 )
         load_mode = (context.get("params") or {}).get("load_mode")
         result = tasks.load_table(
@@ -132,10 +165,11 @@ class S3ToMySqlOperator(_TableOperator):
             self.company,
             self.spec,
             [item["manifest_key"] for item in extracted],
-            logical_date_of(context),
+            logical_date,
             context["run_id"],
             load_mode=load_mode,
         )
+        self._describe_asset_events(context, result, logical_date)
         self.log.info(
             "%s %d rows into %s.%s in %.2f s",
             "already loaded:" if result.skipped else "loaded",
@@ -145,6 +179,41 @@ class S3ToMySqlOperator(_TableOperator):
             result.seconds,
         )
         return {"rows": result.rows, "skipped": result.skipped, "load_key": result.load_key}
+
+    def _extracted_items(self) -> list[Mapping[str, Any]]:
+        """The extract's return value, or every mapped chunk's, as a list.
+
+        A mapped extract arrives as a lazy XCom sequence; indexing up to its length reads exactly the
+        chunks that ran, where plain iteration probes one offset past the end (a logged 404).
+        """
+        value = self.extracted
+        if isinstance(value, Mapping):
+            return [value]
+        if value is None:
+            return []
+        if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+            return [value[i] for i in range(len(value))]
+        return list(value)
+
+    def _describe_asset_events(self, context: Any, result: Any, logical_date: dt.datetime) -> None:
+        """Attach what was loaded to the outlet Asset events, so consumers need not query the target."""
+        outlet_events = context.get("outlet_events")
+        if outlet_events is None:
+            return
+        extra = {
+            "company": self.company.alias,
+            "table": self.spec.name,
+            "schema": self.company.schema,
+            "target_table": self.spec.target.table,
+            "rows": result.rows,
+            "skipped": result.skipped,
+            "load_key": result.load_key,
+            "logical_date": logical_date.isoformat(),
+            "run_id": context["run_id"],
+            "success_key": f"s3://{self.company.bucket}/{table_prefix(self.spec.name, logical_date)}/{SUCCESS_NAME}",
+        }
+        for outlet in self.outlets or ():
+            outlet_events[outlet].extra.update(extra)
 
 
 class ConfigErrorOperator(BaseOperator):
