@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import logging
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,9 +33,28 @@ from report_pipeline.settings import Settings
 from report_pipeline.sql import quote_identifier
 
 
+def _logs_to_stderr() -> None:
+    """Send Airflow's log lines to stderr, so stdout carries only this tool's tables.
+
+    Importing Airflow configures its logging to stdout (stdlib handlers and structlog's writer);
+    a warning such as "Skipping masking for a secret" would otherwise land in the middle of a table
+    that an operator pipes into another tool.
+    """
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is sys.stdout:
+            handler.setStream(sys.stderr)
+    with contextlib.suppress(Exception):  # structlog's layout is Airflow's internal business
+        import structlog
+
+        factory = structlog.get_config().get("logger_factory")
+        if hasattr(factory, "io"):
+            factory.io = sys.stderr
+
+
 def _connections(settings: Settings) -> Any:
     from report_pipeline.airflow.connections import HookConnections
 
+    _logs_to_stderr()
     return HookConnections(settings.admin_timeout_seconds)
 
 
