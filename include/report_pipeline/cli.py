@@ -30,6 +30,7 @@ from report_pipeline.errors import ReportPipelineError
 from report_pipeline.load import REPORT_LOADS
 from report_pipeline.manifest import Manifest, extract_prefix
 from report_pipeline.settings import Settings
+from report_pipeline.snapshot import expire_snapshot
 from report_pipeline.sql import quote_identifier
 
 
@@ -95,6 +96,8 @@ def cmd_init_admin(args: argparse.Namespace, settings: Settings) -> int:
     with _open(_connections(settings).admin()) as conn:
         done = admin.init_admin(conn)
     print("\n".join(done) if done else "admin schema is up to date; nothing to do")
+    if done:
+        expire_snapshot(settings.snapshot_path)
     return 0
 
 
@@ -210,6 +213,9 @@ def cmd_onboard(args: argparse.Namespace, settings: Settings) -> int:
             dry_run=args.dry_run,
         )
     print_table(["step", "result"], [[s.what, s.action] for s in steps])
+    if not args.dry_run and any(s.action == "created" for s in steps):
+        # The DAG on this machine picks the new company up at its next parse, not a TTL later.
+        expire_snapshot(settings.snapshot_path)
     return 0
 
 

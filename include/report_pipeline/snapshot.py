@@ -73,6 +73,20 @@ def write_snapshot(path: Path, settings: Settings, plan: Plan) -> None:
         raise
 
 
+def expire_snapshot(path: Path) -> bool:
+    """Make the next parse on this machine refresh the snapshot (after the CLI changed the admin DB).
+
+    The snapshot is kept, only dated back, so it still serves as the fallback if that refresh fails.
+    Returns whether there was a snapshot to expire.
+    """
+    failure_marker(path).unlink(missing_ok=True)
+    try:
+        os.utime(path, (0, 0))
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def failure_marker(path: Path) -> Path:
     """The file beside the snapshot whose mtime records the last failed refresh."""
     return path.with_name(path.name + ".failed")

@@ -303,8 +303,12 @@ def test_onboard_dry_run_then_real_then_idempotent_then_run_moves_the_data(scrat
     assert _rows("information_schema", "SELECT 1 FROM SCHEMATA WHERE SCHEMA_NAME = %s", (alias,)) == []
     assert alias not in {b["Name"].removeprefix("reports-") for b in s3.list_buckets()["Buckets"]}
 
+    snapshot = Path(scratch["env"]["REPORTS_SNAPSHOT_PATH"])
+    snapshot.write_text("{}")
     real = cli(scratch["env"], *args)
     assert real.returncode == 0, real.stderr
+    # This machine's DAG snapshot is expired, so the next parse shows the new company.
+    assert snapshot.stat().st_mtime == 0
     assert [s[-1] for s in _table_lines(real.stdout)] == ["created"] * 6
     assert _rows(scratch["admin"], "SELECT company_id, status, alias FROM companies") == [(61, 1, alias)]
     s3.head_bucket(Bucket=f"reports-{alias}")

@@ -204,3 +204,19 @@ def test_snapshot_keeps_broken_rows_with_their_messages(settings):
     (broken,) = plan.companies[0].broken
     assert broken.name == "orders"
     assert str(broken.problem).startswith("admin tables row id=7: ")
+
+
+def test_expired_by_the_cli_the_next_parse_refreshes_but_keeps_the_fallback(settings):
+    from report_pipeline.snapshot import expire_snapshot
+
+    assert expire_snapshot(settings.snapshot_path) is False  # nothing to expire yet
+    load_plan(settings, Fetch(_rows("acme")))
+    failure_marker(settings.snapshot_path).touch()  # even right after a failed refresh
+    assert expire_snapshot(settings.snapshot_path) is True
+    up = Fetch(_rows("acme", "newco"))
+    plan, source = load_plan(settings, up)
+    assert up.calls == 1 and _aliases(plan) == ["acme", "newco"]
+    expire_snapshot(settings.snapshot_path)
+    down = Fetch(OSError("down"))
+    plan, source = load_plan(settings, down)
+    assert down.calls == 1 and source.origin == "stale-snapshot" and _aliases(plan) == ["acme", "newco"]
