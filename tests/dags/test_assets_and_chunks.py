@@ -260,3 +260,55 @@ def test_the_example_consumer_is_scheduled_on_acme_users_by_name():
     module = _import_consumer_module()
     assert module.dag.dag_id == "example_report_consumer"
     assert tuple(module.dag.timetable.asset_condition.objects) == (table_asset("acme", "users"),)
+
+
+def _company_and_spec() -> tuple[Any, Any]:
+    from report_pipeline.config import Company, TableSpec
+    from report_pipeline.sql import InsertTarget
+
+    company = Company(1, 1, 1, "acme", "reports-acme", "acme", 1, "default")
+    spec = TableSpec(1, "users", "SELECT id FROM users", (), (), InsertTarget("users", ("id",), "replace"))
+    return company, spec
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"bucket": "reports-globex", "manifest_key": "users/2026-11-26T000000Z/manifest.json"},
+        {"bucket": "reports-acme", "manifest_key": "orders/2026-11-26T000000Z/manifest.json"},
+        {"bucket": "reports-acme", "manifest_key": "users/2026-11-25T000000Z/manifest.json"},
+    ],
+    ids=["other-company-bucket", "other-table", "other-date"],
+)
+def test_the_load_refuses_a_manifest_of_another_company_table_or_date(item):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from report_pipeline.airflow.operators import S3ToMySqlOperator
+    from report_pipeline.settings import Settings
+
+    company, spec = _company_and_spec()
+    load = S3ToMySqlOperator(task_id="load", company=company, spec=spec, settings=Settings(), extracted=item)
+    context = {"params": {}, "logical_date": RUN_DATE, "run_id": "manual__x"}
+    with pytest.raises(AirflowFailException, match="refusing to load"):
+        load.execute(context)
+
+
+def test_run_params_select_by_exact_name_and_runs_without_a_logical_date_use_run_after():
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from report_pipeline.airflow.operators import _selected, logical_date_of
+
+    company, spec = _company_and_spec()
+    _selected({"params": {"companies": ["acme"], "tables": []}}, company, spec)
+    _selected({"params": {"companies": "globex, acme"}}, company, spec)  # a hand-written conf string
+    with pytest.raises(AirflowSkipException):
+        _selected({"params": {"companies": "xacme"}}, company, spec)  # no substring matches
+    with pytest.raises(AirflowSkipException):
+        _selected({"params": {"tables": ["orders"]}}, company, spec)
+    after = dt.datetime(2026, 11, 27, 13, 5, 7, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert logical_date_of({"dag_run": SimpleNamespace(run_after=after)}) == dt.datetime(
+        2026, 11, 27, 11, 5, 7, tzinfo=dt.UTC
+    )
+    assert logical_date_of({"logical_date": RUN_DATE, "dag_run": SimpleNamespace(run_after=after)}) == RUN_DATE
