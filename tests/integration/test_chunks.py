@@ -46,6 +46,8 @@ def source(scratch_db: str) -> str:
         "INSERT INTO src SELECT seq, 1, NULL, 'sparse' FROM seq_41000_to_5000000_step_1000",
         "INSERT INTO src VALUES (9000000000, 1, 1.5, 'far'), (-5, 1, 0, 'negative')",
         "INSERT INTO src SELECT seq, 2, 1, 'other' FROM seq_5000001_to_5001000",
+        # Company 3: 200k dense ids, where equal-width ranges hold equal shares.
+        "INSERT INTO src SELECT 6000000 + seq, 3, seq % 1000, CONCAT('d', seq) FROM seq_1_to_200000",
     )
     conn.close()
     return scratch_db
@@ -60,10 +62,10 @@ def _ids(db: str, company: int = 1) -> list[int]:
     return ids
 
 
-def _plan(db: str, chunk_rows: int) -> list[tuple[int, int]]:
+def _plan(db: str, chunk_rows: int, company: int = 1) -> list[tuple[int, int]]:
     conn = mysql_connect(db)
     try:
-        return plan_chunks(conn, QUERY, (1,), "id", chunk_rows)
+        return plan_chunks(conn, QUERY, (company,), "id", chunk_rows)
     finally:
         conn.close()
 
@@ -83,7 +85,9 @@ def test_planned_ranges_cover_every_row_exactly_once_on_sparse_and_dense_ids(sou
     assert len(_plan(source, len(ids) // 4 + 1)) == 4
 
 
-def _extract(db: str, bucket: Bucket, prefix: str, chunk: tuple[int, int] | None, part_bytes: int) -> Manifest:
+def _extract(
+    db: str, bucket: Bucket, prefix: str, chunk: tuple[int, int] | None, part_bytes: int, company: int = 1
+) -> Manifest:
     conn = mysql_connect(db)
     try:
         return extract(
@@ -94,7 +98,7 @@ def _extract(db: str, bucket: Bucket, prefix: str, chunk: tuple[int, int] | None
                 bucket=bucket,
                 prefix=prefix,
                 query=QUERY,
-                parameters=(1,),
+                parameters=(company,),
                 logical_date=DATE.isoformat(),
                 run_id="test_chunks",
                 part_bytes=part_bytes,
@@ -106,13 +110,15 @@ def _extract(db: str, bucket: Bucket, prefix: str, chunk: tuple[int, int] | None
         conn.close()
 
 
-def _extract_chunked(db: str, bucket: Bucket, chunks: int, part_bytes: int = 32 * 2**20) -> list[Manifest]:
+def _extract_chunked(
+    db: str, bucket: Bucket, chunks: int, part_bytes: int = 32 * 2**20, company: int = 1
+) -> list[Manifest]:
     """Plan about ``chunks`` ranges and extract them concurrently, one connection each."""
-    total = len(_ids(db))
-    ranges = _plan(db, -(-total // chunks))
+    total = len(_ids(db, company))
+    ranges = _plan(db, -(-total // chunks), company)
     with ThreadPoolExecutor(len(ranges)) as pool:
         futures = [
-            pool.submit(_extract, db, bucket, extract_prefix("src", DATE, i), r, part_bytes)
+            pool.submit(_extract, db, bucket, extract_prefix("src", DATE, i), r, part_bytes, company)
             for i, r in enumerate(ranges)
         ]
         return [f.result() for f in futures]
@@ -148,27 +154,28 @@ def _table(db: str, table: str) -> list[tuple[Any, ...]]:
     return rows
 
 
-def test_four_concurrent_chunks_plus_one_load_equal_an_unchunked_copy_row_by_row(source, bucket_name, s3):
+@pytest.mark.parametrize("company", [1, 3], ids=["sparse-skewed-ids", "dense-ids"])
+def test_four_concurrent_chunks_plus_one_load_equal_an_unchunked_copy_row_by_row(source, bucket_name, s3, company):
     bucket = Bucket(s3, bucket_name)
     started = time.monotonic()
-    whole = _extract(source, bucket, "whole/" + table_prefix("src", DATE), None, 32 * 2**20)
+    whole = _extract(source, bucket, "whole/" + table_prefix("src", DATE), None, 32 * 2**20, company)
     _load(source, bucket, "tgt_whole", [whole])
     unchunked_seconds = time.monotonic() - started
 
     started = time.monotonic()
-    manifests = _extract_chunked(source, bucket, 4)
+    manifests = _extract_chunked(source, bucket, 4, company=company)
     result = _load(source, bucket, "tgt_chunked", manifests)
     chunked_seconds = time.monotonic() - started
 
+    total = len(_ids(source, company))
     assert len(manifests) == 4
-    assert [m.chunk for m in manifests] == [tuple(r) for r in _plan(source, -(-len(_ids(source)) // 4))]
-    assert sum(m.rows for m in manifests) == whole.rows == len(_ids(source)) == result.rows
-    expected = _table(source, "src")
-    expected = [r for r in expected if r[1] == 1]
+    assert [m.chunk for m in manifests] == [tuple(r) for r in _plan(source, -(-total // 4), company)]
+    assert sum(m.rows for m in manifests) == whole.rows == total == result.rows
+    expected = [r for r in _table(source, "src") if r[1] == company]
     assert _table(source, "tgt_chunked") == _table(source, "tgt_whole") == expected
     print(
-        f"\n{whole.rows} rows: unchunked {unchunked_seconds:.2f} s, 4 chunks {chunked_seconds:.2f} s "
-        f"(chunk rows {[m.rows for m in manifests]})"
+        f"\ncompany {company}: {whole.rows} rows: unchunked {unchunked_seconds:.2f} s, 4 chunks "
+        f"{chunked_seconds:.2f} s (chunk rows {[m.rows for m in manifests]})"
     )
 
 
