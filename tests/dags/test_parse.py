@@ -412,3 +412,16 @@ def test_a_run_limited_by_params_skips_the_rest_and_applies_the_overrides(world,
     # lookback_days=0 makes the orders window empty; the load-mode override applies to every table.
     assert loads == [("orders", "swap", 0), ("users", "swap", 5)]
     assert _rows(world.b, "SELECT table_name FROM report_loads WHERE run_id = %s", (run.run_id,)) == []
+
+
+@pytest.mark.parametrize(("configured", "expected"), [("", "@daily"), ("0 3 * * *", "0 3 * * *"), ("manual", None)])
+def test_schedule_comes_from_configuration_and_catchup_stays_off(configured, expected):
+    from report_pipeline.airflow.factory import build_dag
+    from report_pipeline.config import AdminRows, build_plan
+    from report_pipeline.settings import Settings
+
+    settings = Settings.from_env({"REPORTS_SCHEDULE": configured} if configured else {})
+    rows = AdminRows(companies=[{"id": 1, "company_id": 1, "status": 1, "alias": "solo"}], tables=[])
+    dag = build_dag(build_plan(rows, settings), settings)
+    assert dag.schedule == expected
+    assert dag.catchup is False

@@ -220,3 +220,11 @@ def test_expired_by_the_cli_the_next_parse_refreshes_but_keeps_the_fallback(sett
     down = Fetch(OSError("down"))
     plan, source = load_plan(settings, down)
     assert down.calls == 1 and source.origin == "stale-snapshot" and _aliases(plan) == ["acme", "newco"]
+
+
+def test_default_snapshot_location_is_under_airflow_home():
+    settings = Settings.from_env({"AIRFLOW_HOME": "/opt/airflow"})
+    assert settings.snapshot_path == Path("/opt/airflow/report_pipeline/admin_snapshot.json")
+    assert Settings.from_env({"REPORTS_SNAPSHOT_PATH": "/var/cache/rp.json"}).snapshot_path == Path(
+        "/var/cache/rp.json"
+    )
