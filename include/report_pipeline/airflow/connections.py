@@ -1,5 +1,9 @@
 """Connections through the providers' hooks, so every option users configure on a connection
-(SSL, IAM auth, assume-role, secrets backends, endpoint_url) applies to the pipeline too."""
+(SSL, IAM auth, assume-role, secrets backends, endpoint_url) applies to the pipeline too.
+
+Credentials go from the Airflow connection straight into the hook and its client library: nothing
+here logs, returns or formats a connection's URI, login or password (docs/security.md).
+"""
 
 from __future__ import annotations
 
