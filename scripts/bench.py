@@ -1,0 +1,963 @@
+"""Transfer benchmark for issue 3/4: MySQL -> S3 (CSV) -> MySQL, the project's engine against baselines.
+
+Run by ``make bench`` (local MariaDB on 127.0.0.1:3307 and SeaweedFS S3 on 127.0.0.1:8333, both started
+by ``scripts/services.sh``). One run:
+
+1. creates, or reuses when it already holds the right rows, the source table ``bench_src.events``
+   (1 M rows by default, ``--rows N``) and, with ``--big`` (the default), ``bench_src.events_5m``;
+2. runs every contender ``--repeat`` times, each run in its own subprocess (so the peak RSS printed by
+   the child is that contender's alone), into a freshly recreated ``bench_tgt.events``, then checks the
+   copy: row count and a NULL-aware checksum over all columns, source against target;
+3. prints one table (best time, worst RSS per contender and table size), the issue's targets evaluated
+   against it, and writes everything to ``test-output/bench.json``.
+
+Contenders:
+  ours            report_pipeline.extract + report_pipeline.load (the pure package, no Airflow import)
+  ours-chunked-4  (5 M table) the same engine, the extract split in 4 ``id`` ranges extracted concurrently
+                  by 4 threads, then one load of the 4 manifests (what the DAG's mapped tasks do)
+  airflow         the providers' SqlToS3Operator + S3ToMySqlOperator, tuned to copy exactly
+                  (1 M only unless --peers-big: it needs about 1 GB of RAM per million rows)
+  limit           the server-native chain: SELECT INTO OUTFILE, S3 upload/download, LOAD DATA INFILE
+  naive           (--naive) fetchall, CSV in memory, put_object; get_object, executemany REPLACE
+
+The source generator, the three baselines and the fidelity query are ported from the reference
+baselines in ``../shared/bench/`` (gen_source.sql, peers.py, NOTES.md by the benchmark's authors), not
+imported, so this file runs without that directory. Differences from peers.py: the databases are
+``bench_src``/``bench_tgt`` as user ``reports``; ``limit`` writes its files under ``@@secure_file_priv``;
+imports (Airflow's takes seconds) are done before the clock starts for every contender; the checksum also
+sums the CRC32s, so that two equal changed rows cannot cancel out in the XOR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+OUTPUT = REPO / "test-output" / "bench.json"
+
+MYSQL_HOST = "127.0.0.1"
+MYSQL_PORT = int(os.environ.get("REPORTS_MYSQL_PORT") or 3307)
+S3_ENDPOINT = f"http://127.0.0.1:{int(os.environ.get('REPORTS_S3_PORT') or 8333)}"
+DB: dict[str, Any] = {
+    "host": MYSQL_HOST,
+    "port": MYSQL_PORT,
+    "user": "reports",
+    "passwd": "reports",
+    "charset": "utf8mb4",
+}
+S3: dict[str, Any] = {
+    "endpoint_url": S3_ENDPOINT,
+    "aws_access_key_id": "any",
+    "aws_secret_access_key": "any",
+    "region_name": "us-east-1",
+}
+SRC_DB, TGT_DB, TGT_TABLE = "bench_src", "bench_tgt", "events"
+BUCKET_OURS, BUCKET_PEERS = "rp-bench-ours", "rp-bench-peers"
+COLUMNS = ("id", "company_id", "username", "note", "amount", "created_at", "flag")
+COLS = ", ".join(COLUMNS)
+DEFAULT_ROWS = 1_000_000
+BIG_ROWS = 5_000_000
+CHUNKS = 4
+RUN_PREFIX_DATE = "2026-11-26T000000Z"
+LOGICAL_DATE = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+CHILD_TIMEOUT_S = 3600
+
+# Ported from ../shared/bench/gen_source.sql (mixed types, tricky text, NULLs; rows = sequence size).
+# @TABLE@ and @ROWS@ are filled in; run over a utf8mb4 connection (the emoji). The table comment tags a
+# table made by this exact generator, so a reused table is known to hold the same data.
+GEN_SOURCE = (
+    "DROP TABLE IF EXISTS @TABLE@",
+    """CREATE TABLE @TABLE@ (
+  id BIGINT PRIMARY KEY,
+  company_id INT NOT NULL,
+  username VARCHAR(64) CHARACTER SET utf8mb4,
+  note TEXT CHARACTER SET utf8mb4 NULL,
+  amount DECIMAL(14,4) NULL,
+  created_at DATETIME(6) NOT NULL,
+  flag TINYINT NOT NULL,
+  KEY (company_id), KEY (created_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='@COMMENT@'""",
+    r"""INSERT INTO @TABLE@
+SELECT seq, 1 + (seq % 4),
+  CONCAT('user_', seq, IF(seq % 97 = 0, ' 😀', '')),
+  CASE WHEN seq % 11 = 0 THEN NULL
+       WHEN seq % 13 = 0 THEN ''
+       WHEN seq % 17 = 0 THEN CONCAT('line1\nline2, "quoted" \\ back ', seq)
+       ELSE CONCAT('note ', seq, ', with comma') END,
+  IF(seq % 7 = 0, NULL, (seq * 37 % 100000) / 100 + 0.0001),
+  TIMESTAMP('2026-01-01') + INTERVAL (seq % 31536000) SECOND + INTERVAL (seq % 1000000) MICROSECOND,
+  seq % 2
+FROM seq_1_to_@ROWS@""",
+)
+GEN_TAG = "report-pipeline bench gen_source " + hashlib.sha1("\n".join(GEN_SOURCE).encode()).hexdigest()[:12]
+
+# Ported from peers.py's FP: row count plus an order-independent checksum of every column, NULL-aware
+# (CONCAT_WS skips NULLs, so each nullable column spells its NULL). SUM next to BIT_XOR catches pairs.
+FINGERPRINT = (
+    "SELECT COUNT(*), BIT_XOR(c), SUM(c) FROM (SELECT CRC32(CONCAT_WS('|', id, company_id, "
+    "IFNULL(username,'<N>'), IFNULL(note,'<N>'), IFNULL(amount,'<N>'), created_at, flag)) AS c FROM {}) AS fp"
+)
+
+
+def mysql(db: str | None = None, **extra: Any) -> Any:
+    import MySQLdb
+
+    return MySQLdb.connect(db=db or "", **DB, **extra)
+
+
+def s3_client() -> Any:
+    import boto3
+
+    return boto3.client("s3", **S3)
+
+
+def run_sql(statements: tuple[str, ...] | list[str], db: str | None = None) -> None:
+    conn = mysql(db)
+    try:
+        cursor = conn.cursor()
+        for statement in statements:
+            cursor.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def query_one(sql: str, db: str | None = None) -> tuple[Any, ...]:
+    conn = mysql(db)
+    try:
+        cursor = conn.cursor()
+        cursor.execute(sql)
+        return tuple(cursor.fetchone())
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Contenders: each runs in a child process (``bench.py --child SPEC``) and returns its stage times.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _ours_pieces() -> tuple[Any, ...]:
+    import boto3  # noqa: F401 - imported before the clock starts, like every contender's libraries
+    import MySQLdb  # noqa: F401
+
+    from report_pipeline.extract import ExtractRequest, extract, plan_chunks
+    from report_pipeline.load import LoadRequest, load
+    from report_pipeline.sql import InsertTarget
+    from report_pipeline.storage import Bucket
+
+    return ExtractRequest, extract, plan_chunks, LoadRequest, load, InsertTarget, Bucket
+
+
+def contender_ours(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """The project's engine, unchunked: one extract, one load (the brief's snippet, table-parametrised)."""
+    ExtractRequest, extract, _, LoadRequest, load, InsertTarget, Bucket = _ours_pieces()
+    table = spec["table"]
+    prefix = f"{table}/{RUN_PREFIX_DATE}"
+
+    def run() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        src = mysql(SRC_DB)
+        bucket = Bucket(s3_client(), BUCKET_OURS)
+        manifest = extract(
+            src,
+            ExtractRequest(
+                company="bench",
+                table=TGT_TABLE,
+                bucket=bucket,
+                prefix=prefix,
+                query=f"SELECT {COLS} FROM {table}",
+                parameters=(),
+                logical_date=LOGICAL_DATE.isoformat(),
+                run_id="bench",
+                compress=spec.get("compress", True),
+                part_bytes=spec.get("part_mb", 32) * 1024 * 1024,
+            ),
+        )
+        src.close()
+        t1 = time.perf_counter()
+        tgt = mysql(local_infile=1)
+        result = load(
+            tgt,
+            LoadRequest(
+                company="bench",
+                schema=TGT_DB,
+                target=InsertTarget(TGT_TABLE, COLUMNS, "replace"),
+                load_mode="upsert",
+                bucket=bucket,
+                manifest_keys=(manifest.key,),
+                success_key=f"{prefix}/_SUCCESS",
+                logical_date=LOGICAL_DATE,
+                run_id="bench",
+            ),
+        )
+        tgt.close()
+        t2 = time.perf_counter()
+        return {
+            "stages_s": {"extract": t1 - t0, "load": t2 - t1},
+            "parts": len(manifest.parts),
+            "csv_mb": manifest.csv_bytes / 2**20,
+            "stored_mb": manifest.stored_bytes / 2**20,
+            "rows_loaded": result.rows,
+            "load_skipped": result.skipped,
+        }
+
+    return run
+
+
+def contender_ours_chunked(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """The engine with the extract split in CHUNKS id ranges, extracted by CHUNKS threads, then one load."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ExtractRequest, extract, plan_chunks, LoadRequest, load, InsertTarget, Bucket = _ours_pieces()
+    table = spec["table"]
+    base = f"{table}/{RUN_PREFIX_DATE}"
+    query = f"SELECT {COLS} FROM {table}"
+
+    def run() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        bucket = Bucket(s3_client(), BUCKET_OURS)
+        planner = mysql(SRC_DB)
+        ranges = plan_chunks(planner, query, (), "id", math.ceil(spec["rows"] / CHUNKS))
+        planner.close()
+
+        def one(index: int, chunk: tuple[int, int]) -> Any:
+            conn = mysql(SRC_DB)
+            try:
+                return extract(
+                    conn,
+                    ExtractRequest(
+                        company="bench",
+                        table=TGT_TABLE,
+                        bucket=bucket,
+                        prefix=f"{base}/chunk-{index:04d}",
+                        query=query,
+                        parameters=(),
+                        logical_date=LOGICAL_DATE.isoformat(),
+                        run_id="bench",
+                        compress=spec.get("compress", True),
+                        part_bytes=spec.get("part_mb", 32) * 1024 * 1024,
+                        chunk_column="id",
+                        chunk=chunk,
+                    ),
+                )
+            finally:
+                conn.close()
+
+        with ThreadPoolExecutor(max_workers=CHUNKS, thread_name_prefix="bench-chunk") as pool:
+            manifests = list(pool.map(one, range(len(ranges)), ranges))
+        t1 = time.perf_counter()
+        tgt = mysql(local_infile=1)
+        result = load(
+            tgt,
+            LoadRequest(
+                company="bench",
+                schema=TGT_DB,
+                target=InsertTarget(TGT_TABLE, COLUMNS, "replace"),
+                load_mode="upsert",
+                bucket=bucket,
+                manifest_keys=tuple(m.key for m in manifests),
+                success_key=f"{base}/_SUCCESS",
+                logical_date=LOGICAL_DATE,
+                run_id="bench",
+            ),
+        )
+        tgt.close()
+        t2 = time.perf_counter()
+        return {
+            "stages_s": {"extract": t1 - t0, "load": t2 - t1},
+            "chunks": [list(r) for r in ranges],
+            "chunk_rows": [m.rows for m in manifests],
+            "parts": sum(len(m.parts) for m in manifests),
+            "csv_mb": sum(m.csv_bytes for m in manifests) / 2**20,
+            "stored_mb": sum(m.stored_bytes for m in manifests) / 2**20,
+            "rows_loaded": result.rows,
+            "load_skipped": result.skipped,
+        }
+
+    return run
+
+
+def _peer_bucket(client: Any, name: str = BUCKET_PEERS) -> None:
+    try:
+        client.create_bucket(Bucket=name)
+    except Exception:  # noqa: BLE001 - it exists already (peers.py does the same)
+        pass
+
+
+def contender_airflow(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """Ported from peers.py airflow(): SqlToS3Operator (pandas) + S3ToMySqlOperator (LOAD DATA LOCAL).
+
+    Tuned to copy exactly as peers.py does: na_rep NULL, no header or index, ESCAPED BY ''.
+    """
+    user, password = DB["user"], DB["passwd"]
+    os.environ["AIRFLOW_CONN_SRC"] = f"mysql://{user}:{password}@{MYSQL_HOST}:{MYSQL_PORT}/{SRC_DB}?charset=utf8mb4"
+    os.environ["AIRFLOW_CONN_TGT"] = (
+        f"mysql://{user}:{password}@{MYSQL_HOST}:{MYSQL_PORT}/{TGT_DB}?charset=utf8mb4&local_infile=true"
+    )
+    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
+        {
+            "conn_type": "aws",
+            "login": "any",
+            "password": "any",
+            "extra": {"endpoint_url": S3_ENDPOINT, "region_name": "us-east-1"},
+        }
+    )
+    from airflow.providers.amazon.aws.transfers.sql_to_s3 import SqlToS3Operator
+    from airflow.providers.mysql.transfers.s3_to_mysql import S3ToMySqlOperator
+
+    table = spec["table"]
+
+    def run() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        _peer_bucket(s3_client())
+        op = SqlToS3Operator(
+            task_id="x",
+            query=f"SELECT {COLS} FROM {table}",
+            sql_conn_id="src",
+            s3_bucket=BUCKET_PEERS,
+            s3_key=f"airflow/{table}.csv",
+            replace=True,
+            file_format="csv",
+            df_kwargs={"index": False, "header": False, "na_rep": "NULL"},
+        )
+        op.execute({})
+        t1 = time.perf_counter()
+        op2 = S3ToMySqlOperator(
+            task_id="y",
+            s3_source_key=f"s3://{BUCKET_PEERS}/airflow/{table}.csv",
+            mysql_table=TGT_TABLE,
+            mysql_conn_id="tgt",
+            mysql_duplicate_key_handling="REPLACE",
+            mysql_extra_options="FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' " + f"({COLS})",
+        )
+        op2.execute({})
+        t2 = time.perf_counter()
+        return {"stages_s": {"extract": t1 - t0, "load": t2 - t1}}
+
+    return run
+
+
+def contender_limit(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """Ported from peers.py limit(): SELECT INTO OUTFILE, S3 upload/download, LOAD DATA INFILE (server-side).
+
+    The server may only read and write files under @@secure_file_priv, so both files live there.
+    """
+    table = spec["table"]
+
+    def run() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        src = mysql(SRC_DB)
+        cur = src.cursor()
+        cur.execute("SELECT @@secure_file_priv")
+        directory = cur.fetchone()[0]
+        if not directory:
+            raise RuntimeError("@@secure_file_priv is empty or NULL: the server-native chain needs a file directory")
+        tag = uuid.uuid4().hex[:8]
+        dumped = os.path.join(directory, f"bench_limit_{tag}.tsv")
+        fetched = os.path.join(directory, f"bench_limit_{tag}_back.tsv")
+        client = s3_client()
+        _peer_bucket(client)
+        stages: dict[str, float] = {}
+        try:
+            t = time.perf_counter()
+            cur.execute(f"SELECT {COLS} FROM {table} INTO OUTFILE '{dumped}'")
+            stages["outfile"] = time.perf_counter() - t
+            src.close()
+            t = time.perf_counter()
+            client.upload_file(dumped, BUCKET_PEERS, f"limit/{table}.tsv")
+            stages["upload"] = time.perf_counter() - t
+            t1 = time.perf_counter()
+            client.download_file(BUCKET_PEERS, f"limit/{table}.tsv", fetched)
+            os.chmod(fetched, 0o644)  # the server reads it as its own user
+            stages["download"] = time.perf_counter() - t1
+            t = time.perf_counter()
+            tgt = mysql(TGT_DB)
+            cur2 = tgt.cursor()
+            cur2.execute(f"LOAD DATA INFILE '{fetched}' INTO TABLE {TGT_TABLE} CHARACTER SET utf8mb4 ({COLS})")
+            tgt.commit()
+            tgt.close()
+            stages["load_data"] = time.perf_counter() - t
+            t2 = time.perf_counter()
+        finally:
+            for path in (dumped, fetched):
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
+        return {"stages_s": {"extract": t1 - t0, "load": t2 - t1, **stages}}
+
+    return run
+
+
+def contender_naive(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """Ported from peers.py naive(): fetchall -> CSV in memory -> put_object; get_object -> executemany REPLACE."""
+    import csv
+    import io
+
+    table = spec["table"]
+
+    def run() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        conn = mysql(SRC_DB)
+        cur = conn.cursor()
+        client = s3_client()
+        _peer_bucket(client)
+        cur.execute(f"SELECT {COLS} FROM {table}")
+        rows: Any = cur.fetchall()
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        for r in rows:
+            writer.writerow(["\\N" if v is None else v for v in r])
+        client.put_object(Bucket=BUCKET_PEERS, Key=f"naive/{table}.csv", Body=buf.getvalue().encode())
+        conn.close()
+        del rows, buf
+        t1 = time.perf_counter()
+        body = client.get_object(Bucket=BUCKET_PEERS, Key=f"naive/{table}.csv")["Body"].read().decode()
+        rows = [[None if v == "\\N" else v for v in r] for r in csv.reader(io.StringIO(body))]
+        tgt = mysql(TGT_DB)
+        cur2 = tgt.cursor()
+        placeholders = ", ".join(["%s"] * len(COLUMNS))
+        for i in range(0, len(rows), 5000):
+            cur2.executemany(f"REPLACE INTO {TGT_TABLE} ({COLS}) VALUES ({placeholders})", rows[i : i + 5000])
+        tgt.commit()
+        tgt.close()
+        t2 = time.perf_counter()
+        return {"stages_s": {"extract": t1 - t0, "load": t2 - t1}}
+
+    return run
+
+
+CONTENDERS: dict[str, Callable[[dict[str, Any]], Callable[[], dict[str, Any]]]] = {
+    "ours": contender_ours,
+    "ours-chunked-4": contender_ours_chunked,
+    "airflow": contender_airflow,
+    "limit": contender_limit,
+    "naive": contender_naive,
+}
+
+
+def child_main(raw_spec: str) -> int:
+    """Run one contender once and print one JSON line: stage times, total, peak RSS."""
+    spec = json.loads(raw_spec)
+    run = CONTENDERS[spec["contender"]](spec)  # imports happen here, before the clock starts
+    started = time.perf_counter()
+    result = run()
+    result["total_s"] = time.perf_counter() - started
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["airflow_imported"] = any(m == "airflow" or m.startswith("airflow.") for m in sys.modules)
+    print("BENCH-RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parent: tables, target reset, fidelity, scheduling, report.
+# ---------------------------------------------------------------------------------------------------
+
+
+def table_name(rows: int) -> str:
+    if rows == DEFAULT_ROWS:
+        return "events"
+    if rows == BIG_ROWS:
+        return "events_5m"
+    return f"events_{rows}"
+
+
+def ensure_source(rows: int) -> tuple[str, float | None]:
+    """Create bench_src.<table> with ``rows`` rows unless a table made by this generator already has them."""
+    table = table_name(rows)
+    run_sql(
+        [
+            f"CREATE DATABASE IF NOT EXISTS {SRC_DB} CHARACTER SET utf8mb4",
+            f"CREATE DATABASE IF NOT EXISTS {TGT_DB} CHARACTER SET utf8mb4",
+        ]
+    )
+    found = query_one(
+        f"SELECT MAX(TABLE_COMMENT) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{SRC_DB}' "
+        f"AND TABLE_NAME = '{table}'"
+    )
+    if found[0] == GEN_TAG:
+        count = query_one(f"SELECT COUNT(*), MIN(id), MAX(id) FROM {SRC_DB}.{table}")
+        if tuple(int(v or 0) for v in count) == (rows, 1, rows):
+            print(f"== reusing {SRC_DB}.{table} ({rows:,} rows)", flush=True)
+            return table, None
+    print(f"== creating {SRC_DB}.{table} with {rows:,} rows (gen_source.sql) ...", flush=True)
+    started = time.perf_counter()
+    statements = [
+        s.replace("@TABLE@", table).replace("@ROWS@", str(rows)).replace("@COMMENT@", GEN_TAG) for s in GEN_SOURCE
+    ]
+    run_sql(statements, SRC_DB)
+    seconds = time.perf_counter() - started
+    print(f"   created in {seconds:.1f} s", flush=True)
+    return table, seconds
+
+
+def reset_target(source_table: str) -> None:
+    run_sql(
+        [
+            f"DROP TABLE IF EXISTS {TGT_DB}.{TGT_TABLE}",
+            f"DROP TABLE IF EXISTS {TGT_DB}.report_loads",
+            f"CREATE TABLE {TGT_DB}.{TGT_TABLE} LIKE {SRC_DB}.{source_table}",
+        ]
+    )
+
+
+def fingerprint(qualified: str) -> list[int]:
+    return [int(v or 0) for v in query_one(FINGERPRINT.format(qualified))]
+
+
+def settle_source(table: str) -> None:
+    """Write the source table's dirty pages to disk now (a fresh table is all dirty pages, and MariaDB 10.11
+    does not flush when idle), so a later checkpoint does not bill that flushing to whichever contender runs."""
+    conn = mysql()
+    try:
+        cursor = conn.cursor()
+        cursor.execute(f"FLUSH TABLES {SRC_DB}.{table} FOR EXPORT")
+        cursor.execute("UNLOCK TABLES")
+    finally:
+        conn.close()
+
+
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+
+def wait_for_quiet(cap_s: float) -> tuple[float, float]:
+    """Wait (at most cap_s) for a second in which the machine is less than half busy, as other work on a
+    shared box (tests, Airflow) would otherwise be billed to whichever contender runs. Returns the
+    seconds waited and the busy fraction of the last one-second sample (Linux only; else no wait)."""
+    started = time.perf_counter()
+    busy = 0.0
+    if not os.path.exists("/proc/stat"):
+        return 0.0, busy
+    while True:
+        total0, idle0 = _cpu_times()
+        time.sleep(1.0)
+        total1, idle1 = _cpu_times()
+        busy = 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+        if busy < 0.5 or time.perf_counter() - started >= cap_s:
+            return time.perf_counter() - started, busy
+
+
+def clean_buckets(names: tuple[str, ...] = (BUCKET_PEERS, BUCKET_OURS)) -> None:
+    """Delete what the contenders left in their own buckets (up to 400 MB per table), so runs do not pile up."""
+    client = s3_client()
+    for name in names:
+        try:
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=name)
+            keys = [{"Key": o["Key"]} for page in pages for o in page.get("Contents", ())]
+            for i in range(0, len(keys), 1000):
+                client.delete_objects(Bucket=name, Delete={"Objects": keys[i : i + 1000], "Quiet": True})
+        except Exception as exc:  # noqa: BLE001 - a missing bucket or a failed cleanup does not change results
+            print(f"   (could not empty s3://{name}: {exc})", flush=True)
+
+
+def check_buckets() -> None:
+    """Both buckets must take multipart uploads (the peers' upload_file and Airflow's S3Hook use them)."""
+    client = s3_client()
+    for name in (BUCKET_OURS, BUCKET_PEERS):
+        _peer_bucket(client, name)
+        upload = client.create_multipart_upload(Bucket=name, Key="bench-preflight")
+        client.abort_multipart_upload(Bucket=name, Key="bench-preflight", UploadId=upload["UploadId"])
+
+
+def run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_S,
+        cwd=REPO,
+        check=False,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH-RESULT "):
+            return dict(json.loads(line[len("BENCH-RESULT ") :]))
+    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+    return {"error": f"exit {proc.returncode}: {tail}"}
+
+
+def fmt_rows(rows: int) -> str:
+    if rows % 1_000_000 == 0:
+        return f"{rows // 1_000_000}M"
+    if rows % 1_000 == 0:
+        return f"{rows // 1_000}k"
+    return str(rows)
+
+
+def plan(args: argparse.Namespace) -> list[tuple[int, list[str], int]]:
+    """(rows, contenders, repeats) per table size, in run order."""
+    sizes = [args.rows]
+    if args.big and BIG_ROWS not in sizes:
+        sizes.append(BIG_ROWS)
+    out = []
+    for rows in sizes:
+        big = rows >= BIG_ROWS
+        names = ["ours"]
+        if big or args.chunked:
+            names.append("ours-chunked-4")
+        if not big or args.peers_big:
+            names.append("airflow")
+        names.append("limit")
+        if args.naive and (not big or args.peers_big):
+            names.append("naive")
+        if args.only:
+            names = [n for n in names if n in args.only]
+        repeats = args.repeat if args.repeat else (1 if big else 2)
+        out.append((rows, names, repeats))
+    return out
+
+
+def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (table, contender): the best total time, the worst peak RSS, exact only if every run was."""
+    rows: list[dict[str, Any]] = []
+    keys: list[tuple[str, str]] = []
+    for r in runs:
+        if (r["table"], r["contender"]) not in keys:
+            keys.append((r["table"], r["contender"]))
+    for table, contender in keys:
+        mine = [r for r in runs if r["table"] == table and r["contender"] == contender]
+        good = [r for r in mine if "error" not in r]
+        row: dict[str, Any] = {"table": table, "contender": contender, "rows": mine[0]["rows"], "runs": len(mine)}
+        if not good:
+            row.update(error=mine[0]["error"], exact_copy=False)
+            rows.append(row)
+            continue
+        best = min(good, key=lambda r: r["total_s"])
+        row.update(
+            seconds=best["total_s"],
+            extract_s=best["stages_s"]["extract"],
+            load_s=best["stages_s"]["load"],
+            stages_s=best["stages_s"],
+            rows_per_s=mine[0]["rows"] / best["total_s"],
+            peak_rss_mb=max(r["peak_rss_mb"] for r in good),
+            exact_copy=len(good) == len(mine) and all(r["exact_copy"] for r in good),
+            all_seconds=[round(r["total_s"], 2) for r in mine if "total_s" in r],
+        )
+        if any("error" in r for r in mine):
+            row["error"] = next(r["error"] for r in mine if "error" in r)
+        rows.append(row)
+    for row in rows:
+        ours = next((o for o in rows if o["table"] == row["table"] and o["contender"] == "ours"), None)
+        if ours and "seconds" in ours and "seconds" in row:
+            row["vs_ours"] = row["seconds"] / ours["seconds"]
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = [
+        "table",
+        "contender",
+        "rows",
+        "seconds",
+        "extract s",
+        "load s",
+        "rows/s",
+        "peak RSS MB",
+        "exact copy",
+        "time vs ours",
+    ]
+    body = []
+    for r in rows:
+        if "seconds" not in r:
+            body.append([r["table"], r["contender"], f"{r['rows']:,}", "FAILED", "", "", "", "", "no", ""])
+            continue
+        body.append(
+            [
+                r["table"],
+                r["contender"],
+                f"{r['rows']:,}",
+                f"{r['seconds']:.2f}",
+                f"{r['extract_s']:.2f}",
+                f"{r['load_s']:.2f}",
+                f"{r['rows_per_s']:,.0f}",
+                f"{r['peak_rss_mb']:.0f}",
+                "yes" if r["exact_copy"] else "NO",
+                f"{r['vs_ours']:.2f}x" if "vs_ours" in r else "",
+            ]
+        )
+    numeric = {2, 3, 4, 5, 6, 7, 9}
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
+    line = "  ".join(
+        h.rjust(w) if i in numeric else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))
+    )
+    print(line)
+    print("-" * len(line))
+    for b in body:
+        print(
+            "  ".join(
+                x.rjust(w) if i in numeric else x.ljust(w) for i, (x, w) in enumerate(zip(b, widths, strict=True))
+            )
+        )
+    for r in rows:
+        if "error" in r:
+            print(f"\n{r['table']} / {r['contender']} failed:\n{r['error']}")
+
+
+def evaluate_targets(rows: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, Any]]:
+    """The issue's targets, each evaluated against this run's numbers (missing contenders are skipped)."""
+
+    def get(rows_n: int, contender: str) -> dict[str, Any] | None:
+        table = table_name(rows_n)
+        found = next((r for r in rows if r["table"] == table and r["contender"] == contender), None)
+        return found if found and "seconds" in found else None
+
+    targets: list[dict[str, Any]] = []
+    for n in sizes:
+        ours, limit, peers = get(n, "ours"), get(n, "limit"), get(n, "airflow")
+        label = fmt_rows(n)
+        if ours and limit:
+            ratio = ours["seconds"] / limit["seconds"]
+            targets.append(
+                {
+                    "target": f"ours <= 1.2x limit time @{label}",
+                    "text": f"{ours['seconds']:.1f} s vs {limit['seconds']:.1f} s -> {ratio:.2f}x",
+                    "value": ratio,
+                    "ok": ratio <= 1.2,
+                }
+            )
+        if ours and peers:
+            ratio = ours["rows_per_s"] / peers["rows_per_s"]
+            targets.append(
+                {
+                    "target": f"ours rows/s >= 1.6x providers rows/s @{label}",
+                    "text": f"{ours['rows_per_s']:,.0f} vs {peers['rows_per_s']:,.0f} rows/s -> {ratio:.2f}x",
+                    "value": ratio,
+                    "ok": ratio >= 1.6,
+                }
+            )
+    rss = [(fmt_rows(n), get(n, "ours")) for n in sizes]
+    measured = [(label, r["peak_rss_mb"]) for label, r in rss if r]
+    if measured:
+        targets.append(
+            {
+                "target": "ours peak RSS < 200 MB @" + " and @".join(label for label, _ in measured),
+                "text": ", ".join(f"{mb:.0f} MB @{label}" for label, mb in measured),
+                "value": max(mb for _, mb in measured),
+                "ok": all(mb < 200 for _, mb in measured),
+            }
+        )
+        chunked_rss = [(fmt_rows(n), get(n, "ours-chunked-4")) for n in sizes]
+        for label, r in chunked_rss:
+            if r:
+                targets.append(
+                    {
+                        "target": f"ours-chunked-4 peak RSS < 200 MB @{label}",
+                        "text": f"{r['peak_rss_mb']:.0f} MB",
+                        "value": r["peak_rss_mb"],
+                        "ok": r["peak_rss_mb"] < 200,
+                    }
+                )
+    for n in sizes:
+        ours, chunked = get(n, "ours"), get(n, "ours-chunked-4")
+        if ours and chunked:
+            ratio = chunked["seconds"] / ours["seconds"]
+            targets.append(
+                {
+                    "target": f"ours-chunked-4 faster than unchunked ours @{fmt_rows(n)}",
+                    "text": f"{chunked['seconds']:.1f} s vs {ours['seconds']:.1f} s -> {ratio:.2f}x "
+                    f"(extract {chunked['extract_s']:.1f} vs {ours['extract_s']:.1f} s, "
+                    f"load {chunked['load_s']:.1f} vs {ours['load_s']:.1f} s)",
+                    "value": ratio,
+                    "ok": ratio < 1.0,
+                }
+            )
+    exact = [r for r in rows]
+    targets.append(
+        {
+            "target": "every run copied exactly (row count + checksum of all columns)",
+            "text": ", ".join(f"{r['contender']}@{r['table']}" for r in exact if not r.get("exact_copy")) or "all",
+            "value": all(r.get("exact_copy") for r in exact),
+            "ok": all(r.get("exact_copy") for r in exact),
+        }
+    )
+    return targets
+
+
+def environment() -> dict[str, Any]:
+    def git(*argv: str) -> str:
+        try:
+            return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
+        except OSError:
+            return ""
+
+    version = query_one("SELECT VERSION(), @@innodb_buffer_pool_size, @@innodb_flush_log_at_trx_commit")
+    return {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "mariadb": version[0],
+        "innodb_buffer_pool_mb": int(version[1]) // 2**20,
+        "innodb_flush_log_at_trx_commit": int(version[2]),
+        "git_commit": git("rev-parse", "--short", "HEAD"),
+        "git_dirty_files": [line[3:] for line in git("status", "--porcelain").splitlines()],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows of the main source table (1,000,000)")
+    parser.add_argument(
+        "--big",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"also run the {BIG_ROWS:,}-row table bench_src.events_5m (default on)",
+    )
+    parser.add_argument("--repeat", type=int, default=0, help="runs per contender (default 2; 1 on the 5M table)")
+    parser.add_argument("--peers-big", action="store_true", help="also run airflow (and naive) on the 5M table")
+    parser.add_argument("--naive", action="store_true", help="also run peers.py's naive pipeline")
+    parser.add_argument("--chunked", action="store_true", help="run ours-chunked-4 on every table, not only 5M")
+    parser.add_argument("--only", nargs="+", choices=sorted(CONTENDERS), help="run only these contenders")
+    parser.add_argument("--part-mb", type=int, default=32, help="ours: part size in MB (the engine's default 32)")
+    parser.add_argument("--no-compress", dest="compress", action="store_false", help="ours: store parts as plain CSV")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=20.0,
+        help="before each run wait up to this many seconds for the machine to be under half busy (20; 0 = never)",
+    )
+    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"JSON results (default {OUTPUT})")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child_main(args.child)
+    if args.rows < 1:
+        parser.error("--rows must be positive")
+
+    try:
+        env = environment()
+        check_buckets()
+    except Exception as exc:  # noqa: BLE001 - tell the user how to get the servers, then stop
+        print(
+            f"bench: MariaDB on {MYSQL_HOST}:{MYSQL_PORT} or S3 on {S3_ENDPOINT} is not usable: {exc}\n"
+            "start them with `bash scripts/services.sh start` (or `make services`); an S3 AccessDenied on"
+            f" s3://{BUCKET_OURS} or s3://{BUCKET_PEERS} means the bucket was made by an S3 server with other"
+            " identities: empty .local/seaweedfs",
+            file=sys.stderr,
+        )
+        return 2
+
+    started = time.perf_counter()
+    schedule = plan(args)
+    print(
+        f"== bench on {env['cpus']} CPUs, MariaDB {env['mariadb']}, buffer pool {env['innodb_buffer_pool_mb']} MB; "
+        + "; ".join(f"{fmt_rows(n)}: {', '.join(c)} x{r}" for n, c, r in schedule),
+        flush=True,
+    )
+    runs: list[dict[str, Any]] = []
+    created: dict[str, float] = {}
+    for rows, names, repeats in schedule:
+        table, seconds = ensure_source(rows)
+        if seconds is not None:
+            created[table] = seconds
+        t = time.perf_counter()
+        settle_source(table)
+        source_fp = fingerprint(f"{SRC_DB}.{table}")  # also warms the buffer pool for the first contender
+        print(f"   source fingerprint {source_fp} ({time.perf_counter() - t:.1f} s)", flush=True)
+        # Interleave the contenders across repeats, so a slow phase of the machine hits all of them.
+        for attempt in range(repeats):
+            for name in names:
+                reset_target(table)
+                waited, busy = wait_for_quiet(args.quiet_wait)
+                load_average = os.getloadavg()[0]
+                spec = {
+                    "contender": name,
+                    "table": table,
+                    "rows": rows,
+                    "part_mb": args.part_mb,
+                    "compress": args.compress,
+                }
+                result = run_child(spec)
+                result.update(
+                    table=table,
+                    contender=name,
+                    rows=rows,
+                    attempt=attempt + 1,
+                    waited_for_quiet_s=round(waited, 1),
+                    machine_busy_before=round(busy, 2),
+                    load_average_before=round(load_average, 2),
+                )
+                if "error" not in result:
+                    target_fp = fingerprint(f"{TGT_DB}.{TGT_TABLE}")
+                    result.update(source_fp=source_fp, target_fp=target_fp, exact_copy=target_fp == source_fp)
+                    if name.startswith("ours") and result.get("airflow_imported"):
+                        result["error"] = "the pure package imported Airflow"
+                    stages = ", ".join(f"{k} {v:.2f}" for k, v in result["stages_s"].items())
+                    print(
+                        f"   {table:<10} {name:<15} run {attempt + 1}/{repeats}: {result['total_s']:6.2f} s "
+                        f"({stages}), {result['peak_rss_mb']:.0f} MB, exact={result['exact_copy']}; "
+                        f"machine {busy:.0%} busy before, load avg {load_average:.1f}",
+                        flush=True,
+                    )
+                else:
+                    print(
+                        f"   {table:<10} {name:<15} run {attempt + 1}/{repeats}: FAILED {result['error']}", flush=True
+                    )
+                runs.append(result)
+        reset_target(table)  # leave no 5 M-row copy behind in bench_tgt
+        clean_buckets()
+
+    summary = summarize(runs)
+    sizes = [n for n, _, _ in schedule]
+    targets = evaluate_targets(summary, sizes)
+    print()
+    print_table(summary)
+    print()
+    print("targets (issue 3/4):")
+    for t in targets:
+        print(f"  {t['target']}: {t['text']} -> {'OK' if t['ok'] else 'MISS'}")
+    noisy = [r for r in runs if r.get("machine_busy_before", 0) >= 0.5]
+    if noisy:
+        print(
+            f"  WARNING: {len(noisy)} of {len(runs)} runs started on a machine over half busy with other work "
+            f"({', '.join(sorted({r['contender'] + '@' + r['table'] for r in noisy}))}): their times are inflated;"
+            " rerun when the machine is quiet or with more --repeat"
+        )
+    elapsed = time.perf_counter() - started
+    env["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(
+        f"\n(best of the runs per row; RSS = worst run; imports excluded from every time; bench took {elapsed:.0f} s;"
+        f" load average {env['load_average_at_start'][0]:.1f} at start, {env['load_average_at_end'][0]:.1f} at end"
+        f" on {env['cpus']} CPUs: other processes on this machine add noise)"
+    )
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
+        json.dumps(
+            {
+                "environment": env,
+                "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "child"},
+                "tables_created_s": created,
+                "summary": summary,
+                "targets": targets,
+                "runs": runs,
+                "bench_seconds": elapsed,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    print(f"results: {args.output.relative_to(REPO) if args.output.is_relative_to(REPO) else args.output}")
+    return 0 if all(r.get("exact_copy") for r in summary) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
