@@ -216,7 +216,7 @@ def cmd_onboard(args: argparse.Namespace, settings: Settings) -> int:
     if not args.dry_run and any(s.action == "created" for s in steps):
         # The DAG on this machine picks the new company up at its next parse, not a TTL later.
         expire_snapshot(settings.snapshot_path)
-    return 0
+    return 1 if any(s.action.startswith(onboard.CANNOT) for s in steps) else 0
 
 
 def _active_table_rows(conn: Any) -> list[Mapping[str, Any]]:

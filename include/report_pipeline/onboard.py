@@ -27,7 +27,10 @@ class Step:
     """One thing onboarding checked: what, and whether it had to be done."""
 
     what: str
-    action: str  # "exists", "created", "would create"
+    action: str  # "exists", "created", "would create", or CANNOT + the reason
+
+
+CANNOT = "cannot create"
 
 
 def _admin_rows(cursor: Any, company_id: int, alias: str, lookback_days: int | None, dry_run: bool) -> list[Step]:
@@ -144,6 +147,11 @@ def onboard(
         )
         if target_cursor.fetchone() is not None:
             steps.append(Step(f"target table {schema}.{table}", "exists"))
+            continue
+        if not _source_columns(source_cursor, table):
+            # The definition is copied from the source table of the same name; without one, say so
+            # (for this table only) instead of failing the whole onboarding halfway.
+            steps.append(Step(f"target table {schema}.{table}", f"{CANNOT}: the source has no table {table!r} to copy"))
             continue
         if not dry_run:
             ddl = _target_table_ddl(source_cursor, spec)

@@ -345,3 +345,22 @@ def test_onboard_dry_run_then_real_then_idempotent_then_run_moves_the_data(scrat
         "SELECT id, amount, created_at FROM orders WHERE company = 61 AND created_at >= '2026-11-23'",
     )
     assert len(orders) == 4
+
+
+def test_onboard_names_a_target_table_it_cannot_copy_and_still_creates_the_rest(scratch):
+    alias = _onboardable(scratch)
+    execute(
+        mysql_connect(scratch["admin"]),
+        "INSERT INTO `tables` (id, name, status, query_select, params_select, query_insert, params_insert) VALUES "
+        "(3, 'summary', 1, 'SELECT id, username FROM users WHERE company = %s', 'company[1]', "
+        "'REPLACE INTO user_summary(id, username) VALUES', '')",
+    )
+    out = cli(scratch["env"], "onboard", "--company-id", "62", "--alias", alias)
+    assert out.returncode == 1, out.stdout + out.stderr
+    steps = {s[0]: s[-1] for s in _table_lines(out.stdout)}
+    assert (
+        steps[f"target table {alias}.user_summary"] == "cannot create: the source has no table 'user_summary' to copy"
+    )
+    assert steps[f"target table {alias}.users (from source users)"] == "created"
+    assert steps[f"target table {alias}.orders (from source orders)"] == "created"
+    assert sorted(r[0] for r in _rows(alias, "SHOW TABLES")) == ["orders", "report_loads", "users"]
