@@ -425,3 +425,19 @@ def test_schedule_comes_from_configuration_and_catchup_stays_off(configured, exp
     dag = build_dag(build_plan(rows, settings), settings)
     assert dag.schedule == expected
     assert dag.catchup is False
+
+
+def test_refreshing_an_unchanged_admin_config_gives_the_same_serialized_dag(world, fresh_snapshot):
+    """A refresh every TTL must not make Airflow store a new DAG version when nothing changed."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from report_pipeline.airflow.factory import dag_from_admin
+    from report_pipeline.snapshot import expire_snapshot
+
+    first = DagSerialization.to_dict(dag_from_admin())
+    expire_snapshot(fresh_snapshot)
+    time.sleep(0.01)  # so a timestamp taken at the refresh would differ
+    second = DagSerialization.to_dict(dag_from_admin())
+    assert json.loads(fresh_snapshot.read_text())["plan"]["built_at"]  # the refresh did happen
+    assert time.time() - fresh_snapshot.stat().st_mtime < 60
+    assert second == first

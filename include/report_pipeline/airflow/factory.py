@@ -138,7 +138,9 @@ def build_dag(plan: Plan, settings: Settings, dag_id: str = DAG_ID) -> DAG:
         tags=["report-pipeline"],
         doc_md=(
             "Copies each active company's report tables: source MySQL -> S3 (CSV) -> target MySQL. "
-            f"Plan built {plan.built_at}: {len(plan.companies)} companies, {len(plan.problems)} config problems."
+            # No build time here: it changes at every snapshot refresh, and any change to the
+            # serialized DAG makes Airflow store a new DAG version (every TTL, with nothing changed).
+            f"{len(plan.companies)} companies, {len(plan.problems)} config problems."
         ),
         default_args={"owner": "report-pipeline"},
     ) as dag:
