@@ -441,3 +441,27 @@ def test_refreshing_an_unchanged_admin_config_gives_the_same_serialized_dag(worl
     assert json.loads(fresh_snapshot.read_text())["plan"]["built_at"]  # the refresh did happen
     assert time.time() - fresh_snapshot.stat().st_mtime < 60
     assert second == first
+
+
+def test_worker_whose_snapshot_lacks_its_task_refreshes_once_from_the_admin_db(world, fresh_snapshot, monkeypatch):
+    """A worker with an old snapshot (e.g. another host, before a company was onboarded) still finds its task."""
+    from report_pipeline.airflow.factory import dag_from_admin
+
+    body = json.loads(fresh_snapshot.read_text())
+    body["plan"]["companies"] = [c for c in body["plan"]["companies"] if c["company"]["alias"] == world.a]
+    fresh_snapshot.write_text(json.dumps(body))
+    _age(fresh_snapshot, 60)  # within the TTL: only the missing task makes this parse read the admin DB
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", DAG_ID)
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", f"company_{world.b}.users__mysql_to_s3")
+    dag = dag_from_admin()
+    assert f"company_{world.b}.users__mysql_to_s3" in dag.task_ids
+    assert [c["company"]["alias"] for c in json.loads(fresh_snapshot.read_text())["plan"]["companies"]] == [
+        world.a,
+        world.b,
+    ]
+    # A task the snapshot has: no refresh attempt, even with the snapshot expired and the admin DB down.
+    monkeypatch.setenv("AIRFLOW_CONN_REPORTS_ADMIN_DB", CLOSED_PORT_ADMIN)
+    _age(fresh_snapshot, 3600)
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", f"company_{world.a}.refunds__invalid_config")
+    assert f"company_{world.a}.refunds__invalid_config" in dag_from_admin().task_ids
+    assert time.time() - fresh_snapshot.stat().st_mtime >= 3600 - 5

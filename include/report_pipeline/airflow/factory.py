@@ -23,7 +23,7 @@ from report_pipeline.airflow.operators import (
 from report_pipeline.airflow.retry import retry_arguments
 from report_pipeline.config import AdminRows, CompanyPlan, Plan
 from report_pipeline.settings import Settings
-from report_pipeline.snapshot import PlanSource, load_plan
+from report_pipeline.snapshot import PlanSource, expire_snapshot, load_plan
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,31 @@ def _fetch_admin_rows(settings: Settings) -> AdminRows:
         conn.close()
 
 
+def plan_has_task(plan: Plan, task_id: str) -> bool:
+    """Whether the DAG built from ``plan`` has a task ``task_id`` (checked without building the DAG)."""
+    group, _, task = task_id.partition(".")
+    table = task.split("__", 1)[0]
+    for company_plan in plan.companies:
+        if group_id(company_plan.company.alias) == group:
+            return any(t.name == table for t in company_plan.tables) or any(
+                b.name == table for b in company_plan.broken
+            )
+    return any(b.key == group for b in plan.broken_companies)
+
+
 def current_plan(settings: Settings) -> tuple[Plan, PlanSource]:
-    """The plan for this parse; a worker parsing to run one task prefers any snapshot it has."""
-    running_one_task = get_parsing_context().task_id is not None
-    plan, source = load_plan(settings, lambda: _fetch_admin_rows(settings), prefer_snapshot=running_one_task)
+    """The plan for this parse; a worker parsing to run one task prefers any snapshot it has.
+
+    Only when that snapshot lacks the worker's task (a worker whose disk missed a refresh, after a
+    company was onboarded) is the admin DB read once more, instead of failing with "task not found".
+    """
+    task_id = get_parsing_context().task_id
+    fetch = lambda: _fetch_admin_rows(settings)  # noqa: E731 - passed twice below
+    plan, source = load_plan(settings, fetch, prefer_snapshot=task_id is not None)
+    if task_id is not None and source.origin == "snapshot" and not plan_has_task(plan, task_id):
+        log.info("the snapshot has no task %s; refreshing it from the admin database", task_id)
+        expire_snapshot(settings.snapshot_path)
+        plan, source = load_plan(settings, fetch)
     log.info(
         "report plan from %s (age %.0f s, %d admin queries): %d companies, %d problems",
         source.origin,
