@@ -7,11 +7,24 @@
 #   make airflow-status
 #   make test-airflow     airflow-up, then tests/airflow_real against the running processes; the
 #                         stack stays up afterwards (look at the UI; stop it with make airflow-down)
+#   make test-load        issue 7's load test on a SECOND, independent stack (UI/REST 127.0.0.1:8090,
+#                         PostgreSQL 5434, state .local/airflow-load + .local/postgres-load; the stack
+#                         above is left alone): scripts/load_data.py puts LOAD_COMPANIES (50) x 5 tables
+#                         x LOAD_ROWS (10000) rows into load_admin/load_source (targets ld_<alias>,
+#                         buckets rp-load-<alias>), the stack starts with parallelism 8 and a 4-slot
+#                         reports_source pool, tests/airflow_load runs one DAG run, then the stack stops
+#                         and the load schemas and buckets are dropped (LOAD_KEEP=1 keeps them).
+#                         Figures: test-output/load-report.txt.
 
 # This file is included before the Makefile's own targets: keep its default goal.
 _AIRFLOW_MK_DEFAULT_GOAL := $(.DEFAULT_GOAL)
 
-.PHONY: airflow-up airflow-down airflow-status test-airflow
+.PHONY: airflow-up airflow-down airflow-status test-airflow test-load test-load-down
+
+# The second stack's overrides (see scripts/airflow_local.sh).
+LOAD_STACK_ENV := AIRFLOW_REAL_HOME=.local/airflow-load AIRFLOW_REAL_PG_DIR=.local/postgres-load \
+  AIRFLOW_REAL_PORT=8090 AIRFLOW_REAL_PG_PORT=5434 AIRFLOW_REAL_DEMO=0 AIRFLOW_REAL_PARALLELISM=8 \
+  AIRFLOW_REAL_SOURCE_SLOTS=4 AIRFLOW_REAL_TARGET_SLOTS=4
 
 airflow-up: services
 	bash scripts/airflow_local.sh up
@@ -26,5 +39,30 @@ test-airflow: airflow-up
 	bash scripts/airflow_local.sh ui-deps
 	$(ENV)
 	$(VENV)/bin/python -m pytest -m airflow_real tests/airflow_real $(PYTEST_ARGS)
+
+test-load: services
+	$(ENV)
+	export $(LOAD_STACK_ENV)
+	eval "$$($(VENV)/bin/python scripts/load_data.py env)"
+	t0=$$SECONDS
+	# A fresh second stack every time: leftovers of an interrupted run are stopped and wiped.
+	bash scripts/airflow_local.sh down
+	rm -rf .local/airflow-load .local/postgres-load test-output/load-report.txt
+	$(VENV)/bin/python scripts/load_data.py setup
+	rc=0
+	{ bash scripts/airflow_local.sh up && \
+	  $(VENV)/bin/python -m pytest -m airflow_real tests/airflow_load $(PYTEST_ARGS); } || rc=$$?
+	bash scripts/airflow_local.sh down || { [ $$rc != 0 ] || rc=1; }
+	if [ "$${LOAD_KEEP:-0}" = 1 ]; then echo "LOAD_KEEP=1: load schemas and buckets kept"; \
+	else $(VENV)/bin/python scripts/load_data.py drop || { [ $$rc != 0 ] || rc=1; }; fi
+	echo "== test-load: exit $$rc after $$((SECONDS - t0)) s (logs: .local/airflow-load)"
+	cat test-output/load-report.txt 2>/dev/null || true
+	exit $$rc
+
+# Stops the second stack if a test-load run was interrupted.
+test-load-down:
+	$(ENV)
+	export $(LOAD_STACK_ENV)
+	bash scripts/airflow_local.sh down
 
 .DEFAULT_GOAL := $(_AIRFLOW_MK_DEFAULT_GOAL)

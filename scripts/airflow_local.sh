@@ -26,8 +26,20 @@ VENV="$REPO_ROOT/.venv"
 BIND=127.0.0.1
 API_PORT="${AIRFLOW_REAL_PORT:-8080}"
 PG_PORT="${AIRFLOW_REAL_PG_PORT:-5433}"
-REAL_HOME="$REPO_ROOT/.local/airflow-real"
-PG_ROOT="$REPO_ROOT/.local/postgres"
+# A second, independent deployment (e.g. `make test-load`) overrides the state directories and ports:
+#   AIRFLOW_REAL_HOME (.local/airflow-real)  AIRFLOW_REAL_PG_DIR (.local/postgres)
+#   AIRFLOW_REAL_PORT (8080)  AIRFLOW_REAL_PG_PORT (5433)  AIRFLOW_REAL_PARALLELISM (8)
+#   AIRFLOW_REAL_SOURCE_SLOTS / AIRFLOW_REAL_TARGET_SLOTS (4 / 4: the reports_source / reports_target pools)
+#   AIRFLOW_REAL_DEMO=0 (or REPORTS_DEMO_SETUP=false): do not run `report-pipeline demo-setup`
+# AIRFLOW_CONN_REPORTS_* and REPORTS_* already set in the caller's environment are kept (scripts/env.sh
+# only fills what is unset), so the deployment can point at other admin/source/target schemas.
+abs_path() { case "$1" in /*) echo "$1" ;; *) echo "$REPO_ROOT/$1" ;; esac; }
+REAL_HOME="$(abs_path "${AIRFLOW_REAL_HOME:-.local/airflow-real}")"
+PG_ROOT="$(abs_path "${AIRFLOW_REAL_PG_DIR:-.local/postgres}")"
+PARALLELISM="${AIRFLOW_REAL_PARALLELISM:-8}"
+SOURCE_SLOTS="${AIRFLOW_REAL_SOURCE_SLOTS:-4}"
+TARGET_SLOTS="${AIRFLOW_REAL_TARGET_SLOTS:-4}"
+case "${AIRFLOW_REAL_DEMO:-1}" in 0 | false | no | off) DEMO_SETUP=false ;; *) DEMO_SETUP="${REPORTS_DEMO_SETUP:-true}" ;; esac
 PGDATA="$PG_ROOT/data"
 PG_SOCKET_DIR="$PG_ROOT/run"
 PG_LOG="$PG_ROOT/postgres.log"
@@ -172,7 +184,7 @@ real_env() {
     export REPORTS_SNAPSHOT_PATH="$REAL_HOME/report_pipeline/admin_snapshot.json"
     export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg2://airflow:airflow@$BIND:$PG_PORT/airflow"
     export AIRFLOW__CORE__EXECUTOR=LocalExecutor
-    export AIRFLOW__CORE__PARALLELISM=8
+    export AIRFLOW__CORE__PARALLELISM="$PARALLELISM"
     export AIRFLOW__CORE__LOAD_EXAMPLES=False
     export AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
     export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="$ADMIN_USER:admin"
@@ -219,7 +231,7 @@ component_cmd() {
 start_component() {
     local name="$1" cmd
     cmd="$(component_cmd "$name")"
-    log "starting $cmd (log .local/airflow-real/$name.log)"
+    log "starting $cmd (log ${REAL_HOME#"$REPO_ROOT"/}/$name.log)"
     echo "==== $(date -u +%FT%TZ) $cmd" >>"$REAL_HOME/$name.log"
     # setsid: each component leads its own process group, so `down` also stops its children
     # (LocalExecutor workers, task processes, api-server workers).
@@ -274,11 +286,11 @@ log_tails() {
     local name
     for name in "${COMPONENTS[@]}"; do
         [ -f "$REAL_HOME/$name.log" ] || continue
-        echo "----- last lines of .local/airflow-real/$name.log" >&2
+        echo "----- last lines of ${REAL_HOME#"$REPO_ROOT"/}/$name.log" >&2
         tail -n 30 "$REAL_HOME/$name.log" >&2
     done
     if [ -f "$PG_LOG" ]; then
-        echo "----- last lines of .local/postgres/postgres.log" >&2
+        echo "----- last lines of ${PG_LOG#"$REPO_ROOT"/}" >&2
         tail -n 10 "$PG_LOG" >&2
     fi
 }
@@ -397,16 +409,16 @@ cmd_up() {
     log "airflow db migrate"
     airflow db migrate >"$REAL_HOME/db-migrate.log" 2>&1 \
         || { tail -n 40 "$REAL_HOME/db-migrate.log" >&2; die "airflow db migrate failed"; }
-    cat >"$REAL_HOME/pools.json" <<'JSON'
+    cat >"$REAL_HOME/pools.json" <<JSON
 {
-  "reports_source": {"slots": 4, "description": "connections to the source (production) MySQL", "include_deferred": false},
-  "reports_target": {"slots": 4, "description": "connections to the target (reporting) MySQL", "include_deferred": false}
+  "reports_source": {"slots": $SOURCE_SLOTS, "description": "connections to the source (production) MySQL", "include_deferred": false},
+  "reports_target": {"slots": $TARGET_SLOTS, "description": "connections to the target (reporting) MySQL", "include_deferred": false}
 }
 JSON
     airflow pools import "$REAL_HOME/pools.json" >"$REAL_HOME/pools.log" 2>&1 \
         || { cat "$REAL_HOME/pools.log" >&2; die "airflow pools import failed"; }
     write_passwords_file
-    if [ "${REPORTS_DEMO_SETUP:-true}" = true ]; then
+    if [ "$DEMO_SETUP" = true ]; then
         log "report-pipeline demo-setup"
         report-pipeline demo-setup >"$REAL_HOME/demo-setup.log" 2>&1 \
             || { tail -n 40 "$REAL_HOME/demo-setup.log" >&2; die "report-pipeline demo-setup failed (are the services up? make services)"; }
@@ -427,8 +439,8 @@ JSON
 Airflow UI:  http://$BIND:$API_PORT/dags/$DAG_ID
 Log in with: $ADMIN_USER / $ADMIN_PASSWORD   (REST: POST http://$BIND:$API_PORT/auth/token)
 CLI:         scripts/airflow_local.sh airflow dags list
-Logs:        .local/airflow-real/{api-server,scheduler,dag-processor,triggerer}.log, task logs in .local/airflow-real/logs
-Stop:        make airflow-down
+Logs:        ${REAL_HOME#"$REPO_ROOT"/}/{api-server,scheduler,dag-processor,triggerer}.log, task logs in ${REAL_HOME#"$REPO_ROOT"/}/logs
+Stop:        make airflow-down (with the same AIRFLOW_REAL_* overrides)
 EOF
 }
 
