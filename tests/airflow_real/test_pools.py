@@ -111,7 +111,10 @@ def _run_with_orders_locked(api: Api, sampler: _ProcessListSampler) -> tuple[str
     wait_for("no other run of the DAG to be active", lambda: _no_active_run(api), RUN_TIMEOUT)
     locker = mysql_connect(source_db())
     try:
-        locker.cursor().execute("LOCK TABLES orders WRITE")
+        cursor = locker.cursor()
+        # Never wait long behind someone else's open transaction on the table.
+        cursor.execute("SET SESSION lock_wait_timeout = 30")
+        cursor.execute("LOCK TABLES orders WRITE")
         sampler.start()
         run_id = f"pool_bound__{uuid.uuid4().hex[:8]}"
         api.request("POST", f"/dags/{DAG_ID}/dagRuns", json={"dag_run_id": run_id, "logical_date": iso(RUN_DATE)})
