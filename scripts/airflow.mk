@@ -21,10 +21,12 @@ _AIRFLOW_MK_DEFAULT_GOAL := $(.DEFAULT_GOAL)
 
 .PHONY: airflow-up airflow-down airflow-status test-airflow test-load test-load-down
 
-# The second stack's overrides (see scripts/airflow_local.sh).
+# The second stack's overrides (see scripts/airflow_local.sh). LOAD_SOURCE_SLOTS is also what the test
+# expects the reports_source pool to have (e.g. `make test-load LOAD_SOURCE_SLOTS=1` must fail: no parallelism).
+LOAD_SOURCE_SLOTS ?= 4
 LOAD_STACK_ENV := AIRFLOW_REAL_HOME=.local/airflow-load AIRFLOW_REAL_PG_DIR=.local/postgres-load \
   AIRFLOW_REAL_PORT=8090 AIRFLOW_REAL_PG_PORT=5434 AIRFLOW_REAL_DEMO=0 AIRFLOW_REAL_PARALLELISM=8 \
-  AIRFLOW_REAL_SOURCE_SLOTS=4 AIRFLOW_REAL_TARGET_SLOTS=4
+  AIRFLOW_REAL_SOURCE_SLOTS=$(LOAD_SOURCE_SLOTS) AIRFLOW_REAL_TARGET_SLOTS=4 LOAD_SOURCE_SLOTS=$(LOAD_SOURCE_SLOTS)
 
 airflow-up: services
 	bash scripts/airflow_local.sh up

@@ -278,6 +278,8 @@ def test_every_load_is_recorded_in_report_loads(load_run: dict[str, Any]) -> Non
 
 def test_source_connections_stay_within_the_pool(load_run: dict[str, Any]) -> None:
     samples, slots = load_run["samples"], load_run["pool_slots"]
+    expected_slots = int(os.environ.get("LOAD_SOURCE_SLOTS", "4"))
+    assert slots == expected_slots, f"the reports_source pool has {slots} slots, the load test set up {expected_slots}"
     assert load_run["sampler_error"] is None, f"the process-list sampler failed: {load_run['sampler_error']!r}"
     assert len(samples) >= 50, f"only {len(samples)} samples of the process list"
     peak = max(samples)
