@@ -406,6 +406,10 @@ def test_a_run_limited_by_params_skips_the_rest_and_applies_the_overrides(world,
         for step in ("mysql_to_s3", "s3_to_mysql"):
             assert states[f"company_{world.a}.{table}__{step}"] == "success"
             assert states[f"company_{world.b}.{table}__{step}"] == "skipped"
+    # The bad row fails nobody's limited run: left out by company (B) and by table (A).
+    assert states[f"company_{world.a}.refunds__invalid_config"] == "skipped"
+    assert states[f"company_{world.b}.refunds__invalid_config"] == "skipped"
+    assert run.state == "success"
     loads = _rows(
         world.a, "SELECT table_name, load_mode, rows_loaded FROM report_loads WHERE run_id = %s", (run.run_id,)
     )
