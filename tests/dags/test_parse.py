@@ -288,7 +288,7 @@ def test_200_companies_x_10_tables_from_a_warm_snapshot_give_200_groups_of_20_ta
     from report_pipeline.airflow.factory import dag_from_admin
     from report_pipeline.config import AdminRows, build_plan
     from report_pipeline.settings import Settings
-    from report_pipeline.snapshot import write_snapshot
+    from report_pipeline.snapshot import failure_marker, write_snapshot
 
     monkeypatch.setenv("REPORTS_SNAPSHOT_PATH", str(tmp_path / "big.json"))
     # Any admin access would fail: the DAG must come from the snapshot alone.
@@ -311,6 +311,8 @@ def test_200_companies_x_10_tables_from_a_warm_snapshot_give_200_groups_of_20_ta
     )
     write_snapshot(settings.snapshot_path, settings, build_plan(rows, settings))
     dag = dag_from_admin()
+    # No refresh was attempted (it would have failed on the closed port and left this marker).
+    assert not failure_marker(settings.snapshot_path).exists()
     groups = [g for g in dag.task_group.children if g.startswith("company_")]
     assert len(groups) == 200
     assert len(dag.tasks) == 200 * 10 * 2
