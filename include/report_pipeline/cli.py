@@ -47,8 +47,8 @@ def _logs_to_stderr() -> None:
     with contextlib.suppress(Exception):  # structlog's layout is Airflow's internal business
         import structlog
 
-        factory = structlog.get_config().get("logger_factory")
-        if hasattr(factory, "io"):
+        factory: Any = structlog.get_config().get("logger_factory")
+        if factory is not None and hasattr(factory, "io"):
             factory.io = sys.stderr
 
 
