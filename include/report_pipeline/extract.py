@@ -238,21 +238,28 @@ class _PartUploader:
                     pieces, csv_bytes, size = [], size, 0
                     compressor = self._new_compressor()
                     self.in_flight.acquire()
-                    self.futures.append(self.uploads.submit(self._upload, key, body, rows, csv_bytes))
+                    future = self.uploads.submit(self._upload, key, body, rows, csv_bytes)
+                    # Released by a callback, not by the upload, so a cancelled upload frees its slot too.
+                    future.add_done_callback(lambda _: self.in_flight.release())
+                    future.add_done_callback(self._note_failure)
+                    self.futures.append(future)
                     continue
                 size += len(item)
                 pieces.append(compressor.compress(item) if compressor is not None else item)
         except BaseException as exc:  # noqa: BLE001 - handed to the fetch loop, which re-raises it
-            self.error = exc
+            if self.error is None:
+                self.error = exc
             while self.blocks.get() is not None:  # drain so the producer never blocks forever
                 pass
 
+    def _note_failure(self, future: Future[Part]) -> None:
+        # A failed upload stops the fetch loop at its next block, instead of after the whole query.
+        if self.error is None and not future.cancelled() and future.exception() is not None:
+            self.error = future.exception()
+
     def _upload(self, key: str, body: bytes, rows: int, csv_bytes: int) -> Part:
-        try:
-            self.request.bucket.put(key, body, "application/gzip" if self.request.compress else "text/csv")
-            return Part(key, rows, csv_bytes, len(body), hashlib.sha256(body).hexdigest())
-        finally:
-            self.in_flight.release()
+        self.request.bucket.put(key, body, "application/gzip" if self.request.compress else "text/csv")
+        return Part(key, rows, csv_bytes, len(body), hashlib.sha256(body).hexdigest())
 
     def send(self, item: bytes | tuple[str, int]) -> None:
         if self.error is not None:
@@ -270,9 +277,11 @@ class _PartUploader:
             self.uploads.shutdown(wait=True)
 
     def abandon(self) -> None:
+        """Stop after a failure: no new uploads start, and every thread has ended when this returns."""
+        self.uploads.shutdown(wait=False, cancel_futures=True)
         self.blocks.put(None)
         self.thread.join()
-        self.uploads.shutdown(wait=True, cancel_futures=True)
+        self.uploads.shutdown(wait=True)
 
 
 def _close_quietly(conn: Any) -> None:
@@ -287,12 +296,34 @@ def extract(conn: Any, request: ExtractRequest) -> Manifest:
 
     The source session is read-only, in one consistent snapshot, with UTC time zone and utf8mb4 text.
     Any earlier manifest and ``_SUCCESS`` marker under the prefix are removed first, so a half-written
-    extract is never mistaken for a finished one.
+    extract is never mistaken for a finished one; parts an earlier, failed attempt left behind are
+    overwritten or, once the new manifest is stored, deleted. A failure is logged with its reason and
+    re-raised for the caller's retries.
     """
     started = dt.datetime.now(dt.UTC)
+    try:
+        return _extract(conn, request, started)
+    except BaseException as exc:
+        log.error(
+            "extract of %s.%s into s3://%s/%s failed after %.2f s: %s: %s",
+            request.company,
+            request.table,
+            request.bucket.name,
+            request.prefix,
+            time.time() - started.timestamp(),
+            type(exc).__name__,
+            exc,
+        )
+        raise
+
+
+def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manifest:
     request.bucket.ensure()
     stale = [f"{request.prefix}/{MANIFEST_NAME}", f"{request.prefix}/{SUCCESS_NAME}"]
     request.bucket.delete(stale)
+    # Parts are single PUTs, but an older client or a killed worker may have left multipart uploads
+    # under this prefix; unfinished ones are invisible and billed, so they go before a new attempt.
+    request.bucket.abort_multipart_uploads(f"{request.prefix}/")
 
     import MySQLdb.cursors
 

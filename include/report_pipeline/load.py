@@ -245,9 +245,28 @@ def load(conn: Any, request: LoadRequest) -> LoadResult:
     """Load the request's manifests into the target; the target is unchanged unless it all succeeds.
 
     A load whose manifests were already loaded (same extract ids, recorded in ``report_loads``) is
-    skipped, so a retry after a lost acknowledgement never loads twice.
+    skipped, so a retry after a lost acknowledgement never loads twice; it still writes the
+    ``_SUCCESS`` marker, which the attempt that loaded may have died before writing. A failure is
+    logged with its reason and re-raised for the caller's retries; local part files are removed.
     """
     started = time.monotonic()
+    try:
+        return _load(conn, request, started)
+    except BaseException as exc:
+        log.error(
+            "load of %s.%s (%s) from s3://%s failed after %.2f s: %s: %s",
+            request.schema,
+            request.target.table,
+            request.load_mode,
+            request.bucket.name,
+            time.monotonic() - started,
+            type(exc).__name__,
+            exc,
+        )
+        raise
+
+
+def _load(conn: Any, request: LoadRequest, started: float) -> LoadResult:
     manifests = read_manifests(request.bucket, request.manifest_keys)
     expected = sum(m.rows for m in manifests)
     load_key = _load_key(manifests)
@@ -261,6 +280,7 @@ def load(conn: Any, request: LoadRequest) -> LoadResult:
     done = cursor.fetchone()
     if done is not None:
         log.info("%s.%s: these extracts were already loaded (%s rows); nothing to do", request.schema, table, done[0])
+        _mark_success(request, manifests, int(done[0]), load_key)
         return LoadResult(int(done[0]), 0, 0, time.monotonic() - started, load_key, skipped=True)
     if request.load_mode == "swap":
         newer = _newer_swap(cursor, request)
@@ -300,7 +320,7 @@ def load(conn: Any, request: LoadRequest) -> LoadResult:
 
 
 def _utc_naive(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _newer_swap(cursor: Any, request: LoadRequest) -> dt.datetime | None:
