@@ -203,30 +203,32 @@ def register_dag(dag: Any) -> None:
         )
 
 
-def run_dag(deployment: Deployment, dag_id: str | None = None) -> Any:
+def run_dag(deployment: Deployment, dag_id: str | None = None, run_conf: dict[str, Any] | None = None) -> Any:
     """Build the deployment's DAG from its admin DB and run it with dag.test(); returns the DagRun.
 
     The caller must have put ``deployment.env()`` into os.environ (tasks run in this process). A
     second run of the same deployment needs another ``dag_id``: dag.test() would find the first run.
     """
-    from report_pipeline.admin import read_admin_rows
-    from report_pipeline.airflow.connections import HookConnections
-    from report_pipeline.airflow.factory import build_dag
-    from report_pipeline.config import build_plan
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    from report_pipeline.airflow.factory import build_dag, current_plan
     from report_pipeline.settings import Settings
 
     settings = Settings.from_env()
-    conn = HookConnections().admin()
-    try:
-        plan = build_plan(read_admin_rows(conn), settings)
-    finally:
-        conn.close()
+    # What the DAG file does: the plan through the admin snapshot (REPORTS_SNAPSHOT_PATH), read
+    # with the admin connection.
+    plan, _ = current_plan(settings)
     assert not plan.problems, plan.problems
     if dag_id is not None:
         deployment.extra_dag_ids.append(dag_id)
     dag = build_dag(plan, settings, dag_id=dag_id or deployment.dag_id)
     register_dag(dag)
-    return dag.test(logical_date=LOGICAL_DATE)
+    with pytest.MonkeyPatch.context() as patch:
+        # dag.test() re-parses the DAG's bundle before running; ours is registered above, and
+        # parsing dags/ here would overwrite the shared metadata DB's populate_report_databases
+        # with this scratch deployment's plan under other tests' feet.
+        patch.setattr(DagBundlesManager, "get_all_dag_bundles", lambda self: iter(()))
+        return dag.test(logical_date=LOGICAL_DATE, run_conf=run_conf)
 
 
 def _connect_as(deployment: Deployment, role: str, db: str = "") -> Any:
@@ -327,8 +329,7 @@ def test_grants_are_exactly_the_documented_ones(deployment: Deployment) -> None:
     # No FILE and nothing global: LOAD DATA LOCAL needs only INSERT on the table.
     assert _grants(deployment, "target") == {
         f"GRANT USAGE ON *.* TO {who('target')}",
-        f"GRANT SELECT, INSERT, DELETE, CREATE, DROP, ALTER ON `rpt\\_{deployment.tag}\\_%`.* "
-        f"TO {who('target')}",
+        f"GRANT SELECT, INSERT, DELETE, CREATE, DROP, ALTER ON `rpt\\_{deployment.tag}\\_%`.* TO {who('target')}",
     }
 
 

@@ -5,7 +5,8 @@ and an S3 secret key that are unique, recognisable strings. Then the DAG runs in
 (so everything it prints -- task logs included, which dag.test() sends to stdout/stderr rather than
 to files -- is captured whole), the CLI commands run against the same connections, and every place
 the run wrote to is searched: task output and any log files under $AIRFLOW_HOME/logs, the run's
-XCom values, every S3 object (parts decompressed), the snapshot file, and every CLI output.
+XCom values and rendered template fields, every S3 object (parts decompressed), the snapshot
+file, and every CLI output.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tests.security.test_least_privilege import COMPANIES, LOGICAL_DATE, Deploym
 pytestmark = pytest.mark.integration
 
 _DEPLOYMENT_VARIABLE = "RP_SECURITY_DEPLOYMENT"
+_RUN_VARIABLE = "RP_SECURITY_RUN"
 _RESULT_MARK = "RP_SECURITY_RESULT "
 DATE = LOGICAL_DATE.date().isoformat()
 CLI_COMMANDS = (
@@ -59,12 +61,15 @@ def _child_env(deployment: Deployment, **extra: str) -> dict[str, str]:
     return {**os.environ, **deployment.env(), **extra}
 
 
-def run_dag_in_child(deployment: Deployment) -> tuple[str, dict[str, Any]]:
+def run_dag_in_child(
+    deployment: Deployment, dag_id: str | None = None, run_conf: dict[str, Any] | None = None, **env: str
+) -> tuple[str, dict[str, Any]]:
     """Run the deployment's DAG in a fresh interpreter; returns its whole output and the run's ids."""
     body = dataclasses.asdict(deployment) | {"snapshot_dir": str(deployment.snapshot_dir)}
+    run = {"dag_id": dag_id, "run_conf": run_conf}
     done = subprocess.run(
         [sys.executable, "-m", "tests.security.test_secrets"],
-        env=_child_env(deployment, **{_DEPLOYMENT_VARIABLE: json.dumps(body)}),
+        env=_child_env(deployment, **{_DEPLOYMENT_VARIABLE: json.dumps(body), _RUN_VARIABLE: json.dumps(run)}, **env),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -101,6 +106,21 @@ def _xcom_values(dag_id: str, run_id: str) -> list[str]:
             )
         ).all()
     return [f"{task_id} {key} {json.dumps(value, default=str)}" for task_id, key, value in rows]
+
+
+def _rendered_fields(dag_id: str, run_id: str) -> list[str]:
+    """The run's rendered template fields, which the UI shows next to the task log."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rendered
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(Rendered.task_id, Rendered.rendered_fields).where(
+                Rendered.dag_id == dag_id, Rendered.run_id == run_id
+            )
+        ).all()
+    return [f"{task_id} {json.dumps(fields, default=str)}" for task_id, fields in rows]
 
 
 def _s3_objects(deployment: Deployment) -> dict[str, bytes]:
@@ -142,6 +162,7 @@ def evidence(deployment: Deployment) -> dict[str, Any]:
         "log files": _log_files_since(started),
         "result": result,
         "xcom": _xcom_values(result["dag_id"], result["run_id"]),
+        "rendered": _rendered_fields(result["dag_id"], result["run_id"]),
         "s3": _s3_objects(deployment),
         "cli": cli,
         "snapshot": {str(p): p.read_bytes() for p in deployment.snapshot_dir.glob("*.json")},
@@ -167,6 +188,13 @@ def test_xcom_values_hold_no_secret(deployment: Deployment, evidence: dict[str, 
     values = evidence["xcom"]
     assert len(values) >= 18, values  # every extract and load returned something
     for value in values:
+        assert leaks(value, secrets_of(deployment)) == [], value
+
+
+def test_rendered_template_fields_hold_no_secret(deployment: Deployment, evidence: dict[str, Any]) -> None:
+    rendered = evidence["rendered"]
+    assert len(rendered) == 18, rendered
+    for value in rendered:
         assert leaks(value, secrets_of(deployment)) == [], value
 
 
@@ -201,12 +229,34 @@ def test_cli_connection_failures_hold_no_secret(deployment: Deployment) -> None:
     bad_password = f"mysql://{deployment.users['admin']}:{wrong}@127.0.0.1:{port}/{deployment.admin_schema}"
     # Port 1 on loopback: nothing listens there, so the connect fails at once.
     no_server = f"mysql://{deployment.users['admin']}:{wrong}@127.0.0.1:1/{deployment.admin_schema}"
+    failures = []
     for uri in (bad_password, no_server):
         done = _cli(deployment, "plan", AIRFLOW_CONN_REPORTS_ADMIN_DB=uri, REPORTS_ADMIN_TIMEOUT="2")
         assert done.returncode != 0
         output = done.stdout + done.stderr
-        assert output.strip()
+        failures.append(output)
         assert leaks(output, secrets_of(deployment) | {"wrong password": wrong, "uri": uri}) == []
+    # The refused login's message is the driver's, naming the user: the search did see the error.
+    assert f"Access denied for user '{deployment.users['admin']}'" in failures[0]
+
+
+def test_failed_task_logs_hold_no_secret(deployment: Deployment) -> None:
+    """A task whose target login is refused fails, and its log (with tracebacks) shows no credential."""
+    wrong = f"leakcheck-wrong-{uuid.uuid4().hex}"
+    port = os.environ["REPORTS_MYSQL_PORT"]
+    uri = f"mysql://{deployment.users['target']}:{wrong}@127.0.0.1:{port}/?charset=utf8mb4"
+    dag_id = f"{deployment.dag_id}_refused"
+    deployment.extra_dag_ids.append(dag_id)
+    output, result = run_dag_in_child(
+        deployment,
+        dag_id=dag_id,
+        # One extract and one load are enough; every other task skips.
+        run_conf={"companies": ["acme"], "tables": ["users"]},
+        AIRFLOW_CONN_REPORTS_TARGET_DB=uri,
+    )
+    assert result["state"] == "failed", output[-5000:]
+    assert f"Access denied for user '{deployment.users['target']}'" in output  # the failure was logged
+    assert leaks(output, secrets_of(deployment) | {"wrong password": wrong, "uri": uri}) == []
 
 
 def _child_main() -> None:
@@ -214,7 +264,8 @@ def _child_main() -> None:
     body = json.loads(os.environ[_DEPLOYMENT_VARIABLE])
     body["snapshot_dir"] = Path(body["snapshot_dir"])
     deployment = Deployment(**body)
-    run = run_dag(deployment)
+    options = json.loads(os.environ.get(_RUN_VARIABLE) or "{}")
+    run = run_dag(deployment, dag_id=options.get("dag_id"), run_conf=options.get("run_conf"))
     counts: dict[str, int] = {}
     for ti in run.get_task_instances():
         counts[str(ti.state)] = counts.get(str(ti.state), 0) + 1

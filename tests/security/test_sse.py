@@ -1,28 +1,38 @@
 """S3 server-side encryption: REPORTS_S3_SSE reaches every object the pipeline writes.
 
-The local SeaweedFS only encrypts when a key-encryption key is configured (`s3.sse.kek` in its
-security.toml) and a KMS for `aws:kms`; `scripts/services.sh` configures neither, and SeaweedFS then
-refuses a PutObject that asks for encryption (InternalError) rather than storing it unencrypted. So:
+SeaweedFS (4.48) only encrypts when a key-encryption key is configured (`[s3.sse] kek` in its
+security.toml), and has no KMS for `aws:kms` here; the shared server `scripts/services.sh` starts
+has no KEK, and then refuses a PutObject that asks for encryption (InternalError). So:
 
-- one test pins down that the local server never *silently drops* an SSE request (refused, or
+- one test pins down that the shared server never *silently drops* an SSE request (refused, or
   stored and reported as encrypted), whatever its configuration;
-- the DAG tests run the whole DAG with `REPORTS_S3_SSE` set and record every request its S3 client
-  sends: every write (parts, manifests, `_SUCCESS`) must carry the SSE headers, and every object in
-  the company buckets must have been written by such a request. The recorder removes the headers
-  after recording them, so the unconfigured local server accepts the objects; on AWS they would
-  reach S3 unchanged.
+- SSE-S3 end to end: this module starts its own SeaweedFS with a KEK on free loopback ports, runs
+  the whole DAG against it with `REPORTS_S3_SSE=AES256`, and asks the server about every object;
+- both settings (`AES256`, `aws:kms` + key id) against the shared server: the whole DAG runs and
+  every request its S3 client sends is recorded: every write (parts, manifests, `_SUCCESS`) must
+  carry the SSE headers, and every object in the company buckets must have been written by such a
+  request. The recorder removes the headers after recording them, so the server without a KEK
+  accepts the objects; on AWS they would reach S3 unchanged.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from tests.conftest import s3_client
+from tests.conftest import REPO, s3_client
 from tests.security.test_least_privilege import COMPANIES, Deployment, deploy, run_dag, teardown
 
 pytestmark = pytest.mark.integration
@@ -153,3 +163,119 @@ def test_every_object_the_dag_writes_asks_for_the_configured_sse(
     assert any(name.startswith("part-") for name in names), names
     # The buckets were emptied before the run: every object in them now was written with SSE.
     assert _bucket_keys(deployment) == written
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@pytest.fixture(scope="module")
+def encrypting_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private SeaweedFS with SSE-S3 enabled (a random KEK); yields its S3 endpoint URL."""
+    import boto3
+
+    home = tmp_path_factory.mktemp("seaweed-sse")
+    config = home / "config"
+    config.mkdir()
+    (config / "security.toml").write_text(f'[s3.sse]\nkek = "{secrets.token_hex(32)}"\n')
+    # One volume per bucket (collection) at a time, as scripts/services.sh configures its server.
+    (config / "master.toml").write_text("[master.volume_growth]\ncopy_1 = 1\ncopy_other = 1\n")
+    master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3_port, s3_grpc = _free_ports(8)
+    command = [
+        str(REPO / ".venv" / "bin" / "weed"),
+        "-logtostderr",
+        f"-config_dir={config}",
+        "server",
+        f"-dir={home}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={master}",
+        f"-master.port.grpc={master_grpc}",
+        "-master.electionTimeout=2s",
+        "-master.telemetry=false",
+        f"-volume.port={volume}",
+        f"-volume.port.grpc={volume_grpc}",
+        "-volume.max=32",
+        "-filer",
+        f"-filer.port={filer}",
+        f"-filer.port.grpc={filer_grpc}",
+        "-s3",
+        f"-s3.port={s3_port}",
+        f"-s3.port.grpc={s3_grpc}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+    ]
+    log = (home / "weed.log").open("wb")
+    # A clean environment: weed reads AWS_* and WEED_* variables as configuration.
+    server = subprocess.Popen(
+        command,
+        cwd=home,
+        env={"PATH": os.environ["PATH"], "HOME": str(home)},
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    endpoint = f"http://127.0.0.1:{s3_port}"
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="any", aws_secret_access_key="any", region_name="us-east-1"
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                client.create_bucket(Bucket="rp-sse-ready")
+                client.put_object(Bucket="rp-sse-ready", Key="probe", Body=b"x", ServerSideEncryption="AES256")
+                break
+            except Exception:  # noqa: BLE001 - not up yet; the deadline bounds the wait
+                assert server.poll() is None, (home / "weed.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, (home / "weed.log").read_text()[-3000:]
+                time.sleep(0.5)
+        yield endpoint
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+        log.close()
+
+
+def test_with_sse_s3_every_object_the_dag_writes_is_stored_encrypted(
+    deployment: Deployment, encrypting_s3: str
+) -> None:
+    """The real server, told to encrypt by every PutObject, reports every object as AES256."""
+    import boto3
+    from airflow.utils.state import DagRunState
+
+    env = deployment.env()
+    s3_conn = json.loads(env["AIRFLOW_CONN_REPORTS_S3"])
+    s3_conn["extra"]["endpoint_url"] = encrypting_s3
+    env["AIRFLOW_CONN_REPORTS_S3"] = json.dumps(s3_conn)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.setenv("REPORTS_S3_SSE", "AES256")
+        # The load reads every part back and checks its sha256: success means it decrypted exactly.
+        run = run_dag(deployment, dag_id=f"{deployment.dag_id}_encrypting")
+    assert run.state == DagRunState.SUCCESS
+    client = boto3.client(
+        "s3", endpoint_url=encrypting_s3, aws_access_key_id="any", aws_secret_access_key="any", region_name="us-east-1"
+    )
+    names: set[str] = set()
+    for alias in COMPANIES:
+        bucket = deployment.bucket(alias)
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", ())]
+        assert keys, bucket
+        for key in keys:
+            assert client.head_object(Bucket=bucket, Key=key).get("ServerSideEncryption") == "AES256", key
+            names.add(Path(key).name)
+    assert {"manifest.json", "_SUCCESS"} <= names and any(n.startswith("part-") for n in names), names
