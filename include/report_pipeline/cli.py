@@ -359,6 +359,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReportPipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        # A server that refuses or is unreachable is an operator's problem to read, not a traceback.
+        if type(exc).__module__.split(".")[0] not in ("MySQLdb", "botocore", "boto3"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
