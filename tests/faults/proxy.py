@@ -8,8 +8,8 @@ what a client sees when its server process dies; the server itself sees a client
 
 To hit "in the middle of" deterministically, a cut can be armed to fire after N bytes have passed in
 one direction, or when a byte pattern (e.g. ``b"RENAME TABLE"``) is seen going to the server --
-either before that chunk is forwarded (the server never gets it) or right after (the server gets it,
-the client never hears back: a lost acknowledgement).
+either before that chunk is forwarded (the server never gets it) or when the server answers it (the
+server ran it, the answer is dropped: a lost acknowledgement).
 """
 
 from __future__ import annotations
@@ -97,7 +97,11 @@ class FaultProxy:
             self._trigger = _Trigger(direction, after_bytes=n_bytes, restore_after=restore_after)
 
     def cut_on(self, pattern: bytes, *, forward: bool = False, restore_after: float | None = None) -> None:
-        """Cut when ``pattern`` is sent to the server; ``forward`` lets that chunk reach the server first."""
+        """Cut when ``pattern`` is sent to the server.
+
+        With ``forward`` the server gets that chunk and the cut comes when its answer does, which is
+        then dropped: the statement ran, the client never hears so (a lost acknowledgement).
+        """
         with self._lock:
             self._trigger = _Trigger("up", pattern=pattern, forward_match=forward, restore_after=restore_after)
 
@@ -158,7 +162,12 @@ class FaultProxy:
                 if not data:
                     break
                 fire, forward = self._check(direction, data, tail)
-                if fire is None or forward:
+                if fire is not None and forward:
+                    with self._lock:  # armed before forwarding, so even a quick answer is dropped
+                        self._trigger = _Trigger("down", after_bytes=1, restore_after=fire.restore_after)
+                    dst.sendall(data)
+                    fire = None
+                elif fire is None:
                     dst.sendall(data)
                 if fire is not None:
                     self._fire(fire)

@@ -21,6 +21,7 @@ fails the task at once and the retry under test is the Airflow-level one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -495,3 +496,112 @@ def test_s3_dies_after_the_commit_and_the_retry_neither_loads_twice_nor_forgets_
         source_db, source_print, target_db, bucket_name, caplog, side="s3",
         arm=lambda proxy, m: proxy.cut_on(b"/_SUCCESS HTTP/1.1"), check=check,
     )
+
+
+def run_dag_test(dag: Any, empty_dir: Any) -> Any:
+    """``dag.test()`` for a DAG built here rather than found in the dags folder.
+
+    dag.test() only runs DAGs already serialized in the metadata DB, and finds them by walking the
+    ``dags-folder`` bundle; this DAG is not in a file there, so it is written under that bundle first.
+    """
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=str(empty_dir))
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
+    return dag.test(logical_date=LOGICAL_DATE)
+
+
+def test_dag_run_retries_the_extract_after_s3_dies_mid_upload(
+    source_db, source_print, mysql_root, monkeypatch, tmp_path
+):
+    """dag.test() in Airflow 3.3 honours retries: the failed try goes UP_FOR_RETRY and runs again."""
+    import json
+
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    from report_pipeline.airflow.factory import build_dag
+    from report_pipeline.config import AdminRows, build_plan
+
+    alias = f"flt{uuid.uuid4().hex[:10]}"
+    settings = Settings(part_bytes=PART_BYTES, schedule=None, bucket_template="rp-test-{alias}")
+    columns = ", ".join(COLUMNS)
+    rows = AdminRows(
+        companies=[{"id": 1, "company_id": 1, "status": 1, "alias": alias}],
+        tables=[
+            {
+                "id": 1,
+                "name": "big",
+                "query_select": f"SELECT {columns} FROM big",
+                "params_select": "",
+                "query_insert": f"REPLACE INTO big ({columns}) VALUES",
+                "status": 1,
+            }
+        ],
+    )
+    plan = build_plan(rows, settings)
+    (company_plan,) = plan.companies
+    bucket, target = company_plan.company.bucket, company_plan.company.schema
+    dag = build_dag(plan, settings, dag_id=f"rp_faults_{alias}")
+    execute(mysql_root, f"CREATE DATABASE `{target}`", f"CREATE TABLE `{target}`.big LIKE `{source_db}`.big")
+    port = int(os.environ["REPORTS_MYSQL_PORT"])
+    try:
+        with FaultProxy(int(os.environ["REPORTS_S3_PORT"])) as proxy:
+            monkeypatch.setenv(
+                "AIRFLOW_CONN_REPORTS_SOURCE_DB", f"mysql://reports:reports@127.0.0.1:{port}/{source_db}?charset=utf8mb4"
+            )
+            s3_conn = {
+                "conn_type": "aws",
+                "login": "any",
+                "password": "any",
+                "extra": {
+                    "endpoint_url": f"http://127.0.0.1:{proxy.port}",
+                    "region_name": "us-east-1",
+                    "config_kwargs": {"s3": {"addressing_style": "path"}, "retries": {"max_attempts": 1}},
+                },
+            }
+            monkeypatch.setenv("AIRFLOW_CONN_REPORTS_S3", json.dumps(s3_conn))
+            # S3 dies 1 MB into the first try's uploads and is back half a second later, before the
+            # seed Retrier's 1 s wait is over.
+            proxy.cut_after(1024 * 1024, "up", restore_after=0.5)
+            run = run_dag_test(dag, tmp_path)
+        assert proxy.stats.cuts == 1
+        assert run.state == DagRunState.SUCCESS
+        with create_session() as session:
+            tries = {
+                (h.task_id.split(".")[-1], h.try_number, h.state)
+                for h in session.query(TaskInstanceHistory).filter(
+                    TaskInstanceHistory.dag_id == dag.dag_id, TaskInstanceHistory.run_id == run.run_id
+                )
+            }
+            final = {
+                ti.task_id.split(".")[-1]: (ti.try_number, ti.state) for ti in run.get_task_instances(session=session)
+            }
+        # The history keeps each earlier try; the extract's first one failed and was retried.
+        assert ("big__mysql_to_s3", 1, TaskInstanceState.FAILED) in tries, tries
+        assert final == {
+            "big__mysql_to_s3": (2, TaskInstanceState.SUCCESS),
+            "big__s3_to_mysql": (1, TaskInstanceState.SUCCESS),
+        }
+        assert fingerprint(target) == source_print
+        assert query(target, "SELECT table_name, run_id, rows_loaded FROM report_loads") == [
+            ("big", run.run_id, ROWS)
+        ]
+        assert not s3_client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+    finally:
+        from airflow.api.common.delete_dag import delete_dag
+
+        with contextlib.suppress(Exception):  # the DAG may never have reached the metadata DB
+            delete_dag(dag.dag_id, keep_records_in_log=False)
+        execute(mysql_root, f"DROP DATABASE IF EXISTS `{target}`")
+        s3 = s3_client()
+        try:
+            for o in s3.list_objects_v2(Bucket=bucket).get("Contents", ()):
+                s3.delete_object(Bucket=bucket, Key=o["Key"])
+            s3.delete_bucket(Bucket=bucket)
+        except Exception:  # noqa: BLE001 - the bucket may never have been created
+            pass
