@@ -53,7 +53,12 @@ class Bucket:
                 raise
 
     def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
-        """Store one object."""
+        """Store one object with a single PUT.
+
+        Parts are at most ``part_bytes`` (32 MB by default), far below S3's 5 GB single-PUT limit, so
+        there is no multipart upload to abort when a transfer dies halfway: the object either exists
+        whole or not at all (``extract`` still aborts any unfinished multipart upload under its prefix).
+        """
         self.client.put_object(Bucket=self.name, Key=key, Body=body, ContentType=content_type, **self._write_args())
 
     def get(self, key: str) -> bytes:
