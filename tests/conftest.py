@@ -99,9 +99,12 @@ def bucket_name(s3: Any) -> Iterator[str]:
     name = f"rp-test-{uuid.uuid4().hex[:12]}"
     yield name
     try:
-        objects = s3.list_objects_v2(Bucket=name).get("Contents", [])
-        if objects:
-            s3.delete_objects(Bucket=name, Delete={"Objects": [{"Key": o["Key"]} for o in objects]})
+        for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+            objects = page.get("Contents", [])
+            if objects:
+                s3.delete_objects(Bucket=name, Delete={"Objects": [{"Key": o["Key"]} for o in objects]})
         s3.delete_bucket(Bucket=name)
     except Exception:  # noqa: BLE001 - the bucket may never have been created
         pass

@@ -31,6 +31,8 @@ from report_pipeline.storage import Bucket
 log = logging.getLogger(__name__)
 
 FETCH_ROWS = 10_000
+FIRST_FETCH_ROWS = 500
+BLOCK_BYTES = 2 * 1024 * 1024
 MAX_CHUNKS = 256
 
 # MySQL field type codes (MySQLdb.constants.FIELD_TYPE), spelled out so this module imports without it.
@@ -352,8 +354,9 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         encodings: list[Encoding] = ["bit" if code == _BIT else "text" for code in type_codes]
         undecided = {i for i, code in enumerate(type_codes) if code in _STRING_TYPES or code == 255}
         part_index, part_rows, part_bytes = 0, 0, 0
+        fetch_rows = FIRST_FETCH_ROWS
         while True:
-            rows = cursor.fetchmany(FETCH_ROWS)
+            rows = cursor.fetchmany(fetch_rows)
             if not rows:
                 break
             if undecided:
@@ -363,6 +366,15 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
                         encodings[i] = "hex" if isinstance(value, _Hex) else "text"
                         undecided.discard(i)
             lines = [format_row(r) for r in rows]
+            batch_bytes = sum(map(len, lines)) + len(lines)
+            # Size the next fetch so a block stays near BLOCK_BYTES: the queue holds a bounded number
+            # of blocks, so this bounds memory even for very wide rows.
+            fetch_rows = max(1, min(FETCH_ROWS, BLOCK_BYTES * len(lines) // max(batch_bytes, 1)))
+            if part_bytes + batch_bytes < request.part_bytes:
+                uploader.send(b"\n".join(lines) + b"\n")
+                part_rows += len(lines)
+                part_bytes += batch_bytes
+                continue
             start = 0
             while start < len(lines):
                 # Cut the batch where the part fills up, so parts end on row boundaries near part_bytes.
