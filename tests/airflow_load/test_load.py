@@ -204,6 +204,7 @@ def write_report(result: dict[str, Any]) -> None:
         f"task duration s: median {durations[len(durations) // 2]:.2f}, max {durations[-1]:.2f}"
         if durations
         else "task durations: none",
+        f"machine: {os.cpu_count()} CPUs, load average at the end {os.getloadavg()[0]:.1f}",
         f"source connections (process list, every {SAMPLE_SECONDS} s, {len(samples)} samples): "
         f"max {max(samples, default=0)}, reports_source pool slots {result['pool_slots']}, "
         f"histogram {dict(sorted(Counter(samples).items()))}",
