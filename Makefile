@@ -53,6 +53,7 @@ test: services airflow-db
 	export PATH="$$PWD/$(VENV)/bin:$$PATH"
 	$(VENV)/bin/python -m pytest -m "not airflow_real" $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-airflow
+	$(MAKE) --no-print-directory test-load
 
 bench: services
 	$(ENV)

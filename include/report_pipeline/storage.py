@@ -7,11 +7,14 @@ checked against the sha256 its manifest recorded.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from report_pipeline.errors import TransferError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,16 @@ class Bucket:
 
     def abort_multipart_uploads(self, prefix: str) -> int:
         """Abort unfinished multipart uploads under a prefix; returns how many were aborted."""
+        from botocore.exceptions import ClientError
+
         aborted = 0
-        listing = self.client.list_multipart_uploads(Bucket=self.name, Prefix=prefix)
+        try:
+            listing = self.client.list_multipart_uploads(Bucket=self.name, Prefix=prefix)
+        except ClientError as exc:
+            # A cleanup nicety, never a reason to fail a transfer: a role without
+            # s3:ListBucketMultipartUploads (or a server without the call) just skips it.
+            log.warning("cannot list multipart uploads in s3://%s/%s: %s", self.name, prefix, exc)
+            return 0
         for upload in listing.get("Uploads", ()):
             self.client.abort_multipart_upload(Bucket=self.name, Key=upload["Key"], UploadId=upload["UploadId"])
             aborted += 1

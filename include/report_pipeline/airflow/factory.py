@@ -180,8 +180,12 @@ def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
             )
 
 
-def build_dag(plan: Plan, settings: Settings, dag_id: str = DAG_ID) -> DAG:
-    """The DAG for a plan: one task group per active company, in admin row order."""
+def build_dag(plan: Plan, settings: Settings, dag_id: str = DAG_ID, only_group: str | None = None) -> DAG:
+    """The DAG for a plan: one task group per active company, in admin row order.
+
+    ``only_group`` builds just that company's group: what a worker needs to run one of its tasks
+    (Airflow's parsing-context optimisation), instead of every company's operators.
+    """
     with DAG(
         dag_id=dag_id,
         schedule=settings.schedule,
@@ -198,8 +202,11 @@ def build_dag(plan: Plan, settings: Settings, dag_id: str = DAG_ID) -> DAG:
         default_args={"owner": "report-pipeline"},
     ) as dag:
         for company_plan in plan.companies:
-            _company_group(company_plan, settings)
+            if only_group in (None, group_id(company_plan.company.alias)):
+                _company_group(company_plan, settings)
         for broken in plan.broken_companies:
+            if only_group not in (None, broken.key):
+                continue
             with TaskGroup(broken.key):
                 ConfigErrorOperator(
                     task_id="invalid_company",
@@ -218,4 +225,8 @@ def dag_from_admin(settings: Settings | None = None) -> DAG:
     """What ``dags/populate_report_databases.py`` calls: settings from env, plan from the snapshot."""
     settings = settings or Settings.from_env()
     plan, _ = current_plan(settings)
-    return build_dag(plan, settings)
+    context = get_parsing_context()
+    only_group = None
+    if context.dag_id == DAG_ID and context.task_id and "." in context.task_id:
+        only_group = context.task_id.split(".", 1)[0]
+    return build_dag(plan, settings, only_group=only_group)

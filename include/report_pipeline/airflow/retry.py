@@ -38,7 +38,9 @@ class SeedRetrier(RetryPolicy):
         max_tries: int,
         context: Context | None = None,
     ) -> RetryDecision:
-        """Retry every error (States.ALL) with the seed's exact delay; Airflow stops after ``retries``."""
+        """Retry every error (States.ALL) with the seed's exact delay; after the last try, fail as usual."""
+        if max_tries and try_number > max_tries:
+            return RetryDecision.default()
         wait = self.delay(try_number)
         return RetryDecision.retry(
             delay=wait,
