@@ -78,6 +78,9 @@ class LoadResult:
     seconds: float
     load_key: str
     skipped: bool = False
+    # Why nothing was loaded: "already-loaded" (a retry of a load that committed) or "older-window"
+    # (a swap of an older logical date than the one already swapped in).
+    skip_reason: str | None = None
 
 
 def read_manifests(bucket: Bucket, keys: Sequence[str]) -> list[Manifest]:
@@ -281,7 +284,9 @@ def _load(conn: Any, request: LoadRequest, started: float) -> LoadResult:
     if done is not None:
         log.info("%s.%s: these extracts were already loaded (%s rows); nothing to do", request.schema, table, done[0])
         _mark_success(request, manifests, int(done[0]), load_key)
-        return LoadResult(int(done[0]), 0, 0, time.monotonic() - started, load_key, skipped=True)
+        return LoadResult(
+            int(done[0]), 0, 0, time.monotonic() - started, load_key, skipped=True, skip_reason="already-loaded"
+        )
     if request.load_mode == "swap":
         newer = _newer_swap(cursor, request)
         if newer is not None:
@@ -293,7 +298,7 @@ def _load(conn: Any, request: LoadRequest, started: float) -> LoadResult:
                 request.logical_date.date(),
                 newer,
             )
-            return LoadResult(0, 0, 0, time.monotonic() - started, load_key, skipped=True)
+            return LoadResult(0, 0, 0, time.monotonic() - started, load_key, skipped=True, skip_reason="older-window")
     _check_target_columns(cursor, request.schema, request.target, len(manifests[0].columns))
     encodings = _encodings(manifests)
     allowed = frozenset({_DUPLICATE_KEY}) if request.target.mode == "ignore" else frozenset()
@@ -359,6 +364,9 @@ def _swap(
         counted = int(cursor.fetchone()[0])
         if counted != expected:
             raise TransferError(f"shadow table holds {counted} rows, the manifests list {expected}")
+        # A BI session holding a transaction open on the live table would make RENAME wait (and queue
+        # every new reader behind it) for lock_wait_timeout, a year by default: fail and retry instead.
+        cursor.execute("SET SESSION lock_wait_timeout = 60")
         # One statement renames both, so readers see the old table or the new one, never neither.
         cursor.execute(f"RENAME TABLE {schema}.{live} TO {schema}.{retired}, {schema}.{shadow} TO {schema}.{live}")
     except BaseException:
@@ -383,7 +391,22 @@ def _rollback_quietly(conn: Any) -> None:
         log.debug("rollback failed", exc_info=True)
 
 
+def _remove_stale_objects(request: LoadRequest, manifests: Sequence[Manifest]) -> None:
+    """Delete what an earlier run of this table and date left that these manifests do not list.
+
+    A re-run with fewer chunks, or unchunked after chunked, would otherwise leave old chunk folders
+    beside the new parts; the folder belongs to one table and one logical date only.
+    """
+    folder = request.success_key.rsplit("/", 1)[0] + "/"
+    keep = {request.success_key, *request.manifest_keys, *(p.key for m in manifests for p in m.parts)}
+    stale = [k for k in request.bucket.keys(folder) if k not in keep]
+    if stale:
+        log.info("removing %d stale object(s) under s3://%s/%s", len(stale), request.bucket.name, folder)
+        request.bucket.delete(stale)
+
+
 def _mark_success(request: LoadRequest, manifests: Sequence[Manifest], rows: int, load_key: str) -> None:
+    _remove_stale_objects(request, manifests)
     body = {
         "company": request.company,
         "table": request.target.table,

@@ -222,11 +222,6 @@ def test_rerunning_a_logical_date_converges_with_the_same_keys_and_no_stale_part
     assert len(_load_rows(source)) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (extract.py/load.py owner): a re-run with fewer chunks leaves the extra chunk-NNNN "
-    "directories of the earlier run under the date's prefix; nothing deletes them",
-)
 def test_a_rerun_with_fewer_chunks_removes_the_earlier_runs_extra_chunks(source, bucket_name, s3):
     bucket = Bucket(s3, bucket_name)
     prefix = table_prefix("src", DATE)

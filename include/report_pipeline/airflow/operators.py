@@ -169,6 +169,12 @@ class S3ToMySqlOperator(_TableOperator):
             context["run_id"],
             load_mode=load_mode,
         )
+        if result.skip_reason == "older-window":
+            # Nothing changed in the target, so no "refreshed" Asset event either.
+            raise AirflowSkipException(
+                f"{self.company.schema}.{self.spec.target.table} already holds a newer full refresh; "
+                f"the window of {logical_date.date()} was not swapped in"
+            )
         self._describe_asset_events(context, result, logical_date)
         self.log.info(
             "%s %d rows into %s.%s in %.2f s",
