@@ -330,6 +330,8 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     import MySQLdb.cursors
 
     prepare_session(conn)
+    # Raw text values for this extract only; the caller's connection gets its converters back.
+    caller_converters = conn.converter
     conn.converter = raw_converters()
     setup = conn.cursor()
     try:
@@ -395,6 +397,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         parts = uploader.finish()
         cursor.close()
         conn.rollback()
+        conn.converter = caller_converters
     except BaseException:
         uploader.abandon()
         # Closing an unbuffered cursor would read the rest of the result first; drop the session.

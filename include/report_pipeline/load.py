@@ -51,6 +51,7 @@ REPORT_LOADS_DDL = """CREATE TABLE IF NOT EXISTS {schema}.`report_loads` (
 
 _DUPLICATE_KEY = 1062
 _RECORDS = re.compile(rb"Records:\s*(\d+)")
+_SKIPPED = re.compile(rb"Skipped:\s*(\d+)")
 
 
 @dataclass(frozen=True)
@@ -194,10 +195,13 @@ def _load_parts(
             except (MySQLdb.DataError, MySQLdb.IntegrityError) as exc:
                 # Strict mode turns what would be a warning into an error; the verdict is the same.
                 raise TransferError(f"loading {part.key} would change values, so nothing was loaded: {exc}") from exc
-            _raise_on_warnings(conn, cursor, part.key, allowed_warnings)
-            info = conn.info() or b""
-            match = _RECORDS.search(info if isinstance(info, bytes) else info.encode())
+            # Read the statement's info line before anything else runs on the connection.
+            raw_info = conn.info() or b""
+            info = raw_info if isinstance(raw_info, bytes) else raw_info.encode()
+            match = _RECORDS.search(info)
             records = int(match.group(1)) if match else -1
+            skipped = _SKIPPED.search(info)
+            _raise_on_warnings(conn, cursor, part.key, allowed_warnings, int(skipped.group(1)) if skipped else 0)
             if records != part.rows:
                 raise TransferError(f"{part.key}: LOAD DATA read {records} rows, the manifest says {part.rows}")
             loaded += records
@@ -207,14 +211,24 @@ def _load_parts(
     return loaded, csv_bytes
 
 
-def _raise_on_warnings(conn: Any, cursor: Any, key: str, allowed: frozenset[int]) -> None:
-    if not conn.warning_count():
+def _raise_on_warnings(conn: Any, cursor: Any, key: str, allowed: frozenset[int], skipped: int) -> None:
+    """Fail on any warning but the allowed ones (duplicate keys under INSERT IGNORE).
+
+    The server keeps only the first warnings, so allowed duplicates are also counted: each skipped
+    row is one duplicate-key warning, and any warning beyond them is a changed value.
+    """
+    count = conn.warning_count()
+    if not count:
         return
     cursor.execute("SHOW WARNINGS LIMIT 20")
-    warnings = [w for w in cursor.fetchall() if int(w[1]) not in allowed]
-    if warnings:
-        shown = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in warnings[:5])
-        raise TransferError(f"loading {key} would change values, so nothing was loaded: {shown}")
+    listed = cursor.fetchall()
+    warnings = [w for w in listed if int(w[1]) not in allowed]
+    if warnings or (allowed and count > skipped):
+        shown = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in (warnings or listed)[:5])
+        raise TransferError(
+            f"loading {key} would change values, so nothing was loaded ({count} warnings, "
+            f"{skipped} duplicate rows skipped): {shown}"
+        )
 
 
 def _load_key(manifests: Sequence[Manifest]) -> str:

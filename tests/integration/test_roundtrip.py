@@ -301,3 +301,47 @@ def test_a_load_that_would_truncate_fails_and_leaves_the_target_untouched(scratc
     cursor.execute(f"SELECT id, s FROM `{scratch_db}`.narrow")
     assert cursor.fetchall() == ((9, "old"),)
     assert not s3.list_objects_v2(Bucket=bucket_name, Prefix="src/_SUCCESS").get("Contents")
+
+
+def _extract_src(scratch_db: str, bucket: Bucket) -> Any:
+    conn = mysql_connect(scratch_db)
+    try:
+        return extract(conn, ExtractRequest(
+            company="acme", table="src", bucket=bucket, prefix="src/ignore", query="SELECT id, s FROM src ORDER BY id",
+            parameters=(), logical_date="x", run_id="r"))
+    finally:
+        conn.close()
+
+
+def _load_ignore(scratch_db: str, bucket: Bucket, manifest: Any) -> Any:
+    conn = mysql_connect()
+    try:
+        return load(conn, LoadRequest(
+            company="acme", schema=scratch_db, target=InsertTarget("tgt", ("id", "s"), "ignore"), load_mode="upsert",
+            bucket=bucket, manifest_keys=(manifest.key,), success_key="src/ignore/_SUCCESS",
+            logical_date=dt.datetime(2026, 11, 26, tzinfo=dt.timezone.utc), run_id="r"))
+    finally:
+        conn.close()
+
+
+def test_insert_ignore_skips_duplicates_but_still_refuses_a_changed_value(scratch_db, mysql_root, s3, bucket_name):
+    execute(
+        mysql_root,
+        f"CREATE TABLE `{scratch_db}`.src (id INT PRIMARY KEY, s VARCHAR(40))",
+        f"INSERT INTO `{scratch_db}`.src SELECT seq, CONCAT('new ', seq) FROM `{scratch_db}`.seq_1_to_200",
+        f"CREATE TABLE `{scratch_db}`.tgt (id INT PRIMARY KEY, s VARCHAR(10))",
+        f"INSERT INTO `{scratch_db}`.tgt SELECT seq, CONCAT('old ', seq) FROM `{scratch_db}`.seq_1_to_150",
+    )
+    bucket = Bucket(s3, bucket_name)
+    result = _load_ignore(scratch_db, bucket, _extract_src(scratch_db, bucket))
+    assert result.rows == 200
+    cursor = mysql_root.cursor()
+    cursor.execute(f"SELECT COUNT(*), SUM(s LIKE 'old %'), MAX(IF(id = 151, s, NULL)) FROM `{scratch_db}`.tgt")
+    assert cursor.fetchone() == (200, 150, "new 151")
+    # 150 duplicate warnings fill the server's warning list; one truncation among them must still fail.
+    execute(mysql_root, f"UPDATE `{scratch_db}`.src SET s = 'far too long for ten' WHERE id = 199",
+            f"DELETE FROM `{scratch_db}`.tgt WHERE id > 150")
+    with pytest.raises(TransferError, match="would change values"):
+        _load_ignore(scratch_db, bucket, _extract_src(scratch_db, bucket))
+    cursor.execute(f"SELECT COUNT(*) FROM `{scratch_db}`.tgt")
+    assert cursor.fetchone() == (150,)
