@@ -319,7 +319,7 @@ def _load_ignore(scratch_db: str, bucket: Bucket, manifest: Any) -> Any:
         return load(conn, LoadRequest(
             company="acme", schema=scratch_db, target=InsertTarget("tgt", ("id", "s"), "ignore"), load_mode="upsert",
             bucket=bucket, manifest_keys=(manifest.key,), success_key="src/ignore/_SUCCESS",
-            logical_date=dt.datetime(2026, 11, 26, tzinfo=dt.timezone.utc), run_id="r"))
+            logical_date=dt.datetime(2026, 11, 26, tzinfo=dt.UTC), run_id="r"))
     finally:
         conn.close()
 
