@@ -278,7 +278,8 @@ def test_worker_parse_uses_an_expired_snapshot_and_never_contacts_the_admin_db(w
         }
     )
     assert found["errors"] == {}
-    assert found["tasks"] == _expected_tasks(world)
+    # The worker builds only the group of the task it runs (Airflow's parsing-context optimisation).
+    assert found["tasks"] == [t for t in _expected_tasks(world) if t.startswith(f"company_{world.a}.")]
     # A refresh attempt against the closed port would have logged a warning and left a failure marker.
     assert "unreachable" not in output
     assert not failure_marker(fresh_snapshot).exists()
