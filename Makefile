@@ -35,6 +35,8 @@ airflow-db: venv
 	$(ENV)
 	mkdir -p "$$AIRFLOW_HOME"
 	$(VENV)/bin/airflow db migrate > "$$AIRFLOW_HOME/db-migrate.log" 2>&1 || { tail -n 40 "$$AIRFLOW_HOME/db-migrate.log"; exit 1; }
+	# The dags-folder bundle row: dag.test() and tests that register DAGs need it in a fresh DB.
+	$(VENV)/bin/python -c "from airflow.dag_processing.bundles.manager import DagBundlesManager; DagBundlesManager().sync_bundles_to_db()"
 	$(VENV)/bin/airflow pools set reports_source 4 "connections to the source (production) MySQL" > /dev/null
 	$(VENV)/bin/airflow pools set reports_target 4 "connections to the target (reporting) MySQL" > /dev/null
 
