@@ -286,6 +286,51 @@ class _PartUploader:
         self.uploads.shutdown(wait=True)
 
 
+_FLOAT = 4
+_DUPLICATE_COLUMN = 1060
+
+
+def _backtick(name: str) -> str:
+    # Result column names come from the server, not the admin row; any of them is quoted as is.
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _exact_floats(
+    conn: Any, query: str, parameters: tuple[Any, ...] | Mapping[str, Any]
+) -> tuple[str, list[str] | None]:
+    """Rewrite the query so FLOAT columns arrive as DOUBLE text, which carries every float32 exactly.
+
+    MySQL's text protocol prints FLOAT with about 6 significant digits (1000001 -> 1000000), so the
+    raw text form would lose FLOAT values; CAST(col AS DOUBLE) prints the same float32 in full, and
+    LOAD DATA rounds it back to the identical FLOAT. A zero-row probe finds the result's column types.
+    Returns the query to run and the source type names when it was rewritten.
+    """
+    import MySQLdb
+
+    probe = conn.cursor()
+    try:
+        probe.execute(f"SELECT * FROM ({query}) AS _rp_probe LIMIT 0", parameters)
+        description = probe.description or ()
+        probe.fetchall()
+    except MySQLdb.OperationalError as exc:
+        if exc.args and exc.args[0] == _DUPLICATE_COLUMN:
+            # Duplicate result names cannot go through a derived table; run the query as written.
+            log.warning("cannot check the query's columns for FLOAT (%s); FLOAT values may be rounded", exc)
+            return query, None
+        raise
+    finally:
+        probe.close()
+    if not any(d[1] == _FLOAT for d in description):
+        return query, None
+    columns = ", ".join(
+        f"CAST(_rp_f.{_backtick(d[0])} AS DOUBLE) AS {_backtick(d[0])}"
+        if d[1] == _FLOAT
+        else f"_rp_f.{_backtick(d[0])}"
+        for d in description
+    )
+    return f"SELECT {columns} FROM ({query}) AS _rp_f", [_TYPE_NAMES.get(d[1], str(d[1])) for d in description]
+
+
 def _close_quietly(conn: Any) -> None:
     try:
         conn.close()
@@ -344,6 +389,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
             raise TransferError("a chunked extract needs its chunk column")
         query = chunk_query(query, request.chunk_column, parameters)
         parameters = _bind_chunk(parameters, request.chunk)
+    query, source_types = _exact_floats(conn, query, parameters)
 
     suffix = ".csv.gz" if request.compress else ".csv"
     uploader = _PartUploader(request)
@@ -412,7 +458,10 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         table=request.table,
         logical_date=request.logical_date,
         run_id=request.run_id,
-        columns=tuple(Column(d[0], _TYPE_NAMES.get(d[1], str(d[1])), encodings[i]) for i, d in enumerate(description)),
+        columns=tuple(
+            Column(d[0], source_types[i] if source_types else _TYPE_NAMES.get(d[1], str(d[1])), encodings[i])
+            for i, d in enumerate(description)
+        ),
         parts=tuple(parts),
         compression="gzip" if request.compress else "none",
         started_at=started.isoformat(),
