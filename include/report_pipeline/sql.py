@@ -21,17 +21,20 @@ sequence or mapping (an empty ``()`` when it has no placeholders), so that ``%%`
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Final, Literal
-
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
+from typing import TYPE_CHECKING, Final, Literal
 
 from report_pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+# sqlglot (~0.1 s to import) is imported where a query is validated, not at module import: every
+# DAG parse imports this module, and parsing from a snapshot never validates SQL.
 
 __all__ = [
     "InsertTarget",
@@ -517,22 +520,26 @@ def check_placeholders(sql: str) -> None:
 # Queries
 # --------------------------------------------------------------------------------------------
 
-_NOT_READ_ONLY_NODES: Final[tuple[type[exp.Expression], ...]] = (
-    exp.DML,
-    exp.Command,
-    exp.Set,
-    exp.Create,
-    exp.Drop,
-    exp.Alter,
-    exp.TruncateTable,
-    exp.LoadData,
-    exp.Describe,
-    exp.Show,
-    exp.Transaction,
-    exp.Commit,
-    exp.Rollback,
-    exp.Use,
-)
+@functools.cache
+def _not_read_only_nodes() -> tuple[type[exp.Expression], ...]:
+    from sqlglot import exp
+
+    return (
+        exp.DML,
+        exp.Command,
+        exp.Set,
+        exp.Create,
+        exp.Drop,
+        exp.Alter,
+        exp.TruncateTable,
+        exp.LoadData,
+        exp.Describe,
+        exp.Show,
+        exp.Transaction,
+        exp.Commit,
+        exp.Rollback,
+        exp.Use,
+    )
 
 _INTO_MESSAGE: Final = "SELECT ... INTO (OUTFILE, DUMPFILE or @variable) is not allowed: the query may only return rows"
 _LOCK_MESSAGE: Final = (
@@ -601,6 +608,8 @@ def _check_tokens(tokens: list[_Token]) -> None:
 
 
 def _function_names(node: exp.Func) -> list[str]:
+    from sqlglot import exp
+
     if isinstance(node, exp.Anonymous):
         return [node.name]
     names: list[str] = type(node).sql_names()  # type: ignore[no-untyped-call]
@@ -609,13 +618,15 @@ def _function_names(node: exp.Func) -> list[str]:
 
 def _check_tree(tree: exp.Expression) -> None:
     """Require a single read-only SELECT (or UNION/INTERSECT/EXCEPT of them, or WITH ... SELECT)."""
+    from sqlglot import exp
+
     top = tree
     while isinstance(top, exp.Subquery):
         top = top.this
     if not isinstance(top, (exp.Select, exp.SetOperation)):
         raise ConfigError(f"only a SELECT statement is allowed; this is a {top.key.upper()} statement")
     for node in tree.walk():
-        if isinstance(node, _NOT_READ_ONLY_NODES):
+        if isinstance(node, _not_read_only_nodes()):
             raise ConfigError(f"only a read-only SELECT is allowed; the query contains a {node.key.upper()}")
         if isinstance(node, exp.Into):
             raise ConfigError(_INTO_MESSAGE)
@@ -742,6 +753,9 @@ def check_select(sql: str) -> str:
 
     check_placeholders(text)
     _check_tokens(tokens)
+
+    import sqlglot
+    from sqlglot.errors import SqlglotError
 
     try:
         trees = [t for t in sqlglot.parse(_parse_copy(text, segments), dialect="mysql") if t is not None]
