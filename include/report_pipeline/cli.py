@@ -27,7 +27,7 @@ from report_pipeline.config import (
     window_for,
 )
 from report_pipeline.errors import ReportPipelineError
-from report_pipeline.load import REPORT_LOADS
+from report_pipeline.load import REPORT_LOADS, target_column_problems
 from report_pipeline.manifest import Manifest, extract_prefix
 from report_pipeline.settings import Settings
 from report_pipeline.snapshot import expire_snapshot
@@ -156,22 +156,7 @@ def _validate_against_servers(plan: Plan, settings: Settings) -> list[str]:
                 except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the check
                     problems.append(f"{where}: source query fails: {exc}")
                     continue
-                tgt.execute(
-                    "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                    (c.schema, spec.target.table),
-                )
-                existing = {str(r[0]).lower() for r in tgt.fetchall()}
-                if not existing:
-                    problems.append(f"{where}: target table {c.schema}.{spec.target.table} does not exist")
-                    continue
-                missing = [col for col in spec.target.columns if col.lower() not in existing]
-                if missing:
-                    problems.append(f"{where}: target {c.schema}.{spec.target.table} lacks column(s) {missing}")
-                if width != len(spec.target.columns):
-                    problems.append(
-                        f"{where}: query_select returns {width} column(s), "
-                        f"query_insert names {len(spec.target.columns)}"
-                    )
+                problems += [f"{where}: {p}" for p in target_column_problems(tgt, c.schema, spec.target, width)]
     return problems
 
 

@@ -126,22 +126,28 @@ def _fetch_part(bucket: Bucket, part: Part, compressed: bool, directory: str) ->
     return path
 
 
-def _check_target_columns(cursor: Any, schema: str, target: InsertTarget, width: int) -> None:
+def target_column_problems(cursor: Any, schema: str, target: InsertTarget, width: int) -> list[str]:
+    """What keeps ``width`` CSV columns from loading into the insert target; empty when they fit.
+
+    One rule for the load (which refuses to start) and ``report-pipeline validate`` (which lists it).
+    """
     cursor.execute(
         "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
         (schema, target.table),
     )
     existing = {str(r[0]).lower() for r in cursor.fetchall()}
     if not existing:
-        raise TransferError(f"target table {schema}.{target.table} does not exist")
+        return [f"target table {schema}.{target.table} does not exist"]
+    problems = []
     missing = [c for c in target.columns if c.lower() not in existing]
     if missing:
-        raise TransferError(f"target table {schema}.{target.table} has no column(s) {missing}")
+        problems.append(f"target table {schema}.{target.table} has no column(s) {missing}")
     if width != len(target.columns):
-        raise TransferError(
+        problems.append(
             f"query_select returns {width} column(s) but query_insert names {len(target.columns)} "
             f"for {schema}.{target.table}"
         )
+    return problems
 
 
 def load_statement(schema: str, table: str, target: InsertTarget, encodings: Sequence[str], mode: str) -> str:
@@ -313,7 +319,9 @@ def _load(conn: Any, request: LoadRequest, started: float) -> LoadResult:
                 newer,
             )
             return LoadResult(0, 0, 0, time.monotonic() - started, load_key, skipped=True, skip_reason="older-window")
-    _check_target_columns(cursor, request.schema, request.target, len(manifests[0].columns))
+    problems = target_column_problems(cursor, request.schema, request.target, len(manifests[0].columns))
+    if problems:
+        raise TransferError("; ".join(problems))
     encodings = _encodings(manifests)
     allowed = frozenset({_DUPLICATE_KEY}) if request.target.mode == "ignore" else frozenset()
 
