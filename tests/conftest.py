@@ -33,6 +33,18 @@ _load_env()
 os.environ.setdefault("REPORTS_SNAPSHOT_PATH", str(REPO / ".local" / "test-snapshot.json"))
 
 
+def asked_for(config: pytest.Config, marker: str, directory: Path) -> bool:
+    """Whether this pytest run asked for tests that need a stack of their own: by ``-m <marker>`` or by
+    naming ``directory`` (or a path inside it). Those conftests deselect their tests otherwise."""
+    if marker in (config.getoption("markexpr", "") or ""):
+        return True
+    for arg in config.args:
+        path = Path(str(arg).split("::", 1)[0]).resolve()
+        if path == directory or directory in path.parents:
+            return True
+    return False
+
+
 def mysql_connect(db: str | None = None, **extra: Any) -> Any:
     """A mysqlclient connection as the local `reports` user."""
     import MySQLdb

@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from report_pipeline import admin, demo, onboard, tasks
@@ -28,10 +28,11 @@ from report_pipeline.config import (
 )
 from report_pipeline.errors import ReportPipelineError
 from report_pipeline.load import REPORT_LOADS, target_column_problems
-from report_pipeline.manifest import Manifest, extract_prefix
+from report_pipeline.manifest import MANIFEST_NAME, Manifest, extract_prefix
 from report_pipeline.settings import Settings
 from report_pipeline.snapshot import expire_snapshot
 from report_pipeline.sql import quote_identifier
+from report_pipeline.tasks import opened
 
 
 def _logs_to_stderr() -> None:
@@ -59,15 +60,6 @@ def _connections(settings: Settings) -> Any:
     return HookConnections(settings.admin_timeout_seconds)
 
 
-@contextlib.contextmanager
-def _open(conn: Any) -> Iterator[Any]:
-    try:
-        yield conn
-    finally:
-        with contextlib.suppress(Exception):
-            conn.close()
-
-
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Any = None) -> None:
     """Print rows as an aligned plain-text table."""
     out = out or sys.stdout
@@ -80,7 +72,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Any 
 
 
 def _fresh_plan(settings: Settings) -> Plan:
-    with _open(_connections(settings).admin()) as conn:
+    with opened(_connections(settings).admin()) as conn:
         return build_plan(admin.read_admin_rows(conn), settings)
 
 
@@ -93,7 +85,7 @@ def _parse_date(text: str | None) -> dt.datetime:
 
 
 def cmd_init_admin(args: argparse.Namespace, settings: Settings) -> int:
-    with _open(_connections(settings).admin()) as conn:
+    with opened(_connections(settings).admin()) as conn:
         done = admin.init_admin(conn)
     print("\n".join(done) if done else "admin schema is up to date; nothing to do")
     if done:
@@ -142,7 +134,7 @@ def _validate_against_servers(plan: Plan, settings: Settings) -> list[str]:
     problems: list[str] = []
     conns = _connections(settings)
     logical = _parse_date(None)
-    with _open(conns.source()) as source, _open(conns.target()) as target:
+    with opened(conns.source()) as source, opened(conns.target()) as target:
         src, tgt = source.cursor(), target.cursor()
         for cp in plan.companies:
             c = cp.company
@@ -177,7 +169,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_onboard(args: argparse.Namespace, settings: Settings) -> int:
     conns = _connections(settings)
-    with _open(conns.admin()) as adm, _open(conns.source()) as src, _open(conns.target()) as tgt:
+    with opened(conns.admin()) as adm, opened(conns.source()) as src, opened(conns.target()) as tgt:
         tables: list[TableSpec] = []
         for row in _active_table_rows(adm):
             # Broken rows are reported by `validate`; onboarding creates what the valid ones need.
@@ -258,14 +250,14 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     conns = _connections(settings)
     s3 = conns.s3()
     rows: list[list[Any]] = []
-    with _open(conns.target()) as target:
+    with opened(conns.target()) as target:
         cursor = target.cursor()
         for cp in plan.companies:
             c = cp.company
             for spec in cp.tables:
                 extracted: Any = "-"
                 with contextlib.suppress(Exception):
-                    key = f"{extract_prefix(spec.name, logical, None)}/manifest.json"
+                    key = f"{extract_prefix(spec.name, logical, None)}/{MANIFEST_NAME}"
                     body = s3.get_object(Bucket=c.bucket, Key=key)["Body"].read()
                     extracted = Manifest.from_json(body).rows
                 cursor.execute(
@@ -284,7 +276,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo_setup(args: argparse.Namespace, settings: Settings) -> int:
     conns = _connections(settings)
-    with _open(conns.admin()) as adm, _open(conns.source()) as src:
+    with opened(conns.admin()) as adm, opened(conns.source()) as src:
         admin.init_admin(adm)
         demo.create_admin_rows(adm)
         counts = demo.create_source(src)

@@ -33,7 +33,8 @@ class Connections(Protocol):
 
 
 @contextlib.contextmanager
-def _opened(conn: Any) -> Iterator[Any]:
+def opened(conn: Any) -> Iterator[Any]:
+    """Use a connection and close it afterwards; a close that fails (server gone) is not an error."""
     try:
         yield conn
     finally:
@@ -64,7 +65,7 @@ def plan_table_chunks(
     if spec.chunk_column is None or spec.chunk_rows is None:
         raise ValueError(f"table {spec.name!r} is not chunked")
     parameters = _parameters(spec, company, logical_date, lookback_days)
-    with _opened(connections.source()) as conn:
+    with opened(connections.source()) as conn:
         return extract_module.plan_chunks(conn, spec.query_select, parameters, spec.chunk_column, spec.chunk_rows)
 
 
@@ -95,7 +96,7 @@ def extract_table(
         chunk_column=spec.chunk_column if chunk is not None else None,
         chunk=chunk,
     )
-    with _opened(connections.source()) as conn:
+    with opened(connections.source()) as conn:
         return extract_module.extract(conn, request)
 
 
@@ -123,5 +124,5 @@ def load_table(
         logical_date=logical_date,
         run_id=run_id,
     )
-    with _opened(connections.target()) as conn:
+    with opened(connections.target()) as conn:
         return load_module.load(conn, request)

@@ -7,22 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.conftest import asked_for
 
 HERE = Path(__file__).resolve().parent
 
 
-def _asked_for(config: pytest.Config) -> bool:
-    if "airflow_real" in (config.getoption("markexpr", "") or ""):
-        return True
-    for arg in config.args:
-        path = Path(str(arg).split("::", 1)[0]).resolve()
-        if path == HERE or HERE in path.parents:
-            return True
-    return False
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _asked_for(config):
+    if asked_for(config, "airflow_real", HERE):
         return
     real = [item for item in items if item.get_closest_marker("airflow_real")]
     if real:

@@ -25,6 +25,7 @@ from report_pipeline.airflow.retry import retry_arguments
 from report_pipeline.config import AdminRows, CompanyPlan, Plan
 from report_pipeline.settings import Settings
 from report_pipeline.snapshot import PlanSource, expire_snapshot, load_plan
+from report_pipeline.tasks import opened
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,8 @@ def group_id(alias: str) -> str:
 
 
 def _fetch_admin_rows(settings: Settings) -> AdminRows:
-    conn = HookConnections(settings.admin_timeout_seconds).admin()
-    try:
+    with opened(HookConnections(settings.admin_timeout_seconds).admin()) as conn:
         return read_admin_rows(conn)
-    finally:
-        conn.close()
 
 
 def plan_has_task(plan: Plan, task_id: str) -> bool:
