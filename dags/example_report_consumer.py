@@ -34,8 +34,9 @@ def build_consumer_dag(alias: str, table: str, dag_id: str = "example_report_con
         @task
         def read_refreshed_table(**context: Any) -> list[dict[str, Any]]:
             """Log each triggering load and return its ``report_loads`` row (what a report job would read)."""
+            from report_pipeline import ledger
             from report_pipeline.airflow.connections import HookConnections
-            from report_pipeline.sql import quote_identifier
+            from report_pipeline.session import opened
 
             seen: list[dict[str, Any]] = []
             for event in context["triggering_asset_events"][asset]:
@@ -43,25 +44,16 @@ def build_consumer_dag(alias: str, table: str, dag_id: str = "example_report_con
                 print(f"{asset.name} refreshed: {extra}")
                 row: dict[str, Any] = {"extra": extra, "report_loads": None}
                 if extra.get("schema") and extra.get("load_key"):
-                    conn = HookConnections().target()
-                    try:
-                        cursor = conn.cursor()
-                        cursor.execute(
-                            "SELECT table_name, logical_date, run_id, rows_loaded, finished_at FROM "
-                            f"{quote_identifier(str(extra['schema']))}.`report_loads` WHERE load_key = %s",
-                            (extra["load_key"],),
-                        )
-                        found = cursor.fetchone()
-                        if found is not None:
-                            row["report_loads"] = {
-                                "table_name": found[0],
-                                "logical_date": found[1].isoformat(),
-                                "run_id": found[2],
-                                "rows_loaded": int(found[3]),
-                                "finished_at": found[4].isoformat(),
-                            }
-                    finally:
-                        conn.close()
+                    with opened(HookConnections().target()) as conn:
+                        found = ledger.find(conn.cursor(), str(extra["schema"]), str(extra["load_key"]))
+                    if found is not None:
+                        row["report_loads"] = {
+                            "table_name": found.table_name,
+                            "logical_date": found.logical_date.isoformat(),
+                            "run_id": found.run_id,
+                            "rows_loaded": found.rows_loaded,
+                            "finished_at": found.finished_at.isoformat() if found.finished_at else None,
+                        }
                 print(f"report_loads: {row['report_loads']}")
                 seen.append(row)
             return seen

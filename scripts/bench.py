@@ -155,12 +155,17 @@ def _ours_pieces() -> tuple[Any, ...]:
     import boto3  # noqa: F401 - imported before the clock starts, like every contender's libraries
     import MySQLdb  # noqa: F401
 
-    from report_pipeline.extract import ExtractRequest, extract, plan_chunks
+    from report_pipeline.chunks import plan_chunks
+    from report_pipeline.extract import ExtractRequest, extract
     from report_pipeline.load import LoadRequest, load
     from report_pipeline.sql import InsertTarget
     from report_pipeline.storage import Bucket
+    from report_pipeline.target.mysql import MySqlTarget
 
-    return ExtractRequest, extract, plan_chunks, LoadRequest, load, InsertTarget, Bucket
+    def load_into(conn: Any, request: Any) -> Any:
+        return load(MySqlTarget(conn), request)
+
+    return ExtractRequest, extract, plan_chunks, LoadRequest, load_into, InsertTarget, Bucket
 
 
 def contender_ours(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:

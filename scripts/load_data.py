@@ -267,10 +267,11 @@ def setup() -> None:
     admin_module.init_admin(adm)
     cur = adm.cursor()
     for i, (name, _, _, (query, params, insert, mode)) in enumerate(TABLES, start=1):
-        cur.execute(
-            "INSERT INTO `tables` (id, name, status, query_select, params_select, query_insert, params_insert, "
-            "load_mode) VALUES (%s, %s, 1, %s, %s, %s, '', %s)",
-            (i, name, query, params, insert, mode),
+        admin_module.add_table(
+            cur,
+            admin_module.TableRow(
+                id=i, name=name, query_select=query, params_select=params, query_insert=insert, load_mode=mode
+            ),
         )
     adm.commit()
     cur.execute("SELECT * FROM `tables` ORDER BY id")

@@ -34,7 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "include"))
 
-from report_pipeline.admin import init_admin  # noqa: E402
+from report_pipeline import admin  # noqa: E402
 
 COUNTER = """
 import atexit, json, os
@@ -87,39 +87,26 @@ def create_admin(schema: str, companies: int, tables: int) -> None:
     conn = _connect()
     conn.cursor().execute(f"CREATE DATABASE `{schema}` CHARACTER SET utf8mb4")
     conn.select_db(schema)
-    init_admin(conn)
+    admin.init_admin(conn)
     cur = conn.cursor()
-    cur.executemany(
-        "INSERT INTO companies (id, company_id, status, alias) VALUES (%s, %s, 1, %s)",
-        [(n, 1000 + n, f"pr{n:04d}") for n in range(1, companies + 1)],
-    )
-    rows = []
+    for n in range(1, companies + 1):
+        admin.add_company(cur, 1000 + n, f"pr{n:04d}", row_id=n)
+        admin.set_lookback(cur, 1000 + n, n % 30 + 1)
     for n in range(1, tables + 1):
         query, params = TABLE_QUERIES[n % 2]
         name = f"table_{n:02d}"
         cols = "id, username" if params else "id, kind, payload"
-        rows.append(
-            (
-                n,
-                name,
-                query.format(t=name),
-                params,
-                f"REPLACE INTO {name}({cols}) VALUES",
-                "",
-                "swap" if n % 5 == 0 else "upsert",
-            )
+        admin.add_table(
+            cur,
+            admin.TableRow(
+                id=n,
+                name=name,
+                query_select=query.format(t=name),
+                params_select=params,
+                query_insert=f"REPLACE INTO {name}({cols}) VALUES",
+                load_mode="swap" if n % 5 == 0 else "upsert",
+            ),
         )
-    cur.executemany(
-        "INSERT INTO `tables` (id, name, status, query_select, params_select, query_insert, params_insert, load_mode)"
-        " VALUES (%s, %s, 1, %s, %s, %s, %s, %s)",
-        rows,
-    )
-    cur.execute("SELECT id FROM configurations WHERE name = 'date Y-M-D'")
-    config_id = cur.fetchone()[0]
-    cur.executemany(
-        "INSERT INTO companies_configurations (retail_id, configuration_id, configuration_value) VALUES (%s, %s, %s)",
-        [(1000 + n, config_id, str(n % 30 + 1)) for n in range(1, companies + 1)],
-    )
     conn.commit()
     conn.close()
 

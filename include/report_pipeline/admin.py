@@ -7,6 +7,7 @@ Reads work on a seed-era schema that was never upgraded: missing added columns t
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from typing import Any
 
@@ -58,9 +59,8 @@ def init_admin(conn: Any) -> list[str]:
             if name not in present:
                 cursor.execute(f"ALTER TABLE `{table}` ADD COLUMN `{name}` {definition}")
                 done.append(f"added column {table}.{name}")
-    cursor.execute("SELECT id FROM configurations WHERE name = %s", (LOOKBACK_CONFIGURATION,))
-    if cursor.fetchone() is None:
-        cursor.execute("INSERT INTO configurations (name) VALUES (%s)", (LOOKBACK_CONFIGURATION,))
+    if lookback_configuration_id(cursor, create=False) is None:
+        lookback_configuration_id(cursor)
         done.append(f"added configuration {LOOKBACK_CONFIGURATION!r}")
     conn.commit()
     cursor.close()
@@ -92,3 +92,86 @@ def read_admin_rows(conn: Any) -> AdminRows:
         return rows
     finally:
         cursor.close()
+
+
+# --- writing admin rows: the one place with INSERTs into the admin tables (onboarding, demo, scripts).
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """A ``tables`` row as written: the seed's columns plus the added, defaulted ones."""
+
+    name: str
+    query_select: str
+    query_insert: str
+    params_select: str = ""
+    params_insert: str = ""
+    status: int = 1
+    load_mode: str = "upsert"
+    chunk_column: str | None = None
+    chunk_rows: int | None = None
+    id: int | None = None
+
+
+def add_table(cursor: Any, row: TableRow) -> int:
+    """Insert a ``tables`` row; returns its id.
+
+    Added columns are written only when they differ from their defaults, so a seed-era admin schema
+    that was never upgraded takes rows that need none of them.
+    """
+    added = {name for name, _ in ADDED_COLUMNS["tables"]}
+    defaults = {f.name: f.default for f in fields(TableRow)}
+    values = {
+        k: v for k, v in asdict(row).items() if not (k == "id" and v is None) and not (k in added and v == defaults[k])
+    }
+    columns = ", ".join(f"`{name}`" for name in values)
+    marks = ", ".join(["%s"] * len(values))
+    cursor.execute(f"INSERT INTO `tables` ({columns}) VALUES ({marks})", tuple(values.values()))
+    return int(row.id if row.id is not None else cursor.lastrowid)
+
+
+def add_company(cursor: Any, company_id: int, alias: str, status: int = 1, row_id: int | None = None) -> int:
+    """Insert a ``companies`` row; returns its id."""
+    if row_id is None:
+        cursor.execute(
+            "INSERT INTO companies (company_id, status, alias) VALUES (%s, %s, %s)", (company_id, status, alias)
+        )
+        return int(cursor.lastrowid)
+    cursor.execute(
+        "INSERT INTO companies (id, company_id, status, alias) VALUES (%s, %s, %s, %s)",
+        (row_id, company_id, status, alias),
+    )
+    return row_id
+
+
+def lookback_configuration_id(cursor: Any, create: bool = True) -> int | None:
+    """The id of the ``date Y-M-D`` configuration, created when missing (unless ``create`` is False)."""
+    cursor.execute("SELECT id FROM configurations WHERE name = %s", (LOOKBACK_CONFIGURATION,))
+    found = cursor.fetchone()
+    if found is not None:
+        return int(found[0])
+    if not create:
+        return None
+    cursor.execute("INSERT INTO configurations (name) VALUES (%s)", (LOOKBACK_CONFIGURATION,))
+    return int(cursor.lastrowid)
+
+
+def stored_lookback(cursor: Any, company_id: int) -> str | None:
+    """The company's stored ``date Y-M-D`` value, if it has one."""
+    config_id = lookback_configuration_id(cursor, create=False)
+    if config_id is None:
+        return None
+    cursor.execute(
+        "SELECT configuration_value FROM companies_configurations WHERE retail_id = %s AND configuration_id = %s",
+        (company_id, config_id),
+    )
+    found = cursor.fetchone()
+    return None if found is None else str(found[0])
+
+
+def set_lookback(cursor: Any, company_id: int, days: int) -> None:
+    """Store the company's look-back (``companies_configurations.retail_id`` is the company_id)."""
+    cursor.execute(
+        "INSERT INTO companies_configurations (retail_id, configuration_id, configuration_value) VALUES (%s, %s, %s)",
+        (company_id, lookback_configuration_id(cursor), str(days)),
+    )

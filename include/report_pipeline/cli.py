@@ -1,7 +1,8 @@
-"""``report-pipeline``: the operator's shell tool, reading the same Airflow connections as the DAG.
+"""``report-pipeline``: the operator's shell tool, reading the same connections as the DAG.
 
-Airflow (for its hooks) is imported only when a command needs a connection, so ``--help`` and the
-pure package stay Airflow-free.
+The commands are plain Python: ``main`` is handed a function that opens the connections (the console
+script in ``report_pipeline.airflow.console`` hands it the Airflow hooks), so this module never imports
+Airflow and ``--help`` stays instant.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-import logging
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
-from report_pipeline import admin, demo, onboard, tasks
+from report_pipeline import admin, ledger, onboard, tasks
 from report_pipeline.config import (
     Plan,
     TableSpec,
@@ -27,37 +27,23 @@ from report_pipeline.config import (
     window_for,
 )
 from report_pipeline.errors import ReportPipelineError
-from report_pipeline.load import REPORT_LOADS, target_column_problems
+from report_pipeline.load import column_problems
 from report_pipeline.manifest import MANIFEST_NAME, Manifest, extract_prefix
+from report_pipeline.modes import LOAD_MODES
+from report_pipeline.session import opened, probe_columns
 from report_pipeline.settings import Settings
 from report_pipeline.snapshot import expire_snapshot
-from report_pipeline.sql import quote_identifier
-from report_pipeline.tasks import opened
+from report_pipeline.target.mysql import MySqlTarget
 
 
-def _logs_to_stderr() -> None:
-    """Send Airflow's log lines to stderr, so stdout carries only this tool's tables.
+class CliConnections(tasks.Connections, Protocol):
+    """The connections the commands use: the tasks' three plus the admin DB."""
 
-    Importing Airflow configures its logging to stdout (stdlib handlers and structlog's writer);
-    a warning such as "Skipping masking for a secret" would otherwise land in the middle of a table
-    that an operator pipes into another tool.
-    """
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is sys.stdout:
-            handler.setStream(sys.stderr)
-    with contextlib.suppress(Exception):  # structlog's layout is Airflow's internal business
-        import structlog
-
-        factory: Any = structlog.get_config().get("logger_factory")
-        if factory is not None and hasattr(factory, "io"):
-            factory.io = sys.stderr
+    def admin(self) -> Any:
+        """A mysqlclient connection to the admin DB."""
 
 
-def _connections(settings: Settings) -> Any:
-    from report_pipeline.airflow.connections import HookConnections
-
-    _logs_to_stderr()
-    return HookConnections(settings.admin_timeout_seconds)
+ConnectionsFactory = Callable[[Settings], CliConnections]
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Any = None) -> None:
@@ -71,8 +57,8 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Any 
             print("  ".join("-" * w for w in widths), file=out)
 
 
-def _fresh_plan(settings: Settings) -> Plan:
-    with opened(_connections(settings).admin()) as conn:
+def _fresh_plan(settings: Settings, connect: ConnectionsFactory) -> Plan:
+    with opened(connect(settings).admin()) as conn:
         return build_plan(admin.read_admin_rows(conn), settings)
 
 
@@ -84,8 +70,8 @@ def _parse_date(text: str | None) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def cmd_init_admin(args: argparse.Namespace, settings: Settings) -> int:
-    with opened(_connections(settings).admin()) as conn:
+def cmd_init_admin(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
+    with opened(connect(settings).admin()) as conn:
         done = admin.init_admin(conn)
     print("\n".join(done) if done else "admin schema is up to date; nothing to do")
     if done:
@@ -93,8 +79,8 @@ def cmd_init_admin(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
-    plan = _fresh_plan(settings)
+def cmd_plan(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
+    plan = _fresh_plan(settings, connect)
     if args.json:
         print(json.dumps(plan_to_dict(plan), indent=1, default=str))
         return 0
@@ -129,34 +115,32 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _validate_against_servers(plan: Plan, settings: Settings) -> list[str]:
+def _validate_against_servers(plan: Plan, settings: Settings, connect: ConnectionsFactory) -> list[str]:
     """Run each active query with LIMIT 0 on the source and check its target table's columns."""
     problems: list[str] = []
-    conns = _connections(settings)
+    conns = connect(settings)
     logical = _parse_date(None)
-    with opened(conns.source()) as source, opened(conns.target()) as target:
-        src, tgt = source.cursor(), target.cursor()
+    with opened(conns.source()) as source, opened(conns.target()) as target_conn:
+        target = MySqlTarget(target_conn)
         for cp in plan.companies:
             c = cp.company
             for spec in cp.tables:
                 where = f"company {c.alias!r} table {spec.name!r} (tables row id={spec.id})"
                 try:
                     params = bind_parameters(spec, c, window_for(logical, c.lookback_days))
-                    src.execute(f"SELECT * FROM ({spec.query_select}) AS _rp_check LIMIT 0", params)
-                    width = len(src.description or ())
-                    src.fetchall()
+                    width = len(probe_columns(source, spec.query_select, params))
                 except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the check
                     problems.append(f"{where}: source query fails: {exc}")
                     continue
-                problems += [f"{where}: {p}" for p in target_column_problems(tgt, c.schema, spec.target, width)]
+                problems += [f"{where}: {p}" for p in column_problems(target, c.schema, spec.target, width)]
     return problems
 
 
-def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    plan = _fresh_plan(settings)
+def cmd_validate(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
+    plan = _fresh_plan(settings, connect)
     problems = [str(p) for p in plan.problems]
     if not args.offline:
-        problems += _validate_against_servers(plan, settings)
+        problems += _validate_against_servers(plan, settings, connect)
     checked = sum(len(cp.tables) + len(cp.broken) for cp in plan.companies)
     if problems:
         print(f"{len(problems)} problem(s) in {checked} company x table pairs:")
@@ -167,8 +151,8 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_onboard(args: argparse.Namespace, settings: Settings) -> int:
-    conns = _connections(settings)
+def cmd_onboard(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
+    conns = connect(settings)
     with opened(conns.admin()) as adm, opened(conns.source()) as src, opened(conns.target()) as tgt:
         tables: list[TableSpec] = []
         for row in _active_table_rows(adm):
@@ -200,8 +184,8 @@ def _active_table_rows(conn: Any) -> list[Mapping[str, Any]]:
     return [r for r in admin.read_admin_rows(conn).tables if r.get("status") == 1]
 
 
-def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    plan = _fresh_plan(settings)
+def cmd_run(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
+    plan = _fresh_plan(settings, connect)
     company_plan = plan.company(args.company)
     spec = next((t for t in company_plan.tables if t.name == args.table), None)
     if spec is None:
@@ -210,7 +194,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     company = company_plan.company
     logical = _parse_date(args.date)
     run_id = f"cli__{logical.isoformat()}"
-    conns = _connections(settings)
+    conns = connect(settings)
     started = time.monotonic()
     if spec.chunk_column:
         ranges = tasks.plan_table_chunks(conns, company, spec, logical)
@@ -243,30 +227,25 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_report(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
     """Per company and table: rows the run's extract wrote and rows its load recorded."""
-    plan = _fresh_plan(settings)
+    plan = _fresh_plan(settings, connect)
     logical = _parse_date(args.date)
-    conns = _connections(settings)
-    s3 = conns.s3()
+    conns = connect(settings)
     rows: list[list[Any]] = []
     with opened(conns.target()) as target:
         cursor = target.cursor()
         for cp in plan.companies:
             c = cp.company
+            bucket = tasks.company_bucket(conns, settings, c)
             for spec in cp.tables:
                 extracted: Any = "-"
                 with contextlib.suppress(Exception):
                     key = f"{extract_prefix(spec.name, logical, None)}/{MANIFEST_NAME}"
-                    body = s3.get_object(Bucket=c.bucket, Key=key)["Body"].read()
-                    extracted = Manifest.from_json(body).rows
-                cursor.execute(
-                    f"SELECT rows_loaded, load_mode, finished_at FROM {quote_identifier(c.schema)}.`{REPORT_LOADS}` "
-                    "WHERE table_name = %s AND logical_date = %s ORDER BY id DESC LIMIT 1",
-                    (spec.target.table, logical.replace(tzinfo=None)),
-                )
-                loaded = cursor.fetchone()
-                rows.append([c.alias, spec.name, extracted, *(loaded or ("-", "-", "-"))])
+                    extracted = Manifest.from_json(bucket.get(key)).rows
+                loaded = ledger.latest(cursor, c.schema, spec.target.table, logical)
+                shown = (loaded.rows_loaded, loaded.load_mode, loaded.finished_at) if loaded else ("-", "-", "-")
+                rows.append([c.alias, spec.name, extracted, *shown])
             for broken in cp.broken:
                 rows.append([c.alias, broken.name, "-", "-", "config error", str(broken.problem.message)[:60]])
     print(f"logical date {logical.date()}")
@@ -274,24 +253,11 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_demo_setup(args: argparse.Namespace, settings: Settings) -> int:
-    conns = _connections(settings)
-    with opened(conns.admin()) as adm, opened(conns.source()) as src:
-        admin.init_admin(adm)
-        demo.create_admin_rows(adm)
-        counts = demo.create_source(src)
-    print_table(["source table", "rows"], sorted(counts.items()))
-    for _, company_id, status, alias, lookback in demo.DEMO_COMPANIES:
-        if status != 1:
-            continue
-        ns = argparse.Namespace(company_id=company_id, alias=alias, lookback_days=lookback, dry_run=False)
-        print(f"\nonboarding {alias}:")
-        cmd_onboard(ns, settings)
-    return 0
+Command = Callable[[argparse.Namespace, Settings, ConnectionsFactory], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line grammar."""
+def build_parser(extra: Mapping[str, tuple[str, Command]] | None = None) -> argparse.ArgumentParser:
+    """The command-line grammar; ``extra`` adds argument-less commands by name (help, handler)."""
     parser = argparse.ArgumentParser(prog="report-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("init-admin", help="create or upgrade the admin schema (idempotent)")
@@ -309,30 +275,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--company", required=True)
     p.add_argument("--table", required=True)
     p.add_argument("--date", help="logical date, YYYY-MM-DD (default: today, UTC)")
-    p.add_argument("--load-mode", choices=["upsert", "swap"])
+    p.add_argument("--load-mode", choices=LOAD_MODES)
     p = sub.add_parser("report", help="rows extracted and loaded per company and table for a logical date")
     p.add_argument("--date", required=True)
-    sub.add_parser("demo-setup", help="create the demo admin rows, source tables and company targets")
+    for name, (help_text, _) in (extra or {}).items():
+        sub.add_parser(name, help=help_text)
     return parser
 
 
-COMMANDS = {
+COMMANDS: dict[str, Command] = {
     "init-admin": cmd_init_admin,
     "plan": cmd_plan,
     "validate": cmd_validate,
     "onboard": cmd_onboard,
     "run": cmd_run,
     "report": cmd_report,
-    "demo-setup": cmd_demo_setup,
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``report-pipeline`` console script."""
-    args = build_parser().parse_args(argv)
+def main(
+    argv: Sequence[str] | None, connect: ConnectionsFactory, extra: Mapping[str, tuple[str, Command]] | None = None
+) -> int:
+    """Run one command; ``connect`` opens the connections (the console script passes Airflow's hooks)."""
+    args = build_parser(extra).parse_args(argv)
+    commands = {**COMMANDS, **{name: handler for name, (_, handler) in (extra or {}).items()}}
     try:
         settings = Settings.from_env()
-        return COMMANDS[args.command](args, settings)
+        return commands[args.command](args, settings, connect)
     except ReportPipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -343,6 +312,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,21 +11,20 @@ import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
-from report_pipeline import legacy, sql
+from report_pipeline import ledger, legacy, sql
 from report_pipeline.errors import ConfigError
+from report_pipeline.modes import DEFAULT_LOAD_MODE, LOAD_MODES, LoadMode
 from report_pipeline.settings import Settings
 
 LOOKBACK_CONFIGURATION = "date Y-M-D"
-LoadMode = Literal["upsert", "swap"]
-LOAD_MODES: tuple[LoadMode, ...] = ("upsert", "swap")
 DEFAULT_CHUNK_ROWS = 1_000_000
 # About 100 years: more cannot be meant, and a window must stay inside the calendar (year >= 1).
 MAX_LOOKBACK_DAYS = 36_600
-# Tables the load itself owns in every target schema (load.REPORT_LOADS, and the shadow and retired
-# tables of a swap, load.shadow_names): a table spec loading into them would corrupt the load status.
-RESERVED_TARGET_TABLES = frozenset({"report_loads"})
+# Tables the load itself owns in every target schema (ledger.TABLE, and the shadow and retired
+# tables of a swap, modes.shadow_names): a table spec loading into them would corrupt the load status.
+RESERVED_TARGET_TABLES = frozenset({ledger.TABLE})
 RESERVED_TARGET_PREFIX = "_rp_"
 
 # ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits, which int() rejects
@@ -73,7 +72,7 @@ class TableSpec:
     references: tuple[legacy.Reference, ...]
     named_parameters: tuple[str, ...]
     target: sql.InsertTarget
-    load_mode: LoadMode = "upsert"
+    load_mode: LoadMode = DEFAULT_LOAD_MODE
     chunk_column: str | None = None
     chunk_rows: int | None = None
 
@@ -235,7 +234,7 @@ def build_table(row: Row) -> TableSpec:
             f"query_insert loads into {target.table!r}, a table the pipeline itself keeps in every target schema "
             f"({', '.join(sorted(RESERVED_TARGET_TABLES))}, {RESERVED_TARGET_PREFIX}*); choose another table"
         )
-    mode = (_text(row.get("load_mode")) or "upsert").strip().lower()
+    mode = (_text(row.get("load_mode")) or DEFAULT_LOAD_MODE).strip().lower()
     if mode not in LOAD_MODES:
         raise ConfigError(f"load_mode {mode!r} is not one of {LOAD_MODES}")
     chunk_column = _text(row.get("chunk_column"))

@@ -8,11 +8,9 @@ most a few compressed parts are held in memory. The manifest is written last.
 
 from __future__ import annotations
 
-import binascii
 import datetime as dt
 import hashlib
 import logging
-import math
 import queue
 import threading
 import time
@@ -23,9 +21,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from report_pipeline.chunks import bind_chunk, chunk_query
+from report_pipeline.csvformat import FLOAT, EncodingTracker, raw_converters, row_formatter, type_name
 from report_pipeline.errors import TransferError
-from report_pipeline.manifest import MANIFEST_NAME, SUCCESS_NAME, Column, Encoding, Manifest, Part
-from report_pipeline.sql import quote_identifier
+from report_pipeline.manifest import MANIFEST_NAME, SUCCESS_NAME, Column, Manifest, Part
+from report_pipeline.session import close_quietly, prepare_session, probe_columns
+from report_pipeline.sql import backtick
 from report_pipeline.storage import Bucket
 
 log = logging.getLogger(__name__)
@@ -33,91 +34,6 @@ log = logging.getLogger(__name__)
 FETCH_ROWS = 10_000
 FIRST_FETCH_ROWS = 500
 BLOCK_BYTES = 2 * 1024 * 1024
-MAX_CHUNKS = 256
-
-# MySQL field type codes (MySQLdb.constants.FIELD_TYPE), spelled out so this module imports without it.
-_TYPE_NAMES = {
-    0: "DECIMAL",
-    1: "TINY",
-    2: "SHORT",
-    3: "LONG",
-    4: "FLOAT",
-    5: "DOUBLE",
-    6: "NULL",
-    7: "TIMESTAMP",
-    8: "LONGLONG",
-    9: "INT24",
-    10: "DATE",
-    11: "TIME",
-    12: "DATETIME",
-    13: "YEAR",
-    14: "NEWDATE",
-    15: "VARCHAR",
-    16: "BIT",
-    245: "JSON",
-    246: "NEWDECIMAL",
-    247: "ENUM",
-    248: "SET",
-    249: "TINY_BLOB",
-    250: "MEDIUM_BLOB",
-    251: "LONG_BLOB",
-    252: "BLOB",
-    253: "VAR_STRING",
-    254: "STRING",
-    255: "GEOMETRY",
-}
-_STRING_TYPES = (15, 249, 250, 251, 252, 253, 254)
-_BIT = 16
-_BINARY_FLAG = 128
-# Numbers, dates and times print without quotes, commas or newlines; everything else is quoted.
-_UNQUOTED_TYPES = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 246})
-
-
-class _Hex(bytes):
-    """A binary value rendered as hex; its type tells the manifest which columns are binary."""
-
-
-def _binary_to_hex(raw: bytes) -> bytes:
-    return _Hex(binascii.hexlify(raw))
-
-
-def _bit_to_int(raw: bytes) -> bytes:
-    return str(int.from_bytes(raw, "big")).encode()
-
-
-def raw_converters() -> dict[int, Any]:
-    """A mysqlclient ``conv`` mapping that returns every value as MySQL's text bytes.
-
-    Only binary strings (charset 63, which mysqlclient reports through BINARY_FLAG in converter
-    sequences) become hex, and BIT becomes an integer, because neither survives CSV as raw bytes.
-    """
-    conv: dict[int, Any] = {t: [(_BINARY_FLAG, _binary_to_hex)] for t in _STRING_TYPES}
-    conv[_BIT] = _bit_to_int
-    conv[255] = _binary_to_hex
-    return conv
-
-
-_NULL = b"NULL"
-_QUOTE = b'"'
-_TWO_QUOTES = b'""'
-
-
-def _quote(value: bytes) -> bytes:
-    return _QUOTE + value.replace(_QUOTE, _TWO_QUOTES) + _QUOTE
-
-
-def _row_formatter(type_codes: Sequence[int]) -> Callable[[Sequence[bytes | None]], bytes]:
-    quoted = tuple(code not in _UNQUOTED_TYPES for code in type_codes)
-
-    def format_row(row: Sequence[bytes | None]) -> bytes:
-        return b",".join(
-            [
-                _NULL if value is None else (_quote(value) if needs_quotes else value)
-                for value, needs_quotes in zip(row, quoted, strict=False)
-            ]
-        )
-
-    return format_row
 
 
 @dataclass(frozen=True)
@@ -138,68 +54,63 @@ class ExtractRequest:
     chunk: tuple[int, int] | None = None
 
 
-def chunk_query(query: str, column: str, parameters: tuple[Any, ...] | Mapping[str, Any]) -> str:
-    """Wrap a query so it returns only ``lo <= column < hi``, with bounds bound like the query's own."""
-    col = quote_identifier(column)
-    if isinstance(parameters, Mapping):
-        bounds = "%(_rp_lo)s AND _rp_chunk." + col + " < %(_rp_hi)s"
-    else:
-        bounds = "%s AND _rp_chunk." + col + " < %s"
-    return f"SELECT * FROM ({query}) AS _rp_chunk WHERE _rp_chunk.{col} >= {bounds}"
+Block = bytes | tuple[str, int]
 
 
-def _bind_chunk(
-    parameters: tuple[Any, ...] | Mapping[str, Any], chunk: tuple[int, int]
-) -> tuple[Any, ...] | dict[str, Any]:
-    if isinstance(parameters, Mapping):
-        return {**parameters, "_rp_lo": chunk[0], "_rp_hi": chunk[1]}
-    return (*parameters, chunk[0], chunk[1])
+def _part_namer(request: ExtractRequest) -> Callable[[int], str]:
+    suffix = ".csv.gz" if request.compress else ".csv"
+    return lambda index: f"{request.prefix}/part-{index:05d}{suffix}"
 
 
-def prepare_session(conn: Any) -> None:
-    """Session settings every extract and load uses: utf8mb4 text, UTC for TIMESTAMP values."""
-    conn.set_character_set("utf8mb4")
-    cursor = conn.cursor()
-    try:
-        cursor.execute("SET time_zone = '+00:00'")
-    finally:
-        cursor.close()
+class PartCutter:
+    """Cuts a stream of CSV lines into parts of about ``part_bytes``, always on row boundaries.
 
-
-def plan_chunks(
-    conn: Any,
-    query: str,
-    parameters: tuple[Any, ...] | Mapping[str, Any],
-    column: str,
-    chunk_rows: int,
-) -> list[tuple[int, int]]:
-    """Split the query's rows into half-open ``[lo, hi)`` ranges of ``column`` of about ``chunk_rows`` rows.
-
-    One MIN/MAX/COUNT over the indexed column sizes the chunks; ranges are equal-width, so a chunk of
-    a sparse key range holds fewer rows, never more than the whole. An empty result gives one chunk.
+    ``add`` and ``finish`` return what to hand the uploader: blocks of CSV bytes, and after the last
+    block of each part a ``(key, rows)`` marker that closes it. An empty result is one empty part, so
+    every extract has at least one part to list.
     """
-    prepare_session(conn)
-    col = quote_identifier(column)
-    cursor = conn.cursor()
-    try:
-        cursor.execute(f"SELECT MIN(_rp_q.{col}), MAX(_rp_q.{col}), COUNT(*) FROM ({query}) AS _rp_q", parameters)
-        low, high, count = cursor.fetchone()
-    finally:
-        cursor.close()
-    if low is None or not count:
-        return [(0, 1)]
-    for bound in (low, high):
-        if isinstance(bound, float) or (not isinstance(bound, (int,)) and not str(bound).lstrip("-").isdigit()):
-            raise TransferError(f"chunk column {column!r} must be an integer column, got {bound!r}")
-    low, high = int(low), int(high)
-    chunks = min(MAX_CHUNKS, max(1, math.ceil(int(count) / chunk_rows)))
-    width = math.ceil((high - low + 1) / chunks)
-    ranges = []
-    start = low
-    while start <= high:
-        ranges.append((start, min(start + width, high + 1)))
-        start += width
-    return ranges
+
+    def __init__(self, part_bytes: int, key_of: Callable[[int], str]) -> None:
+        self.part_bytes = part_bytes
+        self.key_of = key_of
+        self.index = 0
+        self.rows = 0
+        self.bytes = 0
+
+    def add(self, lines: Sequence[bytes]) -> list[Block]:
+        """Blocks and part markers for these lines (each without its line end)."""
+        if not lines:
+            return []
+        batch_bytes = sum(map(len, lines)) + len(lines)
+        if self.bytes + batch_bytes < self.part_bytes:
+            # The common case: the whole batch fits in the current part, no per-row work.
+            self.rows += len(lines)
+            self.bytes += batch_bytes
+            return [b"\n".join(lines) + b"\n"]
+        out: list[Block] = []
+        start = 0
+        while start < len(lines):
+            end, size = start, 0
+            room = self.part_bytes - self.bytes
+            while end < len(lines) and size < room:
+                size += len(lines[end]) + 1
+                end += 1
+            out.append(b"\n".join(lines[start:end]) + b"\n")
+            self.rows += end - start
+            self.bytes += size
+            start = end
+            if self.bytes >= self.part_bytes:
+                out.append(self._close())
+        return out
+
+    def finish(self) -> list[Block]:
+        """The marker of the last, partly filled part (or of the one empty part of an empty result)."""
+        return [self._close()] if self.rows or self.index == 0 else []
+
+    def _close(self) -> tuple[str, int]:
+        marker = (self.key_of(self.index), self.rows)
+        self.index, self.rows, self.bytes = self.index + 1, 0, 0
+        return marker
 
 
 class _PartUploader:
@@ -212,7 +123,7 @@ class _PartUploader:
 
     def __init__(self, request: ExtractRequest) -> None:
         self.request = request
-        self.blocks: queue.Queue[bytes | tuple[str, int] | None] = queue.Queue(maxsize=16)
+        self.blocks: queue.Queue[Block | None] = queue.Queue(maxsize=16)
         self.uploads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rp-upload")
         self.in_flight = threading.BoundedSemaphore(3)
         self.futures: list[Future[Part]] = []
@@ -263,7 +174,7 @@ class _PartUploader:
         self.request.bucket.put(key, body, "application/gzip" if self.request.compress else "text/csv")
         return Part(key, rows, csv_bytes, len(body), hashlib.sha256(body).hexdigest())
 
-    def send(self, item: bytes | tuple[str, int]) -> None:
+    def send(self, item: Block) -> None:
         if self.error is not None:
             raise self.error
         self.blocks.put(item)
@@ -286,13 +197,7 @@ class _PartUploader:
         self.uploads.shutdown(wait=True)
 
 
-_FLOAT = 4
 _DUPLICATE_COLUMN = 1060
-
-
-def _backtick(name: str) -> str:
-    # Result column names come from the server, not the admin row; any of them is quoted as is.
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _exact_floats(
@@ -307,35 +212,22 @@ def _exact_floats(
     """
     import MySQLdb
 
-    probe = conn.cursor()
     try:
-        probe.execute(f"SELECT * FROM ({query}) AS _rp_probe LIMIT 0", parameters)
-        description = probe.description or ()
-        probe.fetchall()
+        description = probe_columns(conn, query, parameters)
     except MySQLdb.OperationalError as exc:
         if exc.args and exc.args[0] == _DUPLICATE_COLUMN:
             # Duplicate result names cannot go through a derived table; run the query as written.
             log.warning("cannot check the query's columns for FLOAT (%s); FLOAT values may be rounded", exc)
             return query, None
         raise
-    finally:
-        probe.close()
-    if not any(d[1] == _FLOAT for d in description):
+    if not any(d[1] == FLOAT for d in description):
         return query, None
+    # Result column names come from the server, not the admin row; any of them is quoted as is.
     columns = ", ".join(
-        f"CAST(_rp_f.{_backtick(d[0])} AS DOUBLE) AS {_backtick(d[0])}"
-        if d[1] == _FLOAT
-        else f"_rp_f.{_backtick(d[0])}"
+        f"CAST(_rp_f.{backtick(d[0])} AS DOUBLE) AS {backtick(d[0])}" if d[1] == FLOAT else f"_rp_f.{backtick(d[0])}"
         for d in description
     )
-    return f"SELECT {columns} FROM ({query}) AS _rp_f", [_TYPE_NAMES.get(d[1], str(d[1])) for d in description]
-
-
-def _close_quietly(conn: Any) -> None:
-    try:
-        conn.close()
-    except Exception:  # noqa: BLE001 - already failing; the original error is the one to report
-        log.debug("closing the source connection failed", exc_info=True)
+    return f"SELECT {columns} FROM ({query}) AS _rp_f", [type_name(d[1]) for d in description]
 
 
 def extract(conn: Any, request: ExtractRequest) -> Manifest:
@@ -388,58 +280,33 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         if request.chunk_column is None:
             raise TransferError("a chunked extract needs its chunk column")
         query = chunk_query(query, request.chunk_column, parameters)
-        parameters = _bind_chunk(parameters, request.chunk)
+        parameters = bind_chunk(parameters, request.chunk)
     query, source_types = _exact_floats(conn, query, parameters)
 
-    suffix = ".csv.gz" if request.compress else ".csv"
     uploader = _PartUploader(request)
+    cutter = PartCutter(request.part_bytes, _part_namer(request))
     cursor = MySQLdb.cursors.SSCursor(conn)
     try:
         cursor.execute(query, parameters)
         description = cursor.description or ()
         type_codes = [d[1] for d in description]
-        format_row = _row_formatter(type_codes)
-        encodings: list[Encoding] = ["bit" if code == _BIT else "text" for code in type_codes]
-        undecided = {i for i, code in enumerate(type_codes) if code in _STRING_TYPES or code == 255}
-        part_index, part_rows, part_bytes = 0, 0, 0
+        format_row = row_formatter(type_codes)
+        tracker = EncodingTracker(type_codes)
         fetch_rows = FIRST_FETCH_ROWS
         while True:
             rows = cursor.fetchmany(fetch_rows)
             if not rows:
                 break
-            if undecided:
-                for i in list(undecided):
-                    value = next((r[i] for r in rows if r[i] is not None), None)
-                    if value is not None:
-                        encodings[i] = "hex" if isinstance(value, _Hex) else "text"
-                        undecided.discard(i)
+            tracker.see(rows)
             lines = [format_row(r) for r in rows]
-            batch_bytes = sum(map(len, lines)) + len(lines)
+            for item in cutter.add(lines):
+                uploader.send(item)
             # Size the next fetch so a block stays near BLOCK_BYTES: the queue holds a bounded number
             # of blocks, so this bounds memory even for very wide rows.
+            batch_bytes = sum(map(len, lines)) + len(lines)
             fetch_rows = max(1, min(FETCH_ROWS, BLOCK_BYTES * len(lines) // max(batch_bytes, 1)))
-            if part_bytes + batch_bytes < request.part_bytes:
-                uploader.send(b"\n".join(lines) + b"\n")
-                part_rows += len(lines)
-                part_bytes += batch_bytes
-                continue
-            start = 0
-            while start < len(lines):
-                # Cut the batch where the part fills up, so parts end on row boundaries near part_bytes.
-                end, size = start, 0
-                room = request.part_bytes - part_bytes
-                while end < len(lines) and size < room:
-                    size += len(lines[end]) + 1
-                    end += 1
-                uploader.send(b"\n".join(lines[start:end]) + b"\n")
-                part_rows += end - start
-                part_bytes += size
-                start = end
-                if part_bytes >= request.part_bytes:
-                    uploader.send((f"{request.prefix}/part-{part_index:05d}{suffix}", part_rows))
-                    part_index, part_rows, part_bytes = part_index + 1, 0, 0
-        if part_rows or part_index == 0:
-            uploader.send((f"{request.prefix}/part-{part_index:05d}{suffix}", part_rows))
+        for item in cutter.finish():
+            uploader.send(item)
         parts = uploader.finish()
         cursor.close()
         conn.rollback()
@@ -447,7 +314,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     except BaseException:
         uploader.abandon()
         # Closing an unbuffered cursor would read the rest of the result first; drop the session.
-        _close_quietly(conn)
+        close_quietly(conn)
         raise
 
     manifest = Manifest(
@@ -459,7 +326,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         logical_date=request.logical_date,
         run_id=request.run_id,
         columns=tuple(
-            Column(d[0], source_types[i] if source_types else _TYPE_NAMES.get(d[1], str(d[1])), encodings[i])
+            Column(d[0], source_types[i] if source_types else type_name(d[1]), tracker.encodings[i])
             for i, d in enumerate(description)
         ),
         parts=tuple(parts),

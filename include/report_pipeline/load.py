@@ -1,12 +1,10 @@
-"""CSV parts in S3 -> the company's target MySQL schema, all or nothing.
+"""CSV parts in S3 -> the company's target schema, all or nothing.
 
-Parts are read exactly as the manifest lists them (checksums verified) and loaded with
-``LOAD DATA LOCAL INFILE``; the next part downloads while the current one loads. Any LOAD DATA
-warning (a truncated or converted value) fails the load instead of keeping a changed value.
-
-- ``upsert``: every part and the ``report_loads`` row land in one transaction.
-- ``swap``: parts load into a shadow table built like the target; after its row count matches the
-  manifest it replaces the target with one atomic ``RENAME TABLE``.
+Parts are read exactly as the manifests list them (checksums verified) and loaded one after another
+while the next part downloads. How the rows become visible is the load mode's business
+(``report_pipeline.modes``): ``upsert`` loads every part and the ledger row in one transaction; ``swap``
+loads a shadow table and swaps it in with one RENAME. The target is reached only through the ``Target``
+interface (``report_pipeline.target``).
 """
 
 from __future__ import annotations
@@ -16,42 +14,24 @@ import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
+from report_pipeline.csvformat import merge_encodings
 from report_pipeline.errors import TransferError
-from report_pipeline.extract import prepare_session
-from report_pipeline.manifest import LOAD_DATA_FORMAT, SUCCESS_NAME, Manifest, Part
-from report_pipeline.sql import InsertTarget, quote_identifier
+from report_pipeline.manifest import SUCCESS_NAME, Manifest, Part
+from report_pipeline.modes import LoadJob, strategy_for
+from report_pipeline.sql import InsertTarget
 from report_pipeline.storage import Bucket
+from report_pipeline.target import Target
 
 log = logging.getLogger(__name__)
 
-REPORT_LOADS = "report_loads"
-REPORT_LOADS_DDL = """CREATE TABLE IF NOT EXISTS {schema}.`report_loads` (
-  `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
-  `table_name` VARCHAR(64) NOT NULL,
-  `logical_date` DATETIME(6) NOT NULL,
-  `run_id` VARCHAR(250) NOT NULL,
-  `rows_loaded` BIGINT UNSIGNED NOT NULL,
-  `finished_at` DATETIME(6) NOT NULL,
-  `load_mode` VARCHAR(16) NOT NULL,
-  `load_key` CHAR(64) NOT NULL,
-  `manifest_keys` TEXT NOT NULL,
-  PRIMARY KEY (`id`),
-  UNIQUE KEY `uq_report_loads_load_key` (`load_key`),
-  KEY `ix_report_loads_table_date` (`table_name`, `logical_date`)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
-
-_DUPLICATE_KEY = 1062
-_RECORDS = re.compile(rb"Records:\s*(\d+)")
-_SKIPPED = re.compile(rb"Skipped:\s*(\d+)")
+_INFLATE_STEP = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -98,25 +78,36 @@ def read_manifests(bucket: Bucket, keys: Sequence[str]) -> list[Manifest]:
     return manifests
 
 
-def _encodings(manifests: Sequence[Manifest]) -> list[str]:
-    encodings: list[str] = [c.encoding for c in manifests[0].columns]
-    for m in manifests[1:]:
-        for i, c in enumerate(m.columns):
-            if c.encoding != "text":
-                encodings[i] = c.encoding
-    return encodings
+def column_problems(target: Target, schema: str, insert: InsertTarget, width: int) -> list[str]:
+    """What keeps ``width`` CSV columns from loading into the insert target; empty when they fit.
+
+    One rule for the load (which refuses to start) and ``report-pipeline validate`` (which lists it).
+    """
+    existing = {c.lower() for c in target.columns(schema, insert.table)}
+    if not existing:
+        return [f"target table {schema}.{insert.table} does not exist"]
+    problems = []
+    missing = [c for c in insert.columns if c.lower() not in existing]
+    if missing:
+        problems.append(f"target table {schema}.{insert.table} has no column(s) {missing}")
+    if width != len(insert.columns):
+        problems.append(
+            f"query_select returns {width} column(s) but query_insert names {len(insert.columns)} "
+            f"for {schema}.{insert.table}"
+        )
+    return problems
 
 
 def _fetch_part(bucket: Bucket, part: Part, compressed: bool, directory: str) -> str:
-    """Download one part, verify it, and write it uncompressed to a local file for LOAD DATA."""
+    """Download one part, verify it, and write it uncompressed to a local file for the bulk load."""
     body = bucket.get_checked(part.key, part.sha256)
     path = os.path.join(directory, hashlib.sha1(part.key.encode()).hexdigest() + ".csv")
     with open(path, "wb") as out:
         if compressed:
             inflater = zlib.decompressobj(31)
             view = memoryview(body)
-            for start in range(0, len(view), 4 * 1024 * 1024):
-                out.write(inflater.decompress(view[start : start + 4 * 1024 * 1024]))
+            for start in range(0, len(view), _INFLATE_STEP):
+                out.write(inflater.decompress(view[start : start + _INFLATE_STEP]))
             out.write(inflater.flush())
         else:
             out.write(body)
@@ -126,145 +117,32 @@ def _fetch_part(bucket: Bucket, part: Part, compressed: bool, directory: str) ->
     return path
 
 
-def target_column_problems(cursor: Any, schema: str, target: InsertTarget, width: int) -> list[str]:
-    """What keeps ``width`` CSV columns from loading into the insert target; empty when they fit.
+def _local_parts(bucket: Bucket, manifests: Sequence[Manifest], directory: str) -> Iterator[tuple[Part, str]]:
+    """Each non-empty part as a verified local file, in manifest order; the next downloads meanwhile.
 
-    One rule for the load (which refuses to start) and ``report-pipeline validate`` (which lists it).
+    A file is removed once the consumer asks for the next one, so at most two are on disk.
     """
-    cursor.execute(
-        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-        (schema, target.table),
-    )
-    existing = {str(r[0]).lower() for r in cursor.fetchall()}
-    if not existing:
-        return [f"target table {schema}.{target.table} does not exist"]
-    problems = []
-    missing = [c for c in target.columns if c.lower() not in existing]
-    if missing:
-        problems.append(f"target table {schema}.{target.table} has no column(s) {missing}")
-    if width != len(target.columns):
-        problems.append(
-            f"query_select returns {width} column(s) but query_insert names {len(target.columns)} "
-            f"for {schema}.{target.table}"
-        )
-    return problems
-
-
-def load_statement(schema: str, table: str, target: InsertTarget, encodings: Sequence[str], mode: str) -> str:
-    """The LOAD DATA statement for one part (the file name is a bound parameter)."""
-    columns: list[str] = []
-    assignments: list[str] = []
-    for i, (name, encoding) in enumerate(zip(target.columns, encodings, strict=False)):
-        column = quote_identifier(name)
-        if encoding == "text":
-            columns.append(column)
-            continue
-        columns.append(f"@_rp_c{i}")
-        expression = f"UNHEX(@_rp_c{i})" if encoding == "hex" else f"CAST(@_rp_c{i} AS UNSIGNED)"
-        assignments.append(f"{column} = {expression}")
-    duplicates = {"replace": "REPLACE ", "ignore": "IGNORE "}.get(mode, "")
-    statement = (
-        f"LOAD DATA LOCAL INFILE %s {duplicates}INTO TABLE {quote_identifier(schema)}.{quote_identifier(table)} "
-        f"{LOAD_DATA_FORMAT} ({', '.join(columns)})"
-    )
-    if assignments:
-        statement += " SET " + ", ".join(assignments)
-    return statement
-
-
-def _load_parts(
-    conn: Any,
-    request: LoadRequest,
-    manifests: Sequence[Manifest],
-    statement: str,
-    allowed_warnings: frozenset[int],
-) -> tuple[int, int]:
-    """Run LOAD DATA for every part in manifest order, fetching the next part meanwhile."""
-    import MySQLdb
-
     work = [(p, m.compression == "gzip") for m in manifests for p in m.parts if p.rows]
-    loaded = 0
-    csv_bytes = 0
-    cursor = conn.cursor()
-    with tempfile.TemporaryDirectory(prefix="rp-load-") as directory, ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(1, thread_name_prefix="rp-fetch") as pool:
         pending: Future[str] | None = None
         if work:
-            pending = pool.submit(_fetch_part, request.bucket, work[0][0], work[0][1], directory)
+            pending = pool.submit(_fetch_part, bucket, work[0][0], work[0][1], directory)
         for index, (part, _) in enumerate(work):
             assert pending is not None
             path = pending.result()
             if index + 1 < len(work):
                 following, compressed = work[index + 1]
-                pending = pool.submit(_fetch_part, request.bucket, following, compressed, directory)
-            try:
-                cursor.execute(statement, (path,))
-            except (MySQLdb.DataError, MySQLdb.IntegrityError) as exc:
-                # Strict mode turns what would be a warning into an error; the verdict is the same.
-                raise TransferError(f"loading {part.key} would change values, so nothing was loaded: {exc}") from exc
-            # Read the statement's info line before anything else runs on the connection.
-            raw_info = conn.info() or b""
-            info = raw_info if isinstance(raw_info, bytes) else raw_info.encode()
-            match = _RECORDS.search(info)
-            records = int(match.group(1)) if match else -1
-            skipped = _SKIPPED.search(info)
-            _raise_on_warnings(conn, cursor, part.key, allowed_warnings, int(skipped.group(1)) if skipped else 0)
-            if records != part.rows:
-                raise TransferError(f"{part.key}: LOAD DATA read {records} rows, the manifest says {part.rows}")
-            loaded += records
-            csv_bytes += part.csv_bytes
+                pending = pool.submit(_fetch_part, bucket, following, compressed, directory)
+            yield part, path
             os.remove(path)
-    cursor.close()
-    return loaded, csv_bytes
 
 
-def _raise_on_warnings(conn: Any, cursor: Any, key: str, allowed: frozenset[int], skipped: int) -> None:
-    """Fail on any warning but the allowed ones (duplicate keys under INSERT IGNORE).
-
-    The server keeps only the first warnings, so allowed duplicates are also counted: each skipped
-    row is one duplicate-key warning, and any warning beyond them is a changed value.
-    """
-    count = conn.warning_count()
-    if not count:
-        return
-    cursor.execute("SHOW WARNINGS LIMIT 20")
-    listed = cursor.fetchall()
-    warnings = [w for w in listed if int(w[1]) not in allowed]
-    if warnings or (allowed and count > skipped):
-        shown = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in (warnings or listed)[:5])
-        raise TransferError(
-            f"loading {key} would change values, so nothing was loaded ({count} warnings, "
-            f"{skipped} duplicate rows skipped): {shown}"
-        )
-
-
-def _load_key(manifests: Sequence[Manifest]) -> str:
+def load_key_of(manifests: Sequence[Manifest]) -> str:
+    """The identity of a load: the set of extracts it loads, whatever their order."""
     return hashlib.sha256(",".join(sorted(m.extract_id for m in manifests)).encode()).hexdigest()
 
 
-def _record(cursor: Any, request: LoadRequest, rows: int, load_key: str, mode: str) -> None:
-    cursor.execute(
-        f"INSERT INTO {quote_identifier(request.schema)}.`report_loads` "
-        "(table_name, logical_date, run_id, rows_loaded, finished_at, load_mode, load_key, manifest_keys) "
-        "VALUES (%s, %s, %s, %s, UTC_TIMESTAMP(6), %s, %s, %s)",
-        (
-            request.target.table,
-            request.logical_date.astimezone(dt.UTC).replace(tzinfo=None),
-            request.run_id,
-            rows,
-            mode,
-            load_key,
-            json.dumps(list(request.manifest_keys)),
-        ),
-    )
-
-
-def shadow_names(table: str) -> tuple[str, str]:
-    """The shadow (new copy) and retired (old copy) table names a swap uses for ``table``."""
-    digest = hashlib.sha1(table.encode()).hexdigest()[:8]
-    return f"_rp_new_{table[:40]}_{digest}", f"_rp_old_{table[:40]}_{digest}"
-
-
-def load(conn: Any, request: LoadRequest) -> LoadResult:
+def load(target: Target, request: LoadRequest) -> LoadResult:
     """Load the request's manifests into the target; the target is unchanged unless it all succeeds.
 
     A load whose manifests were already loaded (same extract ids, recorded in ``report_loads``) is
@@ -274,7 +152,7 @@ def load(conn: Any, request: LoadRequest) -> LoadResult:
     """
     started = time.monotonic()
     try:
-        return _load(conn, request, started)
+        return _load(target, request, started)
     except BaseException as exc:
         log.error(
             "load of %s.%s (%s) from s3://%s failed after %.2f s: %s: %s",
@@ -289,128 +167,51 @@ def load(conn: Any, request: LoadRequest) -> LoadResult:
         raise
 
 
-def _load(conn: Any, request: LoadRequest, started: float) -> LoadResult:
+def _load(target: Target, request: LoadRequest, started: float) -> LoadResult:
     manifests = read_manifests(request.bucket, request.manifest_keys)
-    expected = sum(m.rows for m in manifests)
-    load_key = _load_key(manifests)
-    schema = quote_identifier(request.schema)
-    table = request.target.table
-    prepare_session(conn)
-    conn.autocommit(True)
-    cursor = conn.cursor()
-    cursor.execute(REPORT_LOADS_DDL.format(schema=schema))
-    cursor.execute(f"SELECT rows_loaded FROM {schema}.`report_loads` WHERE load_key = %s", (load_key,))
-    done = cursor.fetchone()
+    load_key = load_key_of(manifests)
+    schema, table = request.schema, request.target.table
+    target.ensure_ledger(schema)
+    done = target.find_load(schema, load_key)
     if done is not None:
-        log.info("%s.%s: these extracts were already loaded (%s rows); nothing to do", request.schema, table, done[0])
-        _mark_success(request, manifests, int(done[0]), load_key)
+        log.info("%s.%s: these extracts were already loaded (%s rows); nothing to do", schema, table, done.rows_loaded)
+        _mark_success(request, manifests, done.rows_loaded, load_key)
         return LoadResult(
-            int(done[0]), 0, 0, time.monotonic() - started, load_key, skipped=True, skip_reason="already-loaded"
+            done.rows_loaded, 0, 0, time.monotonic() - started, load_key, skipped=True, skip_reason="already-loaded"
         )
-    if request.load_mode == "swap":
-        newer = _newer_swap(cursor, request)
-        if newer is not None:
-            log.warning(
-                "%s.%s: not swapping in the window of %s over the newer one of %s already loaded "
-                "(a backfill of an older date must not replace a full refresh with older data)",
-                request.schema,
-                table,
-                request.logical_date.date(),
-                newer,
-            )
-            return LoadResult(0, 0, 0, time.monotonic() - started, load_key, skipped=True, skip_reason="older-window")
-    problems = target_column_problems(cursor, request.schema, request.target, len(manifests[0].columns))
+    job = LoadJob(
+        target=target,
+        schema=schema,
+        table=table,
+        columns=request.target.columns,
+        encodings=tuple(merge_encodings([[c.encoding for c in m.columns] for m in manifests])),
+        duplicates=request.target.mode,
+        expected_rows=sum(m.rows for m in manifests),
+        logical_date=request.logical_date,
+        run_id=request.run_id,
+        load_key=load_key,
+        manifest_keys=request.manifest_keys,
+    )
+    strategy = strategy_for(request.load_mode)(job)
+    skip_reason = strategy.refusal()
+    if skip_reason is not None:
+        return LoadResult(0, 0, 0, time.monotonic() - started, load_key, skipped=True, skip_reason=skip_reason)
+    problems = column_problems(target, schema, request.target, len(manifests[0].columns))
     if problems:
         raise TransferError("; ".join(problems))
-    encodings = _encodings(manifests)
-    allowed = frozenset({_DUPLICATE_KEY}) if request.target.mode == "ignore" else frozenset()
-
-    if request.load_mode == "swap":
-        loaded, csv_bytes = _swap(conn, cursor, request, manifests, encodings, expected, load_key)
-    else:
-        statement = load_statement(request.schema, table, request.target, encodings, request.target.mode)
-        conn.autocommit(False)
-        try:
-            loaded, csv_bytes = _load_parts(conn, request, manifests, statement, allowed)
-            if loaded != expected:
-                raise TransferError(f"loaded {loaded} rows, the manifests list {expected}")
-            _record(cursor, request, loaded, load_key, "upsert")
-            conn.commit()
-        except BaseException:
-            _rollback_quietly(conn)
-            raise
-    cursor.close()
+    try:
+        strategy.prepare()
+        with tempfile.TemporaryDirectory(prefix="rp-load-") as directory:
+            loaded = strategy.load_parts(_local_parts(request.bucket, manifests, directory))
+        strategy.finish(loaded)
+    except BaseException:
+        strategy.abort()
+        raise
     _mark_success(request, manifests, loaded, load_key)
     seconds = time.monotonic() - started
-    log.info("loaded %s.%s: %d rows in %.2f s (%s)", request.schema, table, loaded, seconds, request.load_mode)
+    log.info("loaded %s.%s: %d rows in %.2f s (%s)", schema, table, loaded, seconds, request.load_mode)
+    csv_bytes = sum(m.csv_bytes for m in manifests)
     return LoadResult(loaded, sum(len(m.parts) for m in manifests), csv_bytes, seconds, load_key)
-
-
-def _utc_naive(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def _newer_swap(cursor: Any, request: LoadRequest) -> dt.datetime | None:
-    """The logical date of a newer full refresh of this table, if one was already swapped in."""
-    cursor.execute(
-        f"SELECT MAX(logical_date) FROM {quote_identifier(request.schema)}.`report_loads` "
-        "WHERE table_name = %s AND load_mode = 'swap' AND logical_date > %s",
-        (request.target.table, _utc_naive(request.logical_date)),
-    )
-    row = cursor.fetchone()
-    return row[0] if row and row[0] is not None else None
-
-
-def _swap(
-    conn: Any,
-    cursor: Any,
-    request: LoadRequest,
-    manifests: Sequence[Manifest],
-    encodings: Sequence[str],
-    expected: int,
-    load_key: str,
-) -> tuple[int, int]:
-    schema = quote_identifier(request.schema)
-    live = quote_identifier(request.target.table)
-    shadow_name, retired_name = shadow_names(request.target.table)
-    shadow, retired = quote_identifier(shadow_name), quote_identifier(retired_name)
-    cursor.execute(f"DROP TABLE IF EXISTS {schema}.{shadow}, {schema}.{retired}")
-    cursor.execute(f"CREATE TABLE {schema}.{shadow} LIKE {schema}.{live}")
-    try:
-        statement = load_statement(request.schema, shadow_name, request.target, encodings, "replace")
-        conn.autocommit(False)
-        loaded, csv_bytes = _load_parts(conn, request, manifests, statement, frozenset())
-        conn.commit()
-        conn.autocommit(True)
-        cursor.execute(f"SELECT COUNT(*) FROM {schema}.{shadow}")
-        counted = int(cursor.fetchone()[0])
-        if counted != expected:
-            raise TransferError(f"shadow table holds {counted} rows, the manifests list {expected}")
-        # A BI session holding a transaction open on the live table would make RENAME wait (and queue
-        # every new reader behind it) for lock_wait_timeout, a year by default: fail and retry instead.
-        cursor.execute("SET SESSION lock_wait_timeout = 60")
-        # One statement renames both, so readers see the old table or the new one, never neither.
-        cursor.execute(f"RENAME TABLE {schema}.{live} TO {schema}.{retired}, {schema}.{shadow} TO {schema}.{live}")
-    except BaseException:
-        _rollback_quietly(conn)
-        try:
-            conn.autocommit(True)
-            cursor.execute(f"DROP TABLE IF EXISTS {schema}.{shadow}")
-        except Exception:  # noqa: BLE001 - the server may be gone; a retry drops it first thing
-            log.warning("could not drop shadow table %s.%s", request.schema, shadow_name, exc_info=True)
-        raise
-    cursor.execute(f"DROP TABLE IF EXISTS {schema}.{retired}")
-    conn.autocommit(False)
-    _record(cursor, request, loaded, load_key, "swap")
-    conn.commit()
-    return loaded, csv_bytes
-
-
-def _rollback_quietly(conn: Any) -> None:
-    try:
-        conn.rollback()
-    except Exception:  # noqa: BLE001 - already failing; the server rolls back a dropped session itself
-        log.debug("rollback failed", exc_info=True)
 
 
 def _remove_stale_objects(request: LoadRequest, manifests: Sequence[Manifest]) -> None:
@@ -442,4 +243,4 @@ def _mark_success(request: LoadRequest, manifests: Sequence[Manifest], rows: int
     request.bucket.put(request.success_key, json.dumps(body, indent=1).encode(), "application/json")
 
 
-__all__ = ["SUCCESS_NAME", "LoadRequest", "LoadResult", "load", "load_statement", "read_manifests", "shadow_names"]
+__all__ = ["SUCCESS_NAME", "LoadRequest", "LoadResult", "column_problems", "load", "read_manifests"]

@@ -1,4 +1,4 @@
-"""What an extract leaves in S3 and what a load reads: keys, the CSV dialect, and the manifest.
+"""What an extract leaves in S3 and what a load reads: keys and the manifest (the CSV format: ``csvformat``).
 
 Layout, per company bucket::
 
@@ -14,36 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Literal
 
+from report_pipeline.csvformat import Encoding
 from report_pipeline.errors import TransferError
 
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 SUCCESS_NAME = "_SUCCESS"
-
-# The one CSV dialect: RFC 4180 quoting (every text value in double quotes, quotes doubled, newlines
-# kept inside quotes), the unquoted word NULL for SQL NULL, binary values as lowercase hex, BIT values
-# as unsigned integers, other values in MySQL's own text form. LOAD DATA reads it back exactly with:
-LOAD_DATA_FORMAT = (
-    "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n'"
-)
-DIALECT = {
-    "delimiter": ",",
-    "quotechar": '"',
-    "doublequote": True,
-    "escapechar": None,
-    "lineterminator": "\n",
-    "null": "NULL (unquoted)",
-    "header": False,
-    "encoding": "utf-8",
-    "binary": "hex",
-    "bit": "unsigned integer",
-}
-
-Encoding = Literal["text", "hex", "bit"]
-
 
 def run_key(logical_date: dt.datetime | dt.date) -> str:
     """The key segment of one logical date, e.g. ``2026-11-26T000000Z`` (UTC, sortable)."""
@@ -103,7 +82,6 @@ class Manifest:
     finished_at: str
     chunk: tuple[int, int] | None = None
     version: int = MANIFEST_VERSION
-    dialect: dict[str, Any] = field(default_factory=lambda: dict(DIALECT))
 
     @property
     def key(self) -> str:
@@ -152,7 +130,6 @@ class Manifest:
                 started_at=body["started_at"],
                 finished_at=body["finished_at"],
                 chunk=tuple(body["chunk"]) if body.get("chunk") else None,  # type: ignore[arg-type]
-                dialect=body["dialect"],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TransferError(f"manifest is malformed: {exc}") from exc

@@ -157,7 +157,15 @@ def quote_identifier(name: str) -> str:
     The validation is what makes the quoting safe: a valid name cannot contain a backtick, so
     it cannot close the quotes. Raises ConfigError naming the bad identifier otherwise.
     """
-    return f"`{check_identifier(name, 'name')}`"
+    return backtick(check_identifier(name, "name"))
+
+
+def backtick(name: str) -> str:
+    """Backtick-quote any name the server gave (a result column), doubling backticks inside it.
+
+    Names from admin rows go through ``quote_identifier``, which validates them first.
+    """
+    return "`" + name.replace("`", "``") + "`"
 
 
 _ALIAS_CHAR_RE: Final = re.compile(r"[a-z0-9_]")

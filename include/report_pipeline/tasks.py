@@ -6,17 +6,19 @@ closes its own connections, so the Airflow operators and ``report-pipeline run``
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from report_pipeline import extract as extract_module
 from report_pipeline import load as load_module
+from report_pipeline.chunks import plan_chunks
 from report_pipeline.config import Company, TableSpec, bind_parameters, window_for, with_overrides
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, extract_prefix, table_prefix
+from report_pipeline.session import opened
 from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket
+from report_pipeline.target.mysql import MySqlTarget
 
 
 class Connections(Protocol):
@@ -30,16 +32,6 @@ class Connections(Protocol):
 
     def s3(self) -> Any:
         """A boto3 S3 client."""
-
-
-@contextlib.contextmanager
-def opened(conn: Any) -> Iterator[Any]:
-    """Use a connection and close it afterwards; a close that fails (server gone) is not an error."""
-    try:
-        yield conn
-    finally:
-        with contextlib.suppress(Exception):
-            conn.close()
 
 
 def company_bucket(connections: Connections, settings: Settings, company: Company) -> Bucket:
@@ -66,7 +58,7 @@ def plan_table_chunks(
         raise ValueError(f"table {spec.name!r} is not chunked")
     parameters = _parameters(spec, company, logical_date, lookback_days)
     with opened(connections.source()) as conn:
-        return extract_module.plan_chunks(conn, spec.query_select, parameters, spec.chunk_column, spec.chunk_rows)
+        return plan_chunks(conn, spec.query_select, parameters, spec.chunk_column, spec.chunk_rows)
 
 
 def extract_table(
@@ -125,4 +117,4 @@ def load_table(
         run_id=run_id,
     )
     with opened(connections.target()) as conn:
-        return load_module.load(conn, request)
+        return load_module.load(MySqlTarget(conn), request)

@@ -28,7 +28,7 @@ import pytest
 import requests
 from tests.conftest import mysql_connect
 
-from report_pipeline.demo import DEMO_COMPANIES
+from report_pipeline_demo import DEMO_COMPANIES
 
 pytestmark = pytest.mark.airflow_real
 

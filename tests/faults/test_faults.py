@@ -40,8 +40,9 @@ from tests.faults.proxy import FaultProxy
 from report_pipeline import tasks
 from report_pipeline.airflow.retry import MAX_ATTEMPTS, SeedRetrier
 from report_pipeline.config import Company, TableSpec, build_table
-from report_pipeline.load import LoadResult, shadow_names
+from report_pipeline.load import LoadResult
 from report_pipeline.manifest import Manifest, table_prefix
+from report_pipeline.modes import shadow_names
 from report_pipeline.settings import Settings
 
 # Imported at module level on purpose too: importing Airflow configures logging, which must happen

@@ -25,6 +25,7 @@ from report_pipeline.extract import ExtractRequest, extract
 from report_pipeline.load import LoadRequest, load
 from report_pipeline.sql import InsertTarget
 from report_pipeline.storage import Bucket
+from report_pipeline.target.mysql import MySqlTarget
 
 pytestmark = pytest.mark.integration
 
@@ -165,7 +166,7 @@ def _round_trip(
     tgt = mysql_connect(init_command=utc)
     try:
         result = load(
-            tgt,
+            MySqlTarget(tgt),
             LoadRequest(
                 company="hp",
                 schema=target,

@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 from tests.conftest import execute, mysql_connect
 
-from report_pipeline.extract import ExtractRequest, extract, plan_chunks
+from report_pipeline.chunks import plan_chunks
+from report_pipeline.extract import ExtractRequest, extract
 from report_pipeline.load import LoadRequest, LoadResult, load
 from report_pipeline.manifest import MANIFEST_NAME, SUCCESS_NAME, Manifest, extract_prefix, table_prefix
 from report_pipeline.sql import InsertTarget
 from report_pipeline.storage import Bucket
+from report_pipeline.target.mysql import MySqlTarget
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +130,7 @@ def _load(db: str, bucket: Bucket, table: str, manifests: list[Manifest], mode: 
     conn = mysql_connect()
     try:
         return load(
-            conn,
+            MySqlTarget(conn),
             LoadRequest(
                 company="chunktest",
                 schema=db,

@@ -15,6 +15,7 @@ from report_pipeline.extract import ExtractRequest, extract
 from report_pipeline.load import LoadRequest, load
 from report_pipeline.sql import InsertTarget
 from report_pipeline.storage import Bucket
+from report_pipeline.target.mysql import MySqlTarget
 
 pytestmark = pytest.mark.integration
 
@@ -181,7 +182,7 @@ def _load(target_db: str, bucket: Bucket, manifest: Any, table: str = "tgt", mod
     conn = mysql_connect(init_command="SET time_zone = '-07:00'")
     try:
         return load(
-            conn,
+            MySqlTarget(conn),
             LoadRequest(
                 company="acme",
                 schema=target_db,
@@ -283,7 +284,7 @@ def test_a_load_that_would_truncate_fails_and_leaves_the_target_untouched(scratc
     target = mysql_connect()
     with pytest.raises(TransferError, match="would change values"):
         load(
-            target,
+            MySqlTarget(target),
             LoadRequest(
                 company="acme",
                 schema=scratch_db,
@@ -316,7 +317,7 @@ def _extract_src(scratch_db: str, bucket: Bucket) -> Any:
 def _load_ignore(scratch_db: str, bucket: Bucket, manifest: Any) -> Any:
     conn = mysql_connect()
     try:
-        return load(conn, LoadRequest(
+        return load(MySqlTarget(conn), LoadRequest(
             company="acme", schema=scratch_db, target=InsertTarget("tgt", ("id", "s"), "ignore"), load_mode="upsert",
             bucket=bucket, manifest_keys=(manifest.key,), success_key="src/ignore/_SUCCESS",
             logical_date=dt.datetime(2026, 11, 26, tzinfo=dt.UTC), run_id="r"))

@@ -21,6 +21,7 @@ from report_pipeline.load import LoadRequest, LoadResult, load
 from report_pipeline.manifest import Manifest
 from report_pipeline.sql import InsertTarget
 from report_pipeline.storage import Bucket
+from report_pipeline.target.mysql import MySqlTarget
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +61,7 @@ def _load(db: str, bucket: Bucket, manifests: list[Manifest], mode: str, day: in
     conn = mysql_connect()
     try:
         return load(
-            conn,
+            MySqlTarget(conn),
             LoadRequest(
                 company="swaptest",
                 schema=db,

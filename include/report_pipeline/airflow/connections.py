@@ -11,10 +11,8 @@ from typing import Any
 
 from airflow.providers.mysql.hooks.mysql import MySqlHook
 
+from report_pipeline.session import UTC_SESSION
 from report_pipeline.settings import ADMIN_CONN_ID, S3_CONN_ID, SOURCE_CONN_ID, TARGET_CONN_ID
-
-# Every session reads TIMESTAMP values in UTC, so they never move with a server's time zone.
-_INIT_COMMAND = "SET time_zone = '+00:00'"
 
 
 class ReportsMySqlHook(MySqlHook):
@@ -41,18 +39,18 @@ class HookConnections:
         t = self.admin_timeout_seconds
         hook = ReportsMySqlHook(
             mysql_conn_id=ADMIN_CONN_ID,
-            init_command=_INIT_COMMAND,
+            init_command=UTC_SESSION,
             timeouts={"connect_timeout": t, "read_timeout": t, "write_timeout": t},
         )
         return hook.get_conn()
 
     def source(self) -> Any:
         """The source (production) DB."""
-        return MySqlHook(mysql_conn_id=SOURCE_CONN_ID, init_command=_INIT_COMMAND).get_conn()
+        return MySqlHook(mysql_conn_id=SOURCE_CONN_ID, init_command=UTC_SESSION).get_conn()
 
     def target(self) -> Any:
         """The target (reporting) DB, with LOAD DATA LOCAL allowed on the client side."""
-        return MySqlHook(mysql_conn_id=TARGET_CONN_ID, local_infile=True, init_command=_INIT_COMMAND).get_conn()
+        return MySqlHook(mysql_conn_id=TARGET_CONN_ID, local_infile=True, init_command=UTC_SESSION).get_conn()
 
     def s3(self) -> Any:
         """A boto3 S3 client for the reports_s3 connection."""

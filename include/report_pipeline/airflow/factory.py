@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, TaskGroup, get_parsing_context
-from airflow.sdk.exceptions import AirflowSkipException
 
 from report_pipeline.admin import read_admin_rows
 from report_pipeline.airflow.connections import HookConnections
@@ -21,11 +20,13 @@ from report_pipeline.airflow.operators import (
     MySqlToS3Operator,
     S3ToMySqlOperator,
 )
+from report_pipeline.airflow.params import skip_unless_selected
 from report_pipeline.airflow.retry import retry_arguments
 from report_pipeline.config import AdminRows, CompanyPlan, Plan
+from report_pipeline.modes import LOAD_MODES
+from report_pipeline.session import opened
 from report_pipeline.settings import Settings
 from report_pipeline.snapshot import PlanSource, expire_snapshot, load_plan
-from report_pipeline.tasks import opened
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def _params(plan: Plan) -> dict[str, Param]:
         "load_mode": Param(
             "default",
             type="string",
-            enum=["default", "upsert", "swap"],
+            enum=["default", *LOAD_MODES],
             title="Load mode",
             description="Override every table's load_mode for this run.",
         ),
@@ -119,31 +120,12 @@ def _params(plan: Plan) -> dict[str, Param]:
     }
 
 
-def _listed(value: Any) -> list[str]:
-    """A params list as names; a hand-written conf may give ``"a,b"`` instead of ``["a", "b"]``."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [str(v) for v in value]
-
-
 def _skip_unless_selected(alias: str | None, table: str | None) -> Any:
     """A pre-execute hook: a config-error task of a company or table left out of this run is skipped.
 
     Without it, a run limited to one company would still fail on another company's bad row.
-    ``alias`` None is a broken company row, which no companies filter can name.
     """
-
-    def hook(context: Any) -> None:
-        params = context.get("params") or {}
-        companies, tables = _listed(params.get("companies")), _listed(params.get("tables"))
-        if companies and alias not in companies:
-            raise AirflowSkipException(f"this run is limited to companies {companies}")
-        if tables and table is not None and table not in tables:
-            raise AirflowSkipException(f"this run is limited to tables {tables}")
-
-    return hook
+    return lambda context: skip_unless_selected(context, alias, table)
 
 
 def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:

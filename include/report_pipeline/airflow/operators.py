@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from report_pipeline import tasks
 from report_pipeline.airflow.connections import HookConnections
+from report_pipeline.airflow.params import skip_unless_selected
 from report_pipeline.config import Company, TableSpec
 from report_pipeline.manifest import SUCCESS_NAME, table_prefix
 from report_pipeline.settings import Settings
@@ -30,27 +31,9 @@ def logical_date_of(context: Mapping[str, Any]) -> dt.datetime:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
-def _names(value: Any) -> list[str]:
-    """A params list as names; a plain string (``"acme,globex"`` from a hand-written conf) is split.
-
-    Without this, ``alias in "acme,globex"`` would be a substring test and ``"cme"`` would match.
-    """
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [str(v) for v in value]
-
-
 def _selected(context: Mapping[str, Any], company: Company, spec: TableSpec) -> None:
     """Skip this task if a manual run's params limit the run to other companies or tables."""
-    params = context.get("params") or {}
-    companies = _names(params.get("companies"))
-    tables = _names(params.get("tables"))
-    if companies and company.alias not in companies:
-        raise AirflowSkipException(f"this run is limited to companies {companies}")
-    if tables and spec.name not in tables:
-        raise AirflowSkipException(f"this run is limited to tables {tables}")
+    skip_unless_selected(context, company.alias, spec.name)
 
 
 def chunk_label(column: str | None, chunk: Sequence[int]) -> str:

@@ -1,13 +1,17 @@
-"""Demo data for ``make demo`` and the tests: admin rows written the seed's way, source tables, and
-the companies onboarded through the same code ``report-pipeline onboard`` runs.
+"""Demo data for ``make demo`` and the tests, kept out of the runtime package: admin rows written the
+seed's way, source tables, and the companies onboarded through the same code ``report-pipeline
+onboard`` runs. ``report-pipeline demo-setup`` (registered by the console script) runs ``setup``.
 
 Rows are generated around a fixed day (``DEMO_DATE``) so every run of the demo moves the same rows.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 from typing import Any
+
+from report_pipeline import admin
 
 DEMO_DATE = dt.date(2026, 11, 26)
 DEMO_COMPANIES = (
@@ -145,21 +149,43 @@ def create_admin_rows(conn: Any) -> None:
         # Without arguments mysqlclient sends the text as written, %s included.
         cursor.execute(statement)
     for row in DEMO_TABLES:
-        cursor.execute(
-            "INSERT INTO `tables` (id, name, status, query_select, params_select, query_insert, params_insert, "
-            "load_mode) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            row,
+        row_id, name, status, query_select, params_select, query_insert, params_insert, load_mode = row
+        admin.add_table(
+            cursor,
+            admin.TableRow(
+                id=row_id,
+                name=name,
+                status=status,
+                query_select=query_select,
+                params_select=params_select,
+                query_insert=query_insert,
+                params_insert=params_insert,
+                load_mode=load_mode,
+            ),
         )
-    for company_id_row, company_id, status, alias, lookback in DEMO_COMPANIES:
-        cursor.execute(
-            "INSERT INTO companies (id, company_id, status, alias) VALUES (%s, %s, %s, %s)",
-            (company_id_row, company_id, status, alias),
-        )
+    for row_id, company_id, status, alias, lookback in DEMO_COMPANIES:
+        admin.add_company(cursor, company_id, alias, status, row_id)
         if lookback is not None and company_id != 1:  # company 1's 60 days is the seed's own row
-            cursor.execute(
-                "INSERT INTO companies_configurations (retail_id, configuration_id, configuration_value) "
-                "VALUES (%s, 1, %s)",
-                (company_id, str(lookback)),
-            )
+            admin.set_lookback(cursor, company_id, lookback)
     conn.commit()
     cursor.close()
+
+
+def setup(args: argparse.Namespace, settings: Any, connect: Any) -> int:
+    """``report-pipeline demo-setup``: demo admin rows, source tables, then each active company onboarded."""
+    from report_pipeline import cli
+    from report_pipeline.session import opened
+
+    conns = connect(settings)
+    with opened(conns.admin()) as adm, opened(conns.source()) as src:
+        admin.init_admin(adm)
+        create_admin_rows(adm)
+        counts = create_source(src)
+    cli.print_table(["source table", "rows"], sorted(counts.items()))
+    for _, company_id, status, alias, lookback in DEMO_COMPANIES:
+        if status != 1:
+            continue
+        ns = argparse.Namespace(company_id=company_id, alias=alias, lookback_days=lookback, dry_run=False)
+        print(f"\nonboarding {alias}:")
+        cli.cmd_onboard(ns, settings, connect)
+    return 0

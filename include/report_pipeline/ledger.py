@@ -1,0 +1,126 @@
+"""The load ledger ``report_loads``: one row per successful load in every target schema.
+
+The only place with SQL on ``report_loads``: the load records into it, and the CLI, onboarding, the
+example consumer DAG and the freshness page read it through these functions. Each takes a DB-API cursor
+on the target server and the company's schema name; the caller owns the transaction, so a load can
+record its row in the same transaction as its data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from report_pipeline.sql import quote_identifier
+
+TABLE = "report_loads"
+_DDL = """CREATE TABLE IF NOT EXISTS {table} (
+  `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `table_name` VARCHAR(64) NOT NULL,
+  `logical_date` DATETIME(6) NOT NULL,
+  `run_id` VARCHAR(250) NOT NULL,
+  `rows_loaded` BIGINT UNSIGNED NOT NULL,
+  `finished_at` DATETIME(6) NOT NULL,
+  `load_mode` VARCHAR(16) NOT NULL,
+  `load_key` CHAR(64) NOT NULL,
+  `manifest_keys` TEXT NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_report_loads_load_key` (`load_key`),
+  KEY `ix_report_loads_table_date` (`table_name`, `logical_date`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+_COLUMNS = "table_name, logical_date, run_id, rows_loaded, finished_at, load_mode, load_key, manifest_keys"
+
+
+@dataclass(frozen=True)
+class LoadRecord:
+    """One ``report_loads`` row: what a successful load of one table did."""
+
+    table_name: str
+    logical_date: dt.datetime
+    run_id: str
+    rows_loaded: int
+    finished_at: dt.datetime | None
+    load_mode: str
+    load_key: str
+    manifest_keys: tuple[str, ...] = ()
+
+    @classmethod
+    def _from_row(cls, row: Sequence[Any]) -> LoadRecord:
+        keys = json.loads(row[7]) if row[7] else []
+        return cls(str(row[0]), row[1], str(row[2]), int(row[3]), row[4], str(row[5]), str(row[6]), tuple(keys))
+
+
+def _table(schema: str) -> str:
+    return f"{quote_identifier(schema)}.`{TABLE}`"
+
+
+def utc_naive(moment: dt.datetime) -> dt.datetime:
+    """A DATETIME value for the ledger: UTC, without tzinfo (sessions run in UTC)."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def ensure(cursor: Any, schema: str) -> None:
+    """Create the ledger in ``schema`` if it is not there yet (idempotent)."""
+    cursor.execute(_DDL.format(table=_table(schema)))
+
+
+def record(
+    cursor: Any,
+    schema: str,
+    *,
+    table: str,
+    logical_date: dt.datetime,
+    run_id: str,
+    rows: int,
+    load_mode: str,
+    load_key: str,
+    manifest_keys: Sequence[str],
+) -> None:
+    """Record a successful load; runs in the caller's transaction (finished_at is the server's UTC now)."""
+    cursor.execute(
+        f"INSERT INTO {_table(schema)} ({_COLUMNS}) VALUES (%s, %s, %s, %s, UTC_TIMESTAMP(6), %s, %s, %s)",
+        (table, utc_naive(logical_date), run_id, rows, load_mode, load_key, json.dumps(list(manifest_keys))),
+    )
+
+
+def _select(cursor: Any, schema: str, where: str, parameters: Sequence[Any], limit: int) -> list[LoadRecord]:
+    cursor.execute(
+        f"SELECT {_COLUMNS} FROM {_table(schema)} WHERE {where} ORDER BY id DESC LIMIT {int(limit)}", parameters
+    )
+    return [LoadRecord._from_row(r) for r in cursor.fetchall()]
+
+
+def find(cursor: Any, schema: str, load_key: str) -> LoadRecord | None:
+    """The load recorded under ``load_key`` (a set of extracts), if it committed."""
+    found = _select(cursor, schema, "load_key = %s", (load_key,), 1)
+    return found[0] if found else None
+
+
+def latest(cursor: Any, schema: str, table: str, logical_date: dt.datetime | None = None) -> LoadRecord | None:
+    """The newest load of ``table``, or of ``table`` for one logical date."""
+    if logical_date is None:
+        found = _select(cursor, schema, "table_name = %s", (table,), 1)
+    else:
+        found = _select(cursor, schema, "table_name = %s AND logical_date = %s", (table, utc_naive(logical_date)), 1)
+    return found[0] if found else None
+
+
+def history(cursor: Any, schema: str, table: str, limit: int = 30) -> list[LoadRecord]:
+    """The last ``limit`` loads of ``table``, newest first."""
+    return _select(cursor, schema, "table_name = %s", (table,), limit)
+
+
+def newer_swap(cursor: Any, schema: str, table: str, logical_date: dt.datetime) -> dt.datetime | None:
+    """The logical date of a full refresh of ``table`` newer than ``logical_date``, if one was loaded."""
+    cursor.execute(
+        f"SELECT MAX(logical_date) FROM {_table(schema)} WHERE table_name = %s AND load_mode = 'swap' "
+        "AND logical_date > %s",
+        (table, utc_naive(logical_date)),
+    )
+    row = cursor.fetchone()
+    return row[0] if row and row[0] is not None else None

@@ -1,0 +1,70 @@
+"""MySQL sessions: the settings every session uses, opening and quiet closing, the column probe.
+
+The one home for what the pipeline does to a mysqlclient connection before and after its work, so the
+extract, the load, the CLI and the Airflow adapter set sessions up and tear them down alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Every session reads and writes TIMESTAMP values in UTC, so they never move with a server's time zone.
+# Also passed as the connection's init_command (airflow.connections), so it holds after a reconnect.
+UTC_SESSION = "SET time_zone = '+00:00'"
+
+Parameters = tuple[Any, ...] | Mapping[str, Any]
+
+
+def prepare_session(conn: Any) -> None:
+    """Session settings every extract and load uses: utf8mb4 text, UTC for TIMESTAMP values."""
+    conn.set_character_set("utf8mb4")
+    cursor = conn.cursor()
+    try:
+        cursor.execute(UTC_SESSION)
+    finally:
+        cursor.close()
+
+
+def close_quietly(conn: Any) -> None:
+    """Close a connection; a close that fails (server gone, already failing) is not an error."""
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - already failing, or the server is gone; nothing left to release
+        log.debug("closing a connection failed", exc_info=True)
+
+
+def rollback_quietly(conn: Any) -> None:
+    """Roll back; when the server is gone it has rolled the session back itself."""
+    try:
+        conn.rollback()
+    except Exception:  # noqa: BLE001 - already failing; the server rolls back a dropped session itself
+        log.debug("rollback failed", exc_info=True)
+
+
+@contextlib.contextmanager
+def opened(conn: Any) -> Iterator[Any]:
+    """Use a connection and close it afterwards, quietly."""
+    try:
+        yield conn
+    finally:
+        close_quietly(conn)
+
+
+def probe_columns(conn: Any, query: str, parameters: Parameters) -> tuple[tuple[Any, ...], ...]:
+    """The result description of ``query`` (name, type code, ...) from a zero-row run on the server.
+
+    The query runs as a derived table with ``LIMIT 0``, so the server plans it but reads no rows.
+    """
+    cursor = conn.cursor()
+    try:
+        cursor.execute(f"SELECT * FROM ({query}) AS _rp_probe LIMIT 0", parameters)
+        description = tuple(cursor.description or ())
+        cursor.fetchall()
+        return description
+    finally:
+        cursor.close()

@@ -1,0 +1,86 @@
+"""What the load needs from a target database, behind one interface.
+
+The load and its strategies (``report_pipeline.modes``) speak only to ``Target``; everything specific
+to one engine (statements, driver calls, error codes) lives in that engine's module, e.g.
+``target/mysql.py``. Supporting another engine means one more module implementing this protocol.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+from report_pipeline.csvformat import Encoding
+from report_pipeline.ledger import LoadRecord
+
+Duplicates = Literal["replace", "insert", "ignore"]
+
+
+class Target(Protocol):
+    """One session on a target server, as the load uses it."""
+
+    def begin(self) -> None:
+        """Start a transaction: what follows commits or rolls back as one."""
+
+    def commit(self) -> None:
+        """Commit the transaction and return to autocommit."""
+
+    def rollback(self) -> None:
+        """Roll back the transaction (quietly: the server may be gone) and return to autocommit."""
+
+    def columns(self, schema: str, table: str) -> list[str]:
+        """The table's column names in table order; empty when the table does not exist."""
+
+    def unique_keys(self, schema: str, table: str) -> list[tuple[str, ...]]:
+        """The columns of each PRIMARY or UNIQUE key of the table."""
+
+    def count_rows(self, schema: str, table: str) -> int:
+        """The table's row count."""
+
+    def bulk_load(
+        self,
+        path: str,
+        schema: str,
+        table: str,
+        columns: Sequence[str],
+        encodings: Sequence[Encoding],
+        duplicates: Duplicates,
+    ) -> int:
+        """Load one local CSV file (``csvformat``) into ``columns``; returns the rows read.
+
+        Raises TransferError when any value would be changed on the way in (no warning is tolerated
+        except duplicate keys skipped under ``ignore``).
+        """
+
+    def create_shadow(self, schema: str, like: str, shadow: str) -> None:
+        """Create an empty ``shadow`` table shaped like ``like``, replacing any leftover of that name."""
+
+    def replace_table(self, schema: str, live: str, shadow: str, retired: str) -> None:
+        """Atomically put ``shadow`` in place of ``live`` (readers see one or the other), then drop the old."""
+
+    def drop_tables(self, schema: str, *tables: str) -> None:
+        """Drop tables if they exist."""
+
+    def ensure_ledger(self, schema: str) -> None:
+        """Create the load ledger in ``schema`` if needed."""
+
+    def find_load(self, schema: str, load_key: str) -> LoadRecord | None:
+        """The ledger row of a load of exactly these extracts, if it committed."""
+
+    def newer_swap(self, schema: str, table: str, logical_date: dt.datetime) -> dt.datetime | None:
+        """The logical date of a newer full refresh of ``table`` already loaded, if any."""
+
+    def record_load(
+        self,
+        schema: str,
+        *,
+        table: str,
+        logical_date: dt.datetime,
+        run_id: str,
+        rows: int,
+        load_mode: str,
+        load_key: str,
+        manifest_keys: Sequence[str],
+    ) -> None:
+        """Add the ledger row of a successful load, in the current transaction."""

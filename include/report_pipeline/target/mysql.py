@@ -1,0 +1,229 @@
+"""The MySQL (and MariaDB, Aurora MySQL) target: every MySQL-only call the load makes lives here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from report_pipeline import ledger
+from report_pipeline.csvformat import LOAD_DATA_FORMAT, Encoding, load_data_columns
+from report_pipeline.errors import TransferError
+from report_pipeline.ledger import LoadRecord
+from report_pipeline.session import prepare_session, rollback_quietly
+from report_pipeline.sql import quote_identifier
+from report_pipeline.target import Duplicates
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_KEY = 1062
+# A BI session holding a transaction open on the live table makes RENAME wait (and queues every new
+# reader behind it) for lock_wait_timeout, a year by default: fail and retry instead.
+RENAME_LOCK_WAIT_SECONDS = 60
+_RECORDS = re.compile(rb"Records:\s*(\d+)")
+_SKIPPED = re.compile(rb"Skipped:\s*(\d+)")
+_VERBS: dict[Duplicates, str] = {"replace": "REPLACE ", "ignore": "IGNORE ", "insert": ""}
+_FOREIGN_KEY = re.compile(r",\s*CONSTRAINT\s+`[^`]+`\s+FOREIGN KEY[^\n]*", re.IGNORECASE)
+_TABLE_NAME = re.compile(r"^CREATE TABLE `[^`]+`", re.IGNORECASE)
+
+
+def _name(schema: str, table: str) -> str:
+    return f"{quote_identifier(schema)}.{quote_identifier(table)}"
+
+
+class MySqlTarget:
+    """A ``Target`` on one mysqlclient connection opened with LOAD DATA LOCAL allowed."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        prepare_session(conn)
+        conn.autocommit(True)
+        self.cursor = conn.cursor()
+
+    def begin(self) -> None:
+        """Start a transaction."""
+        self.conn.autocommit(False)
+
+    def commit(self) -> None:
+        """Commit and return to autocommit."""
+        self.conn.commit()
+        self.conn.autocommit(True)
+
+    def rollback(self) -> None:
+        """Roll back quietly and return to autocommit when the server is still there."""
+        rollback_quietly(self.conn)
+        try:
+            self.conn.autocommit(True)
+        except Exception:  # noqa: BLE001 - the server is gone; nothing to return to
+            log.debug("could not return to autocommit", exc_info=True)
+
+    def columns(self, schema: str, table: str) -> list[str]:
+        """Column names in table order; empty when the table does not exist."""
+        self.cursor.execute(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+            "ORDER BY ORDINAL_POSITION",
+            (schema, table),
+        )
+        return [str(r[0]) for r in self.cursor.fetchall()]
+
+    def unique_keys(self, schema: str, table: str) -> list[tuple[str, ...]]:
+        """Columns of each PRIMARY or UNIQUE key."""
+        self.cursor.execute(
+            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
+            "AND TABLE_NAME = %s AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            (schema, table),
+        )
+        keys: dict[str, list[str]] = {}
+        for index, column in self.cursor.fetchall():
+            keys.setdefault(str(index), []).append(str(column))
+        return [tuple(c) for c in keys.values()]
+
+    def count_rows(self, schema: str, table: str) -> int:
+        """COUNT(*) of the table."""
+        self.cursor.execute(f"SELECT COUNT(*) FROM {_name(schema, table)}")
+        return int(self.cursor.fetchone()[0])
+
+    def bulk_load(
+        self,
+        path: str,
+        schema: str,
+        table: str,
+        columns: Sequence[str],
+        encodings: Sequence[Encoding],
+        duplicates: Duplicates,
+    ) -> int:
+        """``LOAD DATA LOCAL INFILE`` of one part; any warning but skipped duplicates fails it."""
+        import MySQLdb
+
+        statement = (
+            f"LOAD DATA LOCAL INFILE %s {_VERBS[duplicates]}INTO TABLE {_name(schema, table)} {LOAD_DATA_FORMAT} "
+            + load_data_columns([quote_identifier(c) for c in columns], encodings)
+        )
+        try:
+            self.cursor.execute(statement, (path,))
+        except (MySQLdb.DataError, MySQLdb.IntegrityError) as exc:
+            # Strict mode turns what would be a warning into an error; the verdict is the same.
+            raise TransferError(f"loading would change values, so nothing was loaded: {exc}") from exc
+        # Read the statement's info line before anything else runs on the connection.
+        raw_info = self.conn.info() or b""
+        info = raw_info if isinstance(raw_info, bytes) else raw_info.encode()
+        records, skipped = _RECORDS.search(info), _SKIPPED.search(info)
+        allowed = frozenset({DUPLICATE_KEY}) if duplicates == "ignore" else frozenset()
+        self._raise_on_warnings(allowed, int(skipped.group(1)) if skipped else 0)
+        return int(records.group(1)) if records else -1
+
+    def _raise_on_warnings(self, allowed: frozenset[int], skipped: int) -> None:
+        """Fail on any warning but the allowed ones (duplicate keys under INSERT IGNORE).
+
+        The server keeps only the first warnings, so allowed duplicates are also counted: each skipped
+        row is one duplicate-key warning, and any warning beyond them is a changed value.
+        """
+        count = self.conn.warning_count()
+        if not count:
+            return
+        self.cursor.execute("SHOW WARNINGS LIMIT 20")
+        listed = self.cursor.fetchall()
+        warnings = [w for w in listed if int(w[1]) not in allowed]
+        if warnings or (allowed and count > skipped):
+            shown = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in (warnings or listed)[:5])
+            raise TransferError(
+                f"loading would change values, so nothing was loaded ({count} warnings, "
+                f"{skipped} duplicate rows skipped): {shown}"
+            )
+
+    def create_shadow(self, schema: str, like: str, shadow: str) -> None:
+        """An empty copy of ``like``'s definition, replacing any leftover of that name."""
+        self.cursor.execute(f"DROP TABLE IF EXISTS {_name(schema, shadow)}")
+        self.cursor.execute(f"CREATE TABLE {_name(schema, shadow)} LIKE {_name(schema, like)}")
+
+    def replace_table(self, schema: str, live: str, shadow: str, retired: str) -> None:
+        """One RENAME swaps both names, so readers see the old table or the new one, never neither."""
+        self.cursor.execute(f"DROP TABLE IF EXISTS {_name(schema, retired)}")
+        self.cursor.execute(f"SET SESSION lock_wait_timeout = {RENAME_LOCK_WAIT_SECONDS}")
+        self.cursor.execute(
+            f"RENAME TABLE {_name(schema, live)} TO {_name(schema, retired)}, "
+            f"{_name(schema, shadow)} TO {_name(schema, live)}"
+        )
+        self.cursor.execute(f"DROP TABLE IF EXISTS {_name(schema, retired)}")
+
+    def drop_tables(self, schema: str, *tables: str) -> None:
+        """DROP TABLE IF EXISTS for each."""
+        if tables:
+            self.cursor.execute("DROP TABLE IF EXISTS " + ", ".join(_name(schema, t) for t in tables))
+
+    def ensure_ledger(self, schema: str) -> None:
+        """Create ``report_loads`` if needed."""
+        ledger.ensure(self.cursor, schema)
+
+    def find_load(self, schema: str, load_key: str) -> LoadRecord | None:
+        """The ledger row of these extracts."""
+        return ledger.find(self.cursor, schema, load_key)
+
+    def newer_swap(self, schema: str, table: str, logical_date: dt.datetime) -> dt.datetime | None:
+        """A newer full refresh's logical date."""
+        return ledger.newer_swap(self.cursor, schema, table, logical_date)
+
+    def record_load(
+        self,
+        schema: str,
+        *,
+        table: str,
+        logical_date: dt.datetime,
+        run_id: str,
+        rows: int,
+        load_mode: str,
+        load_key: str,
+        manifest_keys: Sequence[str],
+    ) -> None:
+        """The ledger row, in the current transaction."""
+        ledger.record(
+            self.cursor,
+            schema,
+            table=table,
+            logical_date=logical_date,
+            run_id=run_id,
+            rows=rows,
+            load_mode=load_mode,
+            load_key=load_key,
+            manifest_keys=manifest_keys,
+        )
+
+    # --- schemas and tables, for onboarding
+
+    def schema_exists(self, schema: str) -> bool:
+        """Whether the schema exists."""
+        self.cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (schema,))
+        return self.cursor.fetchone() is not None
+
+    def create_schema(self, schema: str) -> None:
+        """Create the schema (utf8mb4)."""
+        self.cursor.execute(f"CREATE DATABASE {quote_identifier(schema)} CHARACTER SET utf8mb4")
+
+    def create_table_from(self, source: Any, schema: str, table: str, keep: Sequence[str]) -> None:
+        """Create ``schema.table`` as the source's table of that name, kept to the ``keep`` columns.
+
+        Foreign keys are dropped: the target holds one table of a graph, loaded on its own.
+        """
+        source_cursor = source.cursor()
+        source_cursor.execute(f"SHOW CREATE TABLE {quote_identifier(table)}")
+        ddl = _FOREIGN_KEY.sub("", str(source_cursor.fetchone()[1]))
+        ddl = _TABLE_NAME.sub(f"CREATE TABLE {_name(schema, table)}", ddl, count=1)
+        self.cursor.execute(ddl)
+        wanted = {c.lower() for c in keep}
+        extra = [c for c in source_columns(source, table) if c.lower() not in wanted]
+        if extra:
+            drops = ", ".join(f"DROP COLUMN {quote_identifier(c)}" for c in extra)
+            self.cursor.execute(f"ALTER TABLE {_name(schema, table)} {drops}")
+
+
+def source_columns(conn: Any, table: str) -> list[str]:
+    """The columns of a table in the connection's default schema, in table order (empty: no such table)."""
+    cursor = conn.cursor()
+    cursor.execute(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s "
+        "ORDER BY ORDINAL_POSITION",
+        (table,),
+    )
+    return [str(r[0]) for r in cursor.fetchall()]

@@ -1,0 +1,28 @@
+"""Load modes: one Literal, the list derived from it, and a strategy registered for every name."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+import pytest
+
+from report_pipeline.errors import TransferError
+from report_pipeline.modes import LOAD_MODES, STRATEGIES, LoadMode, shadow_names, strategy_for
+
+
+def test_the_mode_list_is_the_literal_and_every_mode_has_a_strategy():
+    assert LOAD_MODES == get_args(LoadMode)
+    assert set(STRATEGIES) == set(LOAD_MODES)
+    assert all(strategy_for(m).mode == m for m in LOAD_MODES)
+
+
+def test_an_unknown_mode_is_refused_by_name():
+    with pytest.raises(TransferError, match="'merge' is not one of"):
+        strategy_for("merge")
+
+
+def test_shadow_names_are_reserved_and_distinct_per_table():
+    new, old = shadow_names("orders")
+    assert new.startswith("_rp_new_orders_") and old.startswith("_rp_old_orders_")
+    assert shadow_names("orders") != shadow_names("orders2")
+    assert all(len(n) <= 64 for n in shadow_names("x" * 64))
