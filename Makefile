@@ -10,7 +10,10 @@ PYTEST_ARGS ?=
 
 include scripts/airflow.mk
 
-.PHONY: demo test bench lint services services-stop airflow-db venv system-packages clean
+.PHONY: help demo test unit bench lint services services-stop airflow-db venv system-packages clean
+
+help: ## this list: every target with one line
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 system-packages:
 	bash scripts/services.sh install
@@ -22,16 +25,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml | syste
 	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed ## the virtual environment .venv with the package installed
 
-services: venv
+services: venv ## start the local MariaDB and SeaweedFS (S3) servers
 	bash scripts/services.sh start
 
-services-stop:
+services-stop: ## stop what make demo / make test started
 	bash scripts/services.sh stop
 
 # Airflow's metadata DB for `airflow dags test` / dag.test(): SQLite under .local/airflow, plus the pools.
-airflow-db: venv
+airflow-db: venv ## the SQLite metadata DB and pools for airflow dags test
 	$(ENV)
 	mkdir -p "$$AIRFLOW_HOME"
 	$(VENV)/bin/airflow db migrate > "$$AIRFLOW_HOME/db-migrate.log" 2>&1 || { tail -n 40 "$$AIRFLOW_HOME/db-migrate.log"; exit 1; }
@@ -40,7 +43,7 @@ airflow-db: venv
 	$(VENV)/bin/airflow pools set reports_source 4 "connections to the source (production) MySQL" > /dev/null
 	$(VENV)/bin/airflow pools set reports_target 4 "connections to the target (reporting) MySQL" > /dev/null
 
-demo: services airflow-db
+demo: services airflow-db ## demo data, one DAG run end to end, and what it moved per company and table
 	$(ENV)
 	export PATH="$$PWD/$(VENV)/bin:$$PATH"
 	report-pipeline demo-setup
@@ -50,20 +53,23 @@ demo: services airflow-db
 	grep -E "dag_run.*(success|failed)|DagRun Finished" "$$AIRFLOW_HOME/demo-run.log" | tail -n 1 || true
 	report-pipeline report --date $(DEMO_DATE)
 
-test: services airflow-db
+test: services airflow-db ## the whole suite on the real local servers and Airflow stacks
 	$(ENV)
 	export PATH="$$PWD/$(VENV)/bin:$$PATH"
 	$(VENV)/bin/python -m pytest -m "not airflow_real" $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-airflow
 	$(MAKE) --no-print-directory test-load
 
-bench: services
+bench: services ## the transfer benchmark beside the baselines
 	$(ENV)
 	$(VENV)/bin/python scripts/bench.py
 
-lint: venv
+lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check include dags tests scripts
 	$(VENV)/bin/mypy
 
-clean: airflow-down services-stop
+unit: venv ## the tests that need no server (seconds)
+	$(VENV)/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)
+
+clean: airflow-down services-stop ## stop everything and remove .local
 	rm -rf .local

@@ -28,21 +28,21 @@ LOAD_STACK_ENV := AIRFLOW_REAL_HOME=.local/airflow-load AIRFLOW_REAL_PG_DIR=.loc
   AIRFLOW_REAL_PORT=8090 AIRFLOW_REAL_PG_PORT=5434 AIRFLOW_REAL_DEMO=0 AIRFLOW_REAL_PARALLELISM=8 \
   AIRFLOW_REAL_SOURCE_SLOTS=$(LOAD_SOURCE_SLOTS) AIRFLOW_REAL_TARGET_SLOTS=4 LOAD_SOURCE_SLOTS=$(LOAD_SOURCE_SLOTS)
 
-airflow-up: services
+airflow-up: services ## start a real local Airflow (UI 127.0.0.1:8080, admin/admin)
 	bash scripts/airflow_local.sh up
 
-airflow-down:
+airflow-down: ## stop the real local Airflow
 	bash scripts/airflow_local.sh down
 
-airflow-status:
+airflow-status: ## what the real local Airflow runs
 	bash scripts/airflow_local.sh status
 
-test-airflow: airflow-up
+test-airflow: airflow-up ## the tests against the real local Airflow
 	bash scripts/airflow_local.sh ui-deps
 	$(ENV)
 	$(VENV)/bin/python -m pytest -m airflow_real tests/airflow_real $(PYTEST_ARGS)
 
-test-load: services
+test-load: services ## the load test on a second real Airflow stack
 	$(ENV)
 	export $(LOAD_STACK_ENV)
 	eval "$$($(VENV)/bin/python scripts/load_data.py env)"
@@ -62,7 +62,7 @@ test-load: services
 	exit $$rc
 
 # Stops the second stack if a test-load run was interrupted.
-test-load-down:
+test-load-down: ## stop the load test stack if a run was interrupted
 	$(ENV)
 	export $(LOAD_STACK_ENV)
 	bash scripts/airflow_local.sh down
