@@ -23,6 +23,9 @@ ADDED_COLUMNS = {
         ("load_mode", "VARCHAR(16) NOT NULL DEFAULT 'upsert'"),
         ("chunk_column", "VARCHAR(64) NULL DEFAULT NULL"),
         ("chunk_rows", "INT UNSIGNED NULL DEFAULT NULL"),
+        ("all_companies", "TINYINT(1) NOT NULL DEFAULT 0"),
+        ("allow_empty_swap", "TINYINT(1) NOT NULL DEFAULT 0"),
+        ("max_shrink_percent", "TINYINT UNSIGNED NULL DEFAULT NULL"),
     ),
 }
 
@@ -110,6 +113,9 @@ class TableRow:
     load_mode: str = "upsert"
     chunk_column: str | None = None
     chunk_rows: int | None = None
+    all_companies: int = 0
+    allow_empty_swap: int = 0
+    max_shrink_percent: int | None = None
     id: int | None = None
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from report_pipeline import admin, ledger, onboard, tasks
+from report_pipeline import admin, ledger, onboard, ownership, tasks
 from report_pipeline.config import (
     Plan,
     TableSpec,
@@ -29,7 +29,7 @@ from report_pipeline.config import (
 from report_pipeline.errors import ReportPipelineError
 from report_pipeline.load import column_problems
 from report_pipeline.manifest import MANIFEST_NAME, Manifest, extract_prefix
-from report_pipeline.modes import LOAD_MODES
+from report_pipeline.modes import LOAD_MODES, key_problem
 from report_pipeline.session import opened, probe_columns
 from report_pipeline.settings import Settings
 from report_pipeline.snapshot import expire_snapshot
@@ -116,24 +116,42 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, connect: ConnectionsF
 
 
 def _validate_against_servers(plan: Plan, settings: Settings, connect: ConnectionsFactory) -> list[str]:
-    """Run each active query with LIMIT 0 on the source and check its target table's columns."""
+    """Run each active query with LIMIT 0 on the source and check the company's schema and target tables."""
     problems: list[str] = []
     conns = connect(settings)
     logical = _parse_date(None)
+    protected = conns.protected_schemas()
     with opened(conns.source()) as source, opened(conns.target()) as target_conn:
         target = MySqlTarget(target_conn)
         for cp in plan.companies:
             c = cp.company
+            owner = _schema_owner_problem(target, c.schema, protected, [t.target.table for t in cp.tables])
+            if owner:
+                problems.append(f"company {c.alias!r} (companies row id={c.id}): {owner}")
+                continue
             for spec in cp.tables:
-                where = f"company {c.alias!r} table {spec.name!r} (tables row id={spec.id})"
+                where = f"company {c.alias!r} {spec.where}"
                 try:
                     params = bind_parameters(spec, c, window_for(logical, c.lookback_days))
-                    width = len(probe_columns(source, spec.query_select, params))
+                    names = [d[0] for d in probe_columns(source, spec.query_select, params)]
                 except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the check
                     problems.append(f"{where}: source query fails: {exc}")
                     continue
-                problems += [f"{where}: {p}" for p in column_problems(target, c.schema, spec.target, width)]
+                found = column_problems(target, c.schema, spec.target, names)
+                if not found and spec.load_mode == "upsert":
+                    keyless = key_problem(target.unique_keys(c.schema, spec.target.table), spec.target.columns)
+                    found += [f"target table {c.schema}.{spec.target.table} {keyless}"] if keyless else []
+                problems += [f"{where}: {p}" for p in found]
     return problems
+
+
+def _schema_owner_problem(
+    target: MySqlTarget, schema: str, protected: Mapping[str, str], company_tables: Sequence[str]
+) -> str | None:
+    problem = ownership.foreign_schema_problem(schema, protected)
+    if problem is None and target.schema_exists(schema):
+        problem = ownership.adoption_problem(schema, target.tables(schema), company_tables)
+    return problem
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
@@ -172,6 +190,8 @@ def cmd_onboard(args: argparse.Namespace, settings: Settings, connect: Connectio
             tables=tables,
             lookback_days=args.lookback_days,
             dry_run=args.dry_run,
+            adopt_schema=args.adopt_schema,
+            protected_schemas=conns.protected_schemas(),
         )
     print_table(["step", "result"], [[s.what, s.action] for s in steps])
     if not args.dry_run and any(s.action == "created" for s in steps):
@@ -206,7 +226,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings, connect: ConnectionsFa
         manifests = [tasks.extract_table(conns, settings, company, spec, logical, run_id)]
     extracted = time.monotonic() - started
     result = tasks.load_table(
-        conns, settings, company, spec, [m.key for m in manifests], logical, run_id, load_mode=args.load_mode
+        conns,
+        settings,
+        company,
+        spec,
+        [m.key for m in manifests],
+        logical,
+        run_id,
+        load_mode=args.load_mode,
+        allow_shrink=args.allow_shrink,
+        company_tables=[t.target.table for t in company_plan.tables],
     )
     total = time.monotonic() - started
     print_table(
@@ -271,11 +300,17 @@ def build_parser(extra: Mapping[str, tuple[str, Command]] | None = None) -> argp
     p.add_argument("--alias", required=True)
     p.add_argument("--lookback-days", type=int)
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument(
+        "--adopt-schema",
+        action="store_true",
+        help="take over an existing target schema that holds other tables (after checking it is the company's)",
+    )
     p = sub.add_parser("run", help="one table's extract and load, through the same code as the tasks")
     p.add_argument("--company", required=True)
     p.add_argument("--table", required=True)
     p.add_argument("--date", help="logical date, YYYY-MM-DD (default: today, UTC)")
     p.add_argument("--load-mode", choices=LOAD_MODES)
+    p.add_argument("--allow-shrink", action="store_true", help="lift the swap guard for this run")
     p = sub.add_parser("report", help="rows extracted and loaded per company and table for a logical date")
     p.add_argument("--date", required=True)
     for name, (help_text, _) in (extra or {}).items():

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from report_pipeline import ledger, legacy, sql
-from report_pipeline.errors import ConfigError
+from report_pipeline.errors import ConfigError, RefusedError
 from report_pipeline.modes import DEFAULT_LOAD_MODE, LOAD_MODES, LoadMode
 from report_pipeline.settings import Settings
 
@@ -75,6 +75,17 @@ class TableSpec:
     load_mode: LoadMode = DEFAULT_LOAD_MODE
     chunk_column: str | None = None
     chunk_rows: int | None = None
+    # Opt-in for a query that does not bind the company (a table that is the same for every company).
+    all_companies: bool = False
+    # Swap guard: a swap may empty a non-empty table only when allowed, and may shrink it by at most
+    # this percentage (None: the deployment's default, Settings.swap_max_shrink_percent).
+    allow_empty_swap: bool = False
+    max_shrink_percent: int | None = None
+
+    @property
+    def where(self) -> str:
+        """How messages name this table: by name and admin row."""
+        return f"table {self.name!r} (tables row id={self.id})"
 
     @property
     def uses_dates(self) -> bool:
@@ -247,6 +258,17 @@ def build_table(row: Row) -> TableSpec:
             raise ConfigError(f"chunk_rows must be positive, got {chunk_rows}")
     else:
         chunk_column = None
+    all_companies = _flag(row.get("all_companies"), "all_companies")
+    if not all_companies and not binds_company(references, named):
+        raise ConfigError(
+            "query_select never refers to the company (no company[0], company[1] or company[3] in params_select, "
+            "no %(company_id)s or %(alias)s), so every company would receive every tenant's rows; bind the company "
+            "in the query, or set tables.all_companies = 1 if the table really is the same for every company"
+        )
+    max_shrink = row.get("max_shrink_percent")
+    max_shrink_percent = None if max_shrink is None else _as_int(max_shrink, "max_shrink_percent")
+    if max_shrink_percent is not None and not 0 <= max_shrink_percent <= 100:
+        raise ConfigError(f"max_shrink_percent must be between 0 and 100, got {max_shrink_percent}")
     return TableSpec(
         id=_as_int(row.get("id"), "tables.id"),
         name=name,
@@ -257,6 +279,24 @@ def build_table(row: Row) -> TableSpec:
         load_mode=mode,  # type: ignore[arg-type]
         chunk_column=chunk_column,
         chunk_rows=chunk_rows,
+        all_companies=all_companies,
+        allow_empty_swap=_flag(row.get("allow_empty_swap"), "allow_empty_swap"),
+        max_shrink_percent=max_shrink_percent,
+    )
+
+
+def _flag(value: Any, what: str) -> bool:
+    if value in (None, "", 0, b"0", "0", b"\x00"):
+        return False
+    if value in (1, b"1", "1", b"\x01", True):
+        return True
+    raise ConfigError(f"{what} must be 0 or 1, got {value!r}")
+
+
+def binds_company(references: Sequence[legacy.Reference], named: Collection[str]) -> bool:
+    """Whether a query's parameters name the company: its row id, company_id or alias."""
+    return any(r.kind == "company" and r.index in (0, 1, 3) for r in references) or bool(
+        {"company_id", "alias"} & set(named)
     )
 
 
@@ -279,11 +319,20 @@ def build_plan(rows: AdminRows, settings: Settings) -> Plan:
     active_tables = sorted((r for r in rows.tables if r.get("status") == 1), key=lambda r: r.get("id") or 0)
     specs: list[TableSpec | BrokenTable] = []
     seen_names: set[str] = set()
+    writers: dict[str, int] = {}
     for row in active_tables:
         try:
             spec = build_table(row)
             if spec.name in seen_names:
                 raise ConfigError(f"another active table row already uses the name {spec.name!r}")
+            target = spec.target.table.lower()
+            if target in writers:
+                # Two writers of one target table would overwrite each other's rows in every company.
+                raise ConfigError(
+                    f"tables row id={writers[target]} already loads target table {spec.target.table!r}; "
+                    "one target table has one active admin row: deactivate or retarget one of them"
+                )
+            writers[target] = spec.id
             seen_names.add(spec.name)
             specs.append(spec)
         except ConfigError as exc:
@@ -348,11 +397,22 @@ def bind_parameters(spec: TableSpec, company: Company, window: Window) -> tuple[
 
 
 def with_overrides(spec: TableSpec, load_mode: str | None) -> TableSpec:
-    """The spec with a run-time load-mode override (from a manual run's params) applied."""
-    if not load_mode or load_mode == "default":
+    """The spec with a run-time load-mode override (from a manual run's params) applied.
+
+    An override may only go toward what the table's row permits: its own mode, or ``upsert``, which
+    never removes rows. Turning an accumulating upsert table into a swap of one window would replace
+    the company's whole history with a few days of it, so that is refused.
+    """
+    if not load_mode or load_mode == "default" or load_mode == spec.load_mode:
         return spec
     if load_mode not in LOAD_MODES:
         raise ConfigError(f"load_mode override {load_mode!r} is not one of {LOAD_MODES}")
+    if load_mode != DEFAULT_LOAD_MODE:
+        raise RefusedError(
+            f"{spec.where}: this run asks for load_mode {load_mode!r}, but the table's row says "
+            f"{spec.load_mode!r}; a run may only override it with {DEFAULT_LOAD_MODE!r}. Change tables.load_mode "
+            "if the table should be replaced by each run"
+        )
     return replace(spec, load_mode=load_mode)  # type: ignore[arg-type]
 
 
@@ -375,6 +435,9 @@ def _table_from_dict(d: Mapping[str, Any]) -> TableSpec:
         load_mode=d["load_mode"],
         chunk_column=d["chunk_column"],
         chunk_rows=d["chunk_rows"],
+        all_companies=d.get("all_companies", False),
+        allow_empty_swap=d.get("allow_empty_swap", False),
+        max_shrink_percent=d.get("max_shrink_percent"),
     )
 
 

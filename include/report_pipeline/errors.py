@@ -11,3 +11,10 @@ class ConfigError(ReportPipelineError):
 
 class TransferError(ReportPipelineError):
     """Moving rows between the source, S3 and the target failed in a way a retry will not fix."""
+
+
+class RefusedError(TransferError):
+    """The pipeline cannot be sure a load would be right, so it refuses and leaves the target as it was.
+
+    Retrying does not help: the admin row, the run's parameters or the data must change first.
+    """

@@ -17,14 +17,15 @@ import os
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from report_pipeline.csvformat import merge_encodings
-from report_pipeline.errors import TransferError
+from report_pipeline import ownership
+from report_pipeline.errors import RefusedError, ReportPipelineError, TransferError
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, Part
-from report_pipeline.modes import LoadJob, strategy_for
+from report_pipeline.modes import LoadJob, SwapGuard, strategy_for
 from report_pipeline.sql import InsertTarget
 from report_pipeline.storage import Bucket
 from report_pipeline.target import Target
@@ -47,6 +48,15 @@ class LoadRequest:
     success_key: str
     logical_date: dt.datetime
     run_id: str
+    # How messages name the load, e.g. "company 'acme' table 'orders' (tables row id=2)".
+    where: str = ""
+    # The company's report tables (every active spec's target), to tell its schema from a foreign one;
+    # None (a caller outside the plan, e.g. a test) skips that check, not the name rules.
+    company_tables: tuple[str, ...] | None = None
+    # Schemas on the target's server that belong to something else (ownership.foreign_schema_problem).
+    protected_schemas: Mapping[str, str] = field(default_factory=dict)
+    guard: SwapGuard = field(default_factory=SwapGuard)
+    lock_timeout_seconds: int = 1800
 
 
 @dataclass(frozen=True)
@@ -78,24 +88,62 @@ def read_manifests(bucket: Bucket, keys: Sequence[str]) -> list[Manifest]:
     return manifests
 
 
-def column_problems(target: Target, schema: str, insert: InsertTarget, width: int) -> list[str]:
-    """What keeps ``width`` CSV columns from loading into the insert target; empty when they fit.
+def name_problem(result_columns: Sequence[str], insert: InsertTarget) -> str | None:
+    """Why the query's result columns cannot be matched by name to query_insert's columns, or None.
+
+    Columns are matched by name, never by position: a ``SELECT *`` whose source table changed its
+    column order still loads every value into its own column, and a different set is refused.
+    """
+    names = [c.lower() for c in result_columns]
+    wanted = [c.lower() for c in insert.columns]
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        return f"query_select returns the column name(s) {repeated} more than once; alias them apart"
+    missing = [c for c in insert.columns if c.lower() not in names]
+    extra = [c for c in result_columns if c.lower() not in wanted]
+    if not missing and not extra:
+        return None
+    return (
+        f"query_select returns columns {list(result_columns)} but query_insert names {list(insert.columns)} "
+        f"(not returned by the query: {missing}; not in query_insert: {extra}); columns are matched by name, "
+        "so alias the query's columns (... AS name) or fix query_insert's column list"
+    )
+
+
+def load_columns(result_columns: Sequence[str], insert: InsertTarget) -> tuple[str, ...]:
+    """query_insert's column for each CSV column, in CSV order (after ``name_problem`` found none)."""
+    by_name = {c.lower(): c for c in insert.columns}
+    return tuple(by_name[c.lower()] for c in result_columns)
+
+
+def column_problems(target: Target, schema: str, insert: InsertTarget, result_columns: Sequence[str]) -> list[str]:
+    """What keeps the query's result columns from loading into the insert target; empty when they fit.
 
     One rule for the load (which refuses to start) and ``report-pipeline validate`` (which lists it).
     """
+    problems = []
+    mismatch = name_problem(result_columns, insert)
+    if mismatch:
+        problems.append(mismatch)
     existing = {c.lower() for c in target.columns(schema, insert.table)}
     if not existing:
-        return [f"target table {schema}.{insert.table} does not exist"]
-    problems = []
+        return [*problems, f"target table {schema}.{insert.table} does not exist"]
     missing = [c for c in insert.columns if c.lower() not in existing]
     if missing:
         problems.append(f"target table {schema}.{insert.table} has no column(s) {missing}")
-    if width != len(insert.columns):
-        problems.append(
-            f"query_select returns {width} column(s) but query_insert names {len(insert.columns)} "
-            f"for {schema}.{insert.table}"
-        )
     return problems
+
+
+def schema_problem(target: Target, request: LoadRequest) -> str | None:
+    """Why the request's target schema is not the company's to write (ownership), or None."""
+    problem = ownership.foreign_schema_problem(request.schema, request.protected_schemas)
+    if problem:
+        return problem
+    if not target.schema_exists(request.schema):
+        return f"target schema {request.schema!r} does not exist; create it with `report-pipeline onboard`"
+    if request.company_tables is None:
+        return None
+    return ownership.adoption_problem(request.schema, target.tables(request.schema), request.company_tables)
 
 
 def _fetch_part(bucket: Bucket, part: Part, compressed: bool, directory: str) -> str:
@@ -145,32 +193,58 @@ def load_key_of(manifests: Sequence[Manifest]) -> str:
 def load(target: Target, request: LoadRequest) -> LoadResult:
     """Load the request's manifests into the target; the target is unchanged unless it all succeeds.
 
-    A load whose manifests were already loaded (same extract ids, recorded in ``report_loads``) is
-    skipped, so a retry after a lost acknowledgement never loads twice; it still writes the
-    ``_SUCCESS`` marker, which the attempt that loaded may have died before writing. A failure is
-    logged with its reason and re-raised for the caller's retries; local part files are removed.
+    Loads of one target table run one at a time (the target's writer lock, held until the success
+    marker is written). A load whose manifests were already loaded (same extract ids, recorded in
+    ``report_loads``) is skipped, so a retry after a lost acknowledgement never loads twice; it still
+    writes the ``_SUCCESS`` marker, which the attempt that loaded may have died before writing. A
+    failure is logged with its reason and re-raised, its message naming the company, table and admin
+    row; local part files are removed.
     """
     started = time.monotonic()
     try:
         return _load(target, request, started)
-    except BaseException as exc:
-        log.error(
-            "load of %s.%s (%s) from s3://%s failed after %.2f s: %s: %s",
-            request.schema,
-            request.target.table,
-            request.load_mode,
-            request.bucket.name,
-            time.monotonic() - started,
-            type(exc).__name__,
-            exc,
-        )
+    except ReportPipelineError as exc:
+        _log_failure(request, started, exc)
+        if request.where and not str(exc).startswith(request.where):
+            raise type(exc)(f"{request.where}: {exc}") from exc
         raise
+    except BaseException as exc:
+        _log_failure(request, started, exc)
+        raise
+
+
+def _log_failure(request: LoadRequest, started: float, exc: BaseException) -> None:
+    log.error(
+        "load of %s.%s (%s) from s3://%s failed after %.2f s: %s: %s",
+        request.schema,
+        request.target.table,
+        request.load_mode,
+        request.bucket.name,
+        time.monotonic() - started,
+        type(exc).__name__,
+        exc,
+    )
 
 
 def _load(target: Target, request: LoadRequest, started: float) -> LoadResult:
     manifests = read_manifests(request.bucket, request.manifest_keys)
-    load_key = load_key_of(manifests)
+    result_columns = [c.name for c in manifests[0].columns]
+    mismatch = name_problem(result_columns, request.target)
+    if mismatch:
+        raise RefusedError(mismatch)
+    problem = schema_problem(target, request)
+    if problem:
+        raise RefusedError(problem)
     schema, table = request.schema, request.target.table
+    with target.writer_lock(schema, table, request.lock_timeout_seconds):
+        return _load_locked(target, request, manifests, result_columns, started)
+
+
+def _load_locked(
+    target: Target, request: LoadRequest, manifests: Sequence[Manifest], result_columns: Sequence[str], started: float
+) -> LoadResult:
+    schema, table = request.schema, request.target.table
+    load_key = load_key_of(manifests)
     target.ensure_ledger(schema)
     done = target.find_load(schema, load_key)
     if done is not None:
@@ -183,7 +257,7 @@ def _load(target: Target, request: LoadRequest, started: float) -> LoadResult:
         target=target,
         schema=schema,
         table=table,
-        columns=request.target.columns,
+        columns=load_columns(result_columns, request.target),
         encodings=tuple(merge_encodings([[c.encoding for c in m.columns] for m in manifests])),
         duplicates=request.target.mode,
         expected_rows=sum(m.rows for m in manifests),
@@ -191,14 +265,15 @@ def _load(target: Target, request: LoadRequest, started: float) -> LoadResult:
         run_id=request.run_id,
         load_key=load_key,
         manifest_keys=request.manifest_keys,
+        guard=request.guard,
     )
     strategy = strategy_for(request.load_mode)(job)
     skip_reason = strategy.refusal()
     if skip_reason is not None:
         return LoadResult(0, 0, 0, time.monotonic() - started, load_key, skipped=True, skip_reason=skip_reason)
-    problems = column_problems(target, schema, request.target, len(manifests[0].columns))
+    problems = column_problems(target, schema, request.target, result_columns)
     if problems:
-        raise TransferError("; ".join(problems))
+        raise RefusedError("; ".join(problems))
     try:
         strategy.prepare()
         with tempfile.TemporaryDirectory(prefix="rp-load-") as directory:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal, get_args
 
 from report_pipeline.csvformat import Encoding
-from report_pipeline.errors import TransferError
+from report_pipeline.errors import RefusedError, TransferError
 from report_pipeline.manifest import Part
 from report_pipeline.target import Duplicates, Target
 
@@ -43,6 +43,36 @@ class LoadJob:
     run_id: str
     load_key: str
     manifest_keys: tuple[str, ...]
+    guard: SwapGuard = field(default_factory=lambda: SwapGuard())
+
+
+@dataclass(frozen=True)
+class SwapGuard:
+    """How much a swap may take away: emptying a non-empty table, and shrinking it by a percentage."""
+
+    allow_empty: bool = False
+    max_shrink_percent: int = 50
+
+    def problem(self, live_rows: int, new_rows: int) -> str | None:
+        """Why replacing ``live_rows`` rows by ``new_rows`` is refused, or None."""
+        if live_rows == 0 or new_rows >= live_rows:
+            return None
+        if new_rows == 0:
+            if self.allow_empty:
+                return None
+            return (
+                f"the new data is empty and would replace {live_rows} rows (a source in maintenance or a "
+                "wrong filter looks the same); if the table really is empty now, set tables.allow_empty_swap "
+                "= 1 or trigger a run with allow_shrink"
+            )
+        lost = 100 * (live_rows - new_rows) / live_rows
+        if lost > self.max_shrink_percent:
+            return (
+                f"the new data has {new_rows} rows and would replace {live_rows}, {lost:.0f}% fewer (at most "
+                f"{self.max_shrink_percent}% allowed); if that is right, raise tables.max_shrink_percent "
+                "(or REPORTS_SWAP_MAX_SHRINK_PERCENT) or trigger a run with allow_shrink"
+            )
+        return None
 
 
 class LoadStrategy:
@@ -115,11 +145,36 @@ class Upsert(LoadStrategy):
 
     mode = "upsert"
 
+    def prepare(self) -> None:
+        """Refuse a target without a key: re-extracting a date would insert its rows a second time."""
+        job = self.job
+        problem = key_problem(job.target.unique_keys(job.schema, job.table), job.columns)
+        if problem:
+            raise RefusedError(f"{job.schema}.{job.table} {problem}")
 
-def shadow_names(table: str) -> tuple[str, str]:
-    """The shadow (new copy) and retired (old copy) table names a swap uses for ``table``."""
+
+def key_problem(unique_keys: Sequence[Sequence[str]], columns: Sequence[str]) -> str | None:
+    """Why an upsert into a table with these keys, loading these columns, would not be idempotent."""
+    loaded = {c.lower() for c in columns}
+    if any(key and {c.lower() for c in key} <= loaded for key in unique_keys):
+        return None
+    return (
+        "has no PRIMARY or UNIQUE key made only of loaded columns, so REPLACE cannot find the rows of an "
+        "earlier extract and a re-run of the same date would insert them again; add a PRIMARY KEY on the "
+        "rows' identity (as the source has), or use load_mode 'swap'"
+    )
+
+
+def shadow_prefixes(table: str) -> tuple[str, str]:
+    """The name prefixes of every shadow (new copy) and retired (old copy) table of ``table``."""
     digest = hashlib.sha1(table.encode()).hexdigest()[:8]
-    return f"_rp_new_{table[:40]}_{digest}", f"_rp_old_{table[:40]}_{digest}"
+    return f"_rp_new_{table[:30]}_{digest}_", f"_rp_old_{table[:30]}_{digest}_"
+
+
+def shadow_names(table: str, load_key: str) -> tuple[str, str]:
+    """The shadow and retired table names of one load: unique per load, so two loads never share one."""
+    new, old = shadow_prefixes(table)
+    return new + load_key[:8], old + load_key[:8]
 
 
 class Swap(LoadStrategy):
@@ -129,7 +184,7 @@ class Swap(LoadStrategy):
 
     def __init__(self, job: LoadJob) -> None:
         super().__init__(job)
-        self.shadow, self.retired = shadow_names(job.table)
+        self.shadow, self.retired = shadow_names(job.table, job.load_key)
 
     @property
     def into(self) -> str:
@@ -158,9 +213,15 @@ class Swap(LoadStrategy):
         return None
 
     def prepare(self) -> None:
-        """An empty shadow built like the target."""
+        """An empty shadow built like the target, after dropping what dead loads of this table left.
+
+        The load holds the table's writer lock, so any other shadow or retired table of this table
+        belongs to a load that died (a killed worker cannot drop its own).
+        """
         job = self.job
-        job.target.drop_tables(job.schema, self.retired)
+        prefixes = shadow_prefixes(job.table)
+        leftovers = [t for t in job.target.tables(job.schema) if t.startswith(prefixes)]
+        job.target.drop_tables(job.schema, *leftovers)
         job.target.create_shadow(job.schema, job.table, self.shadow)
 
     def load_parts(self, parts: Iterable[tuple[Part, str]]) -> int:
@@ -170,11 +231,22 @@ class Swap(LoadStrategy):
         return loaded
 
     def finish(self, loaded: int) -> None:
-        """Count the shadow, swap it in with one RENAME, then record the load."""
+        """Count the shadow, check it against the guard and newer refreshes, swap it in, record the load."""
         job = self.job
         counted = job.target.count_rows(job.schema, self.shadow)
         if counted != job.expected_rows:
             raise TransferError(f"shadow table holds {counted} rows, the manifests list {job.expected_rows}")
+        problem = job.guard.problem(job.target.count_rows(job.schema, job.table), counted)
+        if problem:
+            raise RefusedError(f"not swapping {job.schema}.{job.table}: {problem}")
+        # Checked again right before the RENAME: whatever happened since the start, older data never
+        # replaces a newer full refresh.
+        newer = job.target.newer_swap(job.schema, job.table, job.logical_date)
+        if newer is not None:
+            raise RefusedError(
+                f"not swapping {job.schema}.{job.table}: a newer full refresh (logical date {newer}) was loaded "
+                f"while this load of {job.logical_date.date()} ran"
+            )
         job.target.replace_table(job.schema, job.table, self.shadow, self.retired)
         job.target.begin()
         super().finish(loaded)

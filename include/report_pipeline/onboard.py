@@ -6,12 +6,12 @@ Every step first looks at what exists, so running it again changes nothing; ``dr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from report_pipeline import admin as admin_rows
-from report_pipeline import sql
+from report_pipeline import ownership, sql
 from report_pipeline.config import LOOKBACK_CONFIGURATION, TableSpec
 from report_pipeline.errors import ConfigError
 from report_pipeline.settings import Settings
@@ -103,6 +103,8 @@ def onboard(
     tables: Sequence[TableSpec],
     lookback_days: int | None = None,
     dry_run: bool = False,
+    adopt_schema: bool = False,
+    protected_schemas: Mapping[str, str] | None = None,
 ) -> list[Step]:
     """Create what company ``alias`` needs; returns each step and whether it was done or existed.
 
@@ -110,11 +112,19 @@ def onboard(
     """
     alias = sql.check_alias(alias)
     schema = sql.schema_name(settings.schema_template, alias)
+    # Checked before anything is written: a company whose schema would be somebody else's is not created.
+    foreign = ownership.foreign_schema_problem(schema, protected_schemas or {})
+    if foreign:
+        raise ConfigError(f"company {alias!r}: {foreign}; choose another alias or REPORTS_TARGET_SCHEMA_TEMPLATE")
+    tgt = MySqlTarget(target)
+    if tgt.schema_exists(schema) and not adopt_schema:
+        problem = ownership.adoption_problem(schema, tgt.tables(schema), [t.target.table for t in tables])
+        if problem:
+            raise ConfigError(f"company {alias!r}: {problem}")
     steps = _admin_rows(admin.cursor(), company_id, alias, lookback_days, dry_run)
     if not dry_run:
         admin.commit()
     steps.append(_bucket(s3, settings, sql.bucket_name(settings.bucket_template, alias), dry_run))
-    tgt = MySqlTarget(target)
     if tgt.schema_exists(schema):
         steps.append(Step(f"target schema {schema}", "exists"))
     else:

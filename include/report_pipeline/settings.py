@@ -49,6 +49,10 @@ class Settings:
     sse_kms_key_id: str | None = None
     source_pool: str = "reports_source"
     target_pool: str = "reports_target"
+    # A swap may shrink a table by at most this percentage of its rows unless the run or row allows it.
+    swap_max_shrink_percent: int = 50
+    # How long a load waits for another load of the same target table to finish (one writer per table).
+    table_lock_timeout_seconds: int = 1800
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,4 +80,8 @@ class Settings:
             sse_kms_key_id=env.get("REPORTS_S3_SSE_KMS_KEY_ID", "").strip() or None,
             source_pool=env.get("REPORTS_SOURCE_POOL", "") or cls.source_pool,
             target_pool=env.get("REPORTS_TARGET_POOL", "") or cls.target_pool,
+            swap_max_shrink_percent=_int(env, "REPORTS_SWAP_MAX_SHRINK_PERCENT", cls.swap_max_shrink_percent),
+            table_lock_timeout_seconds=_int(
+                env, "REPORTS_TABLE_LOCK_TIMEOUT", cls.table_lock_timeout_seconds, minimum=1
+            ),
         )

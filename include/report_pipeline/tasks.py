@@ -14,6 +14,7 @@ from report_pipeline import extract as extract_module
 from report_pipeline import load as load_module
 from report_pipeline.chunks import plan_chunks
 from report_pipeline.config import Company, TableSpec, bind_parameters, window_for, with_overrides
+from report_pipeline.modes import SwapGuard
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, extract_prefix, table_prefix
 from report_pipeline.session import opened
 from report_pipeline.settings import Settings
@@ -32,6 +33,9 @@ class Connections(Protocol):
 
     def s3(self) -> Any:
         """A boto3 S3 client."""
+
+    def protected_schemas(self) -> dict[str, str]:
+        """Schemas on the target's server that belong to something else (admin, source), lower case."""
 
 
 def company_bucket(connections: Connections, settings: Settings, company: Company) -> Bucket:
@@ -102,9 +106,21 @@ def load_table(
     run_id: str,
     *,
     load_mode: str | None = None,
+    allow_shrink: bool = False,
+    company_tables: Sequence[str] | None = None,
 ) -> load_module.LoadResult:
-    """Load the manifests an extract (or its chunks) wrote into the company's target schema."""
+    """Load the manifests an extract (or its chunks) wrote into the company's target schema.
+
+    ``allow_shrink`` (a manual run's choice) lifts the swap guard; ``company_tables`` are the company's
+    report tables, which tell a seed-era company schema from somebody else's.
+    """
     spec = with_overrides(spec, load_mode)
+    guard = SwapGuard(
+        allow_empty=allow_shrink or spec.allow_empty_swap,
+        max_shrink_percent=100
+        if allow_shrink
+        else (settings.swap_max_shrink_percent if spec.max_shrink_percent is None else spec.max_shrink_percent),
+    )
     request = load_module.LoadRequest(
         company=company.alias,
         schema=company.schema,
@@ -115,6 +131,11 @@ def load_table(
         success_key=f"{table_prefix(spec.name, logical_date)}/{SUCCESS_NAME}",
         logical_date=logical_date,
         run_id=run_id,
+        where=f"company {company.alias!r} {spec.where}",
+        company_tables=None if company_tables is None else tuple(company_tables),
+        protected_schemas=connections.protected_schemas(),
+        guard=guard,
+        lock_timeout_seconds=settings.table_lock_timeout_seconds,
     )
     with opened(connections.target()) as conn:
         return load_module.load(MySqlTarget(conn), request)

@@ -161,3 +161,50 @@ def test_settings_from_env_reads_templates_and_rejects_nonsense():
     assert str(s.snapshot_path) == "/x/report_pipeline/admin_snapshot.json"
     with pytest.raises(ConfigError):
         Settings.from_env({"REPORTS_PART_MB": "lots"})
+
+
+# --- issue 10: tenant binding, one writer per target table, overrides toward what the row permits
+
+
+def test_a_query_that_never_binds_the_company_is_a_config_error_unless_the_row_opts_in():
+    unbound = {**SEED_TABLE, "query_select": "SELECT id, username FROM users", "params_select": ""}
+    broken = plan_of([unbound]).companies[0].broken
+    assert len(broken) == 1 and "never refers to the company" in broken[0].problem.message
+    assert "tables.all_companies = 1" in broken[0].problem.message
+    shared = plan_of([{**unbound, "all_companies": 1}]).companies[0]
+    assert not shared.broken and shared.tables[0].all_companies
+    # company[2] is the status column: it does not tell tenants apart.
+    status_only = {**SEED_TABLE, "params_select": "company[2]"}
+    assert plan_of([status_only]).companies[0].broken
+    named = {**unbound, "query_select": "SELECT id, username FROM users WHERE company = %(alias)s"}
+    assert plan_of([named]).companies[0].tables
+
+
+def test_two_active_rows_writing_one_target_table_are_a_config_error():
+    other = {**SEED_TABLE, "id": 2, "name": "users_copy"}
+    company = plan_of([SEED_TABLE, other]).companies[0]
+    assert [t.name for t in company.tables] == ["users"]
+    assert "tables row id=1 already loads target table 'users'" in company.broken[0].problem.message
+
+
+def test_a_run_may_override_the_load_mode_only_toward_upsert():
+    from report_pipeline.config import with_overrides
+    from report_pipeline.errors import RefusedError
+
+    upsert = plan_of([SEED_TABLE]).companies[0].tables[0]
+    with pytest.raises(RefusedError, match="may only override it with 'upsert'"):
+        with_overrides(upsert, "swap")
+    swap = plan_of([{**SEED_TABLE, "load_mode": "swap"}]).companies[0].tables[0]
+    assert with_overrides(swap, "upsert").load_mode == "upsert"
+    assert with_overrides(swap, "default") is swap
+
+
+def test_swap_guard_settings_round_trip_through_the_snapshot():
+    row = {**SEED_TABLE, "load_mode": "swap", "allow_empty_swap": 1, "max_shrink_percent": 90}
+    plan = plan_of([row])
+    spec = plan_from_dict(plan_to_dict(plan)).companies[0].tables[0]
+    assert spec.allow_empty_swap and spec.max_shrink_percent == 90
+    with pytest.raises(ConfigError, match="between 0 and 100"):
+        from report_pipeline.config import build_table
+
+        build_table({**row, "max_shrink_percent": 101})

@@ -7,7 +7,7 @@ from typing import get_args
 import pytest
 
 from report_pipeline.errors import TransferError
-from report_pipeline.modes import LOAD_MODES, STRATEGIES, LoadMode, shadow_names, strategy_for
+from report_pipeline.modes import LOAD_MODES, STRATEGIES, LoadMode, shadow_names, shadow_prefixes, strategy_for
 
 
 def test_the_mode_list_is_the_literal_and_every_mode_has_a_strategy():
@@ -21,8 +21,12 @@ def test_an_unknown_mode_is_refused_by_name():
         strategy_for("merge")
 
 
-def test_shadow_names_are_reserved_and_distinct_per_table():
-    new, old = shadow_names("orders")
+def test_shadow_names_are_reserved_and_distinct_per_table_and_per_load():
+    new, old = shadow_names("orders", "a" * 64)
     assert new.startswith("_rp_new_orders_") and old.startswith("_rp_old_orders_")
-    assert shadow_names("orders") != shadow_names("orders2")
-    assert all(len(n) <= 64 for n in shadow_names("x" * 64))
+    assert new.startswith(shadow_prefixes("orders")[0]) and old.startswith(shadow_prefixes("orders")[1])
+    assert shadow_names("orders", "a" * 64) != shadow_names("orders2", "a" * 64)
+    assert shadow_names("orders", "a" * 64) != shadow_names("orders", "b" * 64)
+    # No table's prefixes are a prefix of another table's, so leftovers are dropped for one table only.
+    assert not shadow_prefixes("orders2")[0].startswith(shadow_prefixes("orders")[0])
+    assert all(len(n) <= 64 for n in shadow_names("x" * 64, "c" * 64))

@@ -52,9 +52,31 @@ class HookConnections:
         """The target (reporting) DB, with LOAD DATA LOCAL allowed on the client side."""
         return MySqlHook(mysql_conn_id=TARGET_CONN_ID, local_infile=True, init_command=UTC_SESSION).get_conn()
 
+    def protected_schemas(self) -> dict[str, str]:
+        """The admin and source connections' schemas when they live on the target's server.
+
+        A company alias equal to one of them must never make a load write there. Servers are compared
+        by host and port as configured (``localhost`` taken as 127.0.0.1).
+        """
+        target = MySqlHook.get_connection(TARGET_CONN_ID)
+        found: dict[str, str] = {}
+        for conn_id, what in ((ADMIN_CONN_ID, "the admin database"), (SOURCE_CONN_ID, "the source database")):
+            try:
+                other = MySqlHook.get_connection(conn_id)
+            except Exception:  # noqa: BLE001 - a connection this deployment does not define protects nothing
+                continue
+            if other.schema and _server(other) == _server(target):
+                found[other.schema.lower()] = f"{what} ({conn_id})"
+        return found
+
     def s3(self) -> Any:
         """A boto3 S3 client for the reports_s3 connection."""
         # Imported here: the boto3 import chain costs ~0.2 s, and every DAG parse loads this module.
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         return S3Hook(aws_conn_id=S3_CONN_ID).get_conn()
+
+
+def _server(conn: Any) -> tuple[str, int]:
+    host = (conn.host or "localhost").lower()
+    return ("127.0.0.1" if host == "localhost" else host, int(conn.port or 3306))

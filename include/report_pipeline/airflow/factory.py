@@ -108,7 +108,14 @@ def _params(plan: Plan) -> dict[str, Param]:
             type="string",
             enum=["default", *LOAD_MODES],
             title="Load mode",
-            description="Override every table's load_mode for this run.",
+            description="Override the tables' load_mode for this run; only toward what a table's row permits "
+            "(its own mode, or upsert).",
+        ),
+        "allow_shrink": Param(
+            False,
+            type="boolean",
+            title="Allow swaps that empty or shrink tables",
+            description="Lift the swap guard for this run (tables.allow_empty_swap / max_shrink_percent).",
         ),
         "lookback_days": Param(
             None,
@@ -131,6 +138,7 @@ def _skip_unless_selected(alias: str | None, table: str | None) -> Any:
 def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
     company = company_plan.company
     retry = retry_arguments()
+    company_tables = tuple(sorted({t.target.table for t in company_plan.tables}))
     with TaskGroup(group_id(company.alias), tooltip=f"company_id={company.company_id} alias={company.alias}"):
         for spec in company_plan.tables:
             common: dict[str, Any] = {"company": company, "spec": spec, "settings": settings, **retry}
@@ -148,6 +156,7 @@ def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
             S3ToMySqlOperator(
                 task_id=f"{spec.name}__s3_to_mysql",
                 extracted=extract.output,
+                company_tables=company_tables,
                 pool=settings.target_pool,
                 outlets=[table_asset(company.alias, spec.name)],
                 **common,

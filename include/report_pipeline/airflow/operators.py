@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -13,8 +14,12 @@ from report_pipeline import tasks
 from report_pipeline.airflow.connections import HookConnections
 from report_pipeline.airflow.params import skip_unless_selected
 from report_pipeline.config import Company, TableSpec
+from report_pipeline.errors import ConfigError, RefusedError
 from report_pipeline.manifest import SUCCESS_NAME, table_prefix
 from report_pipeline.settings import Settings
+
+
+T = TypeVar("T")
 
 
 def logical_date_of(context: Mapping[str, Any]) -> dt.datetime:
@@ -46,6 +51,20 @@ def _lookback_override(context: Mapping[str, Any]) -> int | None:
     return None if value in (None, "") else int(value)
 
 
+def _refusals_fail_at_once(execute: Callable[..., T]) -> Callable[..., T]:
+    """A refusal (bad admin row, a load the pipeline cannot be sure of) fails the task without retries:
+    retrying cannot change the verdict, and the target is already as it was."""
+
+    @functools.wraps(execute)
+    def run(self: BaseOperator, context: Any) -> T:
+        try:
+            return execute(self, context)
+        except (ConfigError, RefusedError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    return run
+
+
 class _TableOperator(BaseOperator):
     ui_color = "#e8f4fd"
 
@@ -59,6 +78,7 @@ class _TableOperator(BaseOperator):
 class ChunkPlanOperator(_TableOperator):
     """Splits a chunked table's rows for this run into ranges, one mapped extract each."""
 
+    @_refusals_fail_at_once
     def execute(self, context: Any) -> list[list[int]]:
         _selected(context, self.company, self.spec)
         ranges = tasks.plan_table_chunks(
@@ -86,6 +106,7 @@ class MySqlToS3Operator(_TableOperator):
         super().__init__(**kwargs)
         self.chunk = chunk
 
+    @_refusals_fail_at_once
     def execute(self, context: Any) -> dict[str, Any]:
         chunk = tuple(self.chunk) if self.chunk else None
         if chunk is not None:
@@ -121,10 +142,12 @@ class S3ToMySqlOperator(_TableOperator):
 
     template_fields: Sequence[str] = ("extracted",)
 
-    def __init__(self, *, extracted: Any, **kwargs: Any) -> None:
+    def __init__(self, *, extracted: Any, company_tables: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.extracted = extracted
+        self.company_tables = tuple(company_tables)
 
+    @_refusals_fail_at_once
     def execute(self, context: Any) -> dict[str, Any]:
         _selected(context, self.company, self.spec)
         extracted = self._extracted_items()
@@ -141,7 +164,7 @@ class S3ToMySqlOperator(_TableOperator):
                     f"s3://{self.company.bucket}/{prefix} (company {self.company.alias!r}, table "
                     f"{self.spec.name!r}, this run's logical date)"
                 )
-        load_mode = (context.get("params") or {}).get("load_mode")
+        params = context.get("params") or {}
         result = tasks.load_table(
             HookConnections(),
             self.settings,
@@ -150,7 +173,9 @@ class S3ToMySqlOperator(_TableOperator):
             [item["manifest_key"] for item in extracted],
             logical_date,
             context["run_id"],
-            load_mode=load_mode,
+            load_mode=params.get("load_mode"),
+            allow_shrink=bool(params.get("allow_shrink")),
+            company_tables=self.company_tables,
         )
         if result.skip_reason == "older-window":
             # Nothing changed in the target, so no "refreshed" Asset event either.

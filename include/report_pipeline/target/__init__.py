@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Literal, Protocol
 
 from report_pipeline.csvformat import Encoding
@@ -28,6 +29,15 @@ class Target(Protocol):
 
     def rollback(self) -> None:
         """Roll back the transaction (quietly: the server may be gone) and return to autocommit."""
+
+    def writer_lock(self, schema: str, table: str, timeout_seconds: int) -> AbstractContextManager[None]:
+        """Hold the one-writer lock of ``schema.table`` for the block; TransferError after the timeout."""
+
+    def schema_exists(self, schema: str) -> bool:
+        """Whether the schema exists."""
+
+    def tables(self, schema: str) -> list[str]:
+        """The names of the schema's tables."""
 
     def columns(self, schema: str, table: str) -> list[str]:
         """The table's column names in table order; empty when the table does not exist."""

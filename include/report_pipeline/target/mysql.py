@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from report_pipeline import ledger
@@ -58,6 +60,37 @@ class MySqlTarget:
             self.conn.autocommit(True)
         except Exception:  # noqa: BLE001 - the server is gone; nothing to return to
             log.debug("could not return to autocommit", exc_info=True)
+
+    @contextlib.contextmanager
+    def writer_lock(self, schema: str, table: str, timeout_seconds: int) -> Iterator[None]:
+        """A server-wide named lock (GET_LOCK) per target table, held by this session for the block.
+
+        Named locks work alike on MySQL 8, Aurora MySQL and MariaDB, and die with the session, so a
+        killed worker never leaves one behind. MySQL limits the name to 64 characters: a digest.
+        """
+        name = "report_pipeline:" + hashlib.sha1(f"{schema}.{table}".encode()).hexdigest()[:40]
+        self.cursor.execute("SELECT GET_LOCK(%s, %s)", (name, timeout_seconds))
+        got = self.cursor.fetchone()[0]
+        if got != 1:
+            raise TransferError(
+                f"another load of {schema}.{table} still runs after {timeout_seconds} s "
+                "(REPORTS_TABLE_LOCK_TIMEOUT); loads of one table run one at a time"
+            )
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # a dead session has released it already
+                self.cursor.execute("DO RELEASE_LOCK(%s)", (name,))
+
+    def schema_exists(self, schema: str) -> bool:
+        """Whether the schema exists."""
+        self.cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (schema,))
+        return self.cursor.fetchone() is not None
+
+    def tables(self, schema: str) -> list[str]:
+        """The schema's base tables and views."""
+        self.cursor.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (schema,))
+        return [str(r[0]) for r in self.cursor.fetchall()]
 
     def columns(self, schema: str, table: str) -> list[str]:
         """Column names in table order; empty when the table does not exist."""
@@ -191,11 +224,6 @@ class MySqlTarget:
         )
 
     # --- schemas and tables, for onboarding
-
-    def schema_exists(self, schema: str) -> bool:
-        """Whether the schema exists."""
-        self.cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (schema,))
-        return self.cursor.fetchone() is not None
 
     def create_schema(self, schema: str) -> None:
         """Create the schema (utf8mb4)."""
