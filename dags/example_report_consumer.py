@@ -35,7 +35,7 @@ def build_consumer_dag(alias: str, table: str, dag_id: str = "example_report_con
         def read_refreshed_table(**context: Any) -> list[dict[str, Any]]:
             """Log each triggering load and return its ``report_loads`` row (what a report job would read)."""
             from report_pipeline.airflow.connections import HookConnections
-            from report_pipeline.sql import quote_identifier
+            from report_pipeline.validation import quote_identifier
 
             seen: list[dict[str, Any]] = []
             for event in context["triggering_asset_events"][asset]:

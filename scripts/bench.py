@@ -157,8 +157,8 @@ def _ours_pieces() -> tuple[Any, ...]:
 
     from report_pipeline.extract import ExtractRequest, extract, plan_chunks
     from report_pipeline.load import LoadRequest, load
-    from report_pipeline.sql import InsertTarget
     from report_pipeline.storage import Bucket
+    from report_pipeline.validation import InsertTarget
 
     return ExtractRequest, extract, plan_chunks, LoadRequest, load, InsertTarget, Bucket
 

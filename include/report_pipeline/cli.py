@@ -31,8 +31,8 @@ from report_pipeline.load import REPORT_LOADS, target_column_problems
 from report_pipeline.manifest import MANIFEST_NAME, Manifest, extract_prefix
 from report_pipeline.settings import Settings
 from report_pipeline.snapshot import expire_snapshot
-from report_pipeline.sql import quote_identifier
 from report_pipeline.tasks import opened
+from report_pipeline.validation import quote_identifier
 
 
 def _logs_to_stderr() -> None:

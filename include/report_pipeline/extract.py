@@ -25,8 +25,8 @@ from typing import Any
 
 from report_pipeline.errors import TransferError
 from report_pipeline.manifest import MANIFEST_NAME, SUCCESS_NAME, Column, Encoding, Manifest, Part
-from report_pipeline.sql import quote_identifier
 from report_pipeline.storage import Bucket
+from report_pipeline.validation import quote_identifier
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from typing import Any
 from report_pipeline.errors import TransferError
 from report_pipeline.extract import prepare_session
 from report_pipeline.manifest import LOAD_DATA_FORMAT, SUCCESS_NAME, Manifest, Part
-from report_pipeline.sql import InsertTarget, quote_identifier
 from report_pipeline.storage import Bucket
+from report_pipeline.validation import InsertTarget, quote_identifier
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from report_pipeline import sql
+from report_pipeline import validation as sql  # named sql so this branch only touches this line; rename after merging
 from report_pipeline.config import LOOKBACK_CONFIGURATION, TableSpec
 from report_pipeline.errors import ConfigError
 from report_pipeline.load import REPORT_LOADS_DDL
