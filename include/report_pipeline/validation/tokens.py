@@ -37,6 +37,9 @@ MYSQL_SPACE: Final = " \t\n\v\f\r"
 # Characters of an unquoted MySQL identifier or keyword (ASCII word characters, $, U+0080..U+FFFF).
 WORD_RE: Final = re.compile("[0-9A-Za-z$_\u0080-\uffff]+")
 
+# Every literal, quoted name and comment starts with one of these; the rest of the text is code.
+_SPECIAL_START_RE: Final = re.compile("['\"`#/-]")
+
 SegmentKind = Literal["code", "string", "identifier", "line_comment", "block_comment"]
 
 
@@ -111,7 +114,8 @@ def read_segments(sql: str, *, backslash_escapes: bool = True) -> list[Segment]:
     n = len(sql)
     code_start = 0
     i = 0
-    while i < n:
+    while (candidate := _SPECIAL_START_RE.search(sql, i)) is not None:
+        i = candidate.start()
         special = _special_end(sql, i, backslash_escapes)
         if special is None:
             i += 1

@@ -114,6 +114,48 @@ def test_parse_insert_target_rejects_non_strings() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# How the header is read: through the shared tokeniser, narrowed to what a header may hold.
+# These pin down what the parser's own tokeniser did before it was replaced.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # '--' without a space is not a comment to MySQL, but it has no place in a header either.
+        ("REPLACE INTO users (id) VALUES --x", "contains a comment at offset 31"),
+        # The first '-' is where the comment starts, even when MySQL would start it one later.
+        ("REPLACE INTO users (id) VALUES --- x", "contains a comment at offset 31"),
+        ("REPLACE INTO users (id) VALUES /* x", "contains a comment at offset 31"),
+        ("# x\nREPLACE INTO users (id) VALUES", "contains a comment at offset 0"),
+        ("REPLACE INTO users (id) VALUES -", "unexpected character '-' at offset 31"),
+        # Inside backticks, comment characters are part of the name.
+        ("REPLACE INTO `a#b` (id) VALUES", "table 'a#b' is not a valid MySQL identifier"),
+        ("REPLACE INTO `a--b` (id) VALUES", "table 'a--b' is not a valid MySQL identifier"),
+        # MySQL's own whitespace and letters are wider than a header's.
+        ("REPLACE INTO users\v(id) VALUES", "unexpected character '\\x0b' at offset 18"),
+        ("REPLACE INTO users (id)\fVALUES", "unexpected character '\\x0c' at offset 23"),
+        ("REPLACE INTO users (naïve) VALUES", "unexpected character 'ï' at offset 22"),
+        ('REPLACE INTO users ("id") VALUES', "unexpected character '\"' at offset 20"),
+        ("REPLACE INTO users (id) VALUES 'x", "unexpected character \"'\" at offset 31"),
+        # An unclosed quoted name is reported where it opens.
+        ("REPLACE INTO `a`` (id) VALUES", "unterminated quoted identifier at offset 13"),
+        # A literal is read as MySQL reads it: a '#' inside one is not a comment.
+        ("REPLACE INTO users (id) VALUES ('#1')", "row values"),
+    ],
+)
+def test_header_reading(query: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_insert_target(query)
+    assert expected in str(caught.value)
+
+
+def test_header_accepts_the_four_common_spaces() -> None:
+    target = parse_insert_target("REPLACE\r\nINTO\tusers (`id`) VALUES ")
+    assert target == InsertTarget("users", ("id",), "replace")
+
+
+# --------------------------------------------------------------------------------------------
 # Fuzzing: hostile text may only ever produce ConfigError, never another exception
 # --------------------------------------------------------------------------------------------
 
