@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import sqlglot
 from hypothesis import given, settings
@@ -244,6 +247,21 @@ def test_check_select_rejects_non_strings() -> None:
 def test_check_select_names_the_statement_it_refuses() -> None:
     with pytest.raises(ConfigError, match="starts with 'DELETE'"):
         check_select("-- harmless\nDELETE FROM t")
+
+
+def test_sqlglot_is_imported_only_when_a_query_is_checked() -> None:
+    # Every DAG parse imports the package; sqlglot costs ~0.1 s and parsing from a snapshot checks nothing.
+    code = (
+        "import sys\n"
+        "import report_pipeline.config, report_pipeline.validation as v\n"
+        "assert 'sqlglot' not in sys.modules\n"
+        "v.quote_identifier('a'); v.parse_insert_target('REPLACE INTO t (a) VALUES'); v.count_placeholders('%s')\n"
+        "assert 'sqlglot' not in sys.modules\n"
+        "v.check_select('SELECT 1')\n"
+        "assert 'sqlglot' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 # --------------------------------------------------------------------------------------------
