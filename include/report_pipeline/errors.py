@@ -11,3 +11,10 @@ class ConfigError(ReportPipelineError):
 
 class TransferError(ReportPipelineError):
     """Moving rows between the source, S3 and the target failed in a way a retry will not fix."""
+
+
+def show_value(value: str, limit: int = 80) -> str:
+    """repr() of a user value for an error message, cut short so a huge hostile value cannot flood logs."""
+    if len(value) <= limit:
+        return repr(value)
+    return repr(value[:limit]) + f"... ({len(value)} characters)"

@@ -25,9 +25,9 @@ from report_pipeline.csvformat import merge_encodings
 from report_pipeline.errors import TransferError
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, Part
 from report_pipeline.modes import LoadJob, strategy_for
-from report_pipeline.sql import InsertTarget
 from report_pipeline.storage import Bucket
 from report_pipeline.target import Target
+from report_pipeline.validation import InsertTarget
 
 log = logging.getLogger(__name__)
 
