@@ -158,9 +158,9 @@ def _ours_pieces() -> tuple[Any, ...]:
     from report_pipeline.chunks import plan_chunks
     from report_pipeline.extract import ExtractRequest, extract
     from report_pipeline.load import LoadRequest, load
-    from report_pipeline.sql import InsertTarget
     from report_pipeline.storage import Bucket
     from report_pipeline.target.mysql import MySqlTarget
+    from report_pipeline.validation import InsertTarget
 
     def load_into(conn: Any, request: Any) -> Any:
         return load(MySqlTarget(conn), request)

@@ -8,7 +8,7 @@ from typing import Any
 
 from report_pipeline.errors import TransferError
 from report_pipeline.session import Parameters, prepare_session
-from report_pipeline.sql import quote_identifier
+from report_pipeline.validation import quote_identifier
 
 MAX_CHUNKS = 256
 

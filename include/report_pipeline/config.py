@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from report_pipeline import ledger, legacy, sql
+from report_pipeline import ledger, legacy, validation
 from report_pipeline.errors import ConfigError, RefusedError
 from report_pipeline.modes import DEFAULT_LOAD_MODE, LOAD_MODES, LoadMode
 from report_pipeline.settings import Settings
@@ -71,7 +71,7 @@ class TableSpec:
     query_select: str
     references: tuple[legacy.Reference, ...]
     named_parameters: tuple[str, ...]
-    target: sql.InsertTarget
+    target: validation.InsertTarget
     load_mode: LoadMode = DEFAULT_LOAD_MODE
     chunk_column: str | None = None
     chunk_rows: int | None = None
@@ -194,7 +194,7 @@ def _lookbacks(rows: AdminRows) -> dict[int, str]:
 
 
 def _build_company(row: Row, settings: Settings, lookbacks: Mapping[int, str]) -> Company:
-    alias = sql.check_alias(_text(row.get("alias")) or "")
+    alias = validation.check_alias(_text(row.get("alias")) or "")
     company_id = row.get("company_id")
     raw = lookbacks.get(company_id) if company_id is not None else None
     if raw is None:
@@ -213,8 +213,8 @@ def _build_company(row: Row, settings: Settings, lookbacks: Mapping[int, str]) -
         company_id=company_id,
         status=_as_int(row.get("status"), "companies.status"),
         alias=alias,
-        bucket=sql.bucket_name(settings.bucket_template, alias),
-        schema=sql.schema_name(settings.schema_template, alias),
+        bucket=validation.bucket_name(settings.bucket_template, alias),
+        schema=validation.schema_name(settings.schema_template, alias),
         lookback_days=days,
         lookback_source=source,
     )
@@ -222,10 +222,10 @@ def _build_company(row: Row, settings: Settings, lookbacks: Mapping[int, str]) -
 
 def build_table(row: Row) -> TableSpec:
     """Validate one ``tables`` row into a TableSpec; ConfigError says what is wrong with it."""
-    name = sql.check_identifier(_text(row.get("name")) or "", "table name")
-    query = sql.check_select(_text(row.get("query_select")) or "")
-    sql.check_placeholders(query)
-    positional, named = sql.count_placeholders(query)
+    name = validation.check_identifier(_text(row.get("name")) or "", "table name")
+    query = validation.check_select(_text(row.get("query_select")) or "")
+    validation.check_placeholders(query)
+    positional, named = validation.count_placeholders(query)
     references = legacy.parse_params_select(_text(row.get("params_select")))
     if named:
         unknown = sorted(named - legacy.NAMED_PARAMETERS)
@@ -239,7 +239,7 @@ def build_table(row: Row) -> TableSpec:
         raise ConfigError(
             f"query_select has {positional} %s placeholder(s) but params_select lists {len(references)} reference(s)"
         )
-    target = sql.parse_insert_target(_text(row.get("query_insert")) or "")
+    target = validation.parse_insert_target(_text(row.get("query_insert")) or "")
     if target.table.lower() in RESERVED_TARGET_TABLES or target.table.lower().startswith(RESERVED_TARGET_PREFIX):
         raise ConfigError(
             f"query_insert loads into {target.table!r}, a table the pipeline itself keeps in every target schema "
@@ -251,7 +251,7 @@ def build_table(row: Row) -> TableSpec:
     chunk_column = _text(row.get("chunk_column"))
     chunk_rows: int | None = None
     if chunk_column is not None and chunk_column.strip():
-        chunk_column = sql.check_identifier(chunk_column.strip(), "chunk column")
+        chunk_column = validation.check_identifier(chunk_column.strip(), "chunk column")
         raw_rows = row.get("chunk_rows")
         chunk_rows = DEFAULT_CHUNK_ROWS if raw_rows in (None, 0, "") else _as_int(raw_rows, "chunk_rows")
         if chunk_rows <= 0:
@@ -304,7 +304,7 @@ def _table_label(row: Row) -> str:
     """A task-id-safe label for a table row, even when its name is unusable."""
     name = _text(row.get("name")) or ""
     try:
-        return sql.check_identifier(name, "table name")
+        return validation.check_identifier(name, "table name")
     except ConfigError:
         return f"table_{row.get('id')}"
 
@@ -431,7 +431,7 @@ def _table_from_dict(d: Mapping[str, Any]) -> TableSpec:
         query_select=d["query_select"],
         references=tuple(legacy.Reference(r["kind"], r["index"]) for r in d["references"]),
         named_parameters=tuple(d["named_parameters"]),
-        target=sql.InsertTarget(d["target"]["table"], tuple(d["target"]["columns"]), d["target"]["mode"]),
+        target=validation.InsertTarget(d["target"]["table"], tuple(d["target"]["columns"]), d["target"]["mode"]),
         load_mode=d["load_mode"],
         chunk_column=d["chunk_column"],
         chunk_rows=d["chunk_rows"],

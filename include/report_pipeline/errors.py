@@ -18,3 +18,10 @@ class RefusedError(TransferError):
 
     Retrying does not help: the admin row, the run's parameters or the data must change first.
     """
+
+
+def show_value(value: str, limit: int = 80) -> str:
+    """repr() of a user value for an error message, cut short so a huge hostile value cannot flood logs."""
+    if len(value) <= limit:
+        return repr(value)
+    return repr(value[:limit]) + f"... ({len(value)} characters)"

@@ -26,8 +26,8 @@ from report_pipeline.csvformat import FLOAT, EncodingTracker, raw_converters, ro
 from report_pipeline.errors import TransferError
 from report_pipeline.manifest import MANIFEST_NAME, SUCCESS_NAME, Column, Manifest, Part
 from report_pipeline.session import close_quietly, prepare_session, probe_columns
-from report_pipeline.sql import backtick
 from report_pipeline.storage import Bucket
+from report_pipeline.validation import backtick
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from report_pipeline.sql import quote_identifier
+from report_pipeline.validation import quote_identifier
 
 TABLE = "report_loads"
 _DDL = """CREATE TABLE IF NOT EXISTS {table} (

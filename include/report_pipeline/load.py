@@ -21,14 +21,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from report_pipeline.csvformat import merge_encodings
 from report_pipeline import ownership
+from report_pipeline.csvformat import merge_encodings
 from report_pipeline.errors import RefusedError, ReportPipelineError, TransferError
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, Part
 from report_pipeline.modes import LoadJob, SwapGuard, strategy_for
-from report_pipeline.sql import InsertTarget
 from report_pipeline.storage import Bucket
 from report_pipeline.target import Target
+from report_pipeline.validation import InsertTarget
 
 log = logging.getLogger(__name__)
 

@@ -269,4 +269,3 @@ def strategy_for(mode: str) -> type[LoadStrategy]:
         return STRATEGIES[mode]  # type: ignore[index]
     except KeyError:
         raise TransferError(f"load_mode {mode!r} is not one of {LOAD_MODES}") from None
-

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from report_pipeline import admin as admin_rows
-from report_pipeline import ownership, sql
+from report_pipeline import ownership, validation
 from report_pipeline.config import LOOKBACK_CONFIGURATION, TableSpec
 from report_pipeline.errors import ConfigError
 from report_pipeline.settings import Settings
@@ -110,8 +110,8 @@ def onboard(
 
     ``admin``, ``source`` and ``target`` are mysqlclient connections, ``s3`` a boto3 client.
     """
-    alias = sql.check_alias(alias)
-    schema = sql.schema_name(settings.schema_template, alias)
+    alias = validation.check_alias(alias)
+    schema = validation.schema_name(settings.schema_template, alias)
     # Checked before anything is written: a company whose schema would be somebody else's is not created.
     foreign = ownership.foreign_schema_problem(schema, protected_schemas or {})
     if foreign:
@@ -124,7 +124,7 @@ def onboard(
     steps = _admin_rows(admin.cursor(), company_id, alias, lookback_days, dry_run)
     if not dry_run:
         admin.commit()
-    steps.append(_bucket(s3, settings, sql.bucket_name(settings.bucket_template, alias), dry_run))
+    steps.append(_bucket(s3, settings, validation.bucket_name(settings.bucket_template, alias), dry_run))
     if tgt.schema_exists(schema):
         steps.append(Step(f"target schema {schema}", "exists"))
     else:

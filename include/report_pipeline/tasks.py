@@ -14,8 +14,8 @@ from report_pipeline import extract as extract_module
 from report_pipeline import load as load_module
 from report_pipeline.chunks import plan_chunks
 from report_pipeline.config import Company, TableSpec, bind_parameters, window_for, with_overrides
-from report_pipeline.modes import SwapGuard
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, extract_prefix, table_prefix
+from report_pipeline.modes import SwapGuard
 from report_pipeline.session import opened
 from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket

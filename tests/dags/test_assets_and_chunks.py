@@ -264,7 +264,7 @@ def test_the_example_consumer_is_scheduled_on_acme_users_by_name():
 
 def _company_and_spec() -> tuple[Any, Any]:
     from report_pipeline.config import Company, TableSpec
-    from report_pipeline.sql import InsertTarget
+    from report_pipeline.validation import InsertTarget
 
     company = Company(1, 1, 1, "acme", "reports-acme", "acme", 1, "default")
     spec = TableSpec(1, "users", "SELECT id FROM users", (), (), InsertTarget("users", ("id",), "replace"))

@@ -23,9 +23,9 @@ from tests.conftest import execute, mysql_connect, s3_client
 
 from report_pipeline.extract import ExtractRequest, extract
 from report_pipeline.load import LoadRequest, load
-from report_pipeline.sql import InsertTarget
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
+from report_pipeline.validation import InsertTarget
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ from report_pipeline.chunks import plan_chunks
 from report_pipeline.extract import ExtractRequest, extract
 from report_pipeline.load import LoadRequest, LoadResult, load
 from report_pipeline.manifest import MANIFEST_NAME, SUCCESS_NAME, Manifest, extract_prefix, table_prefix
-from report_pipeline.sql import InsertTarget
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
+from report_pipeline.validation import InsertTarget
 
 pytestmark = pytest.mark.integration
 

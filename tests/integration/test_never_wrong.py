@@ -19,9 +19,9 @@ from report_pipeline.extract import ExtractRequest, extract
 from report_pipeline.load import LoadRequest, LoadResult, load
 from report_pipeline.manifest import Manifest
 from report_pipeline.modes import SwapGuard
-from report_pipeline.sql import InsertTarget
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
+from report_pipeline.validation import InsertTarget
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +117,9 @@ def test_a_different_set_of_columns_is_refused_naming_missing_and_extra(scratch_
         "INSERT INTO tgt VALUES (7, 'kept')",
     )
     manifest = _extract(scratch_db, bucket, "SELECT id, surname FROM src")
-    with pytest.raises(RefusedError, match=r"not returned by the query: \['last_name'\]; not in query_insert: \['surname'\]"):
+    with pytest.raises(
+        RefusedError, match=r"not returned by the query: \['last_name'\]; not in query_insert: \['surname'\]"
+    ):
         _load(scratch_db, bucket, manifest, InsertTarget("tgt", ("id", "last_name"), "replace"), "upsert")
     assert _rows(scratch_db, "SELECT * FROM tgt") == [(7, "kept")]
 
@@ -234,7 +236,7 @@ def test_a_load_waits_for_the_writer_lock_and_times_out_with_a_clear_message(scr
     manifest = _extract(scratch_db, bucket, "SELECT id, v FROM src")
     holder = mysql_connect()
     with MySqlTarget(holder).writer_lock(scratch_db, "tgt", 5):
-        with pytest.raises(TransferError, match="another load of .* still runs after 1 s"):
+        with pytest.raises(TransferError, match=r"another load of .* still runs after 1 s"):
             _load(scratch_db, bucket, manifest, target, "swap", lock_timeout_seconds=1)
     holder.close()
     _load(scratch_db, bucket, manifest, target, "swap")
@@ -257,13 +259,18 @@ def test_a_schema_that_holds_foreign_tables_is_not_adopted(scratch_db: str, buck
     )
     manifest = _extract(scratch_db, bucket, "SELECT id, v FROM src")
     target = InsertTarget("tgt", ("id", "v"), "replace")
-    with pytest.raises(RefusedError, match="holds tables that are not this company's report tables .*customers"):
+    with pytest.raises(RefusedError, match=r"holds tables that are not this company.s report tables .*customers"):
         _load(scratch_db, bucket, manifest, target, "swap", company_tables=("tgt",))
     assert _rows(scratch_db, "SELECT * FROM tgt") == [(5, 5)]
     assert _rows(scratch_db, "SHOW TABLES LIKE 'report_loads'") == []
     with pytest.raises(RefusedError, match="is the source database"):
         _load(
-            scratch_db, bucket, manifest, target, "swap", company_tables=("tgt",),
+            scratch_db,
+            bucket,
+            manifest,
+            target,
+            "swap",
+            company_tables=("tgt",),
             protected_schemas={scratch_db: "the source database (reports_source_db)"},
         )
     # A seed-era schema made by hand holds only the company's report tables: it is adopted.

@@ -27,7 +27,7 @@ def _csv(type_codes: list[int], rows: list[list[bytes | None]]) -> bytes:
 
 def test_text_that_looks_like_the_format_survives():
     rows = [
-        [b"1", "NULL".encode(), None, b"2026-11-26 10:00:00"],
+        [b"1", b"NULL", None, b"2026-11-26 10:00:00"],
         [b"2", b'say "hi", then\nnew line\r\n', "\\N \\ emoji 😀".encode(), None],
         [b"3", b"", b",", b"2026-01-01 00:00:00"],
     ]

@@ -8,7 +8,9 @@ from report_pipeline.ownership import adoption_problem, foreign_schema_problem
 
 def test_server_and_protected_schemas_are_refused_by_name():
     assert "schema of the MySQL server" in (foreign_schema_problem("MySQL", {}) or "")
-    assert "is the admin database" in (foreign_schema_problem("Reports_Admin", {"reports_admin": "the admin database"}) or "")
+    assert "is the admin database" in (
+        foreign_schema_problem("Reports_Admin", {"reports_admin": "the admin database"}) or ""
+    )
     assert foreign_schema_problem("acme", {"reports_admin": "the admin database"}) is None
 
 

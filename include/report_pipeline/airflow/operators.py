@@ -18,7 +18,6 @@ from report_pipeline.errors import ConfigError, RefusedError
 from report_pipeline.manifest import SUCCESS_NAME, table_prefix
 from report_pipeline.settings import Settings
 
-
 T = TypeVar("T")
 
 

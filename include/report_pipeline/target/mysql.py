@@ -15,8 +15,8 @@ from report_pipeline.csvformat import LOAD_DATA_FORMAT, Encoding, load_data_colu
 from report_pipeline.errors import TransferError
 from report_pipeline.ledger import LoadRecord
 from report_pipeline.session import prepare_session, rollback_quietly
-from report_pipeline.sql import quote_identifier
 from report_pipeline.target import Duplicates
+from report_pipeline.validation import quote_identifier
 
 log = logging.getLogger(__name__)
 
