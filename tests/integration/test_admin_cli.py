@@ -364,3 +364,47 @@ def test_onboard_names_a_target_table_it_cannot_copy_and_still_creates_the_rest(
     assert steps[f"target table {alias}.users (from source users)"] == "created"
     assert steps[f"target table {alias}.orders (from source orders)"] == "created"
     assert sorted(r[0] for r in _rows(alias, "SHOW TABLES")) == ["orders", "report_loads", "users"]
+
+
+def test_validate_and_onboard_name_unbound_queries_keyless_targets_and_foreign_schemas(scratch):
+    """Issue 10: what would make a run green with wrong data is listed by `validate` and refused by `onboard`."""
+    alias = _onboardable(scratch)
+    execute(
+        mysql_connect(scratch["admin"]),
+        "INSERT INTO `tables` (id, name, status, query_select, params_select, query_insert, params_insert) VALUES "
+        "(8, 'everyone', 1, 'SELECT id, username FROM users', '', 'REPLACE INTO everyone(id, username) VALUES', '')",
+    )
+    assert cli(scratch["env"], "onboard", "--company-id", "61", "--alias", alias).returncode == 0
+    execute(mysql_connect(alias), "ALTER TABLE users DROP PRIMARY KEY")
+    # The source schema's own name as an alias: on this shared server it is the source's schema.
+    source_alias = scratch["source"]
+    refused = cli(scratch["env"], "onboard", "--company-id", "62", "--alias", source_alias)
+    assert refused.returncode == 2 and "is the source database (reports_source_db) on the same server" in refused.stderr
+    assert _rows(scratch["admin"], "SELECT alias FROM companies") == [(alias,)]
+    # A schema that exists with tables of somebody else's.
+    foreign = f"p5cf{scratch['tag']}"
+    scratch["aliases"].append(foreign)
+    execute(
+        mysql_connect(),
+        f"CREATE DATABASE `{foreign}`",
+        f"CREATE TABLE `{foreign}`.customers (id INT PRIMARY KEY)",
+    )
+    refused = cli(scratch["env"], "onboard", "--company-id", "63", "--alias", foreign)
+    assert refused.returncode == 2 and "holds tables that are not this company's report tables (customers)" in (
+        refused.stderr
+    )
+    execute(
+        mysql_connect(scratch["admin"]),
+        f"INSERT INTO companies (company_id, status, alias) VALUES (62, 1, '{source_alias}'), (63, 1, '{foreign}')",
+    )
+    out = cli(scratch["env"], "validate")
+    assert out.returncode == 1
+    text = out.stdout
+    assert "admin tables row id=8: query_select never refers to the company" in text
+    assert f"company {alias!r} table 'users' (tables row id=1): target table {alias}.users has no PRIMARY" in text
+    assert f"company {source_alias!r} (companies row id=" in text and "is the source database" in text
+    assert f"company {foreign!r} (companies row id=" in text and "(customers)" in text
+    # After checking, an operator may adopt the schema: onboarding creates the ledger and the tables.
+    adopted = cli(scratch["env"], "onboard", "--company-id", "63", "--alias", foreign, "--adopt-schema")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert ("report_loads",) in _rows(foreign, "SHOW TABLES")
