@@ -42,15 +42,15 @@ class LoadRecord:
     logical_date: dt.datetime
     run_id: str
     rows_loaded: int
-    finished_at: dt.datetime | None
     load_mode: str
     load_key: str
     manifest_keys: tuple[str, ...] = ()
+    finished_at: dt.datetime | None = None  # set by the server when recorded
 
     @classmethod
     def _from_row(cls, row: Sequence[Any]) -> LoadRecord:
         keys = json.loads(row[7]) if row[7] else []
-        return cls(str(row[0]), row[1], str(row[2]), int(row[3]), row[4], str(row[5]), str(row[6]), tuple(keys))
+        return cls(str(row[0]), row[1], str(row[2]), int(row[3]), str(row[5]), str(row[6]), tuple(keys), row[4])
 
 
 def _table(schema: str) -> str:
@@ -69,22 +69,19 @@ def ensure(cursor: Any, schema: str) -> None:
     cursor.execute(_DDL.format(table=_table(schema)))
 
 
-def record(
-    cursor: Any,
-    schema: str,
-    *,
-    table: str,
-    logical_date: dt.datetime,
-    run_id: str,
-    rows: int,
-    load_mode: str,
-    load_key: str,
-    manifest_keys: Sequence[str],
-) -> None:
-    """Record a successful load; runs in the caller's transaction (finished_at is the server's UTC now)."""
+def record(cursor: Any, schema: str, entry: LoadRecord) -> None:
+    """Record a successful load in the caller's transaction; ``finished_at`` is the server's UTC now."""
     cursor.execute(
         f"INSERT INTO {_table(schema)} ({_COLUMNS}) VALUES (%s, %s, %s, %s, UTC_TIMESTAMP(6), %s, %s, %s)",
-        (table, utc_naive(logical_date), run_id, rows, load_mode, load_key, json.dumps(list(manifest_keys))),
+        (
+            entry.table_name,
+            utc_naive(entry.logical_date),
+            entry.run_id,
+            entry.rows_loaded,
+            entry.load_mode,
+            entry.load_key,
+            json.dumps(list(entry.manifest_keys)),
+        ),
     )
 
 
