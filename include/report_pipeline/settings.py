@@ -49,6 +49,7 @@ class Settings:
     sse_kms_key_id: str | None = None
     source_pool: str = "reports_source"
     target_pool: str = "reports_target"
+    attempt_max_age_hours: int = 24
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,4 +77,5 @@ class Settings:
             sse_kms_key_id=env.get("REPORTS_S3_SSE_KMS_KEY_ID", "").strip() or None,
             source_pool=env.get("REPORTS_SOURCE_POOL", "") or cls.source_pool,
             target_pool=env.get("REPORTS_TARGET_POOL", "") or cls.target_pool,
+            attempt_max_age_hours=_int(env, "REPORTS_ATTEMPT_MAX_AGE_HOURS", cls.attempt_max_age_hours, minimum=1),
         )
