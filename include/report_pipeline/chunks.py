@@ -12,6 +12,7 @@ description (``session.probe_columns``), never judged from values: as text, '10'
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -203,4 +204,18 @@ def chunk_set_problem(chunks: Sequence[Chunk | None]) -> str | None:
         problems = [f"chunk(s) {missing} missing"] if missing else []
         problems += [f"chunk(s) {doubled} given more than once"] if doubled else []
         return f"the plan has {count} chunks but the load was given {len(planned)}: " + ", ".join(problems)
+    # Every chunk once is not enough if they come from two plans: the ranges must tile the column.
+    ordered = sorted(planned, key=lambda c: c.index)
+    ranges, nulls = ordered[:-1], ordered[-1]
+    edges = [(c.low, c.high) for c in ranges]
+    tiles = (
+        nulls.nulls
+        and not any(c.nulls for c in ranges)
+        and bool(ranges)
+        and ranges[0].low is None
+        and ranges[-1].high is None
+        and all(a.high is not None and a.high == b.low for a, b in itertools.pairwise(ranges))
+    )
+    if not tiles:
+        return f"the chunks' ranges {edges} (and NULL chunk) do not cover every value exactly once"
     return None

@@ -120,6 +120,9 @@ def read_manifests(
     refs: Sequence[ManifestRef | None] = expected or [None] * len(keys)
     manifests = [_read_manifest(bucket, k, r, label) for k, r in zip(keys, refs, strict=True)]
     problem = chunk_set_problem([m.chunk for m in manifests])
+    runs = sorted({m.run_id for m in manifests if m.chunk is not None})
+    if problem is None and len(runs) > 1:
+        problem = f"the chunks come from different runs {runs}"
     if problem is not None:
         raise TransferError(
             f"{label}: refusing to load: {problem}; the target was not changed. Re-run the chunk plan and "

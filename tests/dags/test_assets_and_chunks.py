@@ -320,6 +320,26 @@ def test_the_load_refuses_an_xcom_without_the_extract_id_and_sha256_to_verify_it
     )
 
 
+def test_a_chunk_plan_refused_for_its_admin_row_fails_at_once_without_retries(monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from report_pipeline import tasks
+    from report_pipeline.airflow.operators import ChunkPlanOperator
+    from report_pipeline.errors import ConfigError
+    from report_pipeline.settings import Settings
+
+    company, spec = _company_and_spec()
+    message = "company 'acme' table 'users' (tables row id=1): chunk column 'code' is VARCHAR, not an integer type"
+
+    def refuse(*_: Any) -> None:
+        raise ConfigError(message)
+
+    monkeypatch.setattr(tasks, "plan_table_chunks", refuse)
+    plan = ChunkPlanOperator(task_id="plan", company=company, spec=spec, settings=Settings())
+    with pytest.raises(AirflowFailException, match=r"^company 'acme' table 'users' \(tables row id=1\): chunk column"):
+        plan.execute({"params": {}, "logical_date": RUN_DATE, "run_id": "manual__x"})
+
+
 def test_run_params_select_by_exact_name_and_runs_without_a_logical_date_use_run_after():
     from types import SimpleNamespace
 

@@ -92,3 +92,15 @@ def test_the_layout_before_attempt_folders_is_judged_alike():
     assert judge({"": (MINUTE, EARLIER), "chunk-0003": (MINUTE, EARLIER)}, loaded={"chunk-0003"}) == {"chunk-0003"}
     assert judge({"": (2 * DAY, EARLIER), "chunk-0001": (MINUTE, None)}) == {""}
     assert judge({"chunk-0001": (MINUTE, "unreadable"), "chunk-0002": (2 * DAY, "unreadable")}) == {"chunk-0002"}
+
+
+def test_the_safety_age_is_a_setting_of_whole_hours():
+    import pytest
+
+    from report_pipeline.errors import ConfigError
+    from report_pipeline.settings import Settings
+
+    assert Settings.from_env({}).attempt_max_age_hours == 24
+    assert Settings.from_env({"REPORTS_ATTEMPT_MAX_AGE_HOURS": "6"}).attempt_max_age_hours == 6
+    with pytest.raises(ConfigError, match="must be at least 1"):
+        Settings.from_env({"REPORTS_ATTEMPT_MAX_AGE_HOURS": "0"})

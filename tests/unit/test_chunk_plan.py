@@ -113,3 +113,6 @@ def test_the_load_needs_every_chunk_of_one_plan_once():
     assert "chunk(s) [3] given more than once" in str(chunk_set_problem([*plan, plan[3]]))
     assert "different sizes [2, 4]" in str(chunk_set_problem([*plan, *chunks_between([])]))
     assert "chunked and unchunked" in str(chunk_set_problem([*plan, None]))
+    # Each index once, but from two plans of the same size: the ranges overlap and leave a gap.
+    other = chunks_between([15, 30])
+    assert "do not cover every value exactly once" in str(chunk_set_problem([plan[0], other[1], *plan[2:]]))
