@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -28,7 +29,7 @@ from report_pipeline.config import (
 )
 from report_pipeline.errors import ReportPipelineError
 from report_pipeline.load import column_problems
-from report_pipeline.manifest import MANIFEST_NAME, Manifest, extract_prefix
+from report_pipeline.manifest import SUCCESS_NAME, Manifest, table_prefix
 from report_pipeline.modes import LOAD_MODES, key_problem
 from report_pipeline.session import opened, probe_columns
 from report_pipeline.settings import Settings
@@ -213,15 +214,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings, connect: ConnectionsFa
         raise ReportPipelineError(str(broken.problem) if broken else f"no active table {args.table!r}")
     company = company_plan.company
     logical = _parse_date(args.date)
-    run_id = f"cli__{logical.isoformat()}"
+    # Unique per invocation: the load's cleanup treats folders of its own run without a manifest as
+    # dead attempts, so two runs of one date must never share a run id (see report_pipeline.attempts).
+    run_id = f"cli__{logical.isoformat()}__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
     conns = connect(settings)
     started = time.monotonic()
     if spec.chunk_column:
-        ranges = tasks.plan_table_chunks(conns, company, spec, logical)
-        manifests = [
-            tasks.extract_table(conns, settings, company, spec, logical, run_id, chunk=r, chunk_index=i)
-            for i, r in enumerate(ranges)
-        ]
+        chunks = tasks.plan_table_chunks(conns, company, spec, logical)
+        manifests = [tasks.extract_table(conns, settings, company, spec, logical, run_id, chunk=c) for c in chunks]
     else:
         manifests = [tasks.extract_table(conns, settings, company, spec, logical, run_id)]
     extracted = time.monotonic() - started
@@ -230,7 +230,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings, connect: ConnectionsFa
         settings,
         company,
         spec,
-        [m.key for m in manifests],
+        [m.ref for m in manifests],
         logical,
         run_id,
         load_mode=args.load_mode,
@@ -270,8 +270,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings, connect: Connection
             for spec in cp.tables:
                 extracted: Any = "-"
                 with contextlib.suppress(Exception):
-                    key = f"{extract_prefix(spec.name, logical, None)}/{MANIFEST_NAME}"
-                    extracted = Manifest.from_json(bucket.get(key)).rows
+                    # The extracts the last successful load of the date took, as its _SUCCESS lists them.
+                    success = json.loads(bucket.get(f"{table_prefix(spec.name, logical)}/{SUCCESS_NAME}"))
+                    extracted = sum(Manifest.from_json(bucket.get(k)).rows for k in success["manifests"])
                 loaded = ledger.latest(cursor, c.schema, spec.target.table, logical)
                 shown = (loaded.rows_loaded, loaded.load_mode, loaded.finished_at) if loaded else ("-", "-", "-")
                 rows.append([c.alias, spec.name, extracted, *shown])

@@ -21,10 +21,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from report_pipeline.chunks import bind_chunk, chunk_query
+from report_pipeline.chunks import Chunk
 from report_pipeline.csvformat import FLOAT, EncodingTracker, raw_converters, row_formatter, type_name
 from report_pipeline.errors import TransferError
-from report_pipeline.manifest import MANIFEST_NAME, SUCCESS_NAME, Column, Manifest, Part
+from report_pipeline.manifest import Column, Manifest, Part
 from report_pipeline.session import close_quietly, prepare_session, probe_columns
 from report_pipeline.storage import Bucket
 from report_pipeline.validation import backtick
@@ -38,7 +38,11 @@ BLOCK_BYTES = 2 * 1024 * 1024
 
 @dataclass(frozen=True)
 class ExtractRequest:
-    """One extract: what to run, where to write, and what to call it."""
+    """One extract: what to run, where to write, and what to call it.
+
+    ``prefix`` is this attempt's own folder (``manifest.extract_prefix``), named after ``extract_id``;
+    without an id the extract makes up a random one.
+    """
 
     company: str
     table: str
@@ -51,7 +55,8 @@ class ExtractRequest:
     compress: bool = True
     part_bytes: int = 32 * 1024 * 1024
     chunk_column: str | None = None
-    chunk: tuple[int, int] | None = None
+    chunk: Chunk | None = None
+    extract_id: str | None = None
 
 
 Block = bytes | tuple[str, int]
@@ -234,10 +239,9 @@ def extract(conn: Any, request: ExtractRequest) -> Manifest:
     """Run the request's query on ``conn`` (a mysqlclient connection) and store it as CSV parts + manifest.
 
     The source session is read-only, in one consistent snapshot, with UTC time zone and utf8mb4 text.
-    Any earlier manifest and ``_SUCCESS`` marker under the prefix are removed first, so a half-written
-    extract is never mistaken for a finished one; parts an earlier, failed attempt left behind are
-    overwritten or, once the new manifest is stored, deleted. A failure is logged with its reason and
-    re-raised for the caller's retries.
+    The prefix is this attempt's own folder: nothing else writes there, so the extract never removes
+    anything (what earlier attempts left is the load's cleanup, ``report_pipeline.attempts``). A failure
+    is logged with its reason and re-raised for the caller's retries.
     """
     started = dt.datetime.now(dt.UTC)
     try:
@@ -258,12 +262,6 @@ def extract(conn: Any, request: ExtractRequest) -> Manifest:
 
 def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manifest:
     request.bucket.ensure()
-    stale = [f"{request.prefix}/{MANIFEST_NAME}", f"{request.prefix}/{SUCCESS_NAME}"]
-    request.bucket.delete(stale)
-    # Parts are single PUTs, but an older client or a killed worker may have left multipart uploads
-    # under this prefix; unfinished ones are invisible and billed, so they go before a new attempt.
-    request.bucket.abort_multipart_uploads(f"{request.prefix}/")
-
     import MySQLdb.cursors
 
     prepare_session(conn)
@@ -279,8 +277,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     if request.chunk is not None:
         if request.chunk_column is None:
             raise TransferError("a chunked extract needs its chunk column")
-        query = chunk_query(query, request.chunk_column, parameters)
-        parameters = bind_chunk(parameters, request.chunk)
+        query, parameters = request.chunk.bind(query, request.chunk_column, parameters)
     query, source_types = _exact_floats(conn, query, parameters)
 
     uploader = _PartUploader(request)
@@ -320,7 +317,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     manifest = Manifest(
         bucket=request.bucket.name,
         prefix=request.prefix,
-        extract_id=uuid.uuid4().hex,
+        extract_id=request.extract_id or uuid.uuid4().hex,
         company=request.company,
         table=request.table,
         logical_date=request.logical_date,
@@ -336,11 +333,6 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         chunk=request.chunk,
     )
     request.bucket.put(manifest.key, manifest.to_json(), "application/json")
-    keep = {p.key for p in parts} | {manifest.key}
-    leftovers = [k for k in request.bucket.keys(f"{request.prefix}/part-") if k not in keep]
-    if leftovers:
-        # A re-run of the same date that produced fewer parts: the manifest no longer names these.
-        request.bucket.delete(leftovers)
     log.info(
         "extracted %s.%s: %d rows, %d CSV bytes in %d part(s), %.2f s",
         request.company,

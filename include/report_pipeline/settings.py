@@ -53,6 +53,7 @@ class Settings:
     swap_max_shrink_percent: int = 50
     # How long a load waits for another load of the same target table to finish (one writer per table).
     table_lock_timeout_seconds: int = 1800
+    attempt_max_age_hours: int = 24
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,4 +85,5 @@ class Settings:
             table_lock_timeout_seconds=_int(
                 env, "REPORTS_TABLE_LOCK_TIMEOUT", cls.table_lock_timeout_seconds, minimum=1
             ),
+            attempt_max_age_hours=_int(env, "REPORTS_ATTEMPT_MAX_AGE_HOURS", cls.attempt_max_age_hours, minimum=1),
         )

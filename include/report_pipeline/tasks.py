@@ -12,9 +12,10 @@ from typing import Any, Protocol
 
 from report_pipeline import extract as extract_module
 from report_pipeline import load as load_module
-from report_pipeline.chunks import plan_chunks
+from report_pipeline.chunks import Chunk, plan_chunks
 from report_pipeline.config import Company, TableSpec, bind_parameters, window_for, with_overrides
-from report_pipeline.manifest import SUCCESS_NAME, Manifest, extract_prefix, table_prefix
+from report_pipeline.errors import ConfigError
+from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, extract_prefix, new_extract_id, table_prefix
 from report_pipeline.modes import SwapGuard
 from report_pipeline.session import opened
 from report_pipeline.settings import Settings
@@ -38,6 +39,11 @@ class Connections(Protocol):
         """Schemas on the target's server that belong to something else (admin, source), lower case."""
 
 
+def table_label(company: Company, spec: TableSpec) -> str:
+    """How refusals name a table: ``company 'acme' table 'orders' (tables row id=2)``."""
+    return f"company {company.alias!r} table {spec.name!r} (tables row id={spec.id})"
+
+
 def company_bucket(connections: Connections, settings: Settings, company: Company) -> Bucket:
     """The company's own bucket, written with the configured server-side encryption."""
     return Bucket(connections.s3(), company.bucket, settings.sse, settings.sse_kms_key_id)
@@ -56,13 +62,20 @@ def plan_table_chunks(
     spec: TableSpec,
     logical_date: dt.datetime,
     lookback_days: int | None = None,
-) -> list[tuple[int, int]]:
-    """The chunk ranges of a chunked table for this run (one range covering all rows if unchunked)."""
+) -> list[Chunk]:
+    """The chunks of a chunked table for this run: open-ended ranges plus the NULL chunk, never none.
+
+    ConfigError, naming the company, table and admin row, when the chunk column is not an
+    integer-typed column of the query's result.
+    """
     if spec.chunk_column is None or spec.chunk_rows is None:
         raise ValueError(f"table {spec.name!r} is not chunked")
     parameters = _parameters(spec, company, logical_date, lookback_days)
     with opened(connections.source()) as conn:
-        return plan_chunks(conn, spec.query_select, parameters, spec.chunk_column, spec.chunk_rows)
+        try:
+            return plan_chunks(conn, spec.query_select, parameters, spec.chunk_column, spec.chunk_rows)
+        except ConfigError as exc:
+            raise ConfigError(f"{table_label(company, spec)}: {exc}") from exc
 
 
 def extract_table(
@@ -74,15 +87,19 @@ def extract_table(
     run_id: str,
     *,
     lookback_days: int | None = None,
-    chunk: tuple[int, int] | None = None,
-    chunk_index: int | None = None,
+    chunk: Chunk | None = None,
 ) -> Manifest:
-    """Extract one table (or one chunk of it) for one run into the company's bucket."""
+    """Extract one table (or one chunk of it) for one run into a new folder of the company's bucket.
+
+    Each call is a new attempt with a new extract id and a folder of its own, so it never touches
+    what another attempt or run of the same date wrote; its ``Manifest.ref`` is what the load checks.
+    """
+    extract_id = new_extract_id(run_id)
     request = extract_module.ExtractRequest(
         company=company.alias,
         table=spec.name,
         bucket=company_bucket(connections, settings, company),
-        prefix=extract_prefix(spec.name, logical_date, chunk_index),
+        prefix=extract_prefix(spec.name, logical_date, extract_id, chunk.index if chunk else None),
         query=spec.query_select,
         parameters=_parameters(spec, company, logical_date, lookback_days),
         logical_date=logical_date.isoformat(),
@@ -91,6 +108,7 @@ def extract_table(
         part_bytes=settings.part_bytes,
         chunk_column=spec.chunk_column if chunk is not None else None,
         chunk=chunk,
+        extract_id=extract_id,
     )
     with opened(connections.source()) as conn:
         return extract_module.extract(conn, request)
@@ -101,7 +119,7 @@ def load_table(
     settings: Settings,
     company: Company,
     spec: TableSpec,
-    manifest_keys: Sequence[str],
+    manifests: Sequence[ManifestRef],
     logical_date: dt.datetime,
     run_id: str,
     *,
@@ -109,11 +127,14 @@ def load_table(
     allow_shrink: bool = False,
     company_tables: Sequence[str] | None = None,
 ) -> load_module.LoadResult:
-    """Load the manifests an extract (or its chunks) wrote into the company's target schema.
+    """Load exactly the manifests an extract (or every chunk of it) reported into the company's schema.
 
+    Each manifest must still have the extract id and sha256 its extract reported, and chunked ones
+    must be every chunk of one plan; otherwise the load refuses and the target is left as it was.
     ``allow_shrink`` (a manual run's choice) lifts the swap guard; ``company_tables`` are the company's
     report tables, which tell a seed-era company schema from somebody else's.
     """
+    where = table_label(company, spec)
     spec = with_overrides(spec, load_mode)
     guard = SwapGuard(
         allow_empty=allow_shrink or spec.allow_empty_swap,
@@ -127,11 +148,13 @@ def load_table(
         target=spec.target,
         load_mode=spec.load_mode,
         bucket=company_bucket(connections, settings, company),
-        manifest_keys=tuple(manifest_keys),
+        manifest_keys=tuple(m.key for m in manifests),
         success_key=f"{table_prefix(spec.name, logical_date)}/{SUCCESS_NAME}",
         logical_date=logical_date,
         run_id=run_id,
-        where=f"company {company.alias!r} {spec.where}",
+        expected=tuple(manifests),
+        where=where,
+        attempt_max_age=dt.timedelta(hours=settings.attempt_max_age_hours),
         company_tables=None if company_tables is None else tuple(company_tables),
         protected_schemas=connections.protected_schemas(),
         guard=guard,

@@ -41,7 +41,7 @@ from report_pipeline import tasks
 from report_pipeline.airflow.retry import MAX_ATTEMPTS, SeedRetrier
 from report_pipeline.config import Company, TableSpec, build_table
 from report_pipeline.load import LoadResult
-from report_pipeline.manifest import Manifest, table_prefix
+from report_pipeline.manifest import Manifest, extract_prefix, new_extract_id, table_prefix
 from report_pipeline.modes import shadow_names
 from report_pipeline.settings import Settings
 
@@ -216,7 +216,7 @@ def do_extract(conns: Connections, bucket: str, target: str) -> Manifest:
 
 
 def do_load(conns: Connections, bucket: str, target: str, manifest: Manifest, mode: str = "upsert") -> LoadResult:
-    return tasks.load_table(conns, SETTINGS, company(bucket, target), spec(mode), [manifest.key], LOGICAL_DATE,
+    return tasks.load_table(conns, SETTINGS, company(bucket, target), spec(mode), [manifest.ref], LOGICAL_DATE,
                             "run-1")
 
 
@@ -331,15 +331,20 @@ def test_source_dies_mid_extract_and_the_retry_rewrites_every_part(
     caplog.set_level(logging.INFO)
     prefix = table_prefix("big", LOGICAL_DATE)
     s3 = s3_client()
-    # A part an earlier run of this date left behind: once the new manifest is written it must go.
+    # A part an earlier, dead attempt of this run left in its own folder (it has no manifest): once
+    # the load has succeeded it must go, as must the parts of the attempt the cut kills below.
     s3.create_bucket(Bucket=bucket_name)
-    s3.put_object(Bucket=bucket_name, Key=f"{prefix}/part-09999.csv.gz", Body=b"stale")
+    s3.put_object(
+        Bucket=bucket_name, Key=f"{extract_prefix('big', LOGICAL_DATE, new_extract_id('run-1'))}/part-09999.csv.gz",
+        Body=b"stale",
+    )
 
     def failed(exc: BaseException) -> None:
         assert isinstance(exc, MySQLdb.OperationalError) and "Lost connection" in str(exc), exc
-        partial = s3.list_objects_v2(Bucket=bucket_name, Prefix=prefix + "/part-")["KeyCount"]
-        assert partial > 3, "the cut came mid-extract, after several parts were stored"
-        assert not s3.list_objects_v2(Bucket=bucket_name, Prefix=f"{prefix}/manifest.json")["KeyCount"]
+        stored = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket_name, Prefix=prefix + "/").get("Contents", ())]
+        partial = [k for k in stored if "/part-" in k and not k.endswith("/part-09999.csv.gz")]
+        assert len(partial) > 3, "the cut came mid-extract, after several parts were stored"
+        assert not [k for k in stored if k.endswith("/manifest.json")]
         assert pipeline_threads() == [], "the failed extract left upload threads running"
         assert logged_failure(caplog, "extract", "Lost connection")
 

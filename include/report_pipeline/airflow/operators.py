@@ -13,9 +13,10 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from report_pipeline import tasks
 from report_pipeline.airflow.connections import HookConnections
 from report_pipeline.airflow.params import skip_unless_selected
+from report_pipeline.chunks import Chunk
 from report_pipeline.config import Company, TableSpec
 from report_pipeline.errors import ConfigError, RefusedError
-from report_pipeline.manifest import SUCCESS_NAME, table_prefix
+from report_pipeline.manifest import SUCCESS_NAME, ManifestRef, table_prefix
 from report_pipeline.settings import Settings
 
 T = TypeVar("T")
@@ -40,9 +41,9 @@ def _selected(context: Mapping[str, Any], company: Company, spec: TableSpec) -> 
     skip_unless_selected(context, company.alias, spec.name)
 
 
-def chunk_label(column: str | None, chunk: Sequence[int]) -> str:
-    """The name of one mapped extract in the UI (its ``map_index_template``), e.g. ``id [0, 250)``."""
-    return f"{column} [{chunk[0]}, {chunk[1]})"
+def chunk_label(column: str | None, chunk: Chunk) -> str:
+    """The name of one mapped extract in the UI (its ``map_index_template``), e.g. ``id [250, 500)``."""
+    return chunk.label(column)
 
 
 def _lookback_override(context: Mapping[str, Any]) -> int | None:
@@ -75,12 +76,16 @@ class _TableOperator(BaseOperator):
 
 
 class ChunkPlanOperator(_TableOperator):
-    """Splits a chunked table's rows for this run into ranges, one mapped extract each."""
+    """Splits a chunked table's rows for this run into chunks, one mapped extract each.
+
+    Returns the chunks as JSON (``Chunk.to_json``: ``None`` bounds are open ends, ``nulls`` marks the
+    chunk of NULLs); each carries its index and the plan's size, which the load checks.
+    """
 
     @_refusals_fail_at_once
-    def execute(self, context: Any) -> list[list[int]]:
+    def execute(self, context: Any) -> list[dict[str, Any]]:
         _selected(context, self.company, self.spec)
-        ranges = tasks.plan_table_chunks(
+        chunks = tasks.plan_table_chunks(
             HookConnections(),
             self.company,
             self.spec,
@@ -88,15 +93,20 @@ class ChunkPlanOperator(_TableOperator):
             _lookback_override(context),
         )
         self.log.info(
-            "%s.%s: %d chunk(s) on %s", self.company.alias, self.spec.name, len(ranges), self.spec.chunk_column
+            "%s.%s: %d chunk(s): %s",
+            self.company.alias,
+            self.spec.name,
+            len(chunks),
+            ", ".join(c.label(self.spec.chunk_column) for c in chunks),
         )
-        return [list(r) for r in ranges]
+        return [c.to_json() for c in chunks]
 
 
 class MySqlToS3Operator(_TableOperator):
     """The seed's "MySql To S3 Files": the table's query -> CSV parts + manifest in the company bucket.
 
-    Returns the manifest's location (the seed's ``$.guid``), which the load reads.
+    Returns the manifest's location (the seed's ``$.guid``) with the extract id and the manifest's
+    sha256, which the load checks before it reads anything else.
     """
 
     template_fields: Sequence[str] = ("chunk",)
@@ -107,13 +117,12 @@ class MySqlToS3Operator(_TableOperator):
 
     @_refusals_fail_at_once
     def execute(self, context: Any) -> dict[str, Any]:
-        chunk = tuple(self.chunk) if self.chunk else None
+        chunk = Chunk.from_json(self.chunk) if self.chunk is not None else None
         if chunk is not None:
             # The task runner renders map_index_template ("{{ chunk_label }}") from this same context
             # after execute returns or raises, so set it first: a skipped or failed chunk is named too.
             context["chunk_label"] = chunk_label(self.spec.chunk_column, chunk)
         _selected(context, self.company, self.spec)
-        map_index = context["ti"].map_index
         manifest = tasks.extract_table(
             HookConnections(),
             self.settings,
@@ -122,8 +131,7 @@ class MySqlToS3Operator(_TableOperator):
             logical_date_of(context),
             context["run_id"],
             lookback_days=_lookback_override(context),
-            chunk=chunk,  # type: ignore[arg-type]
-            chunk_index=map_index if chunk is not None and map_index is not None and map_index >= 0 else None,
+            chunk=chunk,
         )
         self.log.info(
             "extracted %d rows, %d CSV bytes (%d stored) into s3://%s/%s",
@@ -133,11 +141,23 @@ class MySqlToS3Operator(_TableOperator):
             manifest.bucket,
             manifest.key,
         )
-        return {"bucket": manifest.bucket, "manifest_key": manifest.key, "rows": manifest.rows}
+        ref = manifest.ref
+        return {
+            "bucket": manifest.bucket,
+            "manifest_key": ref.key,
+            "extract_id": ref.extract_id,
+            "sha256": ref.sha256,
+            "rows": manifest.rows,
+            "chunk": chunk.to_json() if chunk is not None else None,
+        }
 
 
 class S3ToMySqlOperator(_TableOperator):
-    """The seed's "S3 Data To Mysql": loads exactly the manifest(s) its extract returned."""
+    """The seed's "S3 Data To Mysql": loads exactly the manifest(s) its extract returned.
+
+    Each XCom item must name a manifest under this company's bucket and this table's folder for the
+    run's date, with the extract id and sha256 its extract reported; the load verifies them.
+    """
 
     template_fields: Sequence[str] = ("extracted",)
 
@@ -169,7 +189,7 @@ class S3ToMySqlOperator(_TableOperator):
             self.settings,
             self.company,
             self.spec,
-            [item["manifest_key"] for item in extracted],
+            [self._ref(item) for item in extracted],
             logical_date,
             context["run_id"],
             load_mode=params.get("load_mode"),
@@ -192,6 +212,18 @@ class S3ToMySqlOperator(_TableOperator):
             result.seconds,
         )
         return {"rows": result.rows, "skipped": result.skipped, "load_key": result.load_key}
+
+    def _ref(self, item: Mapping[str, Any]) -> ManifestRef:
+        """What one extract reported writing; an item without its id and hash (an extract of an
+        earlier version, or a hand-edited XCom) cannot be verified, so it is refused."""
+        extract_id, sha256 = item.get("extract_id"), item.get("sha256")
+        if not isinstance(extract_id, str) or not isinstance(sha256, str):
+            raise AirflowFailException(
+                f"{tasks.table_label(self.company, self.spec)}: refusing to load "
+                f"s3://{item['bucket']}/{item['manifest_key']}: the extract's XCom carries no extract id and "
+                "sha256 to verify it by; re-run the extract (clear its task)"
+            )
+        return ManifestRef(str(item["manifest_key"]), extract_id, sha256)
 
     def _extracted_items(self) -> list[Mapping[str, Any]]:
         """The extract's return value, or every mapped chunk's, as a list.
