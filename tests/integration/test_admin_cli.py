@@ -157,9 +157,19 @@ def test_init_admin_creates_a_new_schema_and_a_second_run_has_nothing_to_do(scra
         "added column tables.load_mode",
         "added column tables.chunk_column",
         "added column tables.chunk_rows",
+        "added column tables.all_companies",
+        "added column tables.allow_empty_swap",
+        "added column tables.max_shrink_percent",
         "added configuration 'date Y-M-D'",
     ]
-    assert _columns(scratch["admin"], "tables")[-3:] == ["load_mode", "chunk_column", "chunk_rows"]
+    assert _columns(scratch["admin"], "tables")[-6:] == [
+        "load_mode",
+        "chunk_column",
+        "chunk_rows",
+        "all_companies",
+        "allow_empty_swap",
+        "max_shrink_percent",
+    ]
     assert _rows(scratch["admin"], "SELECT name FROM configurations") == [("date Y-M-D",)]
     # The seed's statements run unchanged against the new schema.
     execute(mysql_connect(scratch["admin"]), *SEED_ROWS[:2])
@@ -190,6 +200,9 @@ def test_seed_era_schema_is_read_as_is_then_upgraded_in_place_with_defaults(scra
         "added column tables.load_mode",
         "added column tables.chunk_column",
         "added column tables.chunk_rows",
+        "added column tables.all_companies",
+        "added column tables.allow_empty_swap",
+        "added column tables.max_shrink_percent",
     ]
     # Seed rows keep their meaning: the added columns take their defaults; nothing else changed.
     assert _rows(scratch["admin"], "SELECT id, name, load_mode, chunk_column, chunk_rows FROM `tables`") == [
