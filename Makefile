@@ -54,7 +54,8 @@ test: services airflow-db
 	$(ENV)
 	export PATH="$$PWD/$(VENV)/bin:$$PATH"
 	$(VENV)/bin/python -m pytest -m "not airflow_real" $(PYTEST_ARGS)
-	$(MAKE) --no-print-directory test-airflow
+	$(MAKE) --no-print-directory test-airflow EXECUTOR=local
+	$(MAKE) --no-print-directory test-celery
 	$(MAKE) --no-print-directory test-load
 
 bench: services
