@@ -1,0 +1,312 @@
+"""The DAG on the CeleryExecutor (issue 13): ``make airflow-up EXECUTOR=celery`` starts Redis and two
+Celery workers, rp-worker-1 and rp-worker-2, each with its own AIRFLOW_HOME, TMPDIR and admin snapshot,
+so nothing passes between them through local disk. Everything is checked the way an operator would:
+where and how often the scheduler ran each task (REST API: task instances, their tries and hostnames),
+and the rows in the target compared with the source window (all columns, NULL-safe).
+
+- An extract and its load on different workers: the run's loads wait behind an empty ``reports_target``
+  pool while rp-worker-1 alone consumes the queue; then rp-worker-2 alone does (Celery's own remote
+  control, as when draining a worker), so every extract ran on one worker and every load on the other.
+- A worker killed mid-load: the swap load's final RENAME is held by a reader's open transaction on the
+  live table (the shadow table is loaded by then); the worker running it is killed with SIGKILL, its
+  whole process tree, as a machine that dies; the scheduler notices the missing heartbeats after
+  ``[scheduler] task_instance_heartbeat_timeout`` and the retry runs on the other worker. The target
+  must then be exact, loaded once, with no shadow table left.
+
+Run with ``make test-celery`` (starts the stack with a 20 s heartbeat timeout, then stops it), or with
+``make test-airflow EXECUTOR=celery`` against a running Celery stack. The kill leaves that stack with one
+worker: ``make airflow-up EXECUTOR=celery`` starts the missing one again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.airflow_real.conftest import assert_target_exact, loads_of_run, reset_targets, shadow_tables
+from tests.airflow_real.test_real_airflow import API, DAG_ID, RUN_TIMEOUT, TABLES, Api, iso, parse_time, wait_for
+from tests.conftest import mysql_connect
+
+pytestmark = [pytest.mark.airflow_real, pytest.mark.airflow_celery]
+
+REPO = Path(__file__).resolve().parents[2]
+REAL_HOME = REPO / os.environ.get("AIRFLOW_REAL_HOME", ".local/airflow-real")
+COMPANY = "globex"
+QUEUE = "default"  # [operators] default_queue: what the workers consume
+TRANSFER_DATE = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
+KILL_DATE = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
+SWAP_TABLE = "events"
+
+
+def stack() -> dict[str, str]:
+    """What scripts/airflow_local.sh up started (executor, workers, heartbeat timeout)."""
+    path = REAL_HOME / "stack.env"
+    assert path.exists(), f"no {path}: start the stack with make airflow-up EXECUTOR=celery"
+    return dict(line.split("=", 1) for line in path.read_text().split())
+
+
+def worker_pids() -> dict[str, int]:
+    """The running workers' main processes by hostname, from the stack's pid files; a Celery worker
+    names itself "[celeryd: <hostname>@<machine>:MainProcess]"."""
+    found = {}
+    for pid_file in sorted(REAL_HOME.glob("celery-worker-*.pid")):
+        pid = int(pid_file.read_text().strip())
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if cmdline.startswith("[celeryd: ") and "@" in cmdline:
+            found[cmdline[len("[celeryd: ") :].split("@", 1)[0]] = pid
+    return found
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process below it (task processes included), from /proc."""
+    parent = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        parent[int(text.split(" ", 1)[0])] = int(text.rsplit(")", 1)[1].split()[1])
+    tree, frontier = [root], [root]
+    while frontier:
+        children = [pid for pid, ppid in parent.items() if ppid in frontier]
+        tree += children
+        frontier = children
+    return tree
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead too: only its parent has not reaped it yet.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class Workers:
+    """Celery's remote control (through the stack's Redis): which worker consumes the task queue."""
+
+    def __init__(self, redis_port: str) -> None:
+        from celery import Celery
+
+        self.app = Celery(broker=f"redis://127.0.0.1:{redis_port}/0")
+        replies = self.app.control.ping(timeout=5)
+        self.nodes = {node.split("@", 1)[0]: node for reply in replies for node in reply}
+
+    def consume(self, hostname: str, on: bool) -> None:
+        control = self.app.control.add_consumer if on else self.app.control.cancel_consumer
+        replies = control(QUEUE, destination=[self.nodes[hostname]], reply=True, timeout=5)
+        assert replies, f"{hostname} did not answer the remote control ({'add' if on else 'cancel'}_consumer)"
+
+    def consuming(self) -> dict[str, list[str]]:
+        replies = self.app.control.inspect(timeout=5).active_queues() or {}
+        return {node.split("@", 1)[0]: sorted(q["name"] for q in queues) for node, queues in replies.items()}
+
+
+@pytest.fixture(scope="module")
+def api() -> Api:
+    info = stack()
+    assert info.get("EXECUTOR") == "celery", f"the stack runs {info}: start it with make airflow-up EXECUTOR=celery"
+    wait_for(f"a healthy Airflow at {API}", lambda: _healthy(), timeout=60)
+    return Api(API)
+
+
+def _healthy() -> bool:
+    import requests
+
+    try:
+        health = requests.get(f"{API}/api/v2/monitor/health", timeout=5).json()
+    except (requests.RequestException, ValueError):
+        return False
+    return bool(health) and all((item or {}).get("status") == "healthy" for item in health.values())
+
+
+@pytest.fixture(scope="module")
+def workers(api: Api) -> Iterator[Workers]:
+    control = Workers(stack()["REDIS_PORT"])
+    names = sorted(control.nodes)
+    assert len(names) >= 2 and set(worker_pids()) >= set(names[:2]), (
+        f"need two live workers; ping answered {control.nodes}, pid files show {worker_pids()}"
+    )
+    yield control
+    for name in control.nodes:  # leave every surviving worker consuming again
+        if name in worker_pids():
+            control.consume(name, True)
+
+
+@pytest.fixture(scope="module")
+def mysql() -> Iterator[Any]:
+    conn = mysql_connect(init_command="SET time_zone = '+00:00'")
+    conn.autocommit(True)
+    yield conn
+    conn.close()
+
+
+def _set_pool(api: Api, pool: str, slots: int) -> None:
+    api.request(
+        "PATCH",
+        f"/pools/{pool}",
+        params={"update_mask": ["slots"]},
+        json={"pool": pool, "slots": slots, "include_deferred": False},
+    )
+
+
+def _trigger(api: Api, logical: dt.datetime, conf: dict[str, Any], prefix: str) -> str:
+    api.delete_runs(api.runs(logical_date_gte=iso(logical), logical_date_lte=iso(logical)))
+    run_id = f"{prefix}__{uuid.uuid4().hex[:8]}"
+    api.request(
+        "POST", f"/dags/{DAG_ID}/dagRuns", json={"dag_run_id": run_id, "logical_date": iso(logical), "conf": conf}
+    )
+    return run_id
+
+
+def _tis(api: Api, run_id: str) -> dict[str, dict[str, Any]]:
+    return {ti["task_id"]: ti for ti in api.task_instances(run_id)}
+
+
+def test_extract_and_load_run_on_different_workers_and_copy_exactly(api: Api, workers: Workers, mysql: Any) -> None:
+    first, second = sorted(workers.nodes)[:2]
+    api.settle()
+    reset_targets(mysql.cursor(), [COMPANY], TABLES)
+    extracts = [f"company_{COMPANY}.{t}__mysql_to_s3" for t in TABLES]
+    loads = [f"company_{COMPANY}.{t}__s3_to_mysql" for t in TABLES]
+    try:
+        _set_pool(api, "reports_target", 0)  # the loads wait, "scheduled", until the extracts are done
+        workers.consume(second, False)
+        wait_for(f"{second} to stop consuming", lambda: QUEUE not in workers.consuming().get(second, [QUEUE]), 30, 1)
+        run_id = _trigger(api, TRANSFER_DATE, {"companies": [COMPANY]}, "celery_split")
+
+        def extracted() -> bool:
+            tis = _tis(api, run_id)
+            assert not any(tis[t]["state"] in ("failed", "upstream_failed") for t in extracts), api.explain_run(run_id)
+            return all(tis[t]["state"] == "success" for t in extracts)
+
+        wait_for("the extracts to succeed", extracted, RUN_TIMEOUT)
+        # Drain the first worker, let the second take over: the loads can only run there.
+        workers.consume(first, False)
+        workers.consume(second, True)
+        wait_for(f"only {second} consuming", lambda: _only_consumer(workers, second), 30, 1)
+        _set_pool(api, "reports_target", 4)
+        api.wait_run(run_id)
+    finally:
+        _set_pool(api, "reports_target", 4)
+        workers.consume(first, True)
+        workers.consume(second, True)
+
+    tis = _tis(api, run_id)
+    placement = {t: (tis[t]["hostname"], tis[t]["try_number"], tis[t]["state"]) for t in extracts + loads}
+    print("\ntask placement (hostname, try, state):\n" + "\n".join(f"  {t}: {p}" for t, p in placement.items()))
+    for extract, load in zip(extracts, loads, strict=True):
+        assert placement[extract] == (first, 1, "success"), placement
+        assert placement[load] == (second, 1, "success"), placement
+    cursor = mysql.cursor()
+    for table in TABLES:
+        assert_target_exact(cursor, COMPANY, table, TRANSFER_DATE)
+    assert shadow_tables(cursor, COMPANY) == []
+    assert {t: len(rows) for t, rows in loads_of_run(cursor, COMPANY, run_id).items()} == dict.fromkeys(TABLES, 1)
+    # Each worker parsed the DAG from a snapshot of its own, in its own AIRFLOW_HOME.
+    for name in (first, second):
+        home = REAL_HOME / "workers" / name
+        assert (home / "report_pipeline" / "admin_snapshot.json").is_file(), f"{name} has no snapshot in {home}"
+
+
+def _only_consumer(workers: Workers, hostname: str) -> bool:
+    consuming = workers.consuming()
+    return QUEUE in consuming.get(hostname, []) and all(
+        QUEUE not in queues for name, queues in consuming.items() if name != hostname
+    )
+
+
+def _blocked_rename(cursor: Any) -> bool:
+    """The load's RENAME TABLE of the live table waits for the metadata lock the test's reader holds."""
+    cursor.execute(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE %s AND STATE LIKE %s",
+        (f"RENAME TABLE `{COMPANY}`.`{SWAP_TABLE}`%", "%metadata lock%"),
+    )
+    return int(cursor.fetchone()[0]) > 0
+
+
+def test_a_worker_killed_mid_load_is_retried_on_the_other_worker(api: Api, workers: Workers, mysql: Any) -> None:
+    heartbeat_timeout = float(stack().get("TI_HEARTBEAT_TIMEOUT", "300"))
+    api.settle()
+    cursor = mysql.cursor()
+    reset_targets(cursor, [COMPANY], [SWAP_TABLE])
+    for name in workers.nodes:
+        workers.consume(name, True)
+    load_task = f"company_{COMPANY}.{SWAP_TABLE}__s3_to_mysql"
+    extract_task = f"company_{COMPANY}.{SWAP_TABLE}__mysql_to_s3"
+
+    # A reader's open transaction on the live table: the swap can load its shadow table, but its RENAME
+    # waits (the load allows that 60 s), which is when its worker dies.
+    reader = mysql_connect()
+    try:
+        reader.autocommit(False)
+        reader.cursor().execute(f"SELECT COUNT(*) FROM `{COMPANY}`.`{SWAP_TABLE}`")
+        run_id = _trigger(api, KILL_DATE, {"companies": [COMPANY], "tables": [SWAP_TABLE]}, "celery_kill")
+
+        def load_blocked() -> dict[str, Any] | None:
+            ti = _tis(api, run_id)[load_task]
+            assert ti["state"] not in ("failed", "success", "up_for_retry"), api.explain_run(run_id)
+            return ti if ti["state"] == "running" and ti["hostname"] and _blocked_rename(cursor) else None
+
+        running = wait_for("the swap load to wait at its RENAME", load_blocked, RUN_TIMEOUT, 0.5)
+        victim = running["hostname"]
+        shadows = shadow_tables(cursor, COMPANY)
+        assert any(s.startswith(f"_rp_new_{SWAP_TABLE}_") for s in shadows), shadows  # loaded, not yet swapped in
+        pids = worker_pids()
+        assert victim in pids, f"no live worker named {victim}: {pids}"
+        tree = process_tree(pids[victim])
+        assert len(tree) > 1, f"{victim} (pid {pids[victim]}) has no child processes: is it running the load?"
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        killed_at = dt.datetime.now(dt.UTC)
+        wait_for(f"{victim}'s processes to be gone", lambda: not any(alive(p) for p in tree), 30, 0.2)
+    finally:
+        reader.rollback()
+        reader.close()
+    survivors = sorted(set(worker_pids()) - {victim})
+    assert survivors, "no worker left"
+
+    run = api.wait_run(run_id, timeout=heartbeat_timeout + RUN_TIMEOUT)
+    assert run["state"] == "success"
+    tis = _tis(api, run_id)
+    tries = api.tries(run_id, load_task)
+    retried = next(t for t in tries if t["try_number"] == 2)
+    retry_started = parse_time(retried["start_date"])
+    assert retry_started is not None
+    waited = (retry_started - killed_at).total_seconds()
+    extract = tis[extract_task]
+    lines = [f"extract {extract_task}: {extract['hostname']} (try {extract['try_number']})"]
+    lines += [
+        f"load try {t['try_number']}: {t['hostname']} {t['state']} {t['start_date']} -> {t['end_date']}" for t in tries
+    ]
+    lines.append(f"killed {victim} at {iso(killed_at)}; the retry started {waited:.1f} s later")
+    lines.append(f"(task_instance_heartbeat_timeout {heartbeat_timeout:.0f} s)")
+    print("\n" + "\n".join(lines))
+    # What the scheduler did: try 1 on the killed worker, not successful; try 2 on a survivor, successful.
+    assert [t["try_number"] for t in tries] == [1, 2], tries
+    assert tries[0]["hostname"] == victim and tries[0]["state"] != "success", tries
+    assert retried["hostname"] in survivors and retried["state"] == "success", tries
+    assert tis[load_task]["try_number"] == 2 and tis[load_task]["hostname"] == retried["hostname"]
+    assert retry_started > killed_at
+    # The target: exactly the source window, loaded once, no shadow or retired table left behind.
+    assert_target_exact(cursor, COMPANY, SWAP_TABLE, KILL_DATE)
+    assert shadow_tables(cursor, COMPANY) == []
+    ledger = loads_of_run(cursor, COMPANY, run_id)
+    assert list(ledger) == [SWAP_TABLE] and len(ledger[SWAP_TABLE]) == 1, ledger
+    assert ledger[SWAP_TABLE][0][2] == "swap"
