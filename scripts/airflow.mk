@@ -70,7 +70,8 @@ test-celery: services
 	# Same state directories and ports as airflow-up: whatever runs there (test-airflow's LocalExecutor
 	# stack) is stopped first, and the Celery stack is stopped afterwards.
 	bash scripts/airflow_local.sh down
-	export EXECUTOR=celery AIRFLOW_REAL_TI_HEARTBEAT_TIMEOUT=$(CELERY_TEST_HEARTBEAT_TIMEOUT)
+	# No schedule: only the tests' own runs write to the targets (no scheduled run to wait for first).
+	export EXECUTOR=celery AIRFLOW_REAL_TI_HEARTBEAT_TIMEOUT=$(CELERY_TEST_HEARTBEAT_TIMEOUT) REPORTS_SCHEDULE=none
 	rc=0
 	{ bash scripts/airflow_local.sh up && \
 	  $(VENV)/bin/python -m pytest -m airflow_celery tests/airflow_real/test_celery.py $(PYTEST_ARGS); } || rc=$$?

@@ -397,7 +397,7 @@ descendants() {
     local -a fields
     local -A parent=()
     for f in /proc/[0-9]*/stat; do
-        read -r line <"$f" 2>/dev/null || continue
+        read -r line 2>/dev/null <"$f" || continue
         pid="${line%% *}"
         read -r -a fields <<<"${line##*) }"
         parent[$pid]="${fields[1]}"
@@ -410,26 +410,35 @@ descendants() {
     return 0
 }
 
-stop_component() {
-    local name="$1" pid i rest
-    if pid="$(pid_of "$name")"; then
-        log "stopping $name (pid $pid)"
-        rest="$(descendants "$pid" | tr '\n' ' ')"
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 60); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.5
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "$name did not stop in 30 s: SIGKILL"
-            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+# Stops the named components together: SIGTERM to each one's process group at once, then up to 30 s
+# for all of them, then SIGKILL to whatever is left (one by one, a stop took that long for each).
+stop_components() {
+    local name pid i waiting rest=""
+    local -a pids=() names=()
+    for name in "$@"; do
+        if pid="$(pid_of "$name")"; then
+            log "stopping $name (pid $pid)"
+            rest+=" $(descendants "$pid" | tr '\n' ' ')"
+            kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+            names+=("$name")
         fi
+    done
+    for i in $(seq 1 60); do
+        waiting=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && waiting=1; done
+        [ "$waiting" = 0 ] && break
+        sleep 0.5
+    done
+    for i in "${!pids[@]}"; do
+        pid="${pids[i]}"
+        kill -0 "$pid" 2>/dev/null && log "${names[i]} did not stop in 30 s: SIGKILL"
         # Leftovers: the group, and task processes that outlived their parent in groups of their own.
-        kill -KILL -- "-$pid" 2>/dev/null || true
-        # shellcheck disable=SC2086
-        [ -z "$rest" ] || kill -KILL $rest 2>/dev/null || true
-    fi
-    rm -f "$REAL_HOME/$name.pid"
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    done
+    # shellcheck disable=SC2086
+    [ -z "${rest// /}" ] || kill -KILL $rest 2>/dev/null || true
+    for name in "$@"; do rm -f "$REAL_HOME/$name.pid"; done
 }
 
 log_tails() {
@@ -611,12 +620,16 @@ EOF
 }
 
 cmd_down() {
-    local i file
-    # Workers first, whatever EXECUTOR says now: the stack may have been started with another one.
+    local name file
+    local -a names=()
+    # Workers too, whatever EXECUTOR says now: the stack may have been started with another one.
     for file in "$REAL_HOME"/celery-worker-*.pid; do
-        [ -f "$file" ] && stop_component "$(basename "$file" .pid)"
+        [ -f "$file" ] && names+=("$(basename "$file" .pid)")
     done
-    for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop_component "${COMPONENTS[i]}"; done
+    for name in "${COMPONENTS[@]}"; do
+        case " ${names[*]} " in *" $name "*) ;; *) names+=("$name") ;; esac
+    done
+    stop_components "${names[@]}"
     redis_down
     pg_down
 }
