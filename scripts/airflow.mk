@@ -74,7 +74,7 @@ test-celery: services
 	export EXECUTOR=celery AIRFLOW_REAL_TI_HEARTBEAT_TIMEOUT=$(CELERY_TEST_HEARTBEAT_TIMEOUT) REPORTS_SCHEDULE=none
 	rc=0
 	{ bash scripts/airflow_local.sh up && \
-	  $(VENV)/bin/python -m pytest -m airflow_celery tests/airflow_real/test_celery.py $(PYTEST_ARGS); } || rc=$$?
+	  $(VENV)/bin/python -m pytest -rA -m airflow_celery tests/airflow_real/test_celery.py $(PYTEST_ARGS); } || rc=$$?
 	bash scripts/airflow_local.sh down || { [ $$rc != 0 ] || rc=1; }
 	echo "== test-celery: exit $$rc after $$((SECONDS - t0)) s"
 	exit $$rc
