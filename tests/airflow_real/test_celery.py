@@ -7,11 +7,13 @@ and the rows in the target compared with the source window (all columns, NULL-sa
 - An extract and its load on different workers: the run's loads wait behind an empty ``reports_target``
   pool while rp-worker-1 alone consumes the queue; then rp-worker-2 alone does (Celery's own remote
   control, as when draining a worker), so every extract ran on one worker and every load on the other.
-- A worker killed mid-load: the swap load's final RENAME is held by a reader's open transaction on the
-  live table (the shadow table is loaded by then); the worker running it is killed with SIGKILL, its
-  whole process tree, as a machine that dies; the scheduler notices the missing heartbeats after
-  ``[scheduler] task_instance_heartbeat_timeout`` and the retry runs on the other worker. The target
-  must then be exact, loaded once, with no shadow table left.
+- A worker killed mid-load: every task of a run (globex's orders, an upsert, and events, a swap) goes to
+  one worker; both loads are caught mid-transfer: the upsert has written part of its rows in its open
+  transaction and waits for a row the test's locker holds; the swap has loaded its shadow table and its
+  RENAME waits for a reader's open transaction on the live table. That worker is killed with SIGKILL,
+  its whole process tree, as a machine that dies; the scheduler notices the missing heartbeats after
+  ``[scheduler] task_instance_heartbeat_timeout`` and both loads are retried on the other worker. The
+  targets must then be exact, each loaded once, with no shadow table left.
 
 Run with ``make test-celery`` (starts the stack with a 20 s heartbeat timeout, then stops it), or with
 ``make test-airflow EXECUTOR=celery`` against a running Celery stack. The kill leaves that stack with one
@@ -29,7 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.airflow_real.conftest import assert_target_exact, loads_of_run, reset_targets, shadow_tables
+from tests.airflow_real.conftest import (
+    assert_target_exact,
+    loads_of_run,
+    reset_targets,
+    shadow_tables,
+    source_db,
+    source_window,
+)
 from tests.airflow_real.test_real_airflow import API, DAG_ID, RUN_TIMEOUT, TABLES, Api, iso, parse_time, wait_for
 from tests.conftest import mysql_connect
 
@@ -42,6 +51,7 @@ QUEUE = "default"  # [operators] default_queue: what the workers consume
 TRANSFER_DATE = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
 KILL_DATE = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
 SWAP_TABLE = "events"
+UPSERT_TABLE = "orders"
 
 
 def stack() -> dict[str, str]:
@@ -64,6 +74,12 @@ def worker_pids() -> dict[str, int]:
         if cmdline.startswith("[celeryd: ") and "@" in cmdline:
             found[cmdline[len("[celeryd: ") :].split("@", 1)[0]] = pid
     return found
+
+
+def worker_environ(pid: int) -> dict[str, str]:
+    """The environment a worker process runs with."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
 
 
 def process_tree(root: int) -> list[int]:
@@ -216,10 +232,19 @@ def test_extract_and_load_run_on_different_workers_and_copy_exactly(api: Api, wo
         assert_target_exact(cursor, COMPANY, table, TRANSFER_DATE)
     assert shadow_tables(cursor, COMPANY) == []
     assert {t: len(rows) for t, rows in loads_of_run(cursor, COMPANY, run_id).items()} == dict.fromkeys(TABLES, 1)
-    # Each worker parsed the DAG from a snapshot of its own, in its own AIRFLOW_HOME.
+    # Nothing local is shared: each worker process has its own AIRFLOW_HOME, TMPDIR and snapshot path, and
+    # parsed the DAG from a snapshot of its own (written there while it ran these tasks).
+    pids = worker_pids()
+    places = {name: worker_environ(pids[name]) for name in (first, second)}
+    for key in ("AIRFLOW_HOME", "TMPDIR", "REPORTS_SNAPSHOT_PATH"):
+        paths = [Path(places[name][key]) for name in (first, second)]
+        assert paths[0] != paths[1] and paths[0] not in paths[1].parents and paths[1] not in paths[0].parents, (
+            key,
+            paths,
+        )
     for name in (first, second):
-        home = REAL_HOME / "workers" / name
-        assert (home / "report_pipeline" / "admin_snapshot.json").is_file(), f"{name} has no snapshot in {home}"
+        snapshot = Path(places[name]["REPORTS_SNAPSHOT_PATH"])
+        assert snapshot.is_relative_to(places[name]["AIRFLOW_HOME"]) and snapshot.is_file(), (name, snapshot)
 
 
 def _only_consumer(workers: Workers, hostname: str) -> bool:
@@ -238,75 +263,118 @@ def _blocked_rename(cursor: Any) -> bool:
     return int(cursor.fetchone()[0]) > 0
 
 
+def _blocked_upsert(cursor: Any) -> int:
+    """Rows the upsert load of orders already wrote in its open transaction while it waits for the row
+    the test's locker holds (0 while it is not waiting there)."""
+    cursor.execute(
+        "SELECT trx_rows_modified FROM information_schema.INNODB_TRX "
+        "WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE %s",
+        (f"LOAD DATA LOCAL INFILE % INTO TABLE `{COMPANY}`.`{UPSERT_TABLE}`%",),
+    )
+    return max((int(r[0]) for r in cursor.fetchall()), default=0)
+
+
+def _kill_tree(hostname: str) -> list[int]:
+    """SIGKILL a worker and every process below it at once, as when its machine dies; returns the pids."""
+    pids = worker_pids()
+    assert hostname in pids, f"no live worker named {hostname}: {pids}"
+    tree = process_tree(pids[hostname])
+    assert len(tree) > 1, f"{hostname} (pid {pids[hostname]}) has no child processes: is it running the loads?"
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return tree
+
+
 def test_a_worker_killed_mid_load_is_retried_on_the_other_worker(api: Api, workers: Workers, mysql: Any) -> None:
+    """Both loads of a run die with their worker mid-transfer: the upsert halfway through its rows (in its
+    open transaction, waiting for a row a locker holds), the swap with its shadow table loaded and its
+    RENAME waiting for a reader. The scheduler retries both on the other worker; the targets end exact."""
     heartbeat_timeout = float(stack().get("TI_HEARTBEAT_TIMEOUT", "300"))
+    victim, survivor = sorted(workers.nodes)[:2]
+    tables = [UPSERT_TABLE, SWAP_TABLE]
+    loads = [f"company_{COMPANY}.{t}__s3_to_mysql" for t in tables]
+    extracts = [f"company_{COMPANY}.{t}__mysql_to_s3" for t in tables]
     api.settle()
     cursor = mysql.cursor()
-    reset_targets(cursor, [COMPANY], [SWAP_TABLE])
-    for name in workers.nodes:
-        workers.consume(name, True)
-    load_task = f"company_{COMPANY}.{SWAP_TABLE}__s3_to_mysql"
-    extract_task = f"company_{COMPANY}.{SWAP_TABLE}__mysql_to_s3"
+    reset_targets(cursor, [COMPANY], tables)
+    # The middle row of the orders window: the upsert loads some rows before it reaches that one.
+    where, params = source_window(COMPANY, UPSERT_TABLE, KILL_DATE)
+    cursor.execute(f"SELECT id FROM `{source_db()}`.`{UPSERT_TABLE}` WHERE {where} ORDER BY id", params)
+    ids = [r[0] for r in cursor.fetchall()]
+    assert len(ids) >= 3, ids
+    held = ids[len(ids) // 2]
 
-    # A reader's open transaction on the live table: the swap can load its shadow table, but its RENAME
-    # waits (the load allows that 60 s), which is when its worker dies.
-    reader = mysql_connect()
+    locker, reader = mysql_connect(), mysql_connect()
     try:
+        workers.consume(survivor, False)  # the run's tasks all go to the victim
+        wait_for(f"only {victim} consuming", lambda: _only_consumer(workers, victim), 30, 1)
+        locker.autocommit(False)
+        locker.cursor().execute(
+            f"INSERT INTO `{COMPANY}`.`{UPSERT_TABLE}` SELECT id, user_id, amount, status, created_at "
+            f"FROM `{source_db()}`.`{UPSERT_TABLE}` WHERE id = %s",
+            (held,),
+        )
         reader.autocommit(False)
         reader.cursor().execute(f"SELECT COUNT(*) FROM `{COMPANY}`.`{SWAP_TABLE}`")
-        run_id = _trigger(api, KILL_DATE, {"companies": [COMPANY], "tables": [SWAP_TABLE]}, "celery_kill")
+        run_id = _trigger(api, KILL_DATE, {"companies": [COMPANY], "tables": tables}, "celery_kill")
 
-        def load_blocked() -> dict[str, Any] | None:
-            ti = _tis(api, run_id)[load_task]
-            assert ti["state"] not in ("failed", "success", "up_for_retry"), api.explain_run(run_id)
-            return ti if ti["state"] == "running" and ti["hostname"] and _blocked_rename(cursor) else None
+        def both_blocked() -> tuple[int, list[str]] | None:
+            tis = _tis(api, run_id)
+            bad = [t for t in extracts + loads if tis[t]["state"] in ("failed", "up_for_retry", "upstream_failed")]
+            assert not bad and tis[loads[0]]["state"] != "success", api.explain_run(run_id)
+            if not all(tis[t]["state"] == "running" and tis[t]["hostname"] for t in loads):
+                return None
+            written = _blocked_upsert(cursor)
+            shadows = shadow_tables(cursor, COMPANY)
+            return (written, shadows) if written and _blocked_rename(cursor) else None
 
-        running = wait_for("the swap load to wait at its RENAME", load_blocked, RUN_TIMEOUT, 0.5)
-        victim = running["hostname"]
-        shadows = shadow_tables(cursor, COMPANY)
-        assert any(s.startswith(f"_rp_new_{SWAP_TABLE}_") for s in shadows), shadows  # loaded, not yet swapped in
-        pids = worker_pids()
-        assert victim in pids, f"no live worker named {victim}: {pids}"
-        tree = process_tree(pids[victim])
-        assert len(tree) > 1, f"{victim} (pid {pids[victim]}) has no child processes: is it running the load?"
-        for pid in tree:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        written, shadows = wait_for("both loads to wait mid-transfer", both_blocked, RUN_TIMEOUT, 0.5)
+        tis = _tis(api, run_id)
+        assert {tis[t]["hostname"] for t in extracts + loads} == {victim}, {t: tis[t]["hostname"] for t in tis}
+        assert any(s.startswith(f"_rp_new_{SWAP_TABLE}_") for s in shadows), shadows  # loaded, not swapped in
+        workers.consume(survivor, True)  # the retries can only go there: the victim is about to die
+        tree = _kill_tree(victim)
         killed_at = dt.datetime.now(dt.UTC)
         wait_for(f"{victim}'s processes to be gone", lambda: not any(alive(p) for p in tree), 30, 0.2)
     finally:
-        reader.rollback()
-        reader.close()
-    survivors = sorted(set(worker_pids()) - {victim})
-    assert survivors, "no worker left"
+        for conn in (locker, reader):
+            conn.rollback()
+            conn.close()
+        workers.consume(survivor, True)
 
     run = api.wait_run(run_id, timeout=heartbeat_timeout + RUN_TIMEOUT)
     assert run["state"] == "success"
     tis = _tis(api, run_id)
-    tries = api.tries(run_id, load_task)
-    retried = next(t for t in tries if t["try_number"] == 2)
-    retry_started = parse_time(retried["start_date"])
-    assert retry_started is not None
-    waited = (retry_started - killed_at).total_seconds()
-    extract = tis[extract_task]
-    lines = [f"extract {extract_task}: {extract['hostname']} (try {extract['try_number']})"]
-    lines += [
-        f"load try {t['try_number']}: {t['hostname']} {t['state']} {t['start_date']} -> {t['end_date']}" for t in tries
-    ]
-    lines.append(f"killed {victim} at {iso(killed_at)}; the retry started {waited:.1f} s later")
+    lines = [f"extract {t}: {tis[t]['hostname']} (try {tis[t]['try_number']})" for t in extracts]
+    lines.append(f"killed {victim} at {iso(killed_at)}: orders load had written {written} rows, shadow {shadows}")
+    for task in loads:
+        tries = api.tries(run_id, task)
+        retried = tries[-1]
+        retry_started = parse_time(retried["start_date"])
+        assert retry_started is not None
+        waited = (retry_started - killed_at).total_seconds()
+        lines += [
+            f"{task} try {t['try_number']}: {t['hostname']} {t['state']} {t['start_date']} -> {t['end_date']}"
+            for t in tries
+        ]
+        lines.append(f"{task}: retry started {waited:.1f} s after the kill")
+        # What the scheduler did: try 1 on the killed worker, not successful; try 2 on the survivor, successful.
+        assert [t["try_number"] for t in tries] == [1, 2], tries
+        assert tries[0]["hostname"] == victim and tries[0]["state"] != "success", tries
+        assert retried["hostname"] == survivor and retried["state"] == "success", tries
+        assert tis[task]["try_number"] == 2 and tis[task]["hostname"] == survivor
+        assert retry_started > killed_at
     lines.append(f"(task_instance_heartbeat_timeout {heartbeat_timeout:.0f} s)")
     print("\n" + "\n".join(lines))
-    # What the scheduler did: try 1 on the killed worker, not successful; try 2 on a survivor, successful.
-    assert [t["try_number"] for t in tries] == [1, 2], tries
-    assert tries[0]["hostname"] == victim and tries[0]["state"] != "success", tries
-    assert retried["hostname"] in survivors and retried["state"] == "success", tries
-    assert tis[load_task]["try_number"] == 2 and tis[load_task]["hostname"] == retried["hostname"]
-    assert retry_started > killed_at
-    # The target: exactly the source window, loaded once, no shadow or retired table left behind.
-    assert_target_exact(cursor, COMPANY, SWAP_TABLE, KILL_DATE)
+    # The targets: exactly the source windows, each loaded once, no shadow or retired table left behind.
+    for table in tables:
+        assert_target_exact(cursor, COMPANY, table, KILL_DATE)
     assert shadow_tables(cursor, COMPANY) == []
     ledger = loads_of_run(cursor, COMPANY, run_id)
-    assert list(ledger) == [SWAP_TABLE] and len(ledger[SWAP_TABLE]) == 1, ledger
-    assert ledger[SWAP_TABLE][0][2] == "swap"
+    assert {t: [m for _, _, m in rows] for t, rows in ledger.items()} == {
+        UPSERT_TABLE: ["upsert"],
+        SWAP_TABLE: ["swap"],
+    }
