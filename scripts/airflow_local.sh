@@ -70,6 +70,12 @@ TI_HEARTBEAT_TIMEOUT="${AIRFLOW_REAL_TI_HEARTBEAT_TIMEOUT:-}"
 LOG_BUCKET="${AIRFLOW_REAL_LOG_BUCKET:-rp-airflow-logs}"
 # What `up` started last (executor, workers, heartbeat timeout): read by `up`, `down` and the tests.
 STACK_FILE="$REAL_HOME/stack.env"
+# status, env and airflow describe the stack that runs, whatever EXECUTOR says (only `up` chooses).
+if [ "${1:-}" != up ] && [ -f "$STACK_FILE" ] && [ -f "$REAL_HOME/scheduler.pid" ]; then
+    EXECUTOR="$(sed -n 's/^EXECUTOR=//p' "$STACK_FILE")"
+    [ "$EXECUTOR" != celery ] || WORKERS="$(sed -n 's/^WORKERS=//p' "$STACK_FILE")"
+    [ "$EXECUTOR" != celery ] || REDIS_PORT="$(sed -n 's/^REDIS_PORT=//p' "$STACK_FILE")"
+fi
 COMPONENTS=(api-server scheduler dag-processor triggerer)
 if [ "$EXECUTOR" = celery ]; then
     for ((i = 1; i <= WORKERS; i++)); do COMPONENTS+=("celery-worker-$i"); done
