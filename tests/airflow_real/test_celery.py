@@ -77,9 +77,17 @@ def worker_pids() -> dict[str, int]:
 
 
 def worker_environ(pid: int) -> dict[str, str]:
-    """The environment a worker process runs with."""
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+    """The environment a worker runs with. Its main process renamed itself over the memory /proc shows as
+    its environment, so it is read from the first process of its tree that still shows one."""
+    for member in process_tree(pid):
+        try:
+            raw = Path(f"/proc/{member}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        found = dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+        if "AIRFLOW_HOME" in found:
+            return found
+    pytest.fail(f"no process of worker pid {pid} shows its environment")
 
 
 def process_tree(root: int) -> list[int]:
