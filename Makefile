@@ -57,7 +57,8 @@ test: services airflow-db ## the whole suite on the real local servers and Airfl
 	$(ENV)
 	export PATH="$$PWD/$(VENV)/bin:$$PATH"
 	$(VENV)/bin/python -m pytest -m "not airflow_real" $(PYTEST_ARGS)
-	$(MAKE) --no-print-directory test-airflow
+	$(MAKE) --no-print-directory test-airflow EXECUTOR=local
+	$(MAKE) --no-print-directory test-celery
 	$(MAKE) --no-print-directory test-load
 
 bench: services ## the transfer benchmark beside the baselines
