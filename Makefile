@@ -10,17 +10,30 @@ PYTEST_ARGS ?=
 
 include scripts/airflow.mk
 
-.PHONY: demo test bench lint services services-stop airflow-db venv system-packages clean
+.PHONY: demo test bench lint services services-stop airflow-db venv system-packages clean dist constraints
 
 system-packages:
 	bash scripts/services.sh install
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml | system-packages
+# Airflow, the providers and their dependencies at the versions of constraints-3.11.txt, the same file
+# a deployment installs the package with (see README "Install into your Airflow").
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml constraints-3.11.txt | system-packages
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	$(VENV)/bin/pip install -q -r requirements-dev.txt -c constraints-3.11.txt
 	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
+
+# The package's wheel in dist/: what `pip install` takes into any Airflow 3.3 (README "Install into
+# your Airflow"). pip builds it in an isolated environment from pyproject.toml.
+dist: venv
+	rm -rf dist
+	$(VENV)/bin/pip wheel -q --no-deps --wheel-dir dist .
+	ls dist
+
+# Regenerate constraints-3.11.txt after changing a pin in requirements.txt (scripts/constraints.sh).
+constraints:
+	bash scripts/constraints.sh
 
 venv: $(VENV)/.installed
 
@@ -66,4 +79,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 clean: airflow-down services-stop
+	# The PostgreSQL clusters live outside the repository (see scripts/airflow_local.sh): remove what the
+	# .local/postgres* links point to as well.
+	for link in .local/postgres*; do [ ! -L "$$link" ] || rm -rf -- "$$(readlink "$$link")"; done
 	rm -rf .local
