@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -29,7 +30,7 @@ from report_pipeline.config import (
 from report_pipeline.errors import ReportPipelineError
 from report_pipeline.load import REPORT_LOADS, target_column_problems
 from report_pipeline.manifest import MANIFEST_NAME, Manifest, extract_prefix
-from report_pipeline.settings import Settings
+from report_pipeline.settings import Settings, check_environment
 from report_pipeline.snapshot import expire_snapshot
 from report_pipeline.sql import quote_identifier
 from report_pipeline.tasks import opened
@@ -290,6 +291,14 @@ def cmd_demo_setup(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_check_settings(args: argparse.Namespace, settings: Settings) -> int:
+    """Refuse unknown or malformed REPORTS_* variables (what a container checks before it starts)."""
+    check_environment()
+    names = sorted(name for name in os.environ if name.startswith("REPORTS_"))
+    print(f"settings ok: {len(names)} REPORTS_* variable(s) set{': ' if names else ''}{', '.join(names)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = argparse.ArgumentParser(prog="report-pipeline", description=__doc__)
@@ -313,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rows extracted and loaded per company and table for a logical date")
     p.add_argument("--date", required=True)
     sub.add_parser("demo-setup", help="create the demo admin rows, source tables and company targets")
+    sub.add_parser("check-settings", help="fail on unknown or malformed REPORTS_* variables, naming them")
     return parser
 
 
@@ -324,6 +334,7 @@ COMMANDS = {
     "run": cmd_run,
     "report": cmd_report,
     "demo-setup": cmd_demo_setup,
+    "check-settings": cmd_check_settings,
 }
 
 
