@@ -5,8 +5,9 @@
 #
 # Usage: scripts/services.sh install|start|stop|restart|status|sql [mariadb args...]
 #
-#   install  install the MariaDB server/client packages if they are missing
-#            (apt-get; the Python venv is created by the Makefile, not here)
+#   install  install the MariaDB server/client packages and docker-compose if
+#            they are missing (apt-get; the Python venv is created by the
+#            Makefile, not here)
 #   start    start both services (idempotent), create the `reports` user
 #   stop     stop both services (idempotent)
 #   status   print the state of each service; exit 0 only if both are up
@@ -177,15 +178,20 @@ cmd_install() {
     if command -v dpkg >/dev/null 2>&1; then
         dpkg -s libmariadb-dev >/dev/null 2>&1 || missing+=(libmariadb-dev)
     fi
+    # A real Compose implementation for tests/unit/test_docker_compose.py: `docker-compose config`
+    # (Debian's 1.29) validates docker-compose.yaml without a Docker daemon.
+    find_bin docker-compose >/dev/null || missing+=(docker-compose)
     if ((${#missing[@]} == 0)); then
-        log "MariaDB server/client, libmariadb-dev and pkg-config are already installed"
+        log "MariaDB server/client, libmariadb-dev, pkg-config and docker-compose are already installed"
         return 0
     fi
     command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and apt-get is not available; install them manually"
-    log "installing MariaDB packages (missing: ${missing[*]})"
+    log "installing system packages (missing: ${missing[*]})"
     as_root apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y \
         mariadb-server mariadb-client libmariadb-dev pkg-config
+    # Without recommends: docker-compose recommends docker.io (a daemon we neither need nor start).
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker-compose
     # Debian's package starts a system-wide mariadb on 3306 via systemd when
     # systemd is running; we do not use it (we start our own on
     # ${MYSQL_PORT}) and leave it alone.
