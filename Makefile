@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 include scripts/airflow.mk
 
-.PHONY: demo test bench lint services services-stop airflow-db venv system-packages clean dist constraints
+.PHONY: demo test bench lint services services-stop airflow-db venv system-packages clean dist constraints test-package
 
 system-packages:
 	bash scripts/services.sh install
@@ -69,6 +69,10 @@ test: services airflow-db
 	$(VENV)/bin/python -m pytest -m "not airflow_real" $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-airflow
 	$(MAKE) --no-print-directory test-load
+
+# The installed-package test alone (tests/package; make test runs it with the rest).
+test-package: venv
+	$(VENV)/bin/python -m pytest -m package tests/package $(PYTEST_ARGS)
 
 bench: services
 	$(ENV)
