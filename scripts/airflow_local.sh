@@ -114,9 +114,10 @@ ensure_python_drivers() {
 }
 
 # --- PostgreSQL --------------------------------------------------------------------------------------
-# initdb refuses to run as root: as root the cluster belongs to the `postgres` OS user.
+# initdb refuses to run as root: as root the cluster belongs to the `postgres` OS user. From /, since
+# that user may not enter the repository (every path handed to it is absolute).
 as_pg() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 pg_running() {
