@@ -86,4 +86,6 @@ clean: airflow-down services-stop
 	# The PostgreSQL clusters live outside the repository (see scripts/airflow_local.sh): remove what the
 	# .local/postgres* links point to as well.
 	for link in .local/postgres*; do [ ! -L "$$link" ] || rm -rf -- "$$(readlink "$$link")"; done
+	# ... and the link MariaDB sees .local through in a path with spaces (scripts/services.sh).
+	find /var/tmp -maxdepth 1 -name 'report-pipeline-*' -lname "$$PWD/.local" -delete 2>/dev/null || true
 	rm -rf .local
