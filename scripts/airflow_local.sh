@@ -18,7 +18,8 @@
 # AIRFLOW_REAL_PORT (8080) and PostgreSQL on AIRFLOW_REAL_PG_PORT (5433, so it never meets a system
 # cluster on 5432). The log servers of the scheduler and the triggerer are not started (they would
 # bind every interface); the api-server reads task logs from the local files instead.
-# State: .local/postgres (cluster, owned by the `postgres` OS user) and .local/airflow-real
+# State: .local/postgres (a symlink to the cluster in /var/tmp, owned by the `postgres` OS user when run
+# as root; see PG_ROOT below) and .local/airflow-real
 # (AIRFLOW_HOME, pid files, logs), apart from the SQLite .local/airflow of `airflow dags test`.
 # The MariaDB and S3 servers come from scripts/services.sh (`make services`), which `make airflow-up`
 # starts first.
@@ -46,11 +47,30 @@ PG_PORT="${AIRFLOW_REAL_PG_PORT:-5433}"
 # only fills what is unset), so the deployment can point at other admin/source/target schemas.
 abs_path() { case "$1" in /*) echo "$1" ;; *) echo "$REPO_ROOT/$1" ;; esac; }
 REAL_HOME="$(abs_path "${AIRFLOW_REAL_HOME:-.local/airflow-real}")"
-PG_ROOT="$(abs_path "${AIRFLOW_REAL_PG_DIR:-.local/postgres}")"
+# Where the repository keeps the cluster: .local/postgres (AIRFLOW_REAL_PG_DIR), normally a symlink to
+# PG_ROOT below, where the cluster really lives.
+PG_STATE="$(abs_path "${AIRFLOW_REAL_PG_DIR:-.local/postgres}")"
 PARALLELISM="${AIRFLOW_REAL_PARALLELISM:-8}"
 SOURCE_SLOTS="${AIRFLOW_REAL_SOURCE_SLOTS:-4}"
 TARGET_SLOTS="${AIRFLOW_REAL_TARGET_SLOTS:-4}"
 case "${AIRFLOW_REAL_DEMO:-1}" in 0 | false | no | off) DEMO_SETUP=false ;; *) DEMO_SETUP="${REPORTS_DEMO_SETUP:-true}" ;; esac
+# The cluster itself lives outside the repository, in /var/tmp/report-pipeline-pg-<hash of PG_STATE>/,
+# because the repository is no place PostgreSQL can always reach: as root, initdb and postgres must
+# run as the `postgres` OS user, which cannot enter a clone below a home directory (mode 0700) or any
+# other closed parent; and a path with spaces or of more than ~100 characters breaks pg_ctl's -o
+# options and the socket path. /var/tmp is open to every user (sticky), survives reboots like the
+# repository does, and the hash keeps clones, and the two stacks of one clone, apart. PG_STATE becomes
+# a symlink to it, so `rm -rf .local/postgres` still means "start from an empty cluster" (an unlinked
+# cluster is wiped at the next `up`). A cluster made inside the repository by an earlier version of
+# this script is still used where it is.
+pg_root_for() {
+    if [ ! -L "$1" ] && [ -f "$1/data/PG_VERSION" ]; then
+        echo "$1"
+    else
+        echo "/var/tmp/report-pipeline-pg-$(printf '%s' "$1" | sha256sum | cut -c1-16)"
+    fi
+}
+PG_ROOT="$(pg_root_for "$PG_STATE")"
 PGDATA="$PG_ROOT/data"
 PG_SOCKET_DIR="$PG_ROOT/run"
 PG_LOG="$PG_ROOT/postgres.log"
@@ -127,9 +147,10 @@ ensure_python_drivers() {
 }
 
 # --- PostgreSQL --------------------------------------------------------------------------------------
-# initdb refuses to run as root: as root the cluster belongs to the `postgres` OS user.
+# initdb refuses to run as root: as root the cluster belongs to the `postgres` OS user. From /, since
+# that user may not enter the repository (every path handed to it is absolute).
 as_pg() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 pg_running() {
@@ -145,6 +166,14 @@ pg_psql() {
 pg_up() {
     local bin
     bin="$(pg_bindir)"
+    if [ "$PG_ROOT" != "$PG_STATE" ] && [ "$(readlink "$PG_STATE" 2>/dev/null)" != "$PG_ROOT" ]; then
+        # Not (or no longer) linked from the repository: what is there is left from a removed .local.
+        pg_running && die "a PostgreSQL cluster runs in $PG_ROOT but $PG_STATE does not point to it: make airflow-down first"
+        [ ! -e "$PG_ROOT" ] || log "removing the unlinked cluster $PG_ROOT"
+        rm -rf "$PG_ROOT" "$PG_STATE"
+        mkdir -p "$(dirname "$PG_STATE")"
+        ln -sfn "$PG_ROOT" "$PG_STATE"
+    fi
     if [ ! -f "$PGDATA/PG_VERSION" ]; then
         log "initdb $PGDATA"
         mkdir -p "$PG_ROOT"

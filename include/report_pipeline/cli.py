@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import os
 import sys
 import time
 import uuid
@@ -32,7 +33,7 @@ from report_pipeline.load import column_problems
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, table_prefix
 from report_pipeline.modes import LOAD_MODES, key_problem
 from report_pipeline.session import opened, probe_columns
-from report_pipeline.settings import Settings
+from report_pipeline.settings import Settings, check_environment
 from report_pipeline.snapshot import expire_snapshot
 from report_pipeline.target.mysql import MySqlTarget
 
@@ -286,6 +287,14 @@ def cmd_report(args: argparse.Namespace, settings: Settings, connect: Connection
 Command = Callable[[argparse.Namespace, Settings, ConnectionsFactory], int]
 
 
+def cmd_check_settings(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
+    """Refuse unknown or malformed REPORTS_* variables (what a container checks before it starts)."""
+    check_environment()
+    names = sorted(name for name in os.environ if name.startswith("REPORTS_"))
+    print(f"settings ok: {len(names)} REPORTS_* variable(s) set{': ' if names else ''}{', '.join(names)}")
+    return 0
+
+
 def build_parser(extra: Mapping[str, tuple[str, Command]] | None = None) -> argparse.ArgumentParser:
     """The command-line grammar; ``extra`` adds argument-less commands by name (help, handler)."""
     parser = argparse.ArgumentParser(prog="report-pipeline", description=__doc__)
@@ -314,6 +323,7 @@ def build_parser(extra: Mapping[str, tuple[str, Command]] | None = None) -> argp
     p.add_argument("--allow-shrink", action="store_true", help="lift the swap guard for this run")
     p = sub.add_parser("report", help="rows extracted and loaded per company and table for a logical date")
     p.add_argument("--date", required=True)
+    sub.add_parser("check-settings", help="fail on unknown or malformed REPORTS_* variables, naming them")
     for name, (help_text, _) in (extra or {}).items():
         sub.add_parser(name, help=help_text)
     return parser
@@ -326,6 +336,7 @@ COMMANDS: dict[str, Command] = {
     "onboard": cmd_onboard,
     "run": cmd_run,
     "report": cmd_report,
+    "check-settings": cmd_check_settings,
 }
 
 
