@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from report_pipeline import admin, ledger, onboard, tasks
+from report_pipeline import admin, admin_commands, ledger, onboard, tasks
 from report_pipeline.config import (
     Plan,
     TableSpec,
@@ -28,8 +28,9 @@ from report_pipeline.config import (
 )
 from report_pipeline.errors import ReportPipelineError
 from report_pipeline.load import column_problems
-from report_pipeline.manifest import MANIFEST_NAME, Manifest, extract_prefix
+from report_pipeline.manifest import Manifest
 from report_pipeline.modes import LOAD_MODES
+from report_pipeline.progress import ProgressLine
 from report_pipeline.session import opened, probe_columns
 from report_pipeline.settings import Settings
 from report_pipeline.snapshot import expire_snapshot
@@ -47,12 +48,29 @@ ConnectionsFactory = Callable[[Settings], CliConnections]
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Any = None) -> None:
-    """Print rows as an aligned plain-text table."""
+    """Print rows as an aligned plain-text table: numbers right-aligned (with thousands separators on
+    a terminal only, so piped output stays machine-readable), text left-aligned."""
     out = out or sys.stdout
-    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
+    human = bool(getattr(out, "isatty", lambda: False)())
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, int) and not isinstance(value, bool) and human:
+            return f"{value:,}"
+        return str(value)
+
+    numeric = [
+        bool(rows) and all(isinstance(r[i], (int, float)) or r[i] in ("-", None) for r in rows)
+        for i in range(len(headers))
+    ]
+    cells = [[str(h) for h in headers]] + [[cell(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for n, row in enumerate(cells):
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip(), file=out)
+        line = "  ".join(
+            v.rjust(w) if numeric[i] and n else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths, strict=False))
+        )
+        print(line.rstrip(), file=out)
         if n == 0:
             print("  ".join("-" * w for w in widths), file=out)
 
@@ -196,14 +214,27 @@ def cmd_run(args: argparse.Namespace, settings: Settings, connect: ConnectionsFa
     run_id = f"cli__{logical.isoformat()}"
     conns = connect(settings)
     started = time.monotonic()
-    if spec.chunk_column:
-        ranges = tasks.plan_table_chunks(conns, company, spec, logical)
-        manifests = [
-            tasks.extract_table(conns, settings, company, spec, logical, run_id, chunk=r, chunk_index=i)
-            for i, r in enumerate(ranges)
-        ]
-    else:
-        manifests = [tasks.extract_table(conns, settings, company, spec, logical, run_id)]
+    progress = ProgressLine(sys.stdout, f"{company.alias}.{spec.name} extract")
+    manifests = []
+    ranges: list[tuple[int, int] | None] = (
+        list(tasks.plan_table_chunks(conns, company, spec, logical)) if spec.chunk_column else [None]
+    )
+    for i, chunk in enumerate(ranges):
+        manifests.append(
+            tasks.extract_table(
+                conns,
+                settings,
+                company,
+                spec,
+                logical,
+                run_id,
+                chunk=chunk,
+                chunk_index=i if chunk is not None else None,
+                progress=progress,
+            )
+        )
+        progress.next_chunk()
+    progress.finish("loading...")
     extracted = time.monotonic() - started
     result = tasks.load_table(
         conns, settings, company, spec, [m.key for m in manifests], logical, run_id, load_mode=args.load_mode
@@ -227,10 +258,28 @@ def cmd_run(args: argparse.Namespace, settings: Settings, connect: ConnectionsFa
     return 0
 
 
+def _extracted_rows(bucket: Any, keys: Sequence[str]) -> Any:
+    """Rows the extract(s) of one load wrote, from their manifests ("-" when one is gone)."""
+    try:
+        return sum(Manifest.from_json(bucket.get(key)).rows for key in keys)
+    except Exception:  # noqa: BLE001 - a pruned or unreadable manifest only blanks this cell
+        return "-"
+
+
+def _report_record(cursor: Any, schema: str, table: str, args: argparse.Namespace) -> ledger.LoadRecord | None:
+    if args.run_id:
+        return next((r for r in ledger.of_run(cursor, schema, args.run_id) if r.table_name == table), None)
+    if args.date:
+        day = _parse_date(args.date)
+        return ledger.latest_between(cursor, schema, table, day, day + dt.timedelta(days=1))
+    return ledger.latest(cursor, schema, table)
+
+
 def cmd_report(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
-    """Per company and table: rows the run's extract wrote and rows its load recorded."""
+    """Per company and table: the load of one run (``--run-id``), of one day (``--date``, any run of
+    that logical day: scheduled, manual or CLI), or else the latest load; with the rows its extract
+    (every chunk) wrote and the rows it loaded."""
     plan = _fresh_plan(settings, connect)
-    logical = _parse_date(args.date)
     conns = connect(settings)
     rows: list[list[Any]] = []
     with opened(conns.target()) as target:
@@ -238,18 +287,33 @@ def cmd_report(args: argparse.Namespace, settings: Settings, connect: Connection
         for cp in plan.companies:
             c = cp.company
             bucket = tasks.company_bucket(conns, settings, c)
+            has_ledger = ledger.exists(cursor, c.schema)
             for spec in cp.tables:
-                extracted: Any = "-"
-                with contextlib.suppress(Exception):
-                    key = f"{extract_prefix(spec.name, logical, None)}/{MANIFEST_NAME}"
-                    extracted = Manifest.from_json(bucket.get(key)).rows
-                loaded = ledger.latest(cursor, c.schema, spec.target.table, logical)
-                shown = (loaded.rows_loaded, loaded.load_mode, loaded.finished_at) if loaded else ("-", "-", "-")
-                rows.append([c.alias, spec.name, extracted, *shown])
+                loaded = _report_record(cursor, c.schema, spec.target.table, args) if has_ledger else None
+                if loaded is None:
+                    rows.append([c.alias, spec.name, "-", "-", "-", "-", "-", "no load"])
+                    continue
+                rows.append(
+                    [
+                        c.alias,
+                        spec.name,
+                        loaded.logical_date,
+                        _extracted_rows(bucket, loaded.manifest_keys),
+                        loaded.rows_loaded,
+                        loaded.load_mode,
+                        loaded.finished_at,
+                        loaded.run_id,
+                    ]
+                )
             for broken in cp.broken:
-                rows.append([c.alias, broken.name, "-", "-", "config error", str(broken.problem.message)[:60]])
-    print(f"logical date {logical.date()}")
-    print_table(["company", "table", "rows extracted", "rows loaded", "mode", "finished at"], rows)
+                rows.append(
+                    [c.alias, broken.name, "-", "-", "-", "config error", "-", str(broken.problem.message)[:60]]
+                )
+    what = f"run {args.run_id}" if args.run_id else f"logical date {args.date}" if args.date else "latest loads"
+    print(what)
+    print_table(
+        ["company", "table", "logical date", "rows extracted", "rows loaded", "mode", "finished at", "run"], rows
+    )
     return 0
 
 
@@ -276,8 +340,11 @@ def build_parser(extra: Mapping[str, tuple[str, Command]] | None = None) -> argp
     p.add_argument("--table", required=True)
     p.add_argument("--date", help="logical date, YYYY-MM-DD (default: today, UTC)")
     p.add_argument("--load-mode", choices=LOAD_MODES)
-    p = sub.add_parser("report", help="rows extracted and loaded per company and table for a logical date")
-    p.add_argument("--date", required=True)
+    p = sub.add_parser("report", help="rows extracted and loaded per company and table (latest, by day or by run)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--date", help="loads of this logical day, YYYY-MM-DD (scheduled, manual and CLI runs)")
+    which.add_argument("--run-id", help="the loads of one DAG run (or CLI run)")
+    admin_commands.add_parsers(sub)
     for name, (help_text, _) in (extra or {}).items():
         sub.add_parser(name, help=help_text)
     return parser
@@ -290,6 +357,7 @@ COMMANDS: dict[str, Command] = {
     "onboard": cmd_onboard,
     "run": cmd_run,
     "report": cmd_report,
+    **admin_commands.COMMANDS,
 }
 
 
@@ -311,4 +379,3 @@ def main(
             raise
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-

@@ -32,6 +32,38 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+ALERT_KINDS = ("smtp", "slack")
+
+
+@dataclass(frozen=True)
+class AlertTarget:
+    """One notifier of ``REPORTS_ALERT_NOTIFIERS``: ``smtp`` to addresses, or ``slack`` via a webhook connection."""
+
+    kind: str
+    targets: tuple[str, ...]
+
+
+def parse_notifiers(text: str) -> tuple[AlertTarget, ...]:
+    """Parse ``REPORTS_ALERT_NOTIFIERS``: entries ``KIND:VALUE[,VALUE...]`` separated by ``;`` or spaces.
+
+    ``smtp:ops@example.com,dba@example.com`` mails those addresses (through the SMTP connection
+    ``REPORTS_ALERT_SMTP_CONN_ID``); ``slack:CONN_ID`` posts through that Slack incoming-webhook connection.
+    """
+    found: list[AlertTarget] = []
+    for entry in text.replace(";", " ").split():
+        kind, sep, value = entry.partition(":")
+        targets = tuple(v.strip() for v in value.split(",") if v.strip())
+        if not sep or kind.strip().lower() not in ALERT_KINDS or not targets:
+            raise ConfigError(
+                f"REPORTS_ALERT_NOTIFIERS entry {entry!r} must be KIND:VALUE[,VALUE...] with KIND one of "
+                f"{', '.join(ALERT_KINDS)} (e.g. 'smtp:ops@example.com slack:reports_slack')"
+            )
+        if kind.strip().lower() == "smtp" and not all("@" in t for t in targets):
+            raise ConfigError(f"REPORTS_ALERT_NOTIFIERS entry {entry!r}: smtp takes e-mail addresses")
+        found.append(AlertTarget(kind.strip().lower(), targets))
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Knobs of one deployment; see README "Settings" for each variable."""
@@ -49,6 +81,10 @@ class Settings:
     sse_kms_key_id: str | None = None
     source_pool: str = "reports_source"
     target_pool: str = "reports_target"
+    # Alerts (report_pipeline.airflow.alerts): which notifiers a failed task or run calls.
+    alert_notifiers: tuple[AlertTarget, ...] = ()
+    alert_smtp_conn_id: str = "smtp_default"
+    alert_from: str = "report-pipeline@localhost"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,4 +112,7 @@ class Settings:
             sse_kms_key_id=env.get("REPORTS_S3_SSE_KMS_KEY_ID", "").strip() or None,
             source_pool=env.get("REPORTS_SOURCE_POOL", "") or cls.source_pool,
             target_pool=env.get("REPORTS_TARGET_POOL", "") or cls.target_pool,
+            alert_notifiers=parse_notifiers(env.get("REPORTS_ALERT_NOTIFIERS", "")),
+            alert_smtp_conn_id=env.get("REPORTS_ALERT_SMTP_CONN_ID", "").strip() or cls.alert_smtp_conn_id,
+            alert_from=env.get("REPORTS_ALERT_FROM", "").strip() or cls.alert_from,
         )

@@ -7,7 +7,7 @@ closes its own connections, so the Airflow operators and ``report-pipeline run``
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from report_pipeline import extract as extract_module
@@ -72,8 +72,12 @@ def extract_table(
     lookback_days: int | None = None,
     chunk: tuple[int, int] | None = None,
     chunk_index: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Manifest:
-    """Extract one table (or one chunk of it) for one run into the company's bucket."""
+    """Extract one table (or one chunk of it) for one run into the company's bucket.
+
+    ``progress`` is told (rows, CSV bytes) so far after each fetched batch (the CLI's progress line).
+    """
     request = extract_module.ExtractRequest(
         company=company.alias,
         table=spec.name,
@@ -87,6 +91,7 @@ def extract_table(
         part_bytes=settings.part_bytes,
         chunk_column=spec.chunk_column if chunk is not None else None,
         chunk=chunk,
+        progress=progress,
     )
     with opened(connections.source()) as conn:
         return extract_module.extract(conn, request)

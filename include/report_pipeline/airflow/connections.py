@@ -29,10 +29,20 @@ class ReportsMySqlHook(MySqlHook):
 
 
 class HookConnections:
-    """Opens the pipeline's four connections by their contract ids."""
+    """Opens the pipeline's four connections, by the contract's ids unless an operator names others."""
 
-    def __init__(self, admin_timeout_seconds: int = 5) -> None:
+    def __init__(
+        self,
+        admin_timeout_seconds: int = 5,
+        *,
+        source_conn_id: str = SOURCE_CONN_ID,
+        target_conn_id: str = TARGET_CONN_ID,
+        s3_conn_id: str = S3_CONN_ID,
+    ) -> None:
         self.admin_timeout_seconds = admin_timeout_seconds
+        self.source_conn_id = source_conn_id
+        self.target_conn_id = target_conn_id
+        self.s3_conn_id = s3_conn_id
 
     def admin(self) -> Any:
         """The admin DB, with short timeouts: it is read while the DAG file is parsed."""
@@ -46,15 +56,15 @@ class HookConnections:
 
     def source(self) -> Any:
         """The source (production) DB."""
-        return MySqlHook(mysql_conn_id=SOURCE_CONN_ID, init_command=UTC_SESSION).get_conn()
+        return MySqlHook(mysql_conn_id=self.source_conn_id, init_command=UTC_SESSION).get_conn()
 
     def target(self) -> Any:
         """The target (reporting) DB, with LOAD DATA LOCAL allowed on the client side."""
-        return MySqlHook(mysql_conn_id=TARGET_CONN_ID, local_infile=True, init_command=UTC_SESSION).get_conn()
+        return MySqlHook(mysql_conn_id=self.target_conn_id, local_infile=True, init_command=UTC_SESSION).get_conn()
 
     def s3(self) -> Any:
         """A boto3 S3 client for the reports_s3 connection."""
         # Imported here: the boto3 import chain costs ~0.2 s, and every DAG parse loads this module.
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        return S3Hook(aws_conn_id=S3_CONN_ID).get_conn()
+        return S3Hook(aws_conn_id=self.s3_conn_id).get_conn()
