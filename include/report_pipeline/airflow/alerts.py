@@ -177,23 +177,46 @@ class RunFailureAlert:
 
 
 def failed_tasks(context: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The run's failed tasks (task_id, log_url), asked from Airflow's task states of the run."""
+    """The run's failed tasks (task_id, state, log_url), from Airflow's task states of the run."""
     from urllib.parse import quote
 
     from airflow.sdk.configuration import conf
-    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
     dag = context["dag"]
     run_id = str(context["run_id"])
-    states = RuntimeTaskInstance.get_task_states(dag_id=dag.dag_id, run_ids=[run_id]).get(run_id, {})
     base = conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
     failed = []
-    for task_id, state in sorted(states.items()):
-        if str(state) in ("failed", "upstream_failed", "TaskInstanceState.FAILED"):
-            # Mapped tasks come back as "task_id_<map index>"; the log link goes to the task.
+    for task_id, state in sorted(_task_states(dag.dag_id, run_id).items()):
+        if state in ("failed", "upstream_failed"):
             url = f"{base}/dags/{dag.dag_id}/runs/{quote(run_id)}/tasks/{task_id}"
-            failed.append({"task_id": task_id, "state": str(state), "log_url": url if state == "failed" else None})
+            failed.append({"task_id": task_id, "state": state, "log_url": url if state == "failed" else None})
     return failed
+
+
+def _task_states(dag_id: str, run_id: str) -> dict[str, str]:
+    """task_id -> state of one run: through the DAG processor's supervisor (how a deployment runs the
+    DAG callback), else from the metadata DB (``dag.test()`` runs it in-process, with DB access)."""
+    from airflow.sdk.execution_time import task_runner
+
+    if getattr(task_runner, "SUPERVISOR_COMMS", None) is not None:
+        states = task_runner.RuntimeTaskInstance.get_task_states(dag_id=dag_id, run_ids=[run_id])
+        return {str(k): str(v) for k, v in states.get(run_id, {}).items()}
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(TaskInstance.task_id, TaskInstance.state).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+            )
+        ).all()
+    found: dict[str, str] = {}
+    for task_id, state in rows:
+        # Mapped tasks have a row per chunk: the task counts as failed if any chunk failed.
+        if found.get(task_id) != "failed":
+            found[task_id] = str(getattr(state, "value", state))
+    return found
 
 
 def callbacks(settings: Settings) -> dict[str, Any]:
