@@ -127,6 +127,21 @@ def history(cursor: Any, schema: str, table: str, limit: int = 30) -> list[LoadR
     return _select(cursor, schema, "table_name = %s", (table,), limit)
 
 
+def recent(cursor: Any, schema: str, per_table: int = 10) -> dict[str, list[LoadRecord]]:
+    """The last ``per_table`` loads of every table in ``schema``, newest first, in one query."""
+    cursor.execute(
+        f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS}, ROW_NUMBER() OVER "
+        f"(PARTITION BY table_name ORDER BY id DESC) AS _n FROM {_table(schema)}) AS ranked "
+        "WHERE _n <= %s ORDER BY table_name, _n",
+        (int(per_table),),
+    )
+    found: dict[str, list[LoadRecord]] = {}
+    for row in cursor.fetchall():
+        record = LoadRecord._from_row(row)
+        found.setdefault(record.table_name, []).append(record)
+    return found
+
+
 def newer_swap(cursor: Any, schema: str, table: str, logical_date: dt.datetime) -> dt.datetime | None:
     """The logical date of a full refresh of ``table`` newer than ``logical_date``, if one was loaded."""
     cursor.execute(
