@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
+import os
 import re
+import subprocess
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-from tests.airflow_real.test_real_airflow import API, DAG_ID, OUTPUT, Api, _LoginShim, chromium, iso, wait_for
+from tests.airflow_real.test_real_airflow import (
+    API,
+    DAG_ID,
+    OUTPUT,
+    REPO,
+    Api,
+    _LoginShim,
+    chromium,
+    iso,
+    wait_for,
+)
 from tests.conftest import mysql_connect
 
 pytestmark = pytest.mark.airflow_real
@@ -51,6 +64,66 @@ def acme_run(api: Api) -> dict[str, Any]:
     run = api.wait_run(run_id)
     assert run["state"] == "success", api.explain_run(run_id)
     return run
+
+
+REAL_SNAPSHOT = REPO / ".local" / "airflow-real" / "report_pipeline" / "admin_snapshot.json"
+BROKEN = "freshness_broken"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``report-pipeline`` against the stack's admin DB, expiring the stack's parse-time snapshot."""
+    env = {**os.environ, "REPORTS_SNAPSHOT_PATH": str(REAL_SNAPSHOT)}
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / "report-pipeline"), *args], env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+def _delete_admin_row() -> None:
+    conn = mysql_connect("reports_admin")
+    try:
+        conn.cursor().execute("DELETE FROM `tables` WHERE name = %s", (BROKEN,))
+        conn.commit()
+    finally:
+        conn.close()
+    REAL_SNAPSHOT.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def acme_failure(api: Api, acme_run: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A table whose source table does not exist, added through the CLI and run for acme: it fails.
+
+    The row is deleted afterwards (and the stack's snapshot expired), so other tests see the demo plan.
+    """
+    _delete_admin_row()
+    added = _cli(
+        "add-table", "--name", BROKEN, "--query-select", "SELECT id FROM no_such_table WHERE company = %(company_id)s",
+        "--query-insert", f"REPLACE INTO {BROKEN}(id) VALUES ",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stdout + added.stderr
+    try:
+        task_id = f"company_acme.{BROKEN}__mysql_to_s3"
+
+        def has_task() -> bool:
+            tasks = api.get(f"/dags/{DAG_ID}/tasks")["tasks"]
+            return any(t["task_id"] == task_id for t in tasks)
+
+        wait_for(f"the DAG to have {task_id}", has_task, timeout=180, interval=5)
+        run_id = f"manual_freshness_fail__{uuid.uuid4().hex[:8]}"
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        api.request(
+            "POST",
+            f"/dags/{DAG_ID}/dagRuns",
+            json={"dag_run_id": run_id, "logical_date": iso(now), "conf": {"companies": ["acme"], "tables": [BROKEN]}},
+        )
+        def finished() -> dict[str, Any] | None:
+            run = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}")
+            return run if run["state"] in ("success", "failed") else None
+
+        run = wait_for(f"dag run {run_id} to finish", finished, timeout=300)
+        assert run["state"] == "failed", api.explain_run(run_id)
+        yield {"run": run, "task_id": task_id}
+    finally:
+        _delete_admin_row()
 
 
 def _latest(table: str) -> tuple[int, str]:
@@ -108,6 +181,20 @@ def test_the_page_shows_each_table_as_the_ledger_has_it(api: Api, acme_run: dict
     assert {"acme", "globex", "umbrella"} <= set(re.findall(r'data-company="([^"]+)"', everyone))
 
 
+def test_a_failed_table_shows_its_last_error_with_a_log_link(api: Api, acme_failure: dict[str, Any]) -> None:
+    text = api.session.get(PAGE, params={"company": "acme"}, timeout=60).text
+    match = re.search(rf'<tr data-company="acme" data-table="{BROKEN}">(.*?)</tr>', text, flags=re.S)
+    assert match, f"no row for acme.{BROKEN}"
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", match.group(1), flags=re.S)
+    assert cells[2] == "never" and 'data-status="red"' in cells[5], cells
+    run_id = acme_failure["run"]["dag_run_id"]
+    assert f"{BROKEN}__mysql_to_s3 failed" in cells[6] and "(try 4)" in cells[6], cells[6]
+    assert f"/dags/{DAG_ID}/runs/{run_id}/tasks/{acme_failure['task_id']}?try_number=4" in cells[6], cells[6]
+    # The tables that loaded keep their green status and no error.
+    users = re.search(r'<tr data-company="acme" data-table="users">(.*?)</tr>', text, flags=re.S)
+    assert users and 'data-status="green"' in users.group(1) and "failed" not in users.group(1)
+
+
 def _browser(api: Api, target: str, *args: str) -> Any:
     handler = type("Shim", (_LoginShim,), {"token": api.token, "target": target})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -119,7 +206,7 @@ def _browser(api: Api, target: str, *args: str) -> Any:
         server.server_close()
 
 
-def test_the_page_renders_in_chromium_inside_the_ui(api: Api, acme_run: dict[str, Any]) -> None:
+def test_the_page_renders_in_chromium_inside_the_ui(api: Api, acme_failure: dict[str, Any]) -> None:
     OUTPUT.mkdir(exist_ok=True)
     dom = _browser(api, PAGE, "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-3000:]

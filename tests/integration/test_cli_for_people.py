@@ -11,16 +11,11 @@ import subprocess
 from typing import Any
 
 import pytest
-from tests.integration.test_admin_cli import (  # noqa: F401 - `scratch` is a fixture
-    CLI,
-    _onboardable,
-    _rows,
-    _table_lines,
-    cli,
-    scratch,
-)
+from tests.integration import test_admin_cli
+from tests.integration.test_admin_cli import CLI, _onboardable, _rows, _table_lines, cli
 
 pytestmark = pytest.mark.integration
+scratch = test_admin_cli.scratch  # the scratch admin/source schemas fixture, shared
 
 ADD_ORDERS_CHUNKED = (
     "add-table",
