@@ -115,6 +115,7 @@ def acme_failure(api: Api, acme_run: dict[str, Any]) -> Iterator[dict[str, Any]]
             f"/dags/{DAG_ID}/dagRuns",
             json={"dag_run_id": run_id, "logical_date": iso(now), "conf": {"companies": ["acme"], "tables": [BROKEN]}},
         )
+
         def finished() -> dict[str, Any] | None:
             run = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}")
             return run if run["state"] in ("success", "failed") else None
@@ -149,6 +150,22 @@ def test_the_plugin_is_listed_with_its_app_and_nav_entry(api: Api) -> None:
     assert [(v["name"], v["href"], v["destination"]) for v in views] == [
         ("Report freshness", "/report-freshness/", "nav")
     ]
+
+
+def test_the_rendered_template_view_shows_the_query_and_connection_ids(api: Api, acme_run: dict[str, Any]) -> None:
+    task = api.get(f"/dags/{DAG_ID}/dagRuns/{acme_run['dag_run_id']}/taskInstances/company_acme.users__mysql_to_s3")
+    rendered = task["rendered_fields"]
+    conn = mysql_connect("reports_admin")
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT query_select FROM `tables` WHERE name = 'users' AND status = 1")
+        (query,) = cursor.fetchone()
+    finally:
+        conn.close()
+    assert rendered["sql"] == query
+    assert rendered["source_conn_id"] == "reports_source_db" and rendered["s3_conn_id"] == "reports_s3"
+    load = api.get(f"/dags/{DAG_ID}/dagRuns/{acme_run['dag_run_id']}/taskInstances/company_acme.users__s3_to_mysql")
+    assert load["rendered_fields"]["target_conn_id"] == "reports_target_db"
 
 
 def test_the_page_needs_airflow_login(api: Api) -> None:

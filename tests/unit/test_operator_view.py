@@ -72,3 +72,49 @@ def test_progress_line_is_live_on_a_terminal_and_silent_when_piped() -> None:
     text = tty.getvalue()
     assert text.startswith("\racme.users extract: 10 rows  1.0 MB")
     assert "15 rows  2.0 MB" in text and text.endswith("loading...\n")
+
+
+def test_a_broken_metrics_backend_is_logged_once_and_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+    import logging
+
+    from airflow.sdk.observability.stats import Stats
+
+    from report_pipeline.airflow.metrics import TableMetrics
+
+    calls: list[str] = []
+
+    def broken(stat: str, *args: object, **kwargs: object) -> None:
+        calls.append(stat)
+        raise OSError("statsd host unreachable")
+
+    monkeypatch.setattr(Stats, "gauge", broken)
+    monkeypatch.setattr(Stats, "timing", broken)
+    logger = logging.getLogger("rp-test-metrics")
+    warnings: list[str] = []
+    monkeypatch.setattr(logger, "warning", lambda msg, *a: warnings.append(msg % a))
+    metrics = TableMetrics("acme", "users", logger)
+    metrics.extracted(10, 100, 50, 1.5)
+    metrics.loaded(10, 100, 2.0, dt.datetime(2026, 11, 26, tzinfo=dt.UTC))
+    assert calls == ["report_pipeline.extract.rows"], "after one failure the task stops trying"
+    assert len(warnings) == 1 and "statsd host unreachable" in warnings[0]
+
+
+def test_broken_lineage_is_logged_once_and_returns_empty_lineage() -> None:
+    import logging
+
+    from report_pipeline.airflow.lineage import safe_lineage
+
+    class Op:
+        log = logging.getLogger("rp-test-lineage")
+
+    warnings: list[str] = []
+    Op.log.warning = lambda msg, *a: warnings.append(msg % a)  # type: ignore[method-assign]
+    op = Op()
+
+    def fail() -> None:
+        raise RuntimeError("transport down")
+
+    first, second = safe_lineage(op, fail), safe_lineage(op, fail)
+    assert first.inputs == [] and first.outputs == [] and second.outputs == []
+    assert len(warnings) == 1 and "transport down" in warnings[0]
