@@ -6,12 +6,15 @@ the same environment; nothing is read from the admin database.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from report_pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ADMIN_CONN_ID = "reports_admin_db"
 SOURCE_CONN_ID = "reports_source_db"
@@ -43,24 +46,33 @@ class AlertTarget:
     targets: tuple[str, ...]
 
 
-def parse_notifiers(text: str) -> tuple[AlertTarget, ...]:
+def parse_notifiers(text: str, strict: bool = True) -> tuple[AlertTarget, ...]:
     """Parse ``REPORTS_ALERT_NOTIFIERS``: entries ``KIND:VALUE[,VALUE...]`` separated by ``;`` or spaces.
 
     ``smtp:ops@example.com,dba@example.com`` mails those addresses (through the SMTP connection
     ``REPORTS_ALERT_SMTP_CONN_ID``); ``slack:CONN_ID`` posts through that Slack incoming-webhook connection.
+    A bad entry raises ConfigError, or with ``strict=False`` is logged and left out: a typo in the alert
+    setting must not stop the DAG from parsing, i.e. every load.
     """
     found: list[AlertTarget] = []
     for entry in text.replace(";", " ").split():
         kind, sep, value = entry.partition(":")
+        kind = kind.strip().lower()
         targets = tuple(v.strip() for v in value.split(",") if v.strip())
-        if not sep or kind.strip().lower() not in ALERT_KINDS or not targets:
-            raise ConfigError(
+        problem = None
+        if not sep or kind not in ALERT_KINDS or not targets:
+            problem = (
                 f"REPORTS_ALERT_NOTIFIERS entry {entry!r} must be KIND:VALUE[,VALUE...] with KIND one of "
                 f"{', '.join(ALERT_KINDS)} (e.g. 'smtp:ops@example.com slack:reports_slack')"
             )
-        if kind.strip().lower() == "smtp" and not all("@" in t for t in targets):
-            raise ConfigError(f"REPORTS_ALERT_NOTIFIERS entry {entry!r}: smtp takes e-mail addresses")
-        found.append(AlertTarget(kind.strip().lower(), targets))
+        elif kind == "smtp" and not all("@" in t for t in targets):
+            problem = f"REPORTS_ALERT_NOTIFIERS entry {entry!r}: smtp takes e-mail addresses"
+        if problem is None:
+            found.append(AlertTarget(kind, targets))
+        elif strict:
+            raise ConfigError(problem)
+        else:
+            log.error("%s; this notifier is left out", problem)
     return tuple(found)
 
 
@@ -112,7 +124,7 @@ class Settings:
             sse_kms_key_id=env.get("REPORTS_S3_SSE_KMS_KEY_ID", "").strip() or None,
             source_pool=env.get("REPORTS_SOURCE_POOL", "") or cls.source_pool,
             target_pool=env.get("REPORTS_TARGET_POOL", "") or cls.target_pool,
-            alert_notifiers=parse_notifiers(env.get("REPORTS_ALERT_NOTIFIERS", "")),
+            alert_notifiers=parse_notifiers(env.get("REPORTS_ALERT_NOTIFIERS", ""), strict=False),
             alert_smtp_conn_id=env.get("REPORTS_ALERT_SMTP_CONN_ID", "").strip() or cls.alert_smtp_conn_id,
             alert_from=env.get("REPORTS_ALERT_FROM", "").strip() or cls.alert_from,
         )
