@@ -351,6 +351,8 @@ real_env() {
     export AIRFLOW__API__HOST="$BIND"
     export AIRFLOW__API__PORT="$API_PORT"
     export AIRFLOW__API__BASE_URL="http://$BIND:$API_PORT"
+    # The repository's plugins/ (the "Report freshness" page), not $AIRFLOW_HOME/plugins.
+    export AIRFLOW__CORE__PLUGINS_FOLDER="$REPO_ROOT/plugins"
     export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
     export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=False
 }

@@ -57,6 +57,9 @@ class ExtractRequest:
     chunk_column: str | None = None
     chunk: Chunk | None = None
     extract_id: str | None = None
+    # Told (rows, CSV bytes) so far after each fetched batch, e.g. the CLI's progress line; it must be
+    # cheap (the CLI throttles its printing) and never raise.
+    progress: Callable[[int, int], None] | None = None
 
 
 Block = bytes | tuple[str, int]
@@ -290,6 +293,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         format_row = row_formatter(type_codes)
         tracker = EncodingTracker(type_codes)
         fetch_rows = FIRST_FETCH_ROWS
+        seen_rows = seen_bytes = 0
         while True:
             rows = cursor.fetchmany(fetch_rows)
             if not rows:
@@ -302,6 +306,10 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
             # of blocks, so this bounds memory even for very wide rows.
             batch_bytes = sum(map(len, lines)) + len(lines)
             fetch_rows = max(1, min(FETCH_ROWS, BLOCK_BYTES * len(lines) // max(batch_bytes, 1)))
+            if request.progress is not None:
+                seen_rows += len(lines)
+                seen_bytes += batch_bytes
+                request.progress(seen_rows, seen_bytes)
         for item in cutter.finish():
             uploader.send(item)
         parts = uploader.finish()

@@ -107,9 +107,36 @@ def latest(cursor: Any, schema: str, table: str, logical_date: dt.datetime | Non
     return found[0] if found else None
 
 
+def latest_between(cursor: Any, schema: str, table: str, start: dt.datetime, end: dt.datetime) -> LoadRecord | None:
+    """The newest load of ``table`` whose logical date is in [start, end): a day's scheduled or manual run."""
+    found = _select(
+        cursor,
+        schema,
+        "table_name = %s AND logical_date >= %s AND logical_date < %s",
+        (table, utc_naive(start), utc_naive(end)),
+        1,
+    )
+    return found[0] if found else None
+
+
 def history(cursor: Any, schema: str, table: str, limit: int = 30) -> list[LoadRecord]:
     """The last ``limit`` loads of ``table``, newest first."""
     return _select(cursor, schema, "table_name = %s", (table,), limit)
+
+
+def recent(cursor: Any, schema: str, per_table: int = 10) -> dict[str, list[LoadRecord]]:
+    """The last ``per_table`` loads of every table in ``schema``, newest first, in one query."""
+    cursor.execute(
+        f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS}, ROW_NUMBER() OVER "
+        f"(PARTITION BY table_name ORDER BY id DESC) AS _n FROM {_table(schema)}) AS ranked "
+        "WHERE _n <= %s ORDER BY table_name, _n",
+        (int(per_table),),
+    )
+    found: dict[str, list[LoadRecord]] = {}
+    for row in cursor.fetchall():
+        record = LoadRecord._from_row(row)
+        found.setdefault(record.table_name, []).append(record)
+    return found
 
 
 def newer_swap(cursor: Any, schema: str, table: str, logical_date: dt.datetime) -> dt.datetime | None:
@@ -121,3 +148,25 @@ def newer_swap(cursor: Any, schema: str, table: str, logical_date: dt.datetime) 
     )
     row = cursor.fetchone()
     return row[0] if row and row[0] is not None else None
+
+
+def latest_per_table(cursor: Any, schema: str) -> list[LoadRecord]:
+    """The newest load of every table the ledger has seen, by table name."""
+    cursor.execute(
+        f"SELECT {_COLUMNS} FROM {_table(schema)} WHERE id IN "
+        f"(SELECT MAX(id) FROM {_table(schema)} GROUP BY table_name) ORDER BY table_name"
+    )
+    return [LoadRecord._from_row(r) for r in cursor.fetchall()]
+
+
+def of_run(cursor: Any, schema: str, run_id: str) -> list[LoadRecord]:
+    """Every load one DAG run (or CLI run) recorded in ``schema``, newest first."""
+    return _select(cursor, schema, "run_id = %s", (run_id,), 10_000)
+
+
+def exists(cursor: Any, schema: str) -> bool:
+    """Whether ``schema`` has a ledger yet (a company onboarded but never loaded has none)."""
+    cursor.execute(
+        "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (schema, TABLE)
+    )
+    return cursor.fetchone() is not None

@@ -6,12 +6,15 @@ the same environment; nothing is read from the admin database.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from report_pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ADMIN_CONN_ID = "reports_admin_db"
 SOURCE_CONN_ID = "reports_source_db"
@@ -36,6 +39,9 @@ SETTINGS_VARIABLES = (
     "REPORTS_SWAP_MAX_SHRINK_PERCENT",
     "REPORTS_TABLE_LOCK_TIMEOUT",
     "REPORTS_ATTEMPT_MAX_AGE_HOURS",
+    "REPORTS_ALERT_NOTIFIERS",
+    "REPORTS_ALERT_SMTP_CONN_ID",
+    "REPORTS_ALERT_FROM",
 )
 # REPORTS_* variables of the tooling around the package rather than of the package itself: the
 # compose stack's .env (docker-compose.yaml) and the local servers (scripts/env.sh, services.sh).
@@ -97,6 +103,47 @@ def _compress(env: Mapping[str, str]) -> bool:
     return _COMPRESS_VALUES[raw]
 
 
+ALERT_KINDS = ("smtp", "slack")
+
+
+@dataclass(frozen=True)
+class AlertTarget:
+    """One notifier of ``REPORTS_ALERT_NOTIFIERS``: ``smtp`` to addresses, or ``slack`` via a webhook connection."""
+
+    kind: str
+    targets: tuple[str, ...]
+
+
+def parse_notifiers(text: str, strict: bool = True) -> tuple[AlertTarget, ...]:
+    """Parse ``REPORTS_ALERT_NOTIFIERS``: entries ``KIND:VALUE[,VALUE...]`` separated by ``;`` or spaces.
+
+    ``smtp:ops@example.com,dba@example.com`` mails those addresses (through the SMTP connection
+    ``REPORTS_ALERT_SMTP_CONN_ID``); ``slack:CONN_ID`` posts through that Slack incoming-webhook connection.
+    A bad entry raises ConfigError, or with ``strict=False`` is logged and left out: a typo in the alert
+    setting must not stop the DAG from parsing, i.e. every load.
+    """
+    found: list[AlertTarget] = []
+    for entry in text.replace(";", " ").split():
+        kind, sep, value = entry.partition(":")
+        kind = kind.strip().lower()
+        targets = tuple(v.strip() for v in value.split(",") if v.strip())
+        problem = None
+        if not sep or kind not in ALERT_KINDS or not targets:
+            problem = (
+                f"REPORTS_ALERT_NOTIFIERS entry {entry!r} must be KIND:VALUE[,VALUE...] with KIND one of "
+                f"{', '.join(ALERT_KINDS)} (e.g. 'smtp:ops@example.com slack:reports_slack')"
+            )
+        elif kind == "smtp" and not all("@" in t for t in targets):
+            problem = f"REPORTS_ALERT_NOTIFIERS entry {entry!r}: smtp takes e-mail addresses"
+        if problem is None:
+            found.append(AlertTarget(kind, targets))
+        elif strict:
+            raise ConfigError(problem)
+        else:
+            log.error("%s; this notifier is left out", problem)
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Knobs of one deployment; see README "Settings" for each variable."""
@@ -119,6 +166,10 @@ class Settings:
     # How long a load waits for another load of the same target table to finish (one writer per table).
     table_lock_timeout_seconds: int = 1800
     attempt_max_age_hours: int = 24
+    # Alerts (report_pipeline.airflow.alerts): which notifiers a failed task or run calls.
+    alert_notifiers: tuple[AlertTarget, ...] = ()
+    alert_smtp_conn_id: str = "smtp_default"
+    alert_from: str = "report-pipeline@localhost"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -151,6 +202,9 @@ class Settings:
                 env, "REPORTS_TABLE_LOCK_TIMEOUT", cls.table_lock_timeout_seconds, minimum=1
             ),
             attempt_max_age_hours=_int(env, "REPORTS_ATTEMPT_MAX_AGE_HOURS", cls.attempt_max_age_hours, minimum=1),
+            alert_notifiers=parse_notifiers(env.get("REPORTS_ALERT_NOTIFIERS", ""), strict=False),
+            alert_smtp_conn_id=env.get("REPORTS_ALERT_SMTP_CONN_ID", "").strip() or cls.alert_smtp_conn_id,
+            alert_from=env.get("REPORTS_ALERT_FROM", "").strip() or cls.alert_from,
         )
 
 

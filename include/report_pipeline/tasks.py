@@ -7,7 +7,7 @@ closes its own connections, so the Airflow operators and ``report-pipeline run``
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from report_pipeline import extract as extract_module
@@ -88,11 +88,13 @@ def extract_table(
     *,
     lookback_days: int | None = None,
     chunk: Chunk | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Manifest:
     """Extract one table (or one chunk of it) for one run into a new folder of the company's bucket.
 
     Each call is a new attempt with a new extract id and a folder of its own, so it never touches
     what another attempt or run of the same date wrote; its ``Manifest.ref`` is what the load checks.
+    ``progress`` is told (rows, CSV bytes) so far after each fetched batch (the CLI's progress line).
     """
     extract_id = new_extract_id(run_id)
     request = extract_module.ExtractRequest(
@@ -109,6 +111,7 @@ def extract_table(
         chunk_column=spec.chunk_column if chunk is not None else None,
         chunk=chunk,
         extract_id=extract_id,
+        progress=progress,
     )
     with opened(connections.source()) as conn:
         return extract_module.extract(conn, request)

@@ -291,11 +291,11 @@ def _company_and_spec() -> tuple[Any, Any]:
 def test_the_load_refuses_a_manifest_of_another_company_table_or_date(item):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from report_pipeline.airflow.operators import S3ToMySqlOperator
+    from report_pipeline.airflow.operators import ReportS3ToMySqlOperator
     from report_pipeline.settings import Settings
 
     company, spec = _company_and_spec()
-    load = S3ToMySqlOperator(task_id="load", company=company, spec=spec, settings=Settings(), extracted=item)
+    load = ReportS3ToMySqlOperator(task_id="load", company=company, spec=spec, settings=Settings(), extracted=item)
     context = {"params": {}, "logical_date": RUN_DATE, "run_id": "manual__x"}
     with pytest.raises(AirflowFailException, match="refusing to load"):
         load.execute(context)

@@ -1,4 +1,10 @@
-"""Operators: thin wrappers that read the run's context and call ``report_pipeline.tasks``."""
+"""Operators: thin wrappers that read the run's context and call ``report_pipeline.tasks``.
+
+Shaped like the providers' transfers (``SqlToS3Operator``): keyword-only arguments, connection ids
+with the contract's defaults listed in ``template_fields``, the query in the UI's rendered-template
+view, and ``get_openlineage_facets_on_complete`` for the OpenLineage provider. Named
+``Report...Operator`` so they are never confused with the providers' own ``S3ToMySqlOperator``.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,19 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from report_pipeline import tasks
 from report_pipeline.airflow.connections import HookConnections
+from report_pipeline.airflow.lineage import extract_lineage, load_lineage, safe_lineage
+from report_pipeline.airflow.metrics import TableMetrics
 from report_pipeline.airflow.params import skip_unless_selected
 from report_pipeline.chunks import Chunk
 from report_pipeline.config import Company, TableSpec
 from report_pipeline.errors import ConfigError, RefusedError
-from report_pipeline.manifest import SUCCESS_NAME, ManifestRef, table_prefix
-from report_pipeline.settings import Settings
+from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, table_prefix
+from report_pipeline.settings import S3_CONN_ID, SOURCE_CONN_ID, TARGET_CONN_ID, Settings
 
 T = TypeVar("T")
 
@@ -51,6 +59,17 @@ def _lookback_override(context: Mapping[str, Any]) -> int | None:
     return None if value in (None, "") else int(value)
 
 
+def shown_sql(query: str) -> str:
+    """The query as a template field: shown verbatim in the UI's rendered view, never run through Jinja.
+
+    Jinja would read ``{{``, ``{%`` or ``{#`` inside a query (a LIKE pattern, a comment) as template
+    syntax and fail the task before it starts; such a query is wrapped in a raw block instead.
+    """
+    if any(mark in query for mark in ("{{", "{%", "{#")) and "{% endraw %}" not in query:
+        return "{% raw %}" + query + "{% endraw %}"
+    return query
+
+
 def _refusals_fail_at_once(execute: Callable[..., T]) -> Callable[..., T]:
     """A refusal (bad admin row, a load the pipeline cannot be sure of) fails the task without retries:
     retrying cannot change the verdict, and the target is already as it was."""
@@ -66,27 +85,52 @@ def _refusals_fail_at_once(execute: Callable[..., T]) -> Callable[..., T]:
 
 
 class _TableOperator(BaseOperator):
-    ui_color = "#e8f4fd"
+    """One company table's task; ``sql`` is the table's query, for the UI (the run uses the spec's)."""
 
-    def __init__(self, *, company: Company, spec: TableSpec, settings: Settings, **kwargs: Any) -> None:
+    ui_color = "#e8f4fd"
+    template_fields_renderers = {"sql": "sql"}
+
+    def __init__(
+        self,
+        *,
+        company: Company,
+        spec: TableSpec,
+        settings: Settings,
+        source_conn_id: str = SOURCE_CONN_ID,
+        target_conn_id: str = TARGET_CONN_ID,
+        s3_conn_id: str = S3_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.company = company
         self.spec = spec
         self.settings = settings
+        self.sql = shown_sql(spec.query_select)
+        self.source_conn_id = source_conn_id
+        self.target_conn_id = target_conn_id
+        self.s3_conn_id = s3_conn_id
+
+    def connections(self) -> HookConnections:
+        """The connections by this task's (rendered) connection ids."""
+        return HookConnections(
+            source_conn_id=self.source_conn_id, target_conn_id=self.target_conn_id, s3_conn_id=self.s3_conn_id
+        )
 
 
-class ChunkPlanOperator(_TableOperator):
+class ReportChunkPlanOperator(_TableOperator):
     """Splits a chunked table's rows for this run into chunks, one mapped extract each.
 
     Returns the chunks as JSON (``Chunk.to_json``: ``None`` bounds are open ends, ``nulls`` marks the
     chunk of NULLs); each carries its index and the plan's size, which the load checks.
     """
 
+    template_fields: Sequence[str] = ("sql", "source_conn_id")
+
     @_refusals_fail_at_once
-    def execute(self, context: Any) -> list[dict[str, Any]]:
+    def execute(self, context: Context) -> list[dict[str, Any]]:
         _selected(context, self.company, self.spec)
         chunks = tasks.plan_table_chunks(
-            HookConnections(),
+            self.connections(),
             self.company,
             self.spec,
             logical_date_of(context),
@@ -102,29 +146,32 @@ class ChunkPlanOperator(_TableOperator):
         return [c.to_json() for c in chunks]
 
 
-class MySqlToS3Operator(_TableOperator):
+class ReportMySqlToS3Operator(_TableOperator):
     """The seed's "MySql To S3 Files": the table's query -> CSV parts + manifest in the company bucket.
 
     Returns the manifest's location (the seed's ``$.guid``) with the extract id and the manifest's
     sha256, which the load checks before it reads anything else.
     """
 
-    template_fields: Sequence[str] = ("chunk",)
+    template_fields: Sequence[str] = ("chunk", "sql", "source_conn_id", "s3_conn_id")
 
     def __init__(self, *, chunk: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.chunk = chunk
+        self._manifest: Manifest | None = None
+        self._logical_date: dt.datetime | None = None
 
     @_refusals_fail_at_once
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         chunk = Chunk.from_json(self.chunk) if self.chunk is not None else None
         if chunk is not None:
             # The task runner renders map_index_template ("{{ chunk_label }}") from this same context
             # after execute returns or raises, so set it first: a skipped or failed chunk is named too.
-            context["chunk_label"] = chunk_label(self.spec.chunk_column, chunk)
+            context["chunk_label"] = chunk_label(self.spec.chunk_column, chunk)  # type: ignore[typeddict-unknown-key]
         _selected(context, self.company, self.spec)
+        self._logical_date = logical_date_of(context)
         manifest = tasks.extract_table(
-            HookConnections(),
+            self.connections(),
             self.settings,
             self.company,
             self.spec,
@@ -141,6 +188,11 @@ class MySqlToS3Operator(_TableOperator):
             manifest.bucket,
             manifest.key,
         )
+        self._manifest = manifest
+        seconds = dt.datetime.fromisoformat(manifest.finished_at) - dt.datetime.fromisoformat(manifest.started_at)
+        TableMetrics(self.company.alias, self.spec.name, self.log).extracted(
+            manifest.rows, manifest.csv_bytes, manifest.stored_bytes, seconds.total_seconds()
+        )
         ref = manifest.ref
         return {
             "bucket": manifest.bucket,
@@ -151,23 +203,42 @@ class MySqlToS3Operator(_TableOperator):
             "chunk": chunk.to_json() if chunk is not None else None,
         }
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Source tables the query reads -> this run's S3 folder of the table, with schema and rows."""
+        manifest, logical_date = self._manifest, self._logical_date
 
-class S3ToMySqlOperator(_TableOperator):
+        def build() -> Any:
+            assert manifest is not None and logical_date is not None, "the extract did not finish"
+            return extract_lineage(
+                query=self.spec.query_select,
+                source_conn_id=self.source_conn_id,
+                bucket=manifest.bucket,
+                folder=table_prefix(self.spec.name, logical_date),
+                columns=[(c.name, c.source_type) for c in manifest.columns],
+                rows=manifest.rows,
+                csv_bytes=manifest.csv_bytes,
+            )
+
+        return safe_lineage(self, build)
+
+
+class ReportS3ToMySqlOperator(_TableOperator):
     """The seed's "S3 Data To Mysql": loads exactly the manifest(s) its extract returned.
 
     Each XCom item must name a manifest under this company's bucket and this table's folder for the
     run's date, with the extract id and sha256 its extract reported; the load verifies them.
     """
 
-    template_fields: Sequence[str] = ("extracted",)
+    template_fields: Sequence[str] = ("extracted", "sql", "target_conn_id", "s3_conn_id")
 
     def __init__(self, *, extracted: Any, company_tables: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.extracted = extracted
         self.company_tables = tuple(company_tables)
+        self._loaded: tuple[Any, dt.datetime] | None = None
 
     @_refusals_fail_at_once
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         _selected(context, self.company, self.spec)
         extracted = self._extracted_items()
         if not extracted:
@@ -185,7 +256,7 @@ class S3ToMySqlOperator(_TableOperator):
                 )
         params = context.get("params") or {}
         result = tasks.load_table(
-            HookConnections(),
+            self.connections(),
             self.settings,
             self.company,
             self.spec,
@@ -211,7 +282,31 @@ class S3ToMySqlOperator(_TableOperator):
             self.spec.target.table,
             result.seconds,
         )
+        self._loaded = (result, logical_date)
+        if not result.skipped:
+            TableMetrics(self.company.alias, self.spec.name, self.log).loaded(
+                result.rows, result.csv_bytes, result.seconds, logical_date
+            )
         return {"rows": result.rows, "skipped": result.skipped, "load_key": result.load_key}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """This run's S3 folder of the table -> the company's target table, with rows loaded."""
+        loaded = self._loaded
+
+        def build() -> Any:
+            assert loaded is not None, "the load did not finish"
+            result, logical_date = loaded
+            return load_lineage(
+                bucket=self.company.bucket,
+                folder=table_prefix(self.spec.name, logical_date),
+                target_conn_id=self.target_conn_id,
+                schema=self.company.schema,
+                table=self.spec.target.table,
+                columns=[(name, None) for name in self.spec.target.columns],
+                rows=result.rows,
+            )
+
+        return safe_lineage(self, build)
 
     def _ref(self, item: Mapping[str, Any]) -> ManifestRef:
         """What one extract reported writing; an item without its id and hash (an extract of an
@@ -270,5 +365,5 @@ class ConfigErrorOperator(BaseOperator):
         super().__init__(**kwargs)
         self.message = message
 
-    def execute(self, context: Any) -> None:
+    def execute(self, context: Context) -> None:
         raise AirflowFailException(self.message)
