@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from tests.conftest import execute, mysql_connect, s3_client
+from tests.conftest import LocalConnections, execute, mysql_connect
 
 from report_pipeline import tasks
 from report_pipeline.chunks import Chunk, plan_chunks
@@ -266,23 +266,6 @@ ITEMS_DDL = (
 ITEMS_COLUMNS = "seq, id, code, note"
 
 
-class _Connections:
-    """``tasks.Connections`` on the local servers: the source schema, the target server, S3."""
-
-    def __init__(self, source_db: str) -> None:
-        self.source_db = source_db
-
-    def source(self) -> Any:
-        return mysql_connect(self.source_db)
-
-    def target(self) -> Any:
-        return mysql_connect()
-
-    def s3(self) -> Any:
-        return s3_client()
-
-    def protected_schemas(self) -> dict[str, str]:
-        return {}  # these tests' schemas are scratch schemas of their own
 
 
 def _items_spec(chunk_column: str = "id", chunk_rows: int = 25, load_mode: str = "upsert") -> TableSpec:
@@ -313,7 +296,7 @@ def items(scratch_db: str, bucket_name: str) -> dict[str, Any]:
         ITEMS_DDL.format(name=f"`{scratch_db}_t`.items"),
     )
     company = Company(1, 1, 1, "chk", bucket_name, f"{scratch_db}_t", 1, "default")
-    yield {"db": scratch_db, "target": f"{scratch_db}_t", "company": company, "conns": _Connections(scratch_db)}
+    yield {"db": scratch_db, "target": f"{scratch_db}_t", "company": company, "conns": LocalConnections(scratch_db)}
     execute(mysql_connect(), f"DROP DATABASE IF EXISTS `{scratch_db}_t`")
 
 

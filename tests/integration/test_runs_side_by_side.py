@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.conftest import execute, mysql_connect, s3_client
+from tests.conftest import LocalConnections, execute, mysql_connect, s3_client
 
 from report_pipeline import tasks
 from report_pipeline.config import Company, TableSpec, build_table
@@ -39,21 +39,6 @@ ROWS = 500
 SETTINGS = Settings(part_bytes=2048)  # several parts per extract
 
 
-class _Connections:
-    def __init__(self, source_db: str) -> None:
-        self.source_db = source_db
-
-    def source(self) -> Any:
-        return mysql_connect(self.source_db)
-
-    def target(self) -> Any:
-        return mysql_connect()
-
-    def s3(self) -> Any:
-        return s3_client()
-
-    def protected_schemas(self) -> dict[str, str]:
-        return {}  # these tests' schemas are scratch schemas of their own
 
 
 def _spec() -> TableSpec:
@@ -83,7 +68,7 @@ def world(scratch_db: str, bucket_name: str) -> Iterator[dict[str, Any]]:
         f"CREATE TABLE `{target}`.tgt (id INT NOT NULL PRIMARY KEY, val VARCHAR(32) NOT NULL)",
     )
     company = Company(1, 1, 1, "att", bucket_name, target, 1, "default")
-    yield {"db": scratch_db, "target": target, "company": company, "conns": _Connections(scratch_db)}
+    yield {"db": scratch_db, "target": target, "company": company, "conns": LocalConnections(scratch_db)}
     execute(mysql_connect(), f"DROP DATABASE IF EXISTS `{target}`")
 
 
