@@ -53,13 +53,16 @@ def plan_chunks(
 
     One MIN/MAX/COUNT over the indexed column sizes the chunks; ranges are equal-width, so a chunk of
     a sparse key range holds fewer rows, never more than the whole. An empty result gives one chunk.
+    It runs read-only in a consistent snapshot, like the extracts, and ends it at once.
     """
     prepare_session(conn)
     col = quote_identifier(column)
     cursor = conn.cursor()
     try:
+        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         cursor.execute(f"SELECT MIN(_rp_q.{col}), MAX(_rp_q.{col}), COUNT(*) FROM ({query}) AS _rp_q", parameters)
         low, high, count = cursor.fetchone()
+        conn.rollback()
     finally:
         cursor.close()
     if low is None or not count:

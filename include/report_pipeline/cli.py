@@ -121,7 +121,7 @@ def _validate_against_servers(plan: Plan, settings: Settings, connect: Connectio
     conns = connect(settings)
     logical = _parse_date(None)
     with opened(conns.source()) as source, opened(conns.target()) as target_conn:
-        target = MySqlTarget(target_conn)
+        target = MySqlTarget(target_conn, settings)
         for cp in plan.companies:
             c = cp.company
             for spec in cp.tables:
@@ -197,7 +197,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings, connect: ConnectionsFa
     conns = connect(settings)
     started = time.monotonic()
     if spec.chunk_column:
-        ranges = tasks.plan_table_chunks(conns, company, spec, logical)
+        ranges = tasks.plan_table_chunks(conns, company, spec, logical, settings=settings)
         manifests = [
             tasks.extract_table(conns, settings, company, spec, logical, run_id, chunk=r, chunk_index=i)
             for i, r in enumerate(ranges)

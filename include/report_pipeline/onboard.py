@@ -59,16 +59,32 @@ def _admin_rows(cursor: Any, company_id: int, alias: str, lookback_days: int | N
     return steps
 
 
-def _bucket(s3: Any, settings: Settings, name: str, dry_run: bool) -> Step:
+def _bucket(s3: Any, settings: Settings, name: str, dry_run: bool) -> list[Step]:
+    """The company's bucket (owned by ``REPORTS_S3_EXPECTED_OWNER`` when set) and its expiry rule."""
     from botocore.exceptions import ClientError
 
+    bucket = Bucket(s3, name, settings.sse, settings.sse_kms_key_id, settings.s3_expected_owner)
+    owner = f" (owner {settings.s3_expected_owner})" if settings.s3_expected_owner else ""
     try:
-        s3.head_bucket(Bucket=name)
-        return Step(f"bucket s3://{name}", "exists")
+        # Through Bucket, so a bucket of this name in another account fails here, naming the owner.
+        with bucket._owned():
+            s3.head_bucket(Bucket=name, **bucket._owner())
+        steps = [Step(f"bucket s3://{name}{owner}", "exists")]
     except ClientError:
         if not dry_run:
-            Bucket(s3, name, settings.sse, settings.sse_kms_key_id).ensure()
-        return Step(f"bucket s3://{name}", _done(dry_run))
+            bucket.ensure()
+        steps = [Step(f"bucket s3://{name}{owner}", _done(dry_run))]
+    days = settings.s3_expire_days
+    if days:
+        what = f"lifecycle rule on s3://{name}: date folders expire after {days} days"
+        current = None if dry_run and steps[0].action != "exists" else bucket.expiry_days()
+        if current == days:
+            steps.append(Step(what, "exists"))
+        else:
+            if not dry_run:
+                bucket.expire_after(days)
+            steps.append(Step(what + (f" (was {current})" if current else ""), _done(dry_run)))
+    return steps
 
 
 def _target_tables(
@@ -113,8 +129,8 @@ def onboard(
     steps = _admin_rows(admin.cursor(), company_id, alias, lookback_days, dry_run)
     if not dry_run:
         admin.commit()
-    steps.append(_bucket(s3, settings, sql.bucket_name(settings.bucket_template, alias), dry_run))
-    tgt = MySqlTarget(target)
+    steps += _bucket(s3, settings, sql.bucket_name(settings.bucket_template, alias), dry_run)
+    tgt = MySqlTarget(target, settings)
     if tgt.schema_exists(schema):
         steps.append(Step(f"target schema {schema}", "exists"))
     else:

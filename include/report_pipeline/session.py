@@ -30,6 +30,57 @@ def prepare_session(conn: Any) -> None:
         cursor.close()
 
 
+def is_mariadb(conn: Any) -> bool:
+    """Whether the server is MariaDB (which names some session variables differently from MySQL)."""
+    cached = getattr(conn, "_rp_mariadb", None)
+    if cached is None:
+        cursor = conn.cursor()
+        try:
+            cursor.execute("SELECT VERSION()")
+            version = cursor.fetchone()[0]
+        finally:
+            cursor.close()
+        cached = "mariadb" in (version.decode() if isinstance(version, bytes) else str(version)).lower()
+        conn._rp_mariadb = cached
+    return bool(cached)
+
+
+def bound_source_session(conn: Any, query_timeout_seconds: int, stream_timeout_seconds: int) -> None:
+    """Bound how long the source server runs a query, and how long it waits on a slow reader.
+
+    ``query_timeout_seconds`` becomes MySQL/Aurora's ``max_execution_time`` (milliseconds, SELECT
+    only) or MariaDB's ``max_statement_time`` (seconds): a runaway query (a cross join in an admin row)
+    is killed by the server, and its snapshot released. ``net_write_timeout`` is how long the server
+    waits while the extract is not reading (its S3 uploads are slow): sized by the caller so that
+    back-pressure never gets a healthy stream killed. Values are whole numbers from the settings.
+    """
+    if is_mariadb(conn):
+        limit = f"SET SESSION max_statement_time = {int(query_timeout_seconds)}"
+    else:
+        limit = f"SET SESSION max_execution_time = {int(query_timeout_seconds) * 1000}"
+    stream = int(stream_timeout_seconds)
+    cursor = conn.cursor()
+    try:
+        cursor.execute(limit)
+        cursor.execute(f"SET SESSION net_write_timeout = {stream}, net_read_timeout = {stream}")
+    finally:
+        cursor.close()
+
+
+def bound_target_session(conn: Any, lock_wait_seconds: int) -> None:
+    """Bound every lock wait of a target session (metadata locks and InnoDB row locks).
+
+    Both default to hours or a year on the server: a BI session holding a transaction open on a live
+    table would otherwise hold the load (and every reader queued behind it) without end.
+    """
+    wait = int(lock_wait_seconds)
+    cursor = conn.cursor()
+    try:
+        cursor.execute(f"SET SESSION lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}")
+    finally:
+        cursor.close()
+
+
 def close_quietly(conn: Any) -> None:
     """Close a connection; a close that fails (server gone, already failing) is not an error."""
     try:

@@ -15,7 +15,7 @@ from report_pipeline import load as load_module
 from report_pipeline.chunks import plan_chunks
 from report_pipeline.config import Company, TableSpec, bind_parameters, window_for, with_overrides
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, extract_prefix, table_prefix
-from report_pipeline.session import opened
+from report_pipeline.session import bound_source_session, opened
 from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
@@ -36,7 +36,7 @@ class Connections(Protocol):
 
 def company_bucket(connections: Connections, settings: Settings, company: Company) -> Bucket:
     """The company's own bucket, written with the configured server-side encryption."""
-    return Bucket(connections.s3(), company.bucket, settings.sse, settings.sse_kms_key_id)
+    return Bucket(connections.s3(), company.bucket, settings.sse, settings.sse_kms_key_id, settings.s3_expected_owner)
 
 
 def _parameters(
@@ -52,12 +52,15 @@ def plan_table_chunks(
     spec: TableSpec,
     logical_date: dt.datetime,
     lookback_days: int | None = None,
+    settings: Settings | None = None,
 ) -> list[tuple[int, int]]:
     """The chunk ranges of a chunked table for this run (one range covering all rows if unchunked)."""
     if spec.chunk_column is None or spec.chunk_rows is None:
         raise ValueError(f"table {spec.name!r} is not chunked")
+    settings = settings or Settings.from_env()
     parameters = _parameters(spec, company, logical_date, lookback_days)
     with opened(connections.source()) as conn:
+        bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
         return plan_chunks(conn, spec.query_select, parameters, spec.chunk_column, spec.chunk_rows)
 
 
@@ -89,6 +92,7 @@ def extract_table(
         chunk=chunk,
     )
     with opened(connections.source()) as conn:
+        bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
         return extract_module.extract(conn, request)
 
 
@@ -117,4 +121,4 @@ def load_table(
         run_id=run_id,
     )
     with opened(connections.target()) as conn:
-        return load_module.load(MySqlTarget(conn), request)
+        return load_module.load(MySqlTarget(conn, settings), request)

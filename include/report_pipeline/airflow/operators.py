@@ -62,11 +62,12 @@ class ChunkPlanOperator(_TableOperator):
     def execute(self, context: Any) -> list[list[int]]:
         _selected(context, self.company, self.spec)
         ranges = tasks.plan_table_chunks(
-            HookConnections(),
+            HookConnections(self.settings),
             self.company,
             self.spec,
             logical_date_of(context),
             _lookback_override(context),
+            self.settings,
         )
         self.log.info(
             "%s.%s: %d chunk(s) on %s", self.company.alias, self.spec.name, len(ranges), self.spec.chunk_column
@@ -95,7 +96,7 @@ class MySqlToS3Operator(_TableOperator):
         _selected(context, self.company, self.spec)
         map_index = context["ti"].map_index
         manifest = tasks.extract_table(
-            HookConnections(),
+            HookConnections(self.settings),
             self.settings,
             self.company,
             self.spec,
@@ -143,7 +144,7 @@ class S3ToMySqlOperator(_TableOperator):
                 )
         load_mode = (context.get("params") or {}).get("load_mode")
         result = tasks.load_table(
-            HookConnections(),
+            HookConnections(self.settings),
             self.settings,
             self.company,
             self.spec,
