@@ -690,6 +690,21 @@ def _strip_end(sql: str, segments: list[_Segment]) -> str:
     return sql[: last.start + len(code)]
 
 
+# Optimizer hints that change the session's bounds for one statement: MAX_EXECUTION_TIME(0) lifts
+# REPORTS_QUERY_TIMEOUT, SET_VAR can set max_execution_time, max_statement_time, lock or net timeouts.
+_BOUND_LIFTING_HINT = re.compile(r"\b(MAX_EXECUTION_TIME|SET_VAR)\s*\(", re.IGNORECASE)
+
+
+def _check_hint(body: str, offset: int) -> None:
+    """Refuse an optimizer hint comment (``/*+ ... */``) that would lift the pipeline's query bounds."""
+    match = _BOUND_LIFTING_HINT.search(body) if body.startswith("/*+") else None
+    if match:
+        raise ConfigError(
+            f"optimizer hint {match.group(1).upper()}(...) at offset {offset} is not allowed: it would change "
+            "the session's bounds for this query (REPORTS_QUERY_TIMEOUT); remove the hint"
+        )
+
+
 def check_select(sql: str) -> str:
     """Validate a user-written query and return it ready to execute.
 
@@ -739,6 +754,8 @@ def check_select(sql: str) -> str:
 
     for seg in segments:
         body = text[seg.start : seg.end]
+        if seg.kind == "block_comment":
+            _check_hint(body, seg.start)
         if seg.kind == "block_comment" and (body.startswith("/*!") or body[2:4].upper() == "M!"):
             raise ConfigError(
                 f"executable comment {_show(body[:20])} at offset {seg.start} is not allowed: "

@@ -98,7 +98,7 @@ def s3_client_config(settings: Settings, user_config: Any = None) -> Any:
     bounded = Config(
         connect_timeout=settings.net_timeout_seconds,
         read_timeout=settings.net_timeout_seconds,
-        retries={"mode": "standard", "max_attempts": settings.s3_max_attempts},
+        retries={"mode": "standard", "total_max_attempts": settings.s3_max_attempts},
         tcp_keepalive=True,
     )
     return bounded.merge(user_config) if user_config is not None else bounded

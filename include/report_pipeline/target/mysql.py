@@ -48,7 +48,7 @@ class MySqlTarget:
         # LOCAL INFILE request.
         self.infile = LocalInfileGuard(conn)
         prepare_session(conn)
-        bound_target_session(conn, self.settings.target_lock_wait_seconds)
+        bound_target_session(conn, self.settings.target_lock_wait_seconds, self.settings.net_timeout_seconds)
         conn.autocommit(True)
         self.cursor = conn.cursor()
         self.rename_waits = 0
