@@ -690,19 +690,40 @@ def _strip_end(sql: str, segments: list[_Segment]) -> str:
     return sql[: last.start + len(code)]
 
 
-# Optimizer hints that change the session's bounds for one statement: MAX_EXECUTION_TIME(0) lifts
-# REPORTS_QUERY_TIMEOUT, SET_VAR can set max_execution_time, max_statement_time, lock or net timeouts.
-_BOUND_LIFTING_HINT = re.compile(r"\b(MAX_EXECUTION_TIME|SET_VAR)\s*\(", re.IGNORECASE)
+# Optimizer hints that would lift the session's bounds for one statement (REPORTS_QUERY_TIMEOUT):
+# MAX_EXECUTION_TIME(0) or above the bound, SET_VAR of any *time* variable (max_execution_time,
+# lock_wait_timeout, net_write_timeout, ...). A lower MAX_EXECUTION_TIME only tightens it and passes.
+_EXECUTION_TIME_HINT = re.compile(r"\bMAX_EXECUTION_TIME\s*\(\s*([^)]*?)\s*\)", re.IGNORECASE)
+_SET_VAR_HINT = re.compile(r"\bSET_VAR\s*\(\s*`?(\w*)", re.IGNORECASE)
+
+
+def _query_timeout_ms() -> int:
+    from report_pipeline.settings import Settings
+
+    try:
+        return Settings.from_env().query_timeout_seconds * 1000
+    except ConfigError:
+        return Settings.query_timeout_seconds * 1000
 
 
 def _check_hint(body: str, offset: int) -> None:
     """Refuse an optimizer hint comment (``/*+ ... */``) that would lift the pipeline's query bounds."""
-    match = _BOUND_LIFTING_HINT.search(body) if body.startswith("/*+") else None
-    if match:
-        raise ConfigError(
-            f"optimizer hint {match.group(1).upper()}(...) at offset {offset} is not allowed: it would change "
-            "the session's bounds for this query (REPORTS_QUERY_TIMEOUT); remove the hint"
-        )
+    if not body.startswith("/*+"):
+        return
+    for match in _EXECUTION_TIME_HINT.finditer(body):
+        value = match.group(1)
+        if not value.isdigit() or not 0 < int(value) <= _query_timeout_ms():
+            raise ConfigError(
+                f"optimizer hint MAX_EXECUTION_TIME({value}) at offset {offset} is not allowed: it would lift "
+                f"the source query timeout (REPORTS_QUERY_TIMEOUT, {_query_timeout_ms()} ms); remove the hint "
+                "or give a smaller positive limit"
+            )
+    for match in _SET_VAR_HINT.finditer(body):
+        if "time" in match.group(1).lower() or not match.group(1):
+            raise ConfigError(
+                f"optimizer hint SET_VAR({match.group(1)}=...) at offset {offset} is not allowed: it would change "
+                "the session's bounds for this query (REPORTS_QUERY_TIMEOUT, lock and network timeouts)"
+            )
 
 
 def check_select(sql: str) -> str:

@@ -224,3 +224,14 @@ def test_a_legitimate_load_still_works_on_the_real_server(scratch_db, tmp_path):
     cursor.execute("SELECT id, name FROM t ORDER BY id")
     assert cursor.fetchall() == ((1, "a"), (2, "b"))
     conn.close()
+
+
+def test_require_verified_tls_refuses_before_connecting(secret, fake_target):
+    from report_pipeline.airflow.connections import HookConnections
+    from report_pipeline.errors import ConfigError
+
+    server = fake_target(secret)
+    settings = Settings(target_require_tls="verify", net_timeout_seconds=10, target_lock_wait_seconds=5)
+    with pytest.raises(ConfigError, match="REPORTS_TARGET_REQUIRE_TLS=verify: connection 'reports_target_db'"):
+        HookConnections(settings).target()
+    assert server.client_flags == [] and not server.received, "no connection was opened"
