@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from report_pipeline.errors import ConfigError
 
@@ -106,7 +107,7 @@ class Settings:
         )
 
 
-def _safety(env: Mapping[str, str]) -> dict[str, object]:
+def _safety(env: Mapping[str, str]) -> dict[str, Any]:
     """The bounded-wait, TLS, replica and bucket-ownership settings of issue 11."""
     d = Settings
     net = _int(env, "REPORTS_NET_TIMEOUT", d.net_timeout_seconds, minimum=1)

@@ -6,8 +6,10 @@ closes its own connections, so the Airflow operators and ``report-pipeline run``
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from report_pipeline import extract as extract_module
@@ -15,10 +17,31 @@ from report_pipeline import load as load_module
 from report_pipeline.chunks import plan_chunks
 from report_pipeline.config import Company, TableSpec, bind_parameters, window_for, with_overrides
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, extract_prefix, table_prefix
-from report_pipeline.session import bound_source_session, opened
+from report_pipeline.session import bound_note, bound_source_session, opened
 from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
+
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def bounds_named(settings: Settings, *, source: bool) -> Iterator[None]:
+    """Add to a timeout's error which setting bounded the wait, so the failed task's log says so."""
+    try:
+        yield
+    except Exception as exc:
+        note = bound_note(
+            exc,
+            net_timeout=settings.net_timeout_seconds,
+            query_timeout=settings.query_timeout_seconds if source else None,
+            lock_wait=None if source else settings.target_lock_wait_seconds,
+        )
+        if note:
+            exc.add_note(note)
+            log.error("%s (%s: %s)", note, type(exc).__name__, exc)
+        raise
 
 
 class Connections(Protocol):
@@ -59,7 +82,7 @@ def plan_table_chunks(
         raise ValueError(f"table {spec.name!r} is not chunked")
     settings = settings or Settings.from_env()
     parameters = _parameters(spec, company, logical_date, lookback_days)
-    with opened(connections.source()) as conn:
+    with bounds_named(settings, source=True), opened(connections.source()) as conn:
         bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
         return plan_chunks(conn, spec.query_select, parameters, spec.chunk_column, spec.chunk_rows)
 
@@ -91,7 +114,7 @@ def extract_table(
         chunk_column=spec.chunk_column if chunk is not None else None,
         chunk=chunk,
     )
-    with opened(connections.source()) as conn:
+    with bounds_named(settings, source=True), opened(connections.source()) as conn:
         bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
         return extract_module.extract(conn, request)
 
@@ -120,5 +143,5 @@ def load_table(
         logical_date=logical_date,
         run_id=run_id,
     )
-    with opened(connections.target()) as conn:
+    with bounds_named(settings, source=False), opened(connections.target()) as conn:
         return load_module.load(MySqlTarget(conn, settings), request)

@@ -104,7 +104,7 @@ def test_a_bucket_of_another_account_fails_the_task_naming_the_check(scratch_db,
 
     client.meta.events.register("before-send.s3", other_account)
     company, spec = _world(scratch_db, bucket_name)
-    with pytest.raises(TransferError, match="ExpectedBucketOwner=111122223333 .REPORTS_S3_EXPECTED_OWNER."):
+    with pytest.raises(TransferError, match=r"ExpectedBucketOwner=111122223333 \(REPORTS_S3_EXPECTED_OWNER\)"):
         tasks.extract_table(Connections(scratch_db, client), SETTINGS, company, spec, LOGICAL_DATE, "run-1")
     assert [name for name, _ in calls] == ["HeadBucket"], "the check comes before anything is written"
     assert s3_client().list_objects_v2(Bucket=bucket_name)["KeyCount"] == 0

@@ -65,7 +65,8 @@ def test_hints_that_lift_the_query_timeout_are_refused(query):
 @pytest.mark.parametrize(
     "query",
     ["SELECT /*+ BKA(t) */ id FROM t", "SELECT /*+ MAX_EXECUTION_TIME(1000) */ id FROM t",
-     "SELECT /*+ SET_VAR(sort_buffer_size = 16M) */ id FROM t", "SELECT /* MAX_EXECUTION_TIME(0) is only a remark here */ id FROM t",
+     "SELECT /*+ SET_VAR(sort_buffer_size = 16M) */ id FROM t",
+     "SELECT /* MAX_EXECUTION_TIME(0) is only a remark here */ id FROM t",
      "SELECT 'MAX_EXECUTION_TIME(0)' AS txt FROM t"],
 )
 def test_other_hints_and_mentions_pass(query):
