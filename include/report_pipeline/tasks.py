@@ -22,7 +22,6 @@ from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
 
-
 log = logging.getLogger(__name__)
 
 

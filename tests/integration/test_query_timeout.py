@@ -46,7 +46,8 @@ def test_a_runaway_query_is_stopped_and_the_error_names_the_bound(bucket_name, s
                         "query_insert": "REPLACE INTO huge (x, y) VALUES"})
     settings = Settings(query_timeout_seconds=1)
     with pytest.raises(MySQLdb.OperationalError) as failed:
-        tasks.extract_table(Connections(scratch_db), settings, company, spec, dt.datetime(2026, 11, 26, tzinfo=dt.UTC), "r")
+        day = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+        tasks.extract_table(Connections(scratch_db), settings, company, spec, day, "r")
     assert "bound tripped: the source query ran longer than REPORTS_QUERY_TIMEOUT=1 s" in failed.value.__notes__
     assert s3_client().list_objects_v2(Bucket=bucket_name).get("KeyCount") == 0
 
