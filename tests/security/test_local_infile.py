@@ -235,3 +235,15 @@ def test_require_verified_tls_refuses_before_connecting(secret, fake_target):
     with pytest.raises(ConfigError, match="REPORTS_TARGET_REQUIRE_TLS=verify: connection 'reports_target_db'"):
         HookConnections(settings).target()
     assert server.client_flags == [] and not server.received, "no connection was opened"
+
+
+def test_a_symlink_in_place_of_the_part_is_not_followed(secret, fake_target, tmp_path):
+    link = tmp_path / "part.csv"
+    link.symlink_to(secret)
+    server = fake_target(str(link), trigger=b"LOAD DATA")
+    conn = _hook_target()
+    target = MySqlTarget(conn)
+    with pytest.raises(MySQLdb.OperationalError, match="LOCAL INFILE request refused: cannot open"):
+        target.bulk_load(str(link), "db", "t", ["id"], ["text"], "insert")
+    conn.close()
+    assert SECRET not in server.received

@@ -84,6 +84,7 @@ class LocalInfileGuard:
 
     def __init__(self, conn: Any) -> None:
         self._allowed: str | None = None
+        self._allowed_real: str | None = None
         self._files: dict[int, int] = {}  # handle -> fd
         self._errors: dict[int, bytes] = {}
         self._next = 1
@@ -96,18 +97,19 @@ class LocalInfileGuard:
 
     @contextlib.contextmanager
     def allow(self, path: str) -> Iterator[None]:
-        """Let the server read exactly ``path`` (an absolute path) while the block runs."""
-        self._allowed = os.path.abspath(path)
+        """Let the server read exactly ``path`` (as the statement names it) while the block runs."""
+        self._allowed, self._allowed_real = path, os.path.realpath(path)
         try:
             yield
         finally:
-            self._allowed = None
+            self._allowed = self._allowed_real = None
 
     def _permitted(self, requested: str) -> str | None:
         """Why ``requested`` must not be sent, or None."""
         if self._allowed is None:
             return "no LOAD DATA of this pipeline is running"
-        if requested != self._allowed or os.path.realpath(requested) != self._allowed:
+        # The very string the statement sent, and still the same file once links are resolved.
+        if requested != self._allowed or os.path.realpath(requested) != self._allowed_real:
             return f"the server asked for {requested!r}, the statement loads {self._allowed!r}"
         return None
 
