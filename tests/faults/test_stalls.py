@@ -117,6 +117,11 @@ def _timed_out(exc: BaseException) -> bool:
     return named and any(word in text for word in ("timeout", "timed out", "lost connection", "gone away"))
 
 
+def _lock_wait_named(exc: BaseException) -> bool:
+    notes = getattr(exc, "__notes__", ())
+    return any(f"REPORTS_TARGET_LOCK_WAIT={SETTINGS.target_lock_wait_seconds} s" in note for note in notes)
+
+
 def test_source_stalls_mid_extract(monkeypatch, source_db, source_print, target_db, bucket_name, caplog):
     caplog.set_level(logging.INFO)
     prefix = table_prefix("big", LOGICAL_DATE)
@@ -166,7 +171,10 @@ def _load_stall(monkeypatch: pytest.MonkeyPatch, name: str, source_db: str, sour
     before = stale_target(target_db, with_gone_rows=mode == "swap")
 
     def failed(exc: BaseException) -> None:
-        assert _timed_out(exc), repr(exc)
+        # The stalled attempt times out; a retry may still find the server rolling that attempt's
+        # partial load back (it noticed the silent client only after its own net_read_timeout), and
+        # then fails on its lock wait, bounded too. Either way nothing is recorded or left behind.
+        assert _timed_out(exc) or _lock_wait_named(exc), repr(exc)
         assert query(target_db, "SELECT COUNT(*) FROM report_loads") == [(0,)]
         assert list(local_tmp.iterdir()) == [], "the failed load's part files were removed"
         assert logged_failure(caplog, "load", type(exc).__name__)
@@ -179,6 +187,7 @@ def _load_stall(monkeypatch: pytest.MonkeyPatch, name: str, source_db: str, sour
             name, lambda: do_load(conns, bucket_name, target_db, manifest, mode), proxy, failed
         )
     assert proxy.stats.stalls == 1 and len(failures) >= 1, failures
+    assert _timed_out(failures[0]), repr(failures[0])
     assert result.rows == manifest.rows
     assert reader.counts <= {before[0], manifest.rows}, f"a reader saw a partial table: {sorted(reader.counts)}"
     assert_recovered(source_db, target_db, bucket_name, manifest, source_print)
