@@ -43,7 +43,9 @@ from report_pipeline.airflow.retry import MAX_ATTEMPTS, SeedRetrier
 from report_pipeline.manifest import Manifest, table_prefix
 from report_pipeline.settings import Settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+# method="thread": a signal cannot interrupt a read blocked inside the C client (it retries on EINTR),
+# so without the bounds the hang ends the whole pytest process with a stack dump: a red suite.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240, method="thread")]
 
 NET_TIMEOUT = 3
 SETTINGS = Settings(

@@ -20,7 +20,7 @@ from report_pipeline.config import Company, build_table
 from report_pipeline.session import bound_source_session, is_mariadb
 from report_pipeline.settings import Settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120, method="thread")]
 
 
 class Connections:
