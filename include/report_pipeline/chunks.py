@@ -167,14 +167,17 @@ def plan_chunks(conn: Any, query: str, parameters: Parameters, column: str, chun
 
     A zero-row probe checks the column's type first; one MIN/MAX/COUNT over the indexed column then
     places the boundaries. ConfigError when the column is missing or not of an integer type.
+    It runs read-only in a consistent snapshot, like the extracts, and ends it at once.
     """
     prepare_session(conn)
     check_chunk_column(probe_columns(conn, query, parameters), column)
     col = quote_identifier(column)
     cursor = conn.cursor()
     try:
+        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         cursor.execute(f"SELECT MIN(_rp_q.{col}), MAX(_rp_q.{col}), COUNT(*) FROM ({query}) AS _rp_q", parameters)
         low, high, count = cursor.fetchone()
+        conn.rollback()
     finally:
         cursor.close()
     if low is None or high is None:

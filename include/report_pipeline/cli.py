@@ -143,7 +143,7 @@ def _validate_against_servers(plan: Plan, settings: Settings, connect: Connectio
     logical = _parse_date(None)
     protected = conns.protected_schemas()
     with opened(conns.source()) as source, opened(conns.target()) as target_conn:
-        target = MySqlTarget(target_conn)
+        target = MySqlTarget(target_conn, settings)
         for cp in plan.companies:
             c = cp.company
             owner = _schema_owner_problem(target, c.schema, protected, [t.target.table for t in cp.tables])
@@ -242,7 +242,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings, connect: ConnectionsFa
     progress = ProgressLine(sys.stdout, f"{company.alias}.{spec.name} extract")
     manifests = []
     chunks: list[Chunk | None] = (
-        list(tasks.plan_table_chunks(conns, company, spec, logical)) if spec.chunk_column else [None]
+        list(tasks.plan_table_chunks(conns, company, spec, logical, settings=settings)) if spec.chunk_column else [None]
     )
     for chunk in chunks:
         manifests.append(

@@ -59,16 +59,32 @@ def _admin_rows(cursor: Any, company_id: int, alias: str, lookback_days: int | N
     return steps
 
 
-def _bucket(s3: Any, settings: Settings, name: str, dry_run: bool) -> Step:
+def _bucket(s3: Any, settings: Settings, name: str, dry_run: bool) -> list[Step]:
+    """The company's bucket (owned by ``REPORTS_S3_EXPECTED_OWNER`` when set) and its expiry rule."""
     from botocore.exceptions import ClientError
 
+    bucket = Bucket(s3, name, settings.sse, settings.sse_kms_key_id, settings.s3_expected_owner)
+    owner = f" (owner {settings.s3_expected_owner})" if settings.s3_expected_owner else ""
     try:
-        s3.head_bucket(Bucket=name)
-        return Step(f"bucket s3://{name}", "exists")
+        # Through Bucket, so a bucket of this name in another account fails here, naming the owner.
+        with bucket._owned():
+            s3.head_bucket(Bucket=name, **bucket._owner())
+        steps = [Step(f"bucket s3://{name}{owner}", "exists")]
     except ClientError:
         if not dry_run:
-            Bucket(s3, name, settings.sse, settings.sse_kms_key_id).ensure()
-        return Step(f"bucket s3://{name}", _done(dry_run))
+            bucket.ensure()
+        steps = [Step(f"bucket s3://{name}{owner}", _done(dry_run))]
+    days = settings.s3_expire_days
+    if days:
+        what = f"lifecycle rule on s3://{name}: date folders expire after {days} days"
+        current = None if dry_run and steps[0].action != "exists" else bucket.expiry_days()
+        if current == days:
+            steps.append(Step(what, "exists"))
+        else:
+            if not dry_run:
+                bucket.expire_after(days)
+            steps.append(Step(what + (f" (was {current})" if current else ""), _done(dry_run)))
+    return steps
 
 
 def _target_tables(
@@ -116,7 +132,7 @@ def onboard(
     foreign = ownership.foreign_schema_problem(schema, protected_schemas or {})
     if foreign:
         raise ConfigError(f"company {alias!r}: {foreign}; choose another alias or REPORTS_TARGET_SCHEMA_TEMPLATE")
-    tgt = MySqlTarget(target)
+    tgt = MySqlTarget(target, settings)
     if tgt.schema_exists(schema) and not adopt_schema:
         problem = ownership.adoption_problem(schema, tgt.tables(schema), [t.target.table for t in tables])
         if problem:
@@ -124,7 +140,7 @@ def onboard(
     steps = _admin_rows(admin.cursor(), company_id, alias, lookback_days, dry_run)
     if not dry_run:
         admin.commit()
-    steps.append(_bucket(s3, settings, validation.bucket_name(settings.bucket_template, alias), dry_run))
+    steps += _bucket(s3, settings, validation.bucket_name(settings.bucket_template, alias), dry_run)
     if tgt.schema_exists(schema):
         steps.append(Step(f"target schema {schema}", "exists"))
     else:

@@ -30,6 +30,87 @@ def prepare_session(conn: Any) -> None:
         cursor.close()
 
 
+def is_mariadb(conn: Any) -> bool:
+    """Whether the server is MariaDB (which names some session variables differently from MySQL)."""
+    cached = getattr(conn, "_rp_mariadb", None)
+    if cached is None:
+        cursor = conn.cursor()
+        try:
+            cursor.execute("SELECT VERSION()")
+            version = cursor.fetchone()[0]
+        finally:
+            cursor.close()
+        cached = "mariadb" in (version.decode() if isinstance(version, bytes) else str(version)).lower()
+        conn._rp_mariadb = cached
+    return bool(cached)
+
+
+def bound_source_session(conn: Any, query_timeout_seconds: int, stream_timeout_seconds: int) -> None:
+    """Bound how long the source server runs a query, and how long it waits on a slow reader.
+
+    ``query_timeout_seconds`` becomes MySQL/Aurora's ``max_execution_time`` (milliseconds, SELECT
+    only) or MariaDB's ``max_statement_time`` (seconds): a runaway query (a cross join in an admin row)
+    is killed by the server, and its snapshot released. ``net_write_timeout`` is how long the server
+    waits while the extract is not reading (its S3 uploads are slow): sized by the caller so that
+    back-pressure never gets a healthy stream killed. Values are whole numbers from the settings.
+    """
+    if is_mariadb(conn):
+        limit = f"SET SESSION max_statement_time = {int(query_timeout_seconds)}"
+    else:
+        limit = f"SET SESSION max_execution_time = {int(query_timeout_seconds) * 1000}"
+    stream = int(stream_timeout_seconds)
+    cursor = conn.cursor()
+    try:
+        cursor.execute(limit)
+        cursor.execute(f"SET SESSION net_write_timeout = {stream}, net_read_timeout = {stream}")
+    finally:
+        cursor.close()
+
+
+def bound_target_session(conn: Any, lock_wait_seconds: int, net_timeout_seconds: int) -> None:
+    """Bound every lock wait of a target session, and how long the server waits on a silent client.
+
+    Lock waits (metadata and InnoDB row locks) default to hours or a year on the server: a BI session
+    holding a transaction open on a live table would otherwise hold the load (and every reader queued
+    behind it) without end. ``net_read_timeout`` is how long the server waits for the next piece of a
+    LOAD DATA file: when the client is gone behind a half-open connection, the server rolls the load
+    back after that long and frees its locks for the retry, instead of after its default 30 s or more.
+    """
+    wait, net = int(lock_wait_seconds), int(net_timeout_seconds)
+    cursor = conn.cursor()
+    try:
+        cursor.execute(f"SET SESSION lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}")
+        cursor.execute(f"SET SESSION net_read_timeout = {net}, net_write_timeout = {net}")
+    finally:
+        cursor.close()
+
+
+# Server and client errors that mean a bound tripped, and the setting that bounds it.
+_QUERY_TIMEOUTS = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
+_LOCK_WAIT = 1205
+_SILENT_PEER = {2006, 2013}  # includes the client's read/write timeout on a silent server
+_S3_TIMEOUTS = ("ReadTimeoutError", "ConnectTimeoutError")
+
+
+def bound_note(
+    exc: BaseException, *, net_timeout: int, query_timeout: int | None = None, lock_wait: int | None = None
+) -> str | None:
+    """Which bounded wait an error comes from, named by its setting; None for other errors."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if code in _QUERY_TIMEOUTS and query_timeout is not None:
+        return f"bound tripped: the source query ran longer than REPORTS_QUERY_TIMEOUT={query_timeout} s"
+    if code == _LOCK_WAIT and lock_wait is not None:
+        return f"bound tripped: a lock wait on the target exceeded REPORTS_TARGET_LOCK_WAIT={lock_wait} s"
+    if code in _SILENT_PEER:
+        return (
+            f"bound tripped (or the connection was lost): the MySQL server did not answer within "
+            f"REPORTS_NET_TIMEOUT={net_timeout} s"
+        )
+    if type(exc).__name__ in _S3_TIMEOUTS:
+        return f"bound tripped: S3 did not answer within REPORTS_NET_TIMEOUT={net_timeout} s"
+    return None
+
+
 def close_quietly(conn: Any) -> None:
     """Close a connection; a close that fails (server gone, already failing) is not an error."""
     try:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from report_pipeline.errors import ConfigError
 
@@ -20,6 +21,8 @@ ADMIN_CONN_ID = "reports_admin_db"
 SOURCE_CONN_ID = "reports_source_db"
 TARGET_CONN_ID = "reports_target_db"
 S3_CONN_ID = "reports_s3"
+SOURCE_REPLICA_CONN_ID = "reports_source_replica_db"
+TLS_MODES = ("off", "verify")
 
 # Every REPORTS_* variable Settings.from_env reads (README "Settings" lists them all).
 SETTINGS_VARIABLES = (
@@ -42,6 +45,18 @@ SETTINGS_VARIABLES = (
     "REPORTS_ALERT_NOTIFIERS",
     "REPORTS_ALERT_SMTP_CONN_ID",
     "REPORTS_ALERT_FROM",
+    "REPORTS_NET_TIMEOUT",
+    "REPORTS_QUERY_TIMEOUT",
+    "REPORTS_S3_MAX_ATTEMPTS",
+    "REPORTS_TARGET_LOCK_WAIT",
+    "REPORTS_RENAME_LOCK_WAIT",
+    "REPORTS_RENAME_ATTEMPTS",
+    "REPORTS_TASK_TIMEOUT",
+    "REPORTS_DAGRUN_TIMEOUT",
+    "REPORTS_TARGET_REQUIRE_TLS",
+    "REPORTS_SOURCE_REPLICA",
+    "REPORTS_S3_EXPECTED_OWNER",
+    "REPORTS_S3_EXPIRE_DAYS",
 )
 # REPORTS_* variables of the tooling around the package rather than of the package itself: the
 # compose stack's .env (docker-compose.yaml) and the local servers (scripts/env.sh, services.sh).
@@ -170,6 +185,30 @@ class Settings:
     alert_notifiers: tuple[AlertTarget, ...] = ()
     alert_smtp_conn_id: str = "smtp_default"
     alert_from: str = "report-pipeline@localhost"
+    # Bounded waits (issue 11): every client, query, lock and task has one.
+    net_timeout_seconds: int = 120
+    query_timeout_seconds: int = 3600
+    s3_max_attempts: int = 3
+    target_lock_wait_seconds: int = 60
+    rename_lock_wait_seconds: int = 5
+    rename_attempts: int = 5
+    task_timeout_seconds: int = 3 * 3600
+    dagrun_timeout_seconds: int = 23 * 3600
+    target_require_tls: str = "off"
+    source_replica: str = "auto"
+    s3_expected_owner: str | None = None
+    s3_expire_days: int = 0
+
+    @property
+    def source_stream_timeout_seconds(self) -> int:
+        """``net_write_timeout``/``net_read_timeout`` of the source session.
+
+        While S3 is slow the extract stops reading the stream (its upload queue is full) and the
+        server waits to write; the wait may last as long as the uploads in flight take, each bounded by
+        ``s3_max_attempts`` tries of ``net_timeout_seconds``, so the server's patience covers four of
+        those (the in-flight parts plus the one being cut) instead of killing a healthy stream.
+        """
+        return max(60, 4 * self.s3_max_attempts * self.net_timeout_seconds)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -205,7 +244,46 @@ class Settings:
             alert_notifiers=parse_notifiers(env.get("REPORTS_ALERT_NOTIFIERS", ""), strict=False),
             alert_smtp_conn_id=env.get("REPORTS_ALERT_SMTP_CONN_ID", "").strip() or cls.alert_smtp_conn_id,
             alert_from=env.get("REPORTS_ALERT_FROM", "").strip() or cls.alert_from,
+            **_safety(env),
         )
+
+
+def _safety(env: Mapping[str, str]) -> dict[str, Any]:
+    """The bounded-wait, TLS, replica and bucket-ownership settings of issue 11."""
+    d = Settings
+    net = _int(env, "REPORTS_NET_TIMEOUT", d.net_timeout_seconds, minimum=1)
+    lock_wait = _int(env, "REPORTS_TARGET_LOCK_WAIT", d.target_lock_wait_seconds, minimum=1)
+    rename_wait = _int(env, "REPORTS_RENAME_LOCK_WAIT", d.rename_lock_wait_seconds, minimum=1)
+    if max(lock_wait, rename_wait) >= net:
+        # A statement waiting on a lock is silent: the client would give up before the server does
+        # and the error would say "lost connection" instead of naming the lock.
+        raise ConfigError(
+            f"REPORTS_TARGET_LOCK_WAIT={lock_wait} and REPORTS_RENAME_LOCK_WAIT={rename_wait} must be "
+            f"below REPORTS_NET_TIMEOUT={net}"
+        )
+    tls = env.get("REPORTS_TARGET_REQUIRE_TLS", "").strip().lower() or d.target_require_tls
+    if tls not in TLS_MODES:
+        raise ConfigError(f"REPORTS_TARGET_REQUIRE_TLS={tls!r} must be one of {TLS_MODES}")
+    replica = env.get("REPORTS_SOURCE_REPLICA", "").strip().lower() or d.source_replica
+    if replica not in ("auto", "off", "required"):
+        raise ConfigError(f"REPORTS_SOURCE_REPLICA={replica!r} must be 'auto', 'off' or 'required'")
+    owner = env.get("REPORTS_S3_EXPECTED_OWNER", "").strip() or None
+    if owner is not None and not (owner.isdigit() and len(owner) == 12):
+        raise ConfigError(f"REPORTS_S3_EXPECTED_OWNER={owner!r} must be a 12-digit AWS account id")
+    return {
+        "net_timeout_seconds": net,
+        "query_timeout_seconds": _int(env, "REPORTS_QUERY_TIMEOUT", d.query_timeout_seconds, minimum=1),
+        "s3_max_attempts": _int(env, "REPORTS_S3_MAX_ATTEMPTS", d.s3_max_attempts, minimum=1),
+        "target_lock_wait_seconds": lock_wait,
+        "rename_lock_wait_seconds": rename_wait,
+        "rename_attempts": _int(env, "REPORTS_RENAME_ATTEMPTS", d.rename_attempts, minimum=1),
+        "task_timeout_seconds": _int(env, "REPORTS_TASK_TIMEOUT", d.task_timeout_seconds, minimum=1),
+        "dagrun_timeout_seconds": _int(env, "REPORTS_DAGRUN_TIMEOUT", d.dagrun_timeout_seconds, minimum=1),
+        "target_require_tls": tls,
+        "source_replica": replica,
+        "s3_expected_owner": owner,
+        "s3_expire_days": _int(env, "REPORTS_S3_EXPIRE_DAYS", d.s3_expire_days),
+    }
 
 
 def unknown_variables(env: Mapping[str, str]) -> list[str]:

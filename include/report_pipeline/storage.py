@@ -1,15 +1,18 @@
 """S3 access on top of a boto3 client handed in by the caller (in Airflow: ``S3Hook.get_conn()``).
 
 Every object is written with the configured server-side encryption, and every read of a part is
-checked against the sha256 its manifest recorded.
+checked against the sha256 its manifest recorded. With an expected owner (``REPORTS_S3_EXPECTED_OWNER``)
+every call that names the bucket carries ``ExpectedBucketOwner``, so S3 refuses to read or write a
+bucket of that (predictable) name that another account created first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,28 @@ class Bucket:
     name: str
     sse: str | None = None
     sse_kms_key_id: str | None = None
+    expected_owner: str | None = None
+
+    def _owner(self) -> dict[str, str]:
+        return {"ExpectedBucketOwner": self.expected_owner} if self.expected_owner else {}
+
+    @contextlib.contextmanager
+    def _owned(self) -> Iterator[None]:
+        """Name the ownership check when S3 refuses a call for it (403 with an expected owner set)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            yield
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = exc.response.get("Error", {}).get("Code")
+            if self.expected_owner and (status == 403 or code in ("403", "AccessDenied")):
+                raise TransferError(
+                    f"s3://{self.name}: S3 refused the call with ExpectedBucketOwner={self.expected_owner} "
+                    f"(REPORTS_S3_EXPECTED_OWNER): the bucket belongs to another account, or this role may "
+                    f"not use it. Nothing was read or written there. ({code})"
+                ) from exc
+            raise
 
     def _write_args(self) -> dict[str, str]:
         args: dict[str, str] = {}
@@ -40,7 +65,8 @@ class Bucket:
         from botocore.exceptions import ClientError
 
         try:
-            self.client.head_bucket(Bucket=self.name)
+            with self._owned():
+                self.client.head_bucket(Bucket=self.name, **self._owner())
             return
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
@@ -55,6 +81,40 @@ class Bucket:
             # Another task of the same company may have created it a moment ago.
             if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
+        if self.expected_owner:
+            # CreateBucket takes no owner; a name another account took first answers 403 here.
+            with self._owned():
+                self.client.head_bucket(Bucket=self.name, **self._owner())
+
+    def expire_after(self, days: int, prefix: str = "") -> None:
+        """A lifecycle rule expiring objects ``days`` after they were written (date folders of old runs)."""
+        rule = {
+            "ID": "report-pipeline-expire",
+            "Status": "Enabled",
+            "Filter": {"Prefix": prefix},
+            "Expiration": {"Days": days},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        }
+        with self._owned():
+            self.client.put_bucket_lifecycle_configuration(
+                Bucket=self.name, LifecycleConfiguration={"Rules": [rule]}, **self._owner()
+            )
+
+    def expiry_days(self) -> int | None:
+        """The days of the pipeline's lifecycle rule, or None when the bucket has none."""
+        from botocore.exceptions import ClientError
+
+        try:
+            with self._owned():
+                rules = self.client.get_bucket_lifecycle_configuration(Bucket=self.name, **self._owner())["Rules"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
+                return None
+            raise
+        for rule in rules:
+            if rule.get("ID") == "report-pipeline-expire" and "Days" in rule.get("Expiration", {}):
+                return int(rule["Expiration"]["Days"])
+        return None
 
     def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
         """Store one object with a single PUT.
@@ -63,11 +123,15 @@ class Bucket:
         there is no multipart upload to abort when a transfer dies halfway: the object either exists
         whole or not at all (``extract`` still aborts any unfinished multipart upload under its prefix).
         """
-        self.client.put_object(Bucket=self.name, Key=key, Body=body, ContentType=content_type, **self._write_args())
+        with self._owned():
+            self.client.put_object(
+                Bucket=self.name, Key=key, Body=body, ContentType=content_type, **self._write_args(), **self._owner()
+            )
 
     def get(self, key: str) -> bytes:
         """Read one whole (small) object."""
-        return bytes(self.client.get_object(Bucket=self.name, Key=key)["Body"].read())
+        with self._owned():
+            return bytes(self.client.get_object(Bucket=self.name, Key=key, **self._owner())["Body"].read())
 
     def get_checked(self, key: str, sha256: str) -> bytes:
         """Read one part and verify it is byte-for-byte what the extract stored."""
@@ -82,7 +146,8 @@ class Bucket:
         from botocore.exceptions import ClientError
 
         try:
-            self.client.head_object(Bucket=self.name, Key=key)
+            with self._owned():
+                self.client.head_object(Bucket=self.name, Key=key, **self._owner())
             return True
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
@@ -92,8 +157,10 @@ class Bucket:
     def keys(self, prefix: str) -> list[str]:
         """Every key under a prefix."""
         found: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix):
-            found.extend(o["Key"] for o in page.get("Contents", ()))
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix, **self._owner())
+        with self._owned():
+            for page in pages:
+                found.extend(o["Key"] for o in page.get("Contents", ()))
         return found
 
     def listing(self, prefix: str) -> list[tuple[str, dt.datetime]]:
@@ -107,7 +174,10 @@ class Bucket:
         """Delete objects (missing ones are fine)."""
         batch = [{"Key": k} for k in keys]
         for i in range(0, len(batch), 1000):
-            self.client.delete_objects(Bucket=self.name, Delete={"Objects": batch[i : i + 1000], "Quiet": True})
+            with self._owned():
+                self.client.delete_objects(
+                    Bucket=self.name, Delete={"Objects": batch[i : i + 1000], "Quiet": True}, **self._owner()
+                )
 
     def abort_multipart_uploads(self, prefix: str) -> int:
         """Abort unfinished multipart uploads under a prefix; returns how many were aborted."""
@@ -115,13 +185,17 @@ class Bucket:
 
         aborted = 0
         try:
-            listing = self.client.list_multipart_uploads(Bucket=self.name, Prefix=prefix)
+            with self._owned():
+                listing = self.client.list_multipart_uploads(Bucket=self.name, Prefix=prefix, **self._owner())
         except ClientError as exc:
             # A cleanup nicety, never a reason to fail a transfer: a role without
             # s3:ListBucketMultipartUploads (or a server without the call) just skips it.
             log.warning("cannot list multipart uploads in s3://%s/%s: %s", self.name, prefix, exc)
             return 0
         for upload in listing.get("Uploads", ()):
-            self.client.abort_multipart_upload(Bucket=self.name, Key=upload["Key"], UploadId=upload["UploadId"])
+            with self._owned():
+                self.client.abort_multipart_upload(
+                    Bucket=self.name, Key=upload["Key"], UploadId=upload["UploadId"], **self._owner()
+                )
             aborted += 1
         return aborted

@@ -6,8 +6,10 @@ closes its own connections, so the Airflow operators and ``report-pipeline run``
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from report_pipeline import extract as extract_module
@@ -17,10 +19,30 @@ from report_pipeline.config import Company, TableSpec, bind_parameters, window_f
 from report_pipeline.errors import ConfigError
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, extract_prefix, new_extract_id, table_prefix
 from report_pipeline.modes import SwapGuard
-from report_pipeline.session import opened
+from report_pipeline.session import bound_note, bound_source_session, opened
 from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def bounds_named(settings: Settings, *, source: bool) -> Iterator[None]:
+    """Add to a timeout's error which setting bounded the wait, so the failed task's log says so."""
+    try:
+        yield
+    except Exception as exc:
+        note = bound_note(
+            exc,
+            net_timeout=settings.net_timeout_seconds,
+            query_timeout=settings.query_timeout_seconds if source else None,
+            lock_wait=None if source else settings.target_lock_wait_seconds,
+        )
+        if note:
+            exc.add_note(note)
+            log.error("%s (%s: %s)", note, type(exc).__name__, exc)
+        raise
 
 
 class Connections(Protocol):
@@ -46,7 +68,7 @@ def table_label(company: Company, spec: TableSpec) -> str:
 
 def company_bucket(connections: Connections, settings: Settings, company: Company) -> Bucket:
     """The company's own bucket, written with the configured server-side encryption."""
-    return Bucket(connections.s3(), company.bucket, settings.sse, settings.sse_kms_key_id)
+    return Bucket(connections.s3(), company.bucket, settings.sse, settings.sse_kms_key_id, settings.s3_expected_owner)
 
 
 def _parameters(
@@ -62,6 +84,7 @@ def plan_table_chunks(
     spec: TableSpec,
     logical_date: dt.datetime,
     lookback_days: int | None = None,
+    settings: Settings | None = None,
 ) -> list[Chunk]:
     """The chunks of a chunked table for this run: open-ended ranges plus the NULL chunk, never none.
 
@@ -70,8 +93,10 @@ def plan_table_chunks(
     """
     if spec.chunk_column is None or spec.chunk_rows is None:
         raise ValueError(f"table {spec.name!r} is not chunked")
+    settings = settings or Settings.from_env()
     parameters = _parameters(spec, company, logical_date, lookback_days)
-    with opened(connections.source()) as conn:
+    with bounds_named(settings, source=True), opened(connections.source()) as conn:
+        bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
         try:
             return plan_chunks(conn, spec.query_select, parameters, spec.chunk_column, spec.chunk_rows)
         except ConfigError as exc:
@@ -113,7 +138,8 @@ def extract_table(
         extract_id=extract_id,
         progress=progress,
     )
-    with opened(connections.source()) as conn:
+    with bounds_named(settings, source=True), opened(connections.source()) as conn:
+        bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
         return extract_module.extract(conn, request)
 
 
@@ -163,5 +189,5 @@ def load_table(
         guard=guard,
         lock_timeout_seconds=settings.table_lock_timeout_seconds,
     )
-    with opened(connections.target()) as conn:
-        return load_module.load(MySqlTarget(conn), request)
+    with bounds_named(settings, source=False), opened(connections.target()) as conn:
+        return load_module.load(MySqlTarget(conn, settings), request)

@@ -10,6 +10,12 @@ To hit "in the middle of" deterministically, a cut can be armed to fire after N 
 one direction, or when a byte pattern (e.g. ``b"RENAME TABLE"``) is seen going to the server --
 either before that chunk is forwarded (the server never gets it) or when the server answers it (the
 server ran it, the answer is dropped: a lost acknowledgement).
+
+A *stall* is the other fault (issue 11): the proxy stops forwarding on the connections open at that
+moment, in both directions, without closing them -- a half-open connection after a failover, or a peer
+that hangs. Neither side hears anything; only a timeout can end it. New connections are forwarded as
+usual, as a client reconnecting after the failover would find the server. ``stalled_at`` records when
+it fired (``time.monotonic()``), so a test can measure how long the client took to give up.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,6 +37,7 @@ class _Trigger:
     pattern: bytes | None = None
     forward_match: bool = False
     restore_after: float | None = None
+    stall: bool = False
     seen: int = 0
 
 
@@ -39,6 +47,7 @@ class _Stats:
     up_bytes: int = 0
     down_bytes: int = 0
     cuts: int = 0
+    stalls: int = 0
     reasons: list[str] = field(default_factory=list)
 
 
@@ -54,6 +63,9 @@ class FaultProxy:
         self._ended: dict[tuple[socket.socket, socket.socket], int] = {}
         self._listener: socket.socket | None = None
         self._closed = False
+        self._stalled: set[tuple[socket.socket, socket.socket]] = set()
+        self._unstall = threading.Event()
+        self.stalled_at: float | None = None
         self.port = 0
         self._listen()
 
@@ -105,9 +117,29 @@ class FaultProxy:
         with self._lock:
             self._trigger = _Trigger("up", pattern=pattern, forward_match=forward, restore_after=restore_after)
 
+    def stall_after(self, n_bytes: int, direction: Direction = "up") -> None:
+        """Stall the open connections once ``n_bytes`` more bytes have passed in ``direction``."""
+        with self._lock:
+            self._trigger = _Trigger(direction, after_bytes=n_bytes, stall=True)
+
+    def stall_on(self, pattern: bytes) -> None:
+        """Stall the open connections when ``pattern`` is sent to the server (that chunk is held back)."""
+        with self._lock:
+            self._trigger = _Trigger("up", pattern=pattern, stall=True)
+
+    def stall(self, reason: str = "stalled by the test") -> None:
+        """Stop forwarding on every open connection, keeping them open; new connections still work."""
+        with self._lock:
+            self._stalled |= self._pairs
+            self._trigger = None
+            self.stats.stalls += 1
+            self.stats.reasons.append(reason)
+            self.stalled_at = time.monotonic()
+
     def close(self) -> None:
-        """Stop for good (test teardown)."""
+        """Stop for good (test teardown): stalled connections are closed too."""
         self._closed = True
+        self._unstall.set()
         self._drop("proxy closed", count=False)
 
     def __enter__(self) -> FaultProxy:
@@ -158,10 +190,20 @@ class FaultProxy:
         tail = b""
         try:
             while True:
+                if pair in self._stalled:
+                    self._hold(pair)
+                    break
                 data = src.recv(65536)
                 if not data:
                     break
+                if pair in self._stalled:
+                    self._hold(pair)
+                    break
                 fire, forward = self._check(direction, data, tail)
+                if fire is not None and fire.stall:
+                    self._fire(fire)
+                    self._hold(pair)
+                    break
                 if fire is not None and forward:
                     with self._lock:  # armed before forwarding, so even a quick answer is dropped
                         self._trigger = _Trigger("down", after_bytes=1, restore_after=fire.restore_after)
@@ -195,6 +237,10 @@ class FaultProxy:
                 _close(src)
                 _close(dst)
 
+    def _hold(self, pair: tuple[socket.socket, socket.socket]) -> None:
+        """Forward nothing more, read nothing more, close nothing: until the proxy closes."""
+        self._unstall.wait()
+
     def _check(self, direction: Direction, data: bytes, tail: bytes) -> tuple[_Trigger | None, bool]:
         with self._lock:
             trigger = self._trigger
@@ -214,6 +260,9 @@ class FaultProxy:
 
     def _fire(self, trigger: _Trigger) -> None:
         what = f"pattern {trigger.pattern!r}" if trigger.pattern else f"{trigger.after_bytes} bytes {trigger.direction}"
+        if trigger.stall:
+            self.stall(f"stalled after {what}")
+            return
         self.cut(f"triggered after {what}")
         if trigger.restore_after is not None:
             timer = threading.Timer(trigger.restore_after, self.restore)

@@ -3,64 +3,171 @@
 
 Credentials go from the Airflow connection straight into the hook and its client library: nothing
 here logs, returns or formats a connection's URI, login or password (docs/security.md).
+
+Every client gets bounded waits (``REPORTS_NET_TIMEOUT``): connect, read and write timeouts on the
+MySQL clients, connect/read timeouts and a bounded number of attempts on the S3 client. No connection
+may send several statements in one query (mysqlclient allows it by default), and only the target may
+answer LOAD DATA LOCAL requests, only right after a LOAD statement (libmariadb's "auto" mode), and
+only with the file that statement loads (``report_pipeline.target.infile``).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from airflow.providers.mysql.hooks.mysql import MySqlHook
 
+from report_pipeline.errors import ConfigError
 from report_pipeline.session import UTC_SESSION
-from report_pipeline.settings import ADMIN_CONN_ID, S3_CONN_ID, SOURCE_CONN_ID, TARGET_CONN_ID
+from report_pipeline.settings import (
+    ADMIN_CONN_ID,
+    S3_CONN_ID,
+    SOURCE_CONN_ID,
+    SOURCE_REPLICA_CONN_ID,
+    TARGET_CONN_ID,
+    Settings,
+)
+
+log = logging.getLogger(__name__)
+
+# MYSQL_OPT_LOCAL_INFILE values: 0 off; 2 (libmariadb's LOCAL_INFILE_MODE_AUTO) accepts a file request
+# only as the answer to a query that starts with LOAD. libmariadb's own default is that auto mode, so
+# connections that never load are set to 0 explicitly.
+LOCAL_INFILE_OFF = 0
+LOCAL_INFILE_AFTER_LOAD_ONLY = 2
+_VERIFIED_SSL_MODES = ("VERIFY_IDENTITY",)
 
 
 class ReportsMySqlHook(MySqlHook):
-    """MySqlHook with client-side timeouts, which the provider's hook does not expose."""
-
-    def __init__(self, *args: Any, timeouts: dict[str, int] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.timeouts = timeouts or {}
-
-    def _get_conn_config_mysql_client(self, conn: Any) -> dict[str, Any]:
-        config: dict[str, Any] = super()._get_conn_config_mysql_client(conn)
-        config.update(self.timeouts)
-        return config
-
-
-class HookConnections:
-    """Opens the pipeline's four connections, by the contract's ids unless an operator names others."""
+    """MySqlHook with client-side timeouts, no multi-statements and a chosen LOAD DATA LOCAL mode."""
 
     def __init__(
         self,
-        admin_timeout_seconds: int = 5,
+        *args: Any,
+        timeouts: dict[str, int] | None = None,
+        local_infile_mode: int = LOCAL_INFILE_OFF,
+        require_tls: str = "off",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeouts = timeouts or {}
+        self.local_infile_mode = local_infile_mode
+        self.require_tls = require_tls
+
+    def _get_conn_config_mysql_client(self, conn: Any) -> dict[str, Any]:
+        from MySQLdb.constants import CLIENT
+
+        config: dict[str, Any] = super()._get_conn_config_mysql_client(conn)
+        config.update(self.timeouts)
+        config["local_infile"] = self.local_infile_mode
+        # One statement per query: a value that slipped into SQL text could not append another.
+        config["multi_statements"] = False
+        config["client_flag"] = int(config.get("client_flag", 0)) & ~CLIENT.MULTI_STATEMENTS
+        if self.require_tls == "verify":
+            check_verified_tls(self.get_conn_id(), config)
+        return config
+
+    def get_conn_id(self) -> str:
+        """The connection id this hook opens."""
+        return str(getattr(self, self.conn_name_attr))
+
+
+def check_verified_tls(conn_id: str, config: dict[str, Any]) -> None:
+    """Refuse to connect unless the client verifies the server's certificate and host name.
+
+    Without that, anyone on the path (or an edited connection's host) can pose as the target.
+    """
+    # mysqlclient verifies the certificate chain and host name only with ssl_mode VERIFY_IDENTITY
+    # (libmariadb: MYSQL_OPT_SSL_VERIFY_SERVER_CERT); its ssl dict has no host name switch.
+    verified = str(config.get("ssl_mode") or "").upper() in _VERIFIED_SSL_MODES
+    if not verified:
+        raise ConfigError(
+            f"REPORTS_TARGET_REQUIRE_TLS=verify: connection {conn_id!r} does not verify the server's identity; "
+            "set its extra to {\"ssl_mode\": \"VERIFY_IDENTITY\", \"ssl\": {\"ca\": \"/path/to/ca.pem\"}} "
+            "Not connecting."
+        )
+
+
+def s3_client_config(settings: Settings, user_config: Any = None) -> Any:
+    """botocore Config with the deployment's bounds; values the connection's extra sets explicitly win."""
+    from botocore.config import Config
+
+    bounded = Config(
+        connect_timeout=settings.net_timeout_seconds,
+        read_timeout=settings.net_timeout_seconds,
+        retries={"mode": "standard", "total_max_attempts": settings.s3_max_attempts},
+        tcp_keepalive=True,
+    )
+    return bounded.merge(user_config) if user_config is not None else bounded
+
+
+class HookConnections:
+    """Opens the pipeline's connections, each with its bounded waits, by the contract's ids unless an
+    operator names others."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        admin_timeout_seconds: int | None = None,
         *,
         source_conn_id: str = SOURCE_CONN_ID,
         target_conn_id: str = TARGET_CONN_ID,
         s3_conn_id: str = S3_CONN_ID,
     ) -> None:
-        self.admin_timeout_seconds = admin_timeout_seconds
+        self.settings = settings or Settings.from_env()
+        self.admin_timeout_seconds = admin_timeout_seconds or self.settings.admin_timeout_seconds
         self.source_conn_id = source_conn_id
         self.target_conn_id = target_conn_id
         self.s3_conn_id = s3_conn_id
 
+    def _timeouts(self, seconds: int) -> dict[str, int]:
+        return {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds}
+
     def admin(self) -> Any:
         """The admin DB, with short timeouts: it is read while the DAG file is parsed."""
-        t = self.admin_timeout_seconds
         hook = ReportsMySqlHook(
-            mysql_conn_id=ADMIN_CONN_ID,
-            init_command=UTC_SESSION,
-            timeouts={"connect_timeout": t, "read_timeout": t, "write_timeout": t},
+            mysql_conn_id=ADMIN_CONN_ID, init_command=UTC_SESSION, timeouts=self._timeouts(self.admin_timeout_seconds)
         )
         return hook.get_conn()
 
+    def extract_conn_id(self) -> str:
+        """The source connection extracts read from: the replica when configured and chosen.
+
+        An operator that names its own source connection reads from exactly that one.
+        """
+        mode = self.settings.source_replica
+        if mode == "off" or self.source_conn_id != SOURCE_CONN_ID:
+            return self.source_conn_id
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            MySqlHook.get_connection(SOURCE_REPLICA_CONN_ID)
+        except AirflowNotFoundException:
+            if mode == "required":
+                raise ConfigError(
+                    f"REPORTS_SOURCE_REPLICA=required but connection {SOURCE_REPLICA_CONN_ID!r} is not defined"
+                ) from None
+            return self.source_conn_id
+        return SOURCE_REPLICA_CONN_ID
+
     def source(self) -> Any:
-        """The source (production) DB."""
-        return MySqlHook(mysql_conn_id=self.source_conn_id, init_command=UTC_SESSION).get_conn()
+        """The source (production) DB, or its replica (``reports_source_replica_db``) when defined."""
+        conn_id = self.extract_conn_id()
+        log.info("reading the source through connection %s", conn_id)
+        return ReportsMySqlHook(
+            mysql_conn_id=conn_id, init_command=UTC_SESSION, timeouts=self._timeouts(self.settings.net_timeout_seconds)
+        ).get_conn()
 
     def target(self) -> Any:
-        """The target (reporting) DB, with LOAD DATA LOCAL allowed on the client side."""
-        return MySqlHook(mysql_conn_id=self.target_conn_id, local_infile=True, init_command=UTC_SESSION).get_conn()
+        """The target (reporting) DB: LOAD DATA LOCAL only right after a LOAD statement, TLS as required."""
+        return ReportsMySqlHook(
+            mysql_conn_id=self.target_conn_id,
+            init_command=UTC_SESSION,
+            timeouts=self._timeouts(self.settings.net_timeout_seconds),
+            local_infile_mode=LOCAL_INFILE_AFTER_LOAD_ONLY,
+            require_tls=self.settings.target_require_tls,
+        ).get_conn()
 
     def protected_schemas(self) -> dict[str, str]:
         """The admin and source connections' schemas when they live on the target's server.
@@ -80,11 +187,12 @@ class HookConnections:
         return found
 
     def s3(self) -> Any:
-        """A boto3 S3 client for the reports_s3 connection."""
+        """A boto3 S3 client for the reports_s3 connection, with bounded timeouts and attempts."""
         # Imported here: the boto3 import chain costs ~0.2 s, and every DAG parse loads this module.
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        return S3Hook(aws_conn_id=self.s3_conn_id).get_conn()
+        user_config = S3Hook(aws_conn_id=self.s3_conn_id).conn_config.botocore_config
+        return S3Hook(aws_conn_id=self.s3_conn_id, config=s3_client_config(self.settings, user_config)).get_conn()
 
 
 def _server(conn: Any) -> tuple[str, int]:

@@ -34,7 +34,7 @@ def hook_connections(settings: Settings) -> Any:
     from report_pipeline.airflow.connections import HookConnections
 
     _logs_to_stderr()
-    return HookConnections(settings.admin_timeout_seconds)
+    return HookConnections(settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

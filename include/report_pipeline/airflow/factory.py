@@ -46,7 +46,7 @@ def group_id(alias: str) -> str:
 
 
 def _fetch_admin_rows(settings: Settings) -> AdminRows:
-    with opened(HookConnections(settings.admin_timeout_seconds).admin()) as conn:
+    with opened(HookConnections(settings).admin()) as conn:
         return read_admin_rows(conn)
 
 
@@ -186,6 +186,9 @@ def build_dag(plan: Plan, settings: Settings, dag_id: str = DAG_ID, only_group: 
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
+        # A run that outlives this is failed, so one stuck run never queues every later run behind it
+        # (max_active_runs=1); each task is bounded by its execution_timeout below as well.
+        dagrun_timeout=dt.timedelta(seconds=settings.dagrun_timeout_seconds),
         tags=["report-pipeline"],
         doc_md=(
             "Copies each active company's report tables: source MySQL -> S3 (CSV) -> target MySQL. "
@@ -194,7 +197,12 @@ def build_dag(plan: Plan, settings: Settings, dag_id: str = DAG_ID, only_group: 
             f"{len(plan.companies)} companies, {len(plan.problems)} config problems."
         ),
         # Alerts only when REPORTS_ALERT_NOTIFIERS names a notifier: without one, the DAG is unchanged.
-        default_args={"owner": "report-pipeline", **alerts.callbacks(settings)},
+        default_args={
+            "owner": "report-pipeline",
+            # Every task, config-error tasks included: a task that hangs past this fails (and retries).
+            "execution_timeout": dt.timedelta(seconds=settings.task_timeout_seconds),
+            **alerts.callbacks(settings),
+        },
         on_failure_callback=alerts.dag_callback(settings),
     ) as dag:
         for company_plan in plan.companies:

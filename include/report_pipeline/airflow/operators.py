@@ -113,7 +113,10 @@ class _TableOperator(BaseOperator):
     def connections(self) -> HookConnections:
         """The connections by this task's (rendered) connection ids."""
         return HookConnections(
-            source_conn_id=self.source_conn_id, target_conn_id=self.target_conn_id, s3_conn_id=self.s3_conn_id
+            self.settings,
+            source_conn_id=self.source_conn_id,
+            target_conn_id=self.target_conn_id,
+            s3_conn_id=self.s3_conn_id,
         )
 
 
@@ -135,6 +138,7 @@ class ReportChunkPlanOperator(_TableOperator):
             self.spec,
             logical_date_of(context),
             _lookback_override(context),
+            self.settings,
         )
         self.log.info(
             "%s.%s: %d chunk(s): %s",

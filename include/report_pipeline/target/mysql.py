@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -14,16 +15,16 @@ from report_pipeline import ledger
 from report_pipeline.csvformat import LOAD_DATA_FORMAT, Encoding, load_data_columns
 from report_pipeline.errors import TransferError
 from report_pipeline.ledger import LoadRecord
-from report_pipeline.session import prepare_session, rollback_quietly
+from report_pipeline.session import bound_target_session, prepare_session, rollback_quietly
+from report_pipeline.settings import Settings
 from report_pipeline.target import Duplicates
+from report_pipeline.target.infile import LocalInfileGuard
 from report_pipeline.validation import quote_identifier
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 1062
-# A BI session holding a transaction open on the live table makes RENAME wait (and queues every new
-# reader behind it) for lock_wait_timeout, a year by default: fail and retry instead.
-RENAME_LOCK_WAIT_SECONDS = 60
+LOCK_WAIT_TIMEOUT = 1205
 _RECORDS = re.compile(rb"Records:\s*(\d+)")
 _SKIPPED = re.compile(rb"Skipped:\s*(\d+)")
 _VERBS: dict[Duplicates, str] = {"replace": "REPLACE ", "ignore": "IGNORE ", "insert": ""}
@@ -36,13 +37,23 @@ def _name(schema: str, table: str) -> str:
 
 
 class MySqlTarget:
-    """A ``Target`` on one mysqlclient connection opened with LOAD DATA LOCAL allowed."""
+    """A ``Target`` on one mysqlclient connection opened with LOAD DATA LOCAL allowed.
 
-    def __init__(self, conn: Any) -> None:
+    The connection answers LOCAL INFILE requests only with the part a ``bulk_load`` is loading (see
+    ``target.infile``), and every lock wait of its session is bounded by the settings.
+    """
+
+    def __init__(self, conn: Any, settings: Settings | None = None) -> None:
         self.conn = conn
+        self.settings = settings or Settings()
+        # Before the first query: a server that is not who it claims may answer any query with a
+        # LOCAL INFILE request.
+        self.infile = LocalInfileGuard(conn)
         prepare_session(conn)
+        bound_target_session(conn, self.settings.target_lock_wait_seconds, self.settings.net_timeout_seconds)
         conn.autocommit(True)
         self.cursor = conn.cursor()
+        self.rename_waits = 0
 
     def begin(self) -> None:
         """Start a transaction."""
@@ -135,7 +146,8 @@ class MySqlTarget:
             + load_data_columns([quote_identifier(c) for c in columns], encodings)
         )
         try:
-            self.cursor.execute(statement, (path,))
+            with self.infile.allow(path):
+                self.cursor.execute(statement, (path,))
         except (MySQLdb.DataError, MySQLdb.IntegrityError) as exc:
             # Strict mode turns what would be a warning into an error; the verdict is the same.
             raise TransferError(f"loading would change values, so nothing was loaded: {exc}") from exc
@@ -172,13 +184,47 @@ class MySqlTarget:
         self.cursor.execute(f"CREATE TABLE {_name(schema, shadow)} LIKE {_name(schema, like)}")
 
     def replace_table(self, schema: str, live: str, shadow: str, retired: str) -> None:
-        """One RENAME swaps both names, so readers see the old table or the new one, never neither."""
+        """One RENAME swaps both names, so readers see the old table or the new one, never neither.
+
+        A BI session holding a transaction open on the live table makes RENAME wait for its metadata
+        lock, and every new reader queues behind the waiting RENAME. So the RENAME waits only a short
+        ``rename_lock_wait_seconds`` at a time and, when that runs out (1205), tries again after a
+        growing pause (readers get through meanwhile), up to ``rename_attempts`` times: the loaded
+        shadow is kept, not reloaded. Only then does the load fail, naming the bound that tripped.
+        """
+        import MySQLdb
+
+        settings = self.settings
         self.cursor.execute(f"DROP TABLE IF EXISTS {_name(schema, retired)}")
-        self.cursor.execute(f"SET SESSION lock_wait_timeout = {RENAME_LOCK_WAIT_SECONDS}")
-        self.cursor.execute(
+        self.cursor.execute(f"SET SESSION lock_wait_timeout = {int(settings.rename_lock_wait_seconds)}")
+        rename = (
             f"RENAME TABLE {_name(schema, live)} TO {_name(schema, retired)}, "
             f"{_name(schema, shadow)} TO {_name(schema, live)}"
         )
+        try:
+            for attempt in range(1, settings.rename_attempts + 1):
+                try:
+                    self.cursor.execute(rename)
+                    break
+                except MySQLdb.OperationalError as exc:
+                    if not exc.args or exc.args[0] != LOCK_WAIT_TIMEOUT:
+                        raise
+                    self.rename_waits += 1
+                    if attempt == settings.rename_attempts:
+                        raise TransferError(
+                            f"RENAME of {schema}.{live} waited {attempt} x {settings.rename_lock_wait_seconds} s "
+                            "(REPORTS_RENAME_ATTEMPTS x REPORTS_RENAME_LOCK_WAIT) for readers holding the table "
+                            "open and gave up; the live table is unchanged"
+                        ) from exc
+                    pause = min(2 ** (attempt - 1), 30)
+                    log.warning(
+                        "%s.%s: RENAME waited %d s on readers' locks (try %d of %d); trying again in %d s, "
+                        "keeping the loaded shadow table",
+                        schema, live, settings.rename_lock_wait_seconds, attempt, settings.rename_attempts, pause,
+                    )
+                    time.sleep(pause)
+        finally:
+            self.cursor.execute(f"SET SESSION lock_wait_timeout = {int(settings.target_lock_wait_seconds)}")
         self.cursor.execute(f"DROP TABLE IF EXISTS {_name(schema, retired)}")
 
     def drop_tables(self, schema: str, *tables: str) -> None:

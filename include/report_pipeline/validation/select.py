@@ -17,6 +17,7 @@ sequence or mapping (an empty ``()`` when it has no placeholders), so that ``%%`
 from __future__ import annotations
 
 import functools
+import re
 from typing import TYPE_CHECKING, Final
 
 from report_pipeline.errors import ConfigError, show_value
@@ -231,6 +232,42 @@ def _strip_end(sql: str, segments: list[Segment]) -> str:
     return sql[: last.start + len(code)]
 
 
+# Optimizer hints that would lift the session's bounds for one statement (REPORTS_QUERY_TIMEOUT):
+# MAX_EXECUTION_TIME(0) or above the bound, SET_VAR of any *time* variable (max_execution_time,
+# lock_wait_timeout, net_write_timeout, ...). A lower MAX_EXECUTION_TIME only tightens it and passes.
+_EXECUTION_TIME_HINT = re.compile(r"\bMAX_EXECUTION_TIME\s*\(\s*([^)]*?)\s*\)", re.IGNORECASE)
+_SET_VAR_HINT = re.compile(r"\bSET_VAR\s*\(\s*`?(\w*)", re.IGNORECASE)
+
+
+def _query_timeout_ms() -> int:
+    from report_pipeline.settings import Settings
+
+    try:
+        return Settings.from_env().query_timeout_seconds * 1000
+    except ConfigError:
+        return Settings.query_timeout_seconds * 1000
+
+
+def _check_hint(body: str, offset: int) -> None:
+    """Refuse an optimizer hint comment (``/*+ ... */``) that would lift the pipeline's query bounds."""
+    if not body.startswith("/*+"):
+        return
+    for match in _EXECUTION_TIME_HINT.finditer(body):
+        value = match.group(1)
+        if not value.isdigit() or not 0 < int(value) <= _query_timeout_ms():
+            raise ConfigError(
+                f"optimizer hint MAX_EXECUTION_TIME({value}) at offset {offset} is not allowed: it would lift "
+                f"the source query timeout (REPORTS_QUERY_TIMEOUT, {_query_timeout_ms()} ms); remove the hint "
+                "or give a smaller positive limit"
+            )
+    for match in _SET_VAR_HINT.finditer(body):
+        if "time" in match.group(1).lower() or not match.group(1):
+            raise ConfigError(
+                f"optimizer hint SET_VAR({match.group(1)}=...) at offset {offset} is not allowed: it would change "
+                "the session's bounds for this query (REPORTS_QUERY_TIMEOUT, lock and network timeouts)"
+            )
+
+
 def check_select(sql: str) -> str:
     """Validate a user-written query and return it ready to execute.
 
@@ -277,6 +314,8 @@ def check_select(sql: str) -> str:
 
     for seg in segments:
         body = text[seg.start : seg.end]
+        if seg.kind == "block_comment":
+            _check_hint(body, seg.start)
         if seg.kind == "block_comment" and (body.startswith("/*!") or body[2:4].upper() == "M!"):
             raise ConfigError(
                 f"executable comment {show_value(body[:20])} at offset {seg.start} is not allowed: "
