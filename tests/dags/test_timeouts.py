@@ -15,9 +15,9 @@ def _dag(env: dict[str, str]):
         companies=[{"id": 1, "company_id": 1, "status": 1, "alias": "solo"}],
         tables=[
             {"id": 1, "name": "users", "query_select": "SELECT id FROM users", "params_select": "",
-             "query_insert": "REPLACE INTO users (id) VALUES", "status": 1, "company_id": 1},
+             "query_insert": "REPLACE INTO users (id) VALUES", "status": 1, "company_id": 1, "all_companies": 1},
             {"id": 2, "name": "big", "query_select": "SELECT id FROM big", "params_select": "",
-             "query_insert": "REPLACE INTO big (id) VALUES", "status": 1, "company_id": 1,
+             "query_insert": "REPLACE INTO big (id) VALUES", "status": 1, "company_id": 1, "all_companies": 1,
              "chunk_column": "id", "chunk_rows": 1000},
             {"id": 3, "name": "broken", "query_select": "DELETE FROM x", "params_select": "",
              "query_insert": "REPLACE INTO broken (id) VALUES", "status": 1, "company_id": 1},
