@@ -156,18 +156,15 @@ class Bucket:
 
     def keys(self, prefix: str) -> list[str]:
         """Every key under a prefix."""
-        found: list[str] = []
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix, **self._owner())
-        with self._owned():
-            for page in pages:
-                found.extend(o["Key"] for o in page.get("Contents", ()))
-        return found
+        return [key for key, _ in self.listing(prefix)]
 
     def listing(self, prefix: str) -> list[tuple[str, dt.datetime]]:
         """Every key under a prefix with the time the server last wrote it (timezone-aware)."""
         found: list[tuple[str, dt.datetime]] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix):
-            found.extend((o["Key"], o["LastModified"]) for o in page.get("Contents", ()))
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix, **self._owner())
+        with self._owned():
+            for page in pages:
+                found.extend((o["Key"], o["LastModified"]) for o in page.get("Contents", ()))
         return found
 
     def delete(self, keys: Iterable[str]) -> None:

@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 import pytest
-from tests.conftest import execute, mysql_connect
+from tests.conftest import LocalConnections, execute, mysql_connect
 
 from report_pipeline import tasks
 from report_pipeline.config import Company, build_table
@@ -28,22 +28,6 @@ pytestmark = pytest.mark.integration
 
 LOGICAL_DATE = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
 ROWS = 5000
-
-
-class Connections:
-    def __init__(self, db: str) -> None:
-        self.db = db
-
-    def source(self) -> Any:
-        return mysql_connect(self.db)
-
-    def target(self) -> Any:
-        return mysql_connect("")
-
-    def s3(self) -> Any:
-        from tests.conftest import s3_client
-
-        return s3_client()
 
 
 class WaitedOnce(logging.Handler):
@@ -87,10 +71,28 @@ def _world(scratch_db: str, bucket: str) -> tuple[Company, Any]:
         "CREATE TABLE dst LIKE src",
         "INSERT INTO dst VALUES (1, 'old'), (999999, 'gone')",
     )
-    company = Company(id=1, company_id=1, status=1, alias="rw", bucket=bucket, schema=scratch_db, lookback_days=1,
-                      lookback_source="default")
-    spec = build_table({"id": 3, "name": "src", "query_select": "SELECT id, name FROM src", "params_select": "",
-                        "query_insert": "REPLACE INTO dst (id, name) VALUES", "load_mode": "swap", "status": 1})
+    company = Company(
+        id=1,
+        company_id=1,
+        status=1,
+        alias="rw",
+        bucket=bucket,
+        schema=scratch_db,
+        lookback_days=1,
+        lookback_source="default",
+    )
+    spec = build_table(
+        {
+            "id": 3,
+            "name": "src",
+            "query_select": "SELECT id, name FROM src",
+            "params_select": "",
+            "all_companies": 1,
+            "query_insert": "REPLACE INTO dst (id, name) VALUES",
+            "load_mode": "swap",
+            "status": 1,
+        }
+    )
     return company, spec
 
 
@@ -115,7 +117,7 @@ def _counting_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_rename_waits_on_a_reader_and_swaps_without_reloading(scratch_db, bucket_name, monkeypatch):
     company, spec = _world(scratch_db, bucket_name)
-    conns = Connections(scratch_db)
+    conns = LocalConnections(scratch_db)
     settings = Settings(part_bytes=1024 * 16, rename_lock_wait_seconds=1, rename_attempts=8)
     manifest = tasks.extract_table(conns, settings, company, spec, LOGICAL_DATE, "run-1")
     assert len(manifest.parts) > 1
@@ -126,7 +128,7 @@ def test_rename_waits_on_a_reader_and_swaps_without_reloading(scratch_db, bucket
     reader.start()
     assert reader.holding.wait(30)
     try:
-        result = tasks.load_table(conns, settings, company, spec, [manifest.key], LOGICAL_DATE, "run-1")
+        result = tasks.load_table(conns, settings, company, spec, [manifest.ref], LOGICAL_DATE, "run-1")
     finally:
         waited.seen.set()
         reader.join()
@@ -143,7 +145,7 @@ def test_rename_waits_on_a_reader_and_swaps_without_reloading(scratch_db, bucket
 
 def test_when_readers_outlast_every_rename_try_the_load_fails_naming_the_bound(scratch_db, bucket_name):
     company, spec = _world(scratch_db, bucket_name)
-    conns = Connections(scratch_db)
+    conns = LocalConnections(scratch_db)
     settings = Settings(rename_lock_wait_seconds=1, rename_attempts=1)
     manifest = tasks.extract_table(conns, settings, company, spec, LOGICAL_DATE, "run-1")
     release = threading.Event()
@@ -152,7 +154,7 @@ def test_when_readers_outlast_every_rename_try_the_load_fails_naming_the_bound(s
     assert reader.holding.wait(30)
     try:
         with pytest.raises(TransferError, match=r"REPORTS_RENAME_ATTEMPTS x REPORTS_RENAME_LOCK_WAIT"):
-            tasks.load_table(conns, settings, company, spec, [manifest.key], LOGICAL_DATE, "run-1")
+            tasks.load_table(conns, settings, company, spec, [manifest.ref], LOGICAL_DATE, "run-1")
     finally:
         release.set()
         reader.join()

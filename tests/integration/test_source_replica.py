@@ -33,10 +33,27 @@ def primary_and_replica(scratch_db, mysql_root, monkeypatch):
 
 
 def _rows_extracted(settings: Settings, bucket: str, schema: str) -> int:
-    company = Company(id=1, company_id=1, status=1, alias="rep", bucket=bucket, schema=schema, lookback_days=1,
-                      lookback_source="default")
-    spec = build_table({"id": 1, "name": "t", "query_select": "SELECT id FROM t", "params_select": "",
-                        "query_insert": "REPLACE INTO t (id) VALUES", "status": 1})
+    company = Company(
+        id=1,
+        company_id=1,
+        status=1,
+        alias="rep",
+        bucket=bucket,
+        schema=schema,
+        lookback_days=1,
+        lookback_source="default",
+    )
+    spec = build_table(
+        {
+            "id": 1,
+            "name": "t",
+            "query_select": "SELECT id FROM t",
+            "params_select": "",
+            "all_companies": 1,
+            "query_insert": "REPLACE INTO t (id) VALUES",
+            "status": 1,
+        }
+    )
     return tasks.extract_table(HookConnections(settings), settings, company, spec, DAY, "run").rows
 
 

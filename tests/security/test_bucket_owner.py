@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from tests.conftest import execute, mysql_connect, s3_client
+from tests.conftest import LocalConnections, execute, mysql_connect, s3_client
 
 from report_pipeline import onboard, tasks
 from report_pipeline.admin import init_admin
@@ -32,15 +32,12 @@ SETTINGS = Settings(s3_expected_owner=OWNER, s3_expire_days=30)
 HEADER = "x-amz-expected-bucket-owner"
 
 
-class Connections:
+class Connections(LocalConnections):
+    """The local servers, with an S3 client whose calls the test records."""
+
     def __init__(self, db: str, s3: Any) -> None:
-        self.db, self.client = db, s3
-
-    def source(self) -> Any:
-        return mysql_connect(self.db)
-
-    def target(self) -> Any:
-        return mysql_connect("")
+        super().__init__(db)
+        self.client = s3
 
     def s3(self) -> Any:
         return self.client
@@ -56,12 +53,33 @@ def _recording_client() -> tuple[Any, list[tuple[str, str | None]]]:
 
 
 def _world(scratch_db: str, bucket: str) -> tuple[Company, Any]:
-    execute(mysql_connect(scratch_db), "CREATE TABLE src (id INT PRIMARY KEY, name VARCHAR(20))",
-            "INSERT INTO src VALUES (1, 'a'), (2, 'b')", "CREATE TABLE dst LIKE src")
-    company = Company(id=1, company_id=1, status=1, alias="own", bucket=bucket, schema=scratch_db, lookback_days=1,
-                      lookback_source="default")
-    spec = build_table({"id": 7, "name": "src", "query_select": "SELECT id, name FROM src", "params_select": "",
-                        "query_insert": "REPLACE INTO dst (id, name) VALUES", "status": 1})
+    execute(
+        mysql_connect(scratch_db),
+        "CREATE TABLE src (id INT PRIMARY KEY, name VARCHAR(20))",
+        "INSERT INTO src VALUES (1, 'a'), (2, 'b')",
+        "CREATE TABLE dst LIKE src",
+    )
+    company = Company(
+        id=1,
+        company_id=1,
+        status=1,
+        alias="own",
+        bucket=bucket,
+        schema=scratch_db,
+        lookback_days=1,
+        lookback_source="default",
+    )
+    spec = build_table(
+        {
+            "id": 7,
+            "name": "src",
+            "query_select": "SELECT id, name FROM src",
+            "params_select": "",
+            "all_companies": 1,
+            "query_insert": "REPLACE INTO dst (id, name) VALUES",
+            "status": 1,
+        }
+    )
     return company, spec
 
 
@@ -69,8 +87,10 @@ def test_every_call_of_an_extract_and_load_names_the_expected_owner(scratch_db, 
     client, calls = _recording_client()
     company, spec = _world(scratch_db, bucket_name)
     conns = Connections(scratch_db, client)
+    # Two attempts of one run: the load's cleanup deletes the first attempt's folder (DeleteObjects).
+    tasks.extract_table(conns, SETTINGS, company, spec, LOGICAL_DATE, "run-1")
     manifest = tasks.extract_table(conns, SETTINGS, company, spec, LOGICAL_DATE, "run-1")
-    tasks.load_table(conns, SETTINGS, company, spec, [manifest.key], LOGICAL_DATE, "run-1")
+    tasks.load_table(conns, SETTINGS, company, spec, [manifest.ref], LOGICAL_DATE, "run-1")
     operations = {name for name, _ in calls}
     assert {"HeadBucket", "PutObject", "GetObject", "ListObjectsV2", "DeleteObjects"} <= operations, operations
     # CreateBucket is the one call S3 gives no owner parameter; the HeadBucket right after it checks.
@@ -118,8 +138,16 @@ def test_onboarding_applies_and_reads_back_the_expiry_rule(scratch_db, bucket_na
     alias = bucket_name[-4:]
     schema_steps: Any = None
     try:
-        steps = onboard.onboard(admin=admin, source=mysql_connect(scratch_db), target=target, s3=client,
-                                settings=settings, company_id=9, alias=f"o{alias}", tables=[])
+        steps = onboard.onboard(
+            admin=admin,
+            source=mysql_connect(scratch_db),
+            target=target,
+            s3=client,
+            settings=settings,
+            company_id=9,
+            alias=f"o{alias}",
+            tables=[],
+        )
         schema_steps = [s for s in steps if s.what.startswith("target schema")]
     finally:
         execute(mysql_connect(""), f"DROP DATABASE IF EXISTS `o{alias}`")
@@ -129,8 +157,17 @@ def test_onboarding_applies_and_reads_back_the_expiry_rule(scratch_db, bucket_na
     assert any(s.what.startswith("lifecycle rule") and s.action == "created" for s in steps)
     assert schema_steps
     assert all(owner == OWNER for name, owner in calls if name != "CreateBucket")
-    again = onboard.onboard(admin=admin, source=mysql_connect(scratch_db), target=mysql_connect(""), s3=client,
-                            settings=settings, company_id=9, alias=f"o{alias}", tables=[], dry_run=True)
+    again = onboard.onboard(
+        admin=admin,
+        source=mysql_connect(scratch_db),
+        target=mysql_connect(""),
+        s3=client,
+        settings=settings,
+        company_id=9,
+        alias=f"o{alias}",
+        tables=[],
+        dry_run=True,
+    )
     assert any(s.what.startswith("lifecycle rule") and s.action == "exists" for s in again)
     s3_client().delete_bucket(Bucket=bucket)
 
