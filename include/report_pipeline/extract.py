@@ -24,7 +24,8 @@ from typing import Any
 from report_pipeline.chunks import bind_chunk, chunk_query
 from report_pipeline.csvformat import FLOAT, EncodingTracker, raw_converters, row_formatter, type_name
 from report_pipeline.errors import TransferError
-from report_pipeline.manifest import MANIFEST_NAME, SUCCESS_NAME, Column, Manifest, Part
+from report_pipeline.incremental import CursorRequest, MaxTracker, narrowed
+from report_pipeline.manifest import MANIFEST_NAME, SUCCESS_NAME, Column, CursorRange, Manifest, Part
 from report_pipeline.session import close_quietly, prepare_session, probe_columns
 from report_pipeline.storage import Bucket
 from report_pipeline.validation import backtick
@@ -52,6 +53,8 @@ class ExtractRequest:
     part_bytes: int = 32 * 1024 * 1024
     chunk_column: str | None = None
     chunk: tuple[int, int] | None = None
+    # An incremental table's cursor and where to start reading it; None copies the query's rows as is.
+    cursor: CursorRequest | None = None
 
 
 Block = bytes | tuple[str, int]
@@ -273,9 +276,16 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     setup = conn.cursor()
     try:
         setup.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        # The source's own clock at the snapshot: what orders incremental loads (no worker clock skew).
+        setup.execute("SELECT UTC_TIMESTAMP(6)")
+        clock = setup.fetchone()[0]
+        snapshot_at = clock.decode() if isinstance(clock, bytes) else str(clock)
     finally:
         setup.close()
     query, parameters = request.query, request.parameters
+    cursor_kind, cursor_since = None, None
+    if request.cursor is not None:
+        query, parameters, cursor_kind, cursor_since = narrowed(conn, query, parameters, request.cursor)
     if request.chunk is not None:
         if request.chunk_column is None:
             raise TransferError("a chunked extract needs its chunk column")
@@ -292,12 +302,18 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         type_codes = [d[1] for d in description]
         format_row = row_formatter(type_codes)
         tracker = EncodingTracker(type_codes)
+        highest = None
+        if request.cursor is not None and cursor_kind is not None:
+            names = [str(d[0]).lower() for d in description]
+            highest = MaxTracker(cursor_kind, names.index(request.cursor.column.lower()))
         fetch_rows = FIRST_FETCH_ROWS
         while True:
             rows = cursor.fetchmany(fetch_rows)
             if not rows:
                 break
             tracker.see(rows)
+            if highest is not None:
+                highest.see(rows)
             lines = [format_row(r) for r in rows]
             for item in cutter.add(lines):
                 uploader.send(item)
@@ -334,6 +350,16 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         started_at=started.isoformat(),
         finished_at=dt.datetime.now(dt.UTC).isoformat(),
         chunk=request.chunk,
+        cursor=None
+        if request.cursor is None or cursor_kind is None or highest is None
+        else CursorRange(
+            column=request.cursor.column,
+            kind=cursor_kind,
+            since=cursor_since,
+            max_seen=highest.value,
+            snapshot_at=snapshot_at,
+            reset=request.cursor.reset,
+        ),
     )
     request.bucket.put(manifest.key, manifest.to_json(), "application/json")
     keep = {p.key for p in parts} | {manifest.key}

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from report_pipeline import ownership
 from report_pipeline.csvformat import merge_encodings
 from report_pipeline.errors import RefusedError, ReportPipelineError, TransferError
+from report_pipeline.incremental import merge_ranges
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, Part
 from report_pipeline.modes import LoadJob, SwapGuard, strategy_for
 from report_pipeline.storage import Bucket
@@ -69,8 +70,9 @@ class LoadResult:
     seconds: float
     load_key: str
     skipped: bool = False
-    # Why nothing was loaded: "already-loaded" (a retry of a load that committed) or "older-window"
-    # (a swap of an older logical date than the one already swapped in).
+    # Why nothing was loaded: "already-loaded" (a retry of a load that committed), "older-window"
+    # (a swap of an older logical date than the one already swapped in) or "older-extract" (an
+    # incremental extract older than the one already loaded).
     skip_reason: str | None = None
 
 
@@ -266,6 +268,7 @@ def _load_locked(
         load_key=load_key,
         manifest_keys=request.manifest_keys,
         guard=request.guard,
+        cursor=merge_ranges([m.cursor for m in manifests]),
     )
     strategy = strategy_for(request.load_mode)(job)
     skip_reason = strategy.refusal()

@@ -65,6 +65,23 @@ class Part:
 
 
 @dataclass(frozen=True)
+class CursorRange:
+    """What an incremental extract read: rows whose cursor column is >= ``since`` (None: every row).
+
+    Values are the source's own text forms (an integer, or ``YYYY-MM-DD[ HH:MM:SS[.ffffff]]`` in UTC).
+    ``snapshot_at`` is the source server's UTC clock when the extract's consistent snapshot began:
+    loads of one table are ordered by it, so an older extract never overwrites newer rows.
+    """
+
+    column: str
+    kind: Literal["integer", "time"]
+    since: str | None
+    max_seen: str | None
+    snapshot_at: str
+    reset: bool = False
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The record of one finished extract; its presence means every listed part is complete."""
 
@@ -82,6 +99,8 @@ class Manifest:
     finished_at: str
     chunk: tuple[int, int] | None = None
     version: int = MANIFEST_VERSION
+    # Set by incremental extracts only; manifests without it (older ones too) read as None.
+    cursor: CursorRange | None = None
 
     @property
     def key(self) -> str:
@@ -130,6 +149,7 @@ class Manifest:
                 started_at=body["started_at"],
                 finished_at=body["finished_at"],
                 chunk=tuple(body["chunk"]) if body.get("chunk") else None,  # type: ignore[arg-type]
+                cursor=CursorRange(**body["cursor"]) if body.get("cursor") else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TransferError(f"manifest is malformed: {exc}") from exc

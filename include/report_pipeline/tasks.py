@@ -12,14 +12,20 @@ from typing import Any, Protocol
 
 from report_pipeline import extract as extract_module
 from report_pipeline import load as load_module
+from report_pipeline import verify as verify_module
 from report_pipeline.chunks import plan_chunks
 from report_pipeline.config import Company, TableSpec, bind_parameters, window_for, with_overrides
+from report_pipeline.errors import MismatchError
+from report_pipeline.incremental import CursorRequest, narrowed
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, extract_prefix, table_prefix
 from report_pipeline.modes import SwapGuard
-from report_pipeline.session import opened
+from report_pipeline.session import Parameters, opened
 from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
+
+# Bounds beyond any integer column (BIGINT and BIGINT UNSIGNED), for open-ended chunk ranges.
+OPEN_LOW, OPEN_HIGH = -(2**63), 2**64
 
 
 class Connections(Protocol):
@@ -50,19 +56,58 @@ def _parameters(
     return bind_parameters(spec, company, window_for(logical_date, days))
 
 
+def cursor_request(
+    connections: Connections, company: Company, spec: TableSpec, *, reset_watermark: bool = False
+) -> CursorRequest | None:
+    """Where an incremental table's extract starts: its watermark, read (read-only) from the target.
+
+    None for a table without a cursor. ``reset_watermark`` (a manual run's choice) reads every row, and
+    the load of that extract replaces the watermark instead of only moving it forward.
+    """
+    if spec.cursor_column is None:
+        return None
+    stored = None
+    if not reset_watermark:
+        with opened(connections.target()) as conn:
+            stored = MySqlTarget(conn).watermark(company.schema, spec.target.table)
+    if stored is not None and stored.cursor_column.lower() != spec.cursor_column.lower():
+        stored = None  # the row names another cursor now: its watermark means nothing for this one
+    return CursorRequest(
+        column=spec.cursor_column,
+        watermark=None if stored is None else stored.cursor_value,
+        overlap=spec.cursor_overlap,
+        reset=reset_watermark,
+    )
+
+
 def plan_table_chunks(
     connections: Connections,
     company: Company,
     spec: TableSpec,
     logical_date: dt.datetime,
     lookback_days: int | None = None,
+    *,
+    reset_watermark: bool = False,
 ) -> list[tuple[int, int]]:
-    """The chunk ranges of a chunked table for this run (one range covering all rows if unchunked)."""
+    """The chunk ranges of a chunked table for this run (one range covering all rows if unchunked).
+
+    An incremental table is split by the rows its extracts will read (those after the watermark).
+    """
     if spec.chunk_column is None or spec.chunk_rows is None:
         raise ValueError(f"table {spec.name!r} is not chunked")
-    parameters = _parameters(spec, company, logical_date, lookback_days)
+    query: str = spec.query_select
+    parameters: Parameters = _parameters(spec, company, logical_date, lookback_days)
+    cursor = cursor_request(connections, company, spec, reset_watermark=reset_watermark)
     with opened(connections.source()) as conn:
-        return plan_chunks(conn, spec.query_select, parameters, spec.chunk_column, spec.chunk_rows)
+        if cursor is None:
+            return plan_chunks(conn, query, parameters, spec.chunk_column, spec.chunk_rows)
+        query, parameters, _, _ = narrowed(conn, query, parameters, cursor)
+        ranges = plan_chunks(conn, query, parameters, spec.chunk_column, spec.chunk_rows)
+    # Open both ends: a row inserted after this plan, outside its ranges, would otherwise be skipped
+    # while a later cursor value read in a chunk moved the watermark past it for good.
+    ranges[0] = (OPEN_LOW, ranges[0][1])
+    ranges[-1] = (ranges[-1][0], OPEN_HIGH)
+    return ranges
 
 
 def extract_table(
@@ -76,8 +121,13 @@ def extract_table(
     lookback_days: int | None = None,
     chunk: tuple[int, int] | None = None,
     chunk_index: int | None = None,
+    reset_watermark: bool = False,
 ) -> Manifest:
-    """Extract one table (or one chunk of it) for one run into the company's bucket."""
+    """Extract one table (or one chunk of it) for one run into the company's bucket.
+
+    An incremental table's extract reads only the rows at or after its watermark (less the overlap),
+    or every row on its first run or when ``reset_watermark`` is asked for.
+    """
     request = extract_module.ExtractRequest(
         company=company.alias,
         table=spec.name,
@@ -91,6 +141,7 @@ def extract_table(
         part_bytes=settings.part_bytes,
         chunk_column=spec.chunk_column if chunk is not None else None,
         chunk=chunk,
+        cursor=cursor_request(connections, company, spec, reset_watermark=reset_watermark),
     )
     with opened(connections.source()) as conn:
         return extract_module.extract(conn, request)
@@ -139,3 +190,51 @@ def load_table(
     )
     with opened(connections.target()) as conn:
         return load_module.load(MySqlTarget(conn), request)
+
+
+def verify_table(
+    connections: Connections,
+    company: Company,
+    spec: TableSpec,
+    logical_date: dt.datetime,
+    *,
+    lookback_days: int | None = None,
+) -> verify_module.Verdict:
+    """Compare the table's source query (bound for this run) with its target table, on the servers.
+
+    The whole target table is compared, so a table that accumulates look-back windows (``upsert``
+    with a date window) matches only with a look-back covering its history.
+    """
+    parameters = _parameters(spec, company, logical_date, lookback_days)
+    with opened(connections.source()) as source, opened(connections.target()) as target_conn:
+        target = MySqlTarget(target_conn)
+        unique = [k[0] for k in target.unique_keys(company.schema, spec.target.table) if len(k) == 1]
+        keys = [k for k in (spec.chunk_column, *unique) if k]
+        return verify_module.verify(
+            source,
+            spec.query_select,
+            parameters,
+            target_conn,
+            company.schema,
+            spec.target.table,
+            spec.target.columns,
+            keys,
+        )
+
+
+def verify_after_load(
+    connections: Connections,
+    company: Company,
+    spec: TableSpec,
+    logical_date: dt.datetime,
+    result: load_module.LoadResult,
+) -> None:
+    """When the table's row asks for it (``verify_after_load``), verify a load that loaded something.
+
+    MismatchError names the first differing key range; the loaded rows stay (they committed).
+    """
+    if not spec.verify_after_load or result.skipped:
+        return
+    verdict = verify_table(connections, company, spec, logical_date)
+    if not verdict.matches:
+        raise MismatchError(f"company {company.alias!r} {spec.where}: verify after load: {verdict.describe()}")

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 from report_pipeline.csvformat import Encoding
 from report_pipeline.ledger import LoadRecord
+from report_pipeline.watermarks import Watermark
 
 Duplicates = Literal["replace", "insert", "ignore"]
 
@@ -94,3 +95,23 @@ class Target(Protocol):
         manifest_keys: Sequence[str],
     ) -> None:
         """Add the ledger row of a successful load, in the current transaction."""
+
+    def ensure_watermarks(self, schema: str) -> None:
+        """Create the watermark table in ``schema`` if needed (before the load's transaction)."""
+
+    def watermark(self, schema: str, table: str) -> Watermark | None:
+        """The stored watermark of ``table``, if an incremental load has set one."""
+
+    def write_watermark(
+        self,
+        schema: str,
+        *,
+        table: str,
+        cursor_column: str,
+        cursor_value: str | None,
+        snapshot_at: dt.datetime,
+        logical_date: dt.datetime,
+        run_id: str,
+        load_key: str,
+    ) -> None:
+        """Store ``table``'s watermark in the current transaction."""

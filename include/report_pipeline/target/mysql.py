@@ -10,13 +10,14 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from report_pipeline import ledger
+from report_pipeline import ledger, watermarks
 from report_pipeline.csvformat import LOAD_DATA_FORMAT, Encoding, load_data_columns
 from report_pipeline.errors import TransferError
 from report_pipeline.ledger import LoadRecord
 from report_pipeline.session import prepare_session, rollback_quietly
 from report_pipeline.target import Duplicates
 from report_pipeline.validation import quote_identifier
+from report_pipeline.watermarks import Watermark
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,39 @@ class MySqlTarget:
             load_mode=load_mode,
             load_key=load_key,
             manifest_keys=manifest_keys,
+        )
+
+    def ensure_watermarks(self, schema: str) -> None:
+        """Create ``report_watermarks`` if needed."""
+        watermarks.ensure(self.cursor, schema)
+
+    def watermark(self, schema: str, table: str) -> Watermark | None:
+        """The stored watermark of ``table``."""
+        return watermarks.read(self.cursor, schema, table)
+
+    def write_watermark(
+        self,
+        schema: str,
+        *,
+        table: str,
+        cursor_column: str,
+        cursor_value: str | None,
+        snapshot_at: dt.datetime,
+        logical_date: dt.datetime,
+        run_id: str,
+        load_key: str,
+    ) -> None:
+        """The watermark row, in the current transaction."""
+        watermarks.write(
+            self.cursor,
+            schema,
+            table=table,
+            cursor_column=cursor_column,
+            cursor_value=cursor_value,
+            snapshot_at=snapshot_at,
+            logical_date=logical_date,
+            run_id=run_id,
+            load_key=load_key,
         )
 
     # --- schemas and tables, for onboarding
