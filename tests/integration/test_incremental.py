@@ -288,7 +288,11 @@ def test_a_bad_cursor_column_fails_the_extract_naming_it(source_db: str, target_
     for column, query, message in (
         ("changed", None, "not a column"),
         ("note", None, "VAR_STRING"),
-        ("maybe", f"SELECT {COLUMNS}, IF(id > 3, updated_at, NULL) AS maybe FROM orders WHERE company = %(company_id)s", "can be NULL"),
+        (
+            "maybe",
+            f"SELECT {COLUMNS}, IF(id > 3, updated_at, NULL) AS maybe FROM orders WHERE company = %(company_id)s",
+            "can be NULL",
+        ),
     ):
         pipeline = Pipeline(source_db, target_db, bucket_name, make_spec(query, cursor_column=column))
         with pytest.raises(ConfigError, match=message):
@@ -308,7 +312,7 @@ def test_verify_matches_after_loads_and_names_the_range_of_a_tampered_target_row
     lo, hi = verdict.first_difference
     assert lo <= 123 <= hi and hi - lo < 16
 
-    # A NULL where the source has '' (CONCAT_WS alone would not see it) is a difference too.
+    # A NULL where the source has '' is a difference too.
     change(pipeline.target_db, "UPDATE orders SET amount = 123.25 WHERE id = 123")
     change(pipeline.source_db, "UPDATE orders SET note = '' WHERE id = 14")
     change(pipeline.target_db, "UPDATE orders SET note = NULL WHERE id = 14")
@@ -323,3 +327,86 @@ def test_verify_matches_after_loads_and_names_the_range_of_a_tampered_target_row
     _, result = pipeline.run(1)
     with pytest.raises(MismatchError, match=r"first difference in id"):
         tasks.verify_after_load(pipeline.conns, pipeline.company, pipeline.spec, DAY, result)
+
+
+# --- the operator's commands: `report-pipeline run / verify / validate` (in process, same code) -------
+
+
+class CliConnections(Connections):
+    def __init__(self, source_db: str, admin_db: str) -> None:
+        super().__init__(source_db)
+        self.admin_db = admin_db
+
+    def admin(self) -> Any:
+        return self._mysql(self.admin_db)
+
+
+@pytest.fixture
+def deployment(
+    source_db: str, mysql_root: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> Iterator[dict[str, Any]]:
+    """An admin schema with one company and an incremental table, its target schema and the env the CLI reads."""
+    from report_pipeline import admin
+
+    tag = uuid.uuid4().hex[:8]
+    alias, admin_db = f"inc{tag}", f"t_adm_{tag}"
+    execute(mysql_root, f"CREATE DATABASE `{admin_db}`", f"CREATE DATABASE `{alias}` CHARACTER SET utf8mb4")
+    execute(mysql_connect(alias), SOURCE_DDL)
+    monkeypatch.setenv("REPORTS_SNAPSHOT_PATH", str(tmp_path / "snapshot.json"))
+    conn = mysql_connect(admin_db)
+    admin.init_admin(conn)
+    cursor = conn.cursor()
+    admin.add_company(cursor, 1, alias)
+    admin.add_table(
+        cursor,
+        admin.TableRow(
+            name="orders",
+            query_select=f"SELECT {COLUMNS} FROM orders WHERE company = %(company_id)s",
+            query_insert=f"INSERT INTO orders ({COLUMNS}) VALUES",
+            load_mode="incremental",
+            cursor_column="updated_at",
+            cursor_overlap=60,
+        ),
+    )
+    conn.commit()
+    yield {"alias": alias, "admin": admin_db, "connect": lambda _settings: CliConnections(source_db, admin_db)}
+    execute(mysql_root, f"DROP DATABASE `{admin_db}`", f"DROP DATABASE `{alias}`")
+    from tests.conftest import s3_client
+
+    s3 = s3_client()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=f"reports-{alias}"):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=f"reports-{alias}", Key=item["Key"])
+    s3.delete_bucket(Bucket=f"reports-{alias}")
+
+
+def test_the_cli_runs_verifies_and_validates_an_incremental_table(deployment: dict[str, Any], source_db: str, capsys):
+    from report_pipeline import cli
+
+    alias, connect = deployment["alias"], deployment["connect"]
+    table = ("--company", alias, "--table", "orders")
+    assert cli.main(["run", *table, "--date", "2026-11-20"], connect) == 0
+    assert cli.main(["verify", *table], connect) == 0
+    assert "match: source 160 rows" in capsys.readouterr().out
+    source = _rows(source_db, f"SELECT {COLUMNS} FROM orders WHERE company = 1 ORDER BY id")
+    assert _rows(alias, f"SELECT {COLUMNS} FROM orders ORDER BY id") == source
+
+    change(alias, "DELETE FROM orders WHERE id = 77")
+    assert cli.main(["verify", *table], connect) == 1
+    out = capsys.readouterr().out
+    assert "DIFFERENT: source 160 rows" in out and "target 159 rows" in out and "first difference in id" in out
+    lo, hi = (int(v) for v in out.split("first difference in id ")[1].split(" (")[0].split(" to "))
+    assert lo <= 77 <= hi
+
+    # `validate` names an unusable cursor column with its row.
+    execute(mysql_connect(alias), SOURCE_DDL.replace("orders", "orders2"))
+    execute(
+        mysql_connect(deployment["admin"]),
+        "INSERT INTO `tables` (id, name, status, query_select, params_select, query_insert, params_insert, "
+        "load_mode, cursor_column) VALUES (9, 'orders2', 1, 'SELECT id, company, amount, note, updated_at FROM orders "
+        "WHERE company = %(company_id)s', '', 'INSERT INTO orders2 (id, company, amount, note, updated_at) VALUES', "
+        "'', 'incremental', 'note')",
+    )
+    assert cli.main(["validate"], connect) == 1
+    out = capsys.readouterr().out
+    assert "table 'orders2' (tables row id=9): cursor_column 'note' is VAR_STRING" in out
