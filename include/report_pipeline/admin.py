@@ -29,6 +29,7 @@ ADDED_COLUMNS = {
         ("cursor_column", "VARCHAR(64) NULL DEFAULT NULL"),
         ("cursor_overlap", "INT UNSIGNED NULL DEFAULT NULL"),
         ("verify_after_load", "TINYINT(1) NOT NULL DEFAULT 0"),
+        ("delete_detection", "VARCHAR(8) NOT NULL DEFAULT 'none'"),
     ),
 }
 
@@ -122,6 +123,7 @@ class TableRow:
     cursor_column: str | None = None
     cursor_overlap: int | None = None
     verify_after_load: int = 0
+    delete_detection: str = "none"
     id: int | None = None
 
 

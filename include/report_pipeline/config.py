@@ -87,6 +87,8 @@ class TableSpec:
     cursor_overlap: int | None = None
     # Compare source and target (count and checksum, server-side) after each load.
     verify_after_load: bool = False
+    # incremental: "keys" also deletes target rows whose key the source no longer returns.
+    delete_detection: str = "none"
 
     @property
     def where(self) -> str:
@@ -292,6 +294,7 @@ def build_table(row: Row) -> TableSpec:
         cursor_column=cursor_column,
         cursor_overlap=cursor_overlap,
         verify_after_load=_flag(row.get("verify_after_load"), "verify_after_load"),
+        delete_detection=_delete_detection(row, mode, references, named),
     )
 
 
@@ -314,6 +317,29 @@ def _cursor(row: Row, mode: str) -> tuple[str | None, int | None]:
     if column is None:
         return None, overlap_value
     return validation.check_identifier(column, "cursor column"), overlap_value
+
+
+DELETE_DETECTIONS = ("none", "keys")
+
+
+def _delete_detection(row: Row, mode: str, references: Sequence[legacy.Reference], named: Collection[str]) -> str:
+    """``keys`` compares the source's whole key set with the target's: only for incremental tables whose
+    query selects the whole table (a date window's keys would make every older row look deleted)."""
+    value = (_text(row.get("delete_detection")) or "none").strip().lower()
+    if value not in DELETE_DETECTIONS:
+        raise ConfigError(f"delete_detection {value!r} is not one of {DELETE_DETECTIONS}")
+    if value == "none":
+        return value
+    if mode != "incremental":
+        raise ConfigError(
+            f"delete_detection {value!r} needs load_mode 'incremental' (a swap replaces the table anyway)"
+        )
+    if any(r.kind == "date" for r in references) or {"date_from", "date_to"} & set(named):
+        raise ConfigError(
+            "delete_detection 'keys' needs a query_select over the whole table; this one binds a date window, so "
+            "every row outside it would look deleted"
+        )
+    return value
 
 
 def _flag(value: Any, what: str) -> bool:
@@ -472,6 +498,7 @@ def _table_from_dict(d: Mapping[str, Any]) -> TableSpec:
         cursor_column=d.get("cursor_column"),
         cursor_overlap=d.get("cursor_overlap"),
         verify_after_load=d.get("verify_after_load", False),
+        delete_detection=d.get("delete_detection", "none"),
     )
 
 

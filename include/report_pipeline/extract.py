@@ -25,7 +25,7 @@ from report_pipeline.chunks import bind_chunk, chunk_query
 from report_pipeline.csvformat import FLOAT, EncodingTracker, raw_converters, row_formatter, type_name
 from report_pipeline.errors import TransferError
 from report_pipeline.incremental import CursorRequest, MaxTracker, narrowed
-from report_pipeline.manifest import MANIFEST_NAME, SUCCESS_NAME, Column, CursorRange, Manifest, Part
+from report_pipeline.manifest import MANIFEST_NAME, SUCCESS_NAME, Column, CursorRange, KeySet, Manifest, Part
 from report_pipeline.session import close_quietly, prepare_session, probe_columns
 from report_pipeline.storage import Bucket
 from report_pipeline.validation import backtick
@@ -55,6 +55,9 @@ class ExtractRequest:
     chunk: tuple[int, int] | None = None
     # An incremental table's cursor and where to start reading it; None copies the query's rows as is.
     cursor: CursorRequest | None = None
+    # Delete detection: also store these key columns of every row the query returns (not only of the
+    # rows after the watermark), so the load can delete the target rows the source no longer has.
+    key_columns: tuple[str, ...] = ()
 
 
 Block = bytes | tuple[str, int]
@@ -233,6 +236,37 @@ def _exact_floats(
     return f"SELECT {columns} FROM ({query}) AS _rp_f", [type_name(d[1]) for d in description]
 
 
+def _extract_keys(conn: Any, request: ExtractRequest, query: str, parameters: Any) -> KeySet:
+    """Stream the key columns of every row of ``query`` into ``keys-NNNNN`` parts (keys only: an index scan)."""
+    import MySQLdb.cursors
+
+    suffix = ".csv.gz" if request.compress else ".csv"
+    uploader = _PartUploader(request)
+    cutter = PartCutter(request.part_bytes, lambda index: f"{request.prefix}/keys-{index:05d}{suffix}")
+    columns = ", ".join(f"_rp_keys.{backtick(c)}" for c in request.key_columns)
+    cursor = MySQLdb.cursors.SSCursor(conn)
+    try:
+        cursor.execute(f"SELECT {columns} FROM ({query}) AS _rp_keys", parameters)
+        description = cursor.description or ()
+        type_codes = [d[1] for d in description]
+        format_row, tracker = row_formatter(type_codes), EncodingTracker(type_codes)
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            tracker.see(rows)
+            for item in cutter.add([format_row(r) for r in rows]):
+                uploader.send(item)
+        for item in cutter.finish():
+            uploader.send(item)
+        parts = uploader.finish()
+        cursor.close()
+    except BaseException:
+        uploader.abandon()
+        raise
+    return KeySet(
+        columns=tuple(Column(d[0], type_name(d[1]), tracker.encodings[i]) for i, d in enumerate(description)),
+        parts=tuple(parts),
+    )
+
+
 def extract(conn: Any, request: ExtractRequest) -> Manifest:
     """Run the request's query on ``conn`` (a mysqlclient connection) and store it as CSV parts + manifest.
 
@@ -286,11 +320,14 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     cursor_kind, cursor_since = None, None
     if request.cursor is not None:
         query, parameters, cursor_kind, cursor_since = narrowed(conn, query, parameters, request.cursor)
+    key_query, key_parameters = request.query, request.parameters
     if request.chunk is not None:
         if request.chunk_column is None:
             raise TransferError("a chunked extract needs its chunk column")
         query = chunk_query(query, request.chunk_column, parameters)
         parameters = bind_chunk(parameters, request.chunk)
+        key_query = chunk_query(key_query, request.chunk_column, key_parameters)
+        key_parameters = bind_chunk(key_parameters, request.chunk)
     query, source_types = _exact_floats(conn, query, parameters)
 
     uploader = _PartUploader(request)
@@ -325,6 +362,8 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
             uploader.send(item)
         parts = uploader.finish()
         cursor.close()
+        # The keys come from the same snapshot as the rows, so a row is either in both or in neither.
+        keys = _extract_keys(conn, request, key_query, key_parameters) if request.key_columns else None
         conn.rollback()
         conn.converter = caller_converters
     except BaseException:
@@ -350,6 +389,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         started_at=started.isoformat(),
         finished_at=dt.datetime.now(dt.UTC).isoformat(),
         chunk=request.chunk,
+        keys=keys,
         cursor=None
         if request.cursor is None or cursor_kind is None or highest is None
         else CursorRange(
@@ -362,8 +402,10 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         ),
     )
     request.bucket.put(manifest.key, manifest.to_json(), "application/json")
-    keep = {p.key for p in parts} | {manifest.key}
-    leftovers = [k for k in request.bucket.keys(f"{request.prefix}/part-") if k not in keep]
+    keep = {p.key for p in parts} | {manifest.key} | {p.key for p in (keys.parts if keys else ())}
+    leftovers = [
+        k for prefix in ("part-", "keys-") for k in request.bucket.keys(f"{request.prefix}/{prefix}") if k not in keep
+    ]
     if leftovers:
         # A re-run of the same date that produced fewer parts: the manifest no longer names these.
         request.bucket.delete(leftovers)

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from report_pipeline.csvformat import INTEGER_TYPES, type_name
+from report_pipeline.csvformat import INTEGER_TYPES, Encoding, merge_encodings, type_name
 from report_pipeline.errors import ConfigError, TransferError
-from report_pipeline.manifest import CursorRange
+from report_pipeline.manifest import CursorRange, KeySet
 from report_pipeline.session import Parameters, probe_columns
 from report_pipeline.validation import quote_identifier
 
@@ -175,3 +175,20 @@ def merge_ranges(ranges: Sequence[CursorRange | None]) -> CursorRange | None:
         snapshot_at=min((r.snapshot_at for r in known), key=_time),
         reset=any(r.reset for r in known),
     )
+
+
+def merge_keys(key_sets: Sequence[KeySet | None]) -> tuple[tuple[str, ...], tuple[Encoding, ...]] | None:
+    """The key columns and their encodings across the manifests of one load; None without key sets.
+
+    Every manifest must carry one (each chunk holds its share of the keys): with some missing, the set
+    would be incomplete and rows of the missing chunks would be deleted.
+    """
+    if not key_sets or all(k is None for k in key_sets):
+        return None
+    if any(k is None for k in key_sets):
+        raise TransferError("some of the load's manifests carry key sets and some do not; re-run the extract")
+    known = [k for k in key_sets if k is not None]
+    names = tuple(c.name for c in known[0].columns)
+    if any(tuple(c.name for c in k.columns) != names for k in known):
+        raise TransferError("the load's manifests carry key sets of different columns; re-run the extract")
+    return names, tuple(merge_encodings([[c.encoding for c in k.columns] for k in known]))

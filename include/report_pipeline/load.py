@@ -17,14 +17,14 @@ import os
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from report_pipeline import ownership
 from report_pipeline.csvformat import merge_encodings
 from report_pipeline.errors import RefusedError, ReportPipelineError, TransferError
-from report_pipeline.incremental import merge_ranges
+from report_pipeline.incremental import merge_keys, merge_ranges
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, Part
 from report_pipeline.modes import LoadJob, SwapGuard, strategy_for
 from report_pipeline.storage import Bucket
@@ -167,12 +167,22 @@ def _fetch_part(bucket: Bucket, part: Part, compressed: bool, directory: str) ->
     return path
 
 
-def _local_parts(bucket: Bucket, manifests: Sequence[Manifest], directory: str) -> Iterator[tuple[Part, str]]:
+def _key_parts(manifest: Manifest) -> Sequence[Part]:
+    return manifest.keys.parts if manifest.keys else ()
+
+
+def _local_parts(
+    bucket: Bucket,
+    manifests: Sequence[Manifest],
+    directory: str,
+    parts_of: Callable[[Manifest], Sequence[Part]] = lambda m: m.parts,
+) -> Iterator[tuple[Part, str]]:
     """Each non-empty part as a verified local file, in manifest order; the next downloads meanwhile.
 
-    A file is removed once the consumer asks for the next one, so at most two are on disk.
+    A file is removed once the consumer asks for the next one, so at most two are on disk. Nothing
+    is downloaded until the consumer asks for the first file.
     """
-    work = [(p, m.compression == "gzip") for m in manifests for p in m.parts if p.rows]
+    work = [(p, m.compression == "gzip") for m in manifests for p in parts_of(m) if p.rows]
     with ThreadPoolExecutor(1, thread_name_prefix="rp-fetch") as pool:
         pending: Future[str] | None = None
         if work:
@@ -269,6 +279,7 @@ def _load_locked(
         manifest_keys=request.manifest_keys,
         guard=request.guard,
         cursor=merge_ranges([m.cursor for m in manifests]),
+        keys=merge_keys([m.keys for m in manifests]),
     )
     strategy = strategy_for(request.load_mode)(job)
     skip_reason = strategy.refusal()
@@ -281,6 +292,7 @@ def _load_locked(
         strategy.prepare()
         with tempfile.TemporaryDirectory(prefix="rp-load-") as directory:
             loaded = strategy.load_parts(_local_parts(request.bucket, manifests, directory))
+            strategy.delete_missing(_local_parts(request.bucket, manifests, directory, _key_parts))
         strategy.finish(loaded)
     except BaseException:
         strategy.abort()
@@ -299,7 +311,11 @@ def _remove_stale_objects(request: LoadRequest, manifests: Sequence[Manifest]) -
     beside the new parts; the folder belongs to one table and one logical date only.
     """
     folder = request.success_key.rsplit("/", 1)[0] + "/"
-    keep = {request.success_key, *request.manifest_keys, *(p.key for m in manifests for p in m.parts)}
+    keep = {
+        request.success_key,
+        *request.manifest_keys,
+        *(p.key for m in manifests for p in (*m.parts, *_key_parts(m))),
+    }
     stale = [k for k in request.bucket.keys(folder) if k not in keep]
     if stale:
         log.info("removing %d stale object(s) under s3://%s/%s", len(stale), request.bucket.name, folder)

@@ -82,6 +82,17 @@ class CursorRange:
 
 
 @dataclass(frozen=True)
+class KeySet:
+    """The key values of every row the query returned (or the chunk's share), for delete detection.
+
+    Stored as CSV parts of their own (``keys-00000.csv.gz``), in the format of the row parts.
+    """
+
+    columns: tuple[Column, ...]
+    parts: tuple[Part, ...]
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The record of one finished extract; its presence means every listed part is complete."""
 
@@ -101,6 +112,8 @@ class Manifest:
     version: int = MANIFEST_VERSION
     # Set by incremental extracts only; manifests without it (older ones too) read as None.
     cursor: CursorRange | None = None
+    # Set by extracts of tables with delete detection.
+    keys: KeySet | None = None
 
     @property
     def key(self) -> str:
@@ -150,6 +163,12 @@ class Manifest:
                 finished_at=body["finished_at"],
                 chunk=tuple(body["chunk"]) if body.get("chunk") else None,  # type: ignore[arg-type]
                 cursor=CursorRange(**body["cursor"]) if body.get("cursor") else None,
+                keys=KeySet(
+                    columns=tuple(Column(**c) for c in body["keys"]["columns"]),
+                    parts=tuple(Part(**p) for p in body["keys"]["parts"]),
+                )
+                if body.get("keys")
+                else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TransferError(f"manifest is malformed: {exc}") from exc

@@ -47,6 +47,8 @@ class LoadJob:
     guard: SwapGuard = field(default_factory=lambda: SwapGuard())
     # What the manifests' incremental extracts read (incremental.merge_ranges), or None.
     cursor: CursorRange | None = None
+    # Delete detection: the key columns (and their CSV encodings) the manifests' key sets hold.
+    keys: tuple[tuple[str, ...], tuple[Encoding, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,10 @@ class LoadStrategy:
         if loaded != job.expected_rows:
             raise TransferError(f"loaded {loaded} rows, the manifests list {job.expected_rows}")
         return loaded
+
+    def delete_missing(self, key_parts: Iterable[tuple[Part, str]]) -> int:
+        """Delete the target rows whose keys the source no longer returns; 0 for modes without it."""
+        return 0
 
     def finish(self, loaded: int) -> None:
         """Make the load visible and record it in the ledger."""
@@ -320,6 +326,33 @@ class Incremental(Upsert):
         """The upsert's key check, and the watermark table (DDL commits, so before the transaction)."""
         super().prepare()
         self.job.target.ensure_watermarks(self.job.schema)
+
+    def delete_missing(self, key_parts: Iterable[tuple[Part, str]]) -> int:
+        """Delete, in the load's transaction, the target rows whose keys are not in the source's key set.
+
+        The key set is loaded into a temporary table first; deleting more than the shrink guard allows
+        (a source in maintenance returns no keys and looks like "everything was deleted") is refused.
+        """
+        job = self.job
+        if job.keys is None:
+            return 0
+        columns, encodings = job.keys
+        keys_table = job.target.create_key_table(job.schema, job.table, columns)
+        try:
+            for part, path in key_parts:
+                records = job.target.bulk_load(path, job.schema, keys_table, columns, encodings, "replace")
+                if records != part.rows:
+                    raise TransferError(f"{part.key}: LOAD DATA read {records} keys, the manifest says {part.rows}")
+            live = job.target.count_rows(job.schema, job.table)
+            missing = job.target.count_missing(job.schema, job.table, keys_table, columns)
+            problem = job.guard.problem(live, live - missing)
+            if problem:
+                raise RefusedError(f"not deleting from {job.schema}.{job.table}: {problem}")
+            deleted = job.target.delete_missing(job.schema, job.table, keys_table, columns)
+        finally:
+            job.target.drop_key_table(job.schema, keys_table)
+        log.info("%s.%s: deleted %d row(s) no longer in the source", job.schema, job.table, deleted)
+        return deleted
 
     def finish(self, loaded: int) -> None:
         """The new watermark (the later of the stored one and the highest value seen), then the ledger row."""

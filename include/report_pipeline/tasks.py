@@ -15,7 +15,7 @@ from report_pipeline import load as load_module
 from report_pipeline import verify as verify_module
 from report_pipeline.chunks import plan_chunks
 from report_pipeline.config import Company, TableSpec, bind_parameters, window_for, with_overrides
-from report_pipeline.errors import MismatchError
+from report_pipeline.errors import MismatchError, RefusedError
 from report_pipeline.incremental import CursorRequest, narrowed
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, extract_prefix, table_prefix
 from report_pipeline.modes import SwapGuard
@@ -80,6 +80,27 @@ def cursor_request(
     )
 
 
+def delete_key(connections: Connections, company: Company, spec: TableSpec) -> tuple[str, ...]:
+    """The target key whose values the extract stores for delete detection; empty when the row has none.
+
+    The narrowest PRIMARY or UNIQUE key made of loaded columns (rows are replaced by such a key);
+    RefusedError when there is none.
+    """
+    if spec.delete_detection != "keys":
+        return ()
+    with opened(connections.target()) as conn:
+        keys = MySqlTarget(conn).unique_keys(company.schema, spec.target.table)
+    loaded = {c.lower() for c in spec.target.columns}
+    usable = sorted((k for k in keys if k and {c.lower() for c in k} <= loaded), key=len)
+    if not usable:
+        raise RefusedError(
+            f"company {company.alias!r} {spec.where}: delete_detection 'keys' needs a PRIMARY or UNIQUE key of "
+            f"loaded columns on {company.schema}.{spec.target.table}"
+        )
+    by_name = {c.lower(): c for c in spec.target.columns}
+    return tuple(by_name[c.lower()] for c in usable[0])
+
+
 def plan_table_chunks(
     connections: Connections,
     company: Company,
@@ -142,6 +163,7 @@ def extract_table(
         chunk_column=spec.chunk_column if chunk is not None else None,
         chunk=chunk,
         cursor=cursor_request(connections, company, spec, reset_watermark=reset_watermark),
+        key_columns=delete_key(connections, company, spec),
     )
     with opened(connections.source()) as conn:
         return extract_module.extract(conn, request)

@@ -18,7 +18,7 @@ from tests.conftest import execute, mysql_connect
 
 from report_pipeline import tasks, watermarks
 from report_pipeline.config import Company, TableSpec, build_table
-from report_pipeline.errors import ConfigError, MismatchError
+from report_pipeline.errors import ConfigError, MismatchError, RefusedError
 from report_pipeline.load import LoadResult
 from report_pipeline.manifest import Manifest
 from report_pipeline.settings import Settings
@@ -410,3 +410,39 @@ def test_the_cli_runs_verifies_and_validates_an_incremental_table(deployment: di
     assert cli.main(["validate"], connect) == 1
     out = capsys.readouterr().out
     assert "table 'orders2' (tables row id=9): cursor_column 'note' is VAR_STRING" in out
+
+
+def test_delete_detection_removes_rows_deleted_at_the_source_in_the_loads_transaction(
+    source_db: str, target_db: str, bucket_name: str
+):
+    pipeline = Pipeline(source_db, target_db, bucket_name, make_spec(delete_detection="keys"))
+    pipeline.run(0)
+    later = T0 + dt.timedelta(days=2)
+    change(
+        source_db,
+        "DELETE FROM orders WHERE id IN (1, 50, 199)",
+        f"UPDATE orders SET note = 'kept', updated_at = '{later}' WHERE id = 2",
+    )
+    manifests, _ = pipeline.run(1)
+    assert manifests[0].keys is not None and sum(p.rows for p in manifests[0].keys.parts) == 158
+    assert pipeline.target_rows() == pipeline.source_rows()
+
+    # A source that suddenly returns no rows (maintenance, a wrong filter) deletes nothing: refused.
+    change(source_db, "UPDATE orders SET company = 3")
+    with pytest.raises(RefusedError, match="not deleting from"):
+        pipeline.run(2)
+    assert len(pipeline.target_rows()) == 158
+
+
+def test_delete_detection_of_a_chunked_table_uses_every_chunks_keys(source_db: str, target_db: str, bucket_name: str):
+    pipeline = Pipeline(
+        source_db, target_db, bucket_name, make_spec(delete_detection="keys", chunk_column="id", chunk_rows=40)
+    )
+    pipeline.run(0)
+    later = T0 + dt.timedelta(days=1)
+    change(
+        source_db, "DELETE FROM orders WHERE id IN (3, 120)", f"INSERT INTO orders VALUES (900, 1, 9, 'n', '{later}')"
+    )
+    manifests, _ = pipeline.run(1)
+    assert len(manifests) == 1  # one changed range, open at both ends: its keys are every key
+    assert pipeline.target_rows() == pipeline.source_rows()

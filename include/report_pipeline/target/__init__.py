@@ -115,3 +115,15 @@ class Target(Protocol):
         load_key: str,
     ) -> None:
         """Store ``table``'s watermark in the current transaction."""
+
+    def create_key_table(self, schema: str, table: str, columns: Sequence[str]) -> str:
+        """A session-private table for the key set of ``table`` (its ``columns``, their types); its name."""
+
+    def count_missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> int:
+        """How many rows of ``table`` have keys that are not in ``keys_table``."""
+
+    def delete_missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> int:
+        """Delete those rows in the current transaction; returns how many."""
+
+    def drop_key_table(self, schema: str, keys_table: str) -> None:
+        """Drop the key table (quietly: the session may be gone, and the table with it)."""
