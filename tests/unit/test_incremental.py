@@ -138,3 +138,15 @@ def test_the_watermark_table_is_reserved_and_specs_survive_the_snapshot():
     for key in ("cursor_column", "cursor_overlap", "verify_after_load"):
         del old_snapshot["companies"][0]["tables"][0][key]
     assert plan_from_dict(old_snapshot).companies[0].tables[0].verify_after_load is False
+
+
+def test_delete_detection_needs_an_incremental_table_over_the_whole_table():
+    assert build_table({**ROW, "delete_detection": "keys"}).delete_detection == "keys"
+    assert build_table(ROW).delete_detection == "none"
+    with pytest.raises(ConfigError, match="not one of"):
+        build_table({**ROW, "delete_detection": "soft"})
+    with pytest.raises(ConfigError, match="needs load_mode 'incremental'"):
+        build_table({**ROW, "load_mode": "upsert", "cursor_column": None, "delete_detection": "keys"})
+    windowed = "SELECT id, updated_at FROM orders WHERE company = %(company_id)s AND updated_at >= %(date_from)s"
+    with pytest.raises(ConfigError, match="date window"):
+        build_table({**ROW, "query_select": windowed, "delete_detection": "keys"})
