@@ -187,11 +187,7 @@ def test_seed_era_schema_is_read_as_is_then_upgraded_in_place_with_defaults(scra
 
     upgrade = cli(scratch["env"], "init-admin")
     assert upgrade.returncode == 0, upgrade.stderr
-    assert upgrade.stdout.splitlines() == [
-        "added column tables.load_mode",
-        "added column tables.chunk_column",
-        "added column tables.chunk_rows",
-    ]
+    assert upgrade.stdout.splitlines() == [f"added column tables.{name}" for name, _ in admin.ADDED_COLUMNS["tables"]]
     # Seed rows keep their meaning: the added columns take their defaults; nothing else changed.
     assert _rows(scratch["admin"], "SELECT id, name, load_mode, chunk_column, chunk_rows FROM `tables`") == [
         (1, "users", "upsert", None, None)
