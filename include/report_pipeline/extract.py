@@ -22,7 +22,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from report_pipeline.chunks import bind_chunk, chunk_query
-from report_pipeline.csvformat import FLOAT, EncodingTracker, raw_converters, row_formatter, type_name
+from report_pipeline.csvformat import (
+    BIT,
+    FLOAT,
+    GEOMETRY,
+    EncodingTracker,
+    Hex,
+    raw_converters,
+    row_formatter,
+    type_name,
+)
 from report_pipeline.errors import TransferError
 from report_pipeline.incremental import CursorRequest, MaxTracker, narrowed
 from report_pipeline.manifest import MANIFEST_NAME, SUCCESS_NAME, Column, CursorRange, KeySet, Manifest, Part
@@ -250,8 +259,15 @@ def _extract_keys(conn: Any, request: ExtractRequest, query: str, parameters: An
         description = cursor.description or ()
         type_codes = [d[1] for d in description]
         format_row, tracker = row_formatter(type_codes), EncodingTracker(type_codes)
+        # Only text forms the target prints alike (numbers, text) make a usable checksum; hex does not.
+        checksum: int | None = 0 if all(t not in (BIT, GEOMETRY) for t in type_codes) else None
         while rows := cursor.fetchmany(FETCH_ROWS):
             tracker.see(rows)
+            if checksum is not None:
+                if any(isinstance(v, Hex) or not isinstance(v, bytes) for r in rows for v in r):
+                    checksum = None
+                else:
+                    checksum += sum(zlib.crc32(b"#".join(r)) for r in rows)
             for item in cutter.add([format_row(r) for r in rows]):
                 uploader.send(item)
         for item in cutter.finish():
@@ -264,6 +280,7 @@ def _extract_keys(conn: Any, request: ExtractRequest, query: str, parameters: An
     return KeySet(
         columns=tuple(Column(d[0], type_name(d[1]), tracker.encodings[i]) for i, d in enumerate(description)),
         parts=tuple(parts),
+        checksum=checksum,
     )
 
 

@@ -177,8 +177,18 @@ def merge_ranges(ranges: Sequence[CursorRange | None]) -> CursorRange | None:
     )
 
 
-def merge_keys(key_sets: Sequence[KeySet | None]) -> tuple[tuple[str, ...], tuple[Encoding, ...]] | None:
-    """The key columns and their encodings across the manifests of one load; None without key sets.
+@dataclass(frozen=True)
+class KeyColumns:
+    """The key set of one load: its columns and encodings, and its row count and checksum (if known)."""
+
+    columns: tuple[str, ...]
+    encodings: tuple[Encoding, ...]
+    rows: int
+    checksum: int | None
+
+
+def merge_keys(key_sets: Sequence[KeySet | None]) -> KeyColumns | None:
+    """The key set across the manifests of one load (a chunked one has one per chunk); None without.
 
     Every manifest must carry one (each chunk holds its share of the keys): with some missing, the set
     would be incomplete and rows of the missing chunks would be deleted.
@@ -191,4 +201,10 @@ def merge_keys(key_sets: Sequence[KeySet | None]) -> tuple[tuple[str, ...], tupl
     names = tuple(c.name for c in known[0].columns)
     if any(tuple(c.name for c in k.columns) != names for k in known):
         raise TransferError("the load's manifests carry key sets of different columns; re-run the extract")
-    return names, tuple(merge_encodings([[c.encoding for c in k.columns] for k in known]))
+    checksums = [k.checksum for k in known]
+    return KeyColumns(
+        columns=names,
+        encodings=tuple(merge_encodings([[c.encoding for c in k.columns] for k in known])),
+        rows=sum(p.rows for k in known for p in k.parts),
+        checksum=None if any(c is None for c in checksums) else sum(c for c in checksums if c is not None),
+    )

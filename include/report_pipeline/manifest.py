@@ -90,6 +90,9 @@ class KeySet:
 
     columns: tuple[Column, ...]
     parts: tuple[Part, ...]
+    # SUM(CRC32(CONCAT_WS('#', key columns))) over the rows, as the target computes it; lets a load
+    # skip loading the key set when the target's keys already sum the same (nothing was deleted).
+    checksum: int | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,7 @@ class Manifest:
                 keys=KeySet(
                     columns=tuple(Column(**c) for c in body["keys"]["columns"]),
                     parts=tuple(Part(**p) for p in body["keys"]["parts"]),
+                    checksum=body["keys"].get("checksum"),
                 )
                 if body.get("keys")
                 else None,

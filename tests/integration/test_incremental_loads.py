@@ -7,6 +7,7 @@ changes the source the way production does, and compares every target row with t
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -413,7 +414,7 @@ def test_the_cli_runs_verifies_and_validates_an_incremental_table(deployment: di
 
 
 def test_delete_detection_removes_rows_deleted_at_the_source_in_the_loads_transaction(
-    source_db: str, target_db: str, bucket_name: str
+    source_db: str, target_db: str, bucket_name: str, caplog: pytest.LogCaptureFixture
 ):
     pipeline = Pipeline(source_db, target_db, bucket_name, make_spec(delete_detection="keys"))
     pipeline.run(0)
@@ -427,10 +428,17 @@ def test_delete_detection_removes_rows_deleted_at_the_source_in_the_loads_transa
     assert manifests[0].keys is not None and sum(p.rows for p in manifests[0].keys.parts) == 158
     assert pipeline.target_rows() == pipeline.source_rows()
 
+    # A day without deletes: the key checksums agree, so the key set is not even loaded.
+    change(source_db, f"UPDATE orders SET note = 'again', updated_at = '{later + dt.timedelta(hours=1)}' WHERE id = 4")
+    with caplog.at_level(logging.INFO, logger="report_pipeline.modes"):
+        manifests, _ = pipeline.run(2)
+    assert manifests[0].keys.checksum is not None and "key sets agree (158 keys)" in caplog.text  # type: ignore[union-attr]
+    assert pipeline.target_rows() == pipeline.source_rows()
+
     # A source that suddenly returns no rows (maintenance, a wrong filter) deletes nothing: refused.
     change(source_db, "UPDATE orders SET company = 3")
     with pytest.raises(RefusedError, match="not deleting from"):
-        pipeline.run(2)
+        pipeline.run(3)
     assert len(pipeline.target_rows()) == 158
 
 

@@ -127,3 +127,6 @@ class Target(Protocol):
 
     def drop_key_table(self, schema: str, keys_table: str) -> None:
         """Drop the key table (quietly: the session may be gone, and the table with it)."""
+
+    def key_checksum(self, schema: str, table: str, columns: Sequence[str]) -> tuple[int, int]:
+        """COUNT(*) and SUM(CRC32(CONCAT_WS('#', columns))) of ``table``, in the current transaction."""

@@ -281,6 +281,15 @@ class MySqlTarget:
         )
         return name
 
+    def key_checksum(self, schema: str, table: str, columns: Sequence[str]) -> tuple[int, int]:
+        """Row count and key checksum, computed by the server."""
+        keys = ", ".join(quote_identifier(c) for c in columns)
+        self.cursor.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('#', {keys}))), 0) FROM {_name(schema, table)}"
+        )
+        count, checksum = self.cursor.fetchone()
+        return int(count), int(checksum)
+
     def _missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> str:
         # Single-table form (no aliases in the DELETE list): valid alike on MySQL 8 and MariaDB.
         live = _name(schema, table)
