@@ -185,7 +185,9 @@ def setup(args: argparse.Namespace, settings: Any, connect: Any) -> int:
     for _, company_id, status, alias, lookback in DEMO_COMPANIES:
         if status != 1:
             continue
-        ns = argparse.Namespace(company_id=company_id, alias=alias, lookback_days=lookback, dry_run=False)
+        ns = argparse.Namespace(
+            company_id=company_id, alias=alias, lookback_days=lookback, dry_run=False, adopt_schema=False
+        )
         print(f"\nonboarding {alias}:")
         cli.cmd_onboard(ns, settings, connect)
     return 0
