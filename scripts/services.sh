@@ -5,8 +5,9 @@
 #
 # Usage: scripts/services.sh install|start|stop|restart|status|sql [mariadb args...]
 #
-#   install  install the MariaDB server/client packages if they are missing
-#            (apt-get; the Python venv is created by the Makefile, not here)
+#   install  install the MariaDB server/client packages and docker-compose if
+#            they are missing (apt-get; the Python venv is created by the
+#            Makefile, not here)
 #   start    start both services (idempotent), create the `reports` user
 #   stop     stop both services (idempotent)
 #   status   print the state of each service; exit 0 only if both are up
@@ -27,13 +28,22 @@ LOCAL_DIR="$REPO_ROOT/.local"
 VENV_DIR="${REPORTS_VENV:-$REPO_ROOT/.venv}"
 
 MYSQL_PORT="${REPORTS_MYSQL_PORT:-3307}"
-MYSQL_DIR="$LOCAL_DIR/mysql"
+# MariaDB cannot live in a path with whitespace: mariadb-install-db is a shell script that splits its
+# arguments and the option file's paths on spaces. In a clone such as "~/my projects/report-pipeline"
+# MariaDB sees .local through a link without any, /var/tmp/report-pipeline-<hash of the path>
+# (/var/tmp is open to every user); the files are the same, so the pid file, socket and data stay in
+# .local for everything else. Elsewhere MariaDB uses .local directly.
+MARIADB_LOCAL_DIR="$LOCAL_DIR"
+case "$LOCAL_DIR" in
+    *[[:space:]]*) MARIADB_LOCAL_DIR="/var/tmp/report-pipeline-$(printf '%s' "$LOCAL_DIR" | sha256sum | cut -c1-16)" ;;
+esac
+MYSQL_DIR="$MARIADB_LOCAL_DIR/mysql"
 MYSQL_DATADIR="$MYSQL_DIR/data"
 MYSQL_SOCKET="$MYSQL_DIR/mysql.sock"
 MYSQL_CNF="$MYSQL_DIR/my.cnf"
-MYSQL_FILES_DIR="$LOCAL_DIR/mysql-files"
-MYSQL_PIDFILE="$LOCAL_DIR/mysql.pid"
-MYSQL_LOG="$LOCAL_DIR/mysql.log"
+MYSQL_FILES_DIR="$MARIADB_LOCAL_DIR/mysql-files"
+MYSQL_PIDFILE="$MARIADB_LOCAL_DIR/mysql.pid"
+MYSQL_LOG="$MARIADB_LOCAL_DIR/mysql.log"
 MYSQL_START_TIMEOUT="${REPORTS_MYSQL_START_TIMEOUT:-60}"
 MYSQL_STOP_TIMEOUT="${REPORTS_MYSQL_STOP_TIMEOUT:-60}"
 
@@ -177,15 +187,20 @@ cmd_install() {
     if command -v dpkg >/dev/null 2>&1; then
         dpkg -s libmariadb-dev >/dev/null 2>&1 || missing+=(libmariadb-dev)
     fi
+    # A real Compose implementation for tests/unit/test_docker_compose.py: `docker-compose config`
+    # (Debian's 1.29) validates docker-compose.yaml without a Docker daemon.
+    find_bin docker-compose >/dev/null || missing+=(docker-compose)
     if ((${#missing[@]} == 0)); then
-        log "MariaDB server/client, libmariadb-dev and pkg-config are already installed"
+        log "MariaDB server/client, libmariadb-dev, pkg-config and docker-compose are already installed"
         return 0
     fi
     command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and apt-get is not available; install them manually"
-    log "installing MariaDB packages (missing: ${missing[*]})"
+    log "installing system packages (missing: ${missing[*]})"
     as_root apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y \
         mariadb-server mariadb-client libmariadb-dev pkg-config
+    # Without recommends: docker-compose recommends docker.io (a daemon we neither need nor start).
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker-compose
     # Debian's package starts a system-wide mariadb on 3306 via systemd when
     # systemd is running; we do not use it (we start our own on
     # ${MYSQL_PORT}) and leave it alone.
@@ -520,9 +535,16 @@ usage() {
     sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
+link_mariadb_dir() {  # the link MariaDB sees .local through (see MARIADB_LOCAL_DIR)
+    mkdir -p "$LOCAL_DIR"
+    if [[ $MARIADB_LOCAL_DIR != "$LOCAL_DIR" && $(readlink "$MARIADB_LOCAL_DIR" 2>/dev/null) != "$LOCAL_DIR" ]]; then
+        ln -sfn "$LOCAL_DIR" "$MARIADB_LOCAL_DIR"
+    fi
+}
+
 # Serialise start/stop: several engineers and test runs share one checkout.
 take_lock() {
-    mkdir -p "$LOCAL_DIR"
+    link_mariadb_dir
     exec 9>"$LOCAL_DIR/services.lock"
     if command -v flock >/dev/null 2>&1; then
         flock -w 300 9 || die "another scripts/services.sh start/stop is still running"
@@ -537,8 +559,8 @@ main() {
         start) take_lock && cmd_start ;;
         stop) take_lock && cmd_stop ;;
         restart) take_lock && cmd_stop && cmd_start ;;
-        status) cmd_status ;;
-        sql) cmd_sql "$@" ;;
+        status) link_mariadb_dir && cmd_status ;;
+        sql) link_mariadb_dir && cmd_sql "$@" ;;
         -h | --help | help) usage ;;
         *)
             usage >&2

@@ -101,7 +101,8 @@ def read_admin_rows(conn: Any) -> AdminRows:
         cursor.close()
 
 
-# --- writing admin rows: the one place with INSERTs into the admin tables (onboarding, demo, scripts).
+# --- writing admin rows: the one place with INSERTs and UPDATEs of the admin tables (onboarding, the
+# CLI's add-table / enable / disable, demo, scripts).
 
 
 @dataclass(frozen=True)
@@ -189,3 +190,26 @@ def set_lookback(cursor: Any, company_id: int, days: int) -> None:
         "INSERT INTO companies_configurations (retail_id, configuration_id, configuration_value) VALUES (%s, %s, %s)",
         (company_id, lookback_configuration_id(cursor), str(days)),
     )
+
+
+def set_company_status(cursor: Any, alias: str, status: int) -> int:
+    """Set a company's ``status`` (1 active, 0 not) by alias; returns the rows changed (0: already so).
+
+    Raises LookupError when no company has that alias, so an operator's typo is not a silent no-op.
+    """
+    return _set_status(cursor, "companies", "alias", alias, status)
+
+
+def set_table_status(cursor: Any, name: str, status: int) -> int:
+    """Set a table spec's ``status`` (1 active, 0 not) by name; returns the rows changed."""
+    return _set_status(cursor, "tables", "name", name, status)
+
+
+def _set_status(cursor: Any, table: str, column: str, value: str, status: int) -> int:
+    if status not in (0, 1):
+        raise ValueError(f"status must be 0 or 1, not {status!r}")
+    cursor.execute(f"SELECT id FROM `{table}` WHERE `{column}` = %s", (value,))
+    if not cursor.fetchall():
+        raise LookupError(f"no {table} row with {column} = {value!r}")
+    cursor.execute(f"UPDATE `{table}` SET `status` = %s WHERE `{column}` = %s", (status, value))
+    return int(cursor.rowcount)

@@ -11,12 +11,15 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import os
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from report_pipeline import admin, ledger, onboard, ownership, tasks
+from report_pipeline import admin, admin_commands, ledger, onboard, ownership, tasks
+from report_pipeline.chunks import Chunk
 from report_pipeline.config import (
     Company,
     Plan,
@@ -30,10 +33,11 @@ from report_pipeline.config import (
 from report_pipeline.errors import ReportPipelineError
 from report_pipeline.incremental import cursor_problem
 from report_pipeline.load import column_problems
-from report_pipeline.manifest import MANIFEST_NAME, Manifest, extract_prefix
+from report_pipeline.manifest import Manifest
 from report_pipeline.modes import LOAD_MODES, key_problem, strategy_for
+from report_pipeline.progress import ProgressLine
 from report_pipeline.session import opened, probe_columns
-from report_pipeline.settings import Settings
+from report_pipeline.settings import Settings, check_environment
 from report_pipeline.snapshot import expire_snapshot
 from report_pipeline.target.mysql import MySqlTarget
 
@@ -49,12 +53,29 @@ ConnectionsFactory = Callable[[Settings], CliConnections]
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Any = None) -> None:
-    """Print rows as an aligned plain-text table."""
+    """Print rows as an aligned plain-text table: numbers right-aligned (with thousands separators on
+    a terminal only, so piped output stays machine-readable), text left-aligned."""
     out = out or sys.stdout
-    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
+    human = bool(getattr(out, "isatty", lambda: False)())
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, int) and not isinstance(value, bool) and human:
+            return f"{value:,}"
+        return str(value)
+
+    numeric = [
+        bool(rows) and all(isinstance(r[i], (int, float)) or r[i] in ("-", None) for r in rows)
+        for i in range(len(headers))
+    ]
+    cells = [[str(h) for h in headers]] + [[cell(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for n, row in enumerate(cells):
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)).rstrip(), file=out)
+        line = "  ".join(
+            v.rjust(w) if numeric[i] and n else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths, strict=False))
+        )
+        print(line.rstrip(), file=out)
         if n == 0:
             print("  ".join("-" * w for w in widths), file=out)
 
@@ -214,27 +235,34 @@ def cmd_run(args: argparse.Namespace, settings: Settings, connect: ConnectionsFa
     company, spec = _spec_of(plan, args.company, args.table)
     company_plan = plan.company(args.company)
     logical = _parse_date(args.date)
-    run_id = f"cli__{logical.isoformat()}"
+    # Unique per invocation: the load's cleanup treats folders of its own run without a manifest as
+    # dead attempts, so two runs of one date must never share a run id (see report_pipeline.attempts).
+    run_id = f"cli__{logical.isoformat()}__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
     conns = connect(settings)
     started = time.monotonic()
     reset = args.reset_watermark
-    if spec.chunk_column:
-        ranges = tasks.plan_table_chunks(conns, company, spec, logical, reset_watermark=reset)
-        manifests = [
+    progress = ProgressLine(sys.stdout, f"{company.alias}.{spec.name} extract")
+    manifests = []
+    chunks: list[Chunk | None] = (
+        list(tasks.plan_table_chunks(conns, company, spec, logical, reset_watermark=reset))
+        if spec.chunk_column
+        else [None]
+    )
+    for chunk in chunks:
+        manifests.append(
             tasks.extract_table(
-                conns, settings, company, spec, logical, run_id, chunk=r, chunk_index=i, reset_watermark=reset
+                conns, settings, company, spec, logical, run_id, chunk=chunk, progress=progress, reset_watermark=reset
             )
-            for i, r in enumerate(ranges)
-        ]
-    else:
-        manifests = [tasks.extract_table(conns, settings, company, spec, logical, run_id, reset_watermark=reset)]
+        )
+        progress.next_chunk()
+    progress.finish("loading...")
     extracted = time.monotonic() - started
     result = tasks.load_table(
         conns,
         settings,
         company,
         spec,
-        [m.key for m in manifests],
+        [m.ref for m in manifests],
         logical,
         run_id,
         load_mode=args.load_mode,
@@ -283,10 +311,28 @@ def cmd_verify(args: argparse.Namespace, settings: Settings, connect: Connection
     return 0 if verdict.matches else 1
 
 
+def _extracted_rows(bucket: Any, keys: Sequence[str]) -> Any:
+    """Rows the extract(s) of one load wrote, from their manifests ("-" when one is gone)."""
+    try:
+        return sum(Manifest.from_json(bucket.get(key)).rows for key in keys)
+    except Exception:  # noqa: BLE001 - a pruned or unreadable manifest only blanks this cell
+        return "-"
+
+
+def _report_record(cursor: Any, schema: str, table: str, args: argparse.Namespace) -> ledger.LoadRecord | None:
+    if args.run_id:
+        return next((r for r in ledger.of_run(cursor, schema, args.run_id) if r.table_name == table), None)
+    if args.date:
+        day = _parse_date(args.date)
+        return ledger.latest_between(cursor, schema, table, day, day + dt.timedelta(days=1))
+    return ledger.latest(cursor, schema, table)
+
+
 def cmd_report(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
-    """Per company and table: rows the run's extract wrote and rows its load recorded."""
+    """Per company and table: the load of one run (``--run-id``), of one day (``--date``, any run of
+    that logical day: scheduled, manual or CLI), or else the latest load; with the rows its extract
+    (every chunk) wrote and the rows it loaded."""
     plan = _fresh_plan(settings, connect)
-    logical = _parse_date(args.date)
     conns = connect(settings)
     rows: list[list[Any]] = []
     with opened(conns.target()) as target:
@@ -294,22 +340,45 @@ def cmd_report(args: argparse.Namespace, settings: Settings, connect: Connection
         for cp in plan.companies:
             c = cp.company
             bucket = tasks.company_bucket(conns, settings, c)
+            has_ledger = ledger.exists(cursor, c.schema)
             for spec in cp.tables:
-                extracted: Any = "-"
-                with contextlib.suppress(Exception):
-                    key = f"{extract_prefix(spec.name, logical, None)}/{MANIFEST_NAME}"
-                    extracted = Manifest.from_json(bucket.get(key)).rows
-                loaded = ledger.latest(cursor, c.schema, spec.target.table, logical)
-                shown = (loaded.rows_loaded, loaded.load_mode, loaded.finished_at) if loaded else ("-", "-", "-")
-                rows.append([c.alias, spec.name, extracted, *shown])
+                loaded = _report_record(cursor, c.schema, spec.target.table, args) if has_ledger else None
+                if loaded is None:
+                    rows.append([c.alias, spec.name, "-", "-", "-", "-", "-", "no load"])
+                    continue
+                rows.append(
+                    [
+                        c.alias,
+                        spec.name,
+                        loaded.logical_date,
+                        _extracted_rows(bucket, loaded.manifest_keys),
+                        loaded.rows_loaded,
+                        loaded.load_mode,
+                        loaded.finished_at,
+                        loaded.run_id,
+                    ]
+                )
             for broken in cp.broken:
-                rows.append([c.alias, broken.name, "-", "-", "config error", str(broken.problem.message)[:60]])
-    print(f"logical date {logical.date()}")
-    print_table(["company", "table", "rows extracted", "rows loaded", "mode", "finished at"], rows)
+                rows.append(
+                    [c.alias, broken.name, "-", "-", "-", "config error", "-", str(broken.problem.message)[:60]]
+                )
+    what = f"run {args.run_id}" if args.run_id else f"logical date {args.date}" if args.date else "latest loads"
+    print(what)
+    print_table(
+        ["company", "table", "logical date", "rows extracted", "rows loaded", "mode", "finished at", "run"], rows
+    )
     return 0
 
 
 Command = Callable[[argparse.Namespace, Settings, ConnectionsFactory], int]
+
+
+def cmd_check_settings(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
+    """Refuse unknown or malformed REPORTS_* variables (what a container checks before it starts)."""
+    check_environment()
+    names = sorted(name for name in os.environ if name.startswith("REPORTS_"))
+    print(f"settings ok: {len(names)} REPORTS_* variable(s) set{': ' if names else ''}{', '.join(names)}")
+    return 0
 
 
 def build_parser(extra: Mapping[str, tuple[str, Command]] | None = None) -> argparse.ArgumentParser:
@@ -348,8 +417,12 @@ def build_parser(extra: Mapping[str, tuple[str, Command]] | None = None) -> argp
     p.add_argument("--table", required=True)
     p.add_argument("--date", help="logical date the query's parameters are bound for (default: today, UTC)")
     p.add_argument("--lookback-days", type=int, help="override the company's look-back for the comparison")
-    p = sub.add_parser("report", help="rows extracted and loaded per company and table for a logical date")
-    p.add_argument("--date", required=True)
+    p = sub.add_parser("report", help="rows extracted and loaded per company and table (latest, by day or by run)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--date", help="loads of this logical day, YYYY-MM-DD (scheduled, manual and CLI runs)")
+    which.add_argument("--run-id", help="the loads of one DAG run (or CLI run)")
+    admin_commands.add_parsers(sub)
+    sub.add_parser("check-settings", help="fail on unknown or malformed REPORTS_* variables, naming them")
     for name, (help_text, _) in (extra or {}).items():
         sub.add_parser(name, help=help_text)
     return parser
@@ -363,6 +436,8 @@ COMMANDS: dict[str, Command] = {
     "run": cmd_run,
     "verify": cmd_verify,
     "report": cmd_report,
+    "check-settings": cmd_check_settings,
+    **admin_commands.COMMANDS,
 }
 
 
@@ -384,4 +459,3 @@ def main(
             raise
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-

@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from report_pipeline.chunks import bind_chunk, chunk_query
+from report_pipeline.chunks import Chunk
 from report_pipeline.csvformat import (
     BIT,
     FLOAT,
@@ -34,7 +34,7 @@ from report_pipeline.csvformat import (
 )
 from report_pipeline.errors import TransferError
 from report_pipeline.incremental import CursorRequest, MaxTracker, narrowed
-from report_pipeline.manifest import MANIFEST_NAME, SUCCESS_NAME, Column, CursorRange, KeySet, Manifest, Part
+from report_pipeline.manifest import Column, CursorRange, KeySet, Manifest, Part
 from report_pipeline.session import close_quietly, prepare_session, probe_columns
 from report_pipeline.storage import Bucket
 from report_pipeline.validation import backtick
@@ -48,7 +48,11 @@ BLOCK_BYTES = 2 * 1024 * 1024
 
 @dataclass(frozen=True)
 class ExtractRequest:
-    """One extract: what to run, where to write, and what to call it."""
+    """One extract: what to run, where to write, and what to call it.
+
+    ``prefix`` is this attempt's own folder (``manifest.extract_prefix``), named after ``extract_id``;
+    without an id the extract makes up a random one.
+    """
 
     company: str
     table: str
@@ -61,7 +65,11 @@ class ExtractRequest:
     compress: bool = True
     part_bytes: int = 32 * 1024 * 1024
     chunk_column: str | None = None
-    chunk: tuple[int, int] | None = None
+    chunk: Chunk | None = None
+    extract_id: str | None = None
+    # Told (rows, CSV bytes) so far after each fetched batch, e.g. the CLI's progress line; it must be
+    # cheap (the CLI throttles its printing) and never raise.
+    progress: Callable[[int, int], None] | None = None
     # An incremental table's cursor and where to start reading it; None copies the query's rows as is.
     cursor: CursorRequest | None = None
     # Delete detection: also store these key columns of every row the query returns (not only of the
@@ -288,10 +296,9 @@ def extract(conn: Any, request: ExtractRequest) -> Manifest:
     """Run the request's query on ``conn`` (a mysqlclient connection) and store it as CSV parts + manifest.
 
     The source session is read-only, in one consistent snapshot, with UTC time zone and utf8mb4 text.
-    Any earlier manifest and ``_SUCCESS`` marker under the prefix are removed first, so a half-written
-    extract is never mistaken for a finished one; parts an earlier, failed attempt left behind are
-    overwritten or, once the new manifest is stored, deleted. A failure is logged with its reason and
-    re-raised for the caller's retries.
+    The prefix is this attempt's own folder: nothing else writes there, so the extract never removes
+    anything (what earlier attempts left is the load's cleanup, ``report_pipeline.attempts``). A failure
+    is logged with its reason and re-raised for the caller's retries.
     """
     started = dt.datetime.now(dt.UTC)
     try:
@@ -312,12 +319,6 @@ def extract(conn: Any, request: ExtractRequest) -> Manifest:
 
 def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manifest:
     request.bucket.ensure()
-    stale = [f"{request.prefix}/{MANIFEST_NAME}", f"{request.prefix}/{SUCCESS_NAME}"]
-    request.bucket.delete(stale)
-    # Parts are single PUTs, but an older client or a killed worker may have left multipart uploads
-    # under this prefix; unfinished ones are invisible and billed, so they go before a new attempt.
-    request.bucket.abort_multipart_uploads(f"{request.prefix}/")
-
     import MySQLdb.cursors
 
     prepare_session(conn)
@@ -341,10 +342,8 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     if request.chunk is not None:
         if request.chunk_column is None:
             raise TransferError("a chunked extract needs its chunk column")
-        query = chunk_query(query, request.chunk_column, parameters)
-        parameters = bind_chunk(parameters, request.chunk)
-        key_query = chunk_query(key_query, request.chunk_column, key_parameters)
-        key_parameters = bind_chunk(key_parameters, request.chunk)
+        query, parameters = request.chunk.bind(query, request.chunk_column, parameters)
+        key_query, key_parameters = request.chunk.bind(key_query, request.chunk_column, key_parameters)
     query, source_types = _exact_floats(conn, query, parameters)
 
     uploader = _PartUploader(request)
@@ -361,6 +360,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
             names = [str(d[0]).lower() for d in description]
             highest = MaxTracker(cursor_kind, names.index(request.cursor.column.lower()))
         fetch_rows = FIRST_FETCH_ROWS
+        seen_rows = seen_bytes = 0
         while True:
             rows = cursor.fetchmany(fetch_rows)
             if not rows:
@@ -375,6 +375,10 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
             # of blocks, so this bounds memory even for very wide rows.
             batch_bytes = sum(map(len, lines)) + len(lines)
             fetch_rows = max(1, min(FETCH_ROWS, BLOCK_BYTES * len(lines) // max(batch_bytes, 1)))
+            if request.progress is not None:
+                seen_rows += len(lines)
+                seen_bytes += batch_bytes
+                request.progress(seen_rows, seen_bytes)
         for item in cutter.finish():
             uploader.send(item)
         parts = uploader.finish()
@@ -392,7 +396,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     manifest = Manifest(
         bucket=request.bucket.name,
         prefix=request.prefix,
-        extract_id=uuid.uuid4().hex,
+        extract_id=request.extract_id or uuid.uuid4().hex,
         company=request.company,
         table=request.table,
         logical_date=request.logical_date,
@@ -419,13 +423,6 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         ),
     )
     request.bucket.put(manifest.key, manifest.to_json(), "application/json")
-    keep = {p.key for p in parts} | {manifest.key} | {p.key for p in (keys.parts if keys else ())}
-    leftovers = [
-        k for prefix in ("part-", "keys-") for k in request.bucket.keys(f"{request.prefix}/{prefix}") if k not in keep
-    ]
-    if leftovers:
-        # A re-run of the same date that produced fewer parts: the manifest no longer names these.
-        request.bucket.delete(leftovers)
     log.info(
         "extracted %s.%s: %d rows, %d CSV bytes in %d part(s), %.2f s",
         request.company,

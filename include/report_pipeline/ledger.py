@@ -42,15 +42,15 @@ class LoadRecord:
     logical_date: dt.datetime
     run_id: str
     rows_loaded: int
-    finished_at: dt.datetime | None
     load_mode: str
     load_key: str
     manifest_keys: tuple[str, ...] = ()
+    finished_at: dt.datetime | None = None  # set by the server when recorded
 
     @classmethod
     def _from_row(cls, row: Sequence[Any]) -> LoadRecord:
         keys = json.loads(row[7]) if row[7] else []
-        return cls(str(row[0]), row[1], str(row[2]), int(row[3]), row[4], str(row[5]), str(row[6]), tuple(keys))
+        return cls(str(row[0]), row[1], str(row[2]), int(row[3]), str(row[5]), str(row[6]), tuple(keys), row[4])
 
 
 def _table(schema: str) -> str:
@@ -69,22 +69,19 @@ def ensure(cursor: Any, schema: str) -> None:
     cursor.execute(_DDL.format(table=_table(schema)))
 
 
-def record(
-    cursor: Any,
-    schema: str,
-    *,
-    table: str,
-    logical_date: dt.datetime,
-    run_id: str,
-    rows: int,
-    load_mode: str,
-    load_key: str,
-    manifest_keys: Sequence[str],
-) -> None:
-    """Record a successful load; runs in the caller's transaction (finished_at is the server's UTC now)."""
+def record(cursor: Any, schema: str, entry: LoadRecord) -> None:
+    """Record a successful load in the caller's transaction; ``finished_at`` is the server's UTC now."""
     cursor.execute(
         f"INSERT INTO {_table(schema)} ({_COLUMNS}) VALUES (%s, %s, %s, %s, UTC_TIMESTAMP(6), %s, %s, %s)",
-        (table, utc_naive(logical_date), run_id, rows, load_mode, load_key, json.dumps(list(manifest_keys))),
+        (
+            entry.table_name,
+            utc_naive(entry.logical_date),
+            entry.run_id,
+            entry.rows_loaded,
+            entry.load_mode,
+            entry.load_key,
+            json.dumps(list(entry.manifest_keys)),
+        ),
     )
 
 
@@ -110,9 +107,36 @@ def latest(cursor: Any, schema: str, table: str, logical_date: dt.datetime | Non
     return found[0] if found else None
 
 
+def latest_between(cursor: Any, schema: str, table: str, start: dt.datetime, end: dt.datetime) -> LoadRecord | None:
+    """The newest load of ``table`` whose logical date is in [start, end): a day's scheduled or manual run."""
+    found = _select(
+        cursor,
+        schema,
+        "table_name = %s AND logical_date >= %s AND logical_date < %s",
+        (table, utc_naive(start), utc_naive(end)),
+        1,
+    )
+    return found[0] if found else None
+
+
 def history(cursor: Any, schema: str, table: str, limit: int = 30) -> list[LoadRecord]:
     """The last ``limit`` loads of ``table``, newest first."""
     return _select(cursor, schema, "table_name = %s", (table,), limit)
+
+
+def recent(cursor: Any, schema: str, per_table: int = 10) -> dict[str, list[LoadRecord]]:
+    """The last ``per_table`` loads of every table in ``schema``, newest first, in one query."""
+    cursor.execute(
+        f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS}, ROW_NUMBER() OVER "
+        f"(PARTITION BY table_name ORDER BY id DESC) AS _n FROM {_table(schema)}) AS ranked "
+        "WHERE _n <= %s ORDER BY table_name, _n",
+        (int(per_table),),
+    )
+    found: dict[str, list[LoadRecord]] = {}
+    for row in cursor.fetchall():
+        record = LoadRecord._from_row(row)
+        found.setdefault(record.table_name, []).append(record)
+    return found
 
 
 def newer_swap(cursor: Any, schema: str, table: str, logical_date: dt.datetime) -> dt.datetime | None:
@@ -124,3 +148,25 @@ def newer_swap(cursor: Any, schema: str, table: str, logical_date: dt.datetime) 
     )
     row = cursor.fetchone()
     return row[0] if row and row[0] is not None else None
+
+
+def latest_per_table(cursor: Any, schema: str) -> list[LoadRecord]:
+    """The newest load of every table the ledger has seen, by table name."""
+    cursor.execute(
+        f"SELECT {_COLUMNS} FROM {_table(schema)} WHERE id IN "
+        f"(SELECT MAX(id) FROM {_table(schema)} GROUP BY table_name) ORDER BY table_name"
+    )
+    return [LoadRecord._from_row(r) for r in cursor.fetchall()]
+
+
+def of_run(cursor: Any, schema: str, run_id: str) -> list[LoadRecord]:
+    """Every load one DAG run (or CLI run) recorded in ``schema``, newest first."""
+    return _select(cursor, schema, "run_id = %s", (run_id,), 10_000)
+
+
+def exists(cursor: Any, schema: str) -> bool:
+    """Whether ``schema`` has a ledger yet (a company onboarded but never loaded has none)."""
+    cursor.execute(
+        "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (schema, TABLE)
+    )
+    return cursor.fetchone() is not None

@@ -22,10 +22,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from report_pipeline import ownership
+from report_pipeline.attempts import DEFAULT_MAX_AGE, ThisLoad, previously_loaded, remove_stale_attempts
+from report_pipeline.chunks import chunk_set_problem
 from report_pipeline.csvformat import merge_encodings
 from report_pipeline.errors import RefusedError, ReportPipelineError, TransferError
 from report_pipeline.incremental import merge_keys, merge_ranges
-from report_pipeline.manifest import SUCCESS_NAME, Manifest, Part
+from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, Part, manifest_digest
 from report_pipeline.modes import LoadJob, SwapGuard, strategy_for
 from report_pipeline.storage import Bucket
 from report_pipeline.target import Target
@@ -49,8 +51,11 @@ class LoadRequest:
     success_key: str
     logical_date: dt.datetime
     run_id: str
+    # What the extracts reported (manifest key, extract id, sha256), checked against what is read.
+    expected: tuple[ManifestRef, ...] = ()
     # How messages name the load, e.g. "company 'acme' table 'orders' (tables row id=2)".
     where: str = ""
+    attempt_max_age: dt.timedelta = DEFAULT_MAX_AGE
     # The company's report tables (every active spec's target), to tell its schema from a foreign one;
     # None (a caller outside the plan, e.g. a test) skips that check, not the name rules.
     company_tables: tuple[str, ...] | None = None
@@ -58,6 +63,11 @@ class LoadRequest:
     protected_schemas: Mapping[str, str] = field(default_factory=dict)
     guard: SwapGuard = field(default_factory=SwapGuard)
     lock_timeout_seconds: int = 1800
+
+    @property
+    def label(self) -> str:
+        """How refusals name this load: company, table and admin row when known."""
+        return self.where or f"company {self.company!r} table {self.target.table!r}"
 
 
 @dataclass(frozen=True)
@@ -76,11 +86,29 @@ class LoadResult:
     skip_reason: str | None = None
 
 
-def read_manifests(bucket: Bucket, keys: Sequence[str]) -> list[Manifest]:
-    """Read the manifests a load was given; every one must exist and describe the same columns."""
+def read_manifests(
+    bucket: Bucket, keys: Sequence[str], expected: Sequence[ManifestRef] = (), label: str = "this load"
+) -> list[Manifest]:
+    """Read the manifests a load was given; every one must exist and describe the same columns.
+
+    With ``expected`` (one per key, in order), each must have the extract id and sha256 its extract
+    reported; chunked manifests must be every chunk of one plan, each once.
+    """
     if not keys:
-        raise TransferError("the load was given no manifest to read")
-    manifests = [Manifest.from_json(bucket.get(k)) for k in keys]
+        raise TransferError(f"{label}: the load was given no manifest to read")
+    if expected and [r.key for r in expected] != list(keys):
+        raise TransferError(f"{label}: the manifests to load {list(keys)} are not the ones the extracts reported")
+    refs: Sequence[ManifestRef | None] = expected or [None] * len(keys)
+    manifests = [_read_manifest(bucket, k, r, label) for k, r in zip(keys, refs, strict=True)]
+    problem = chunk_set_problem([m.chunk for m in manifests])
+    runs = sorted({m.run_id for m in manifests if m.chunk is not None})
+    if problem is None and len(runs) > 1:
+        problem = f"the chunks come from different runs {runs}"
+    if problem is not None:
+        raise RefusedError(
+            f"{label}: refusing to load: {problem}; the target was not changed. Re-run the chunk plan and "
+            "its extracts (clear the plan_chunks task and everything after it)"
+        )
     columns = [(c.name, c.encoding) for c in manifests[0].columns]
     for m in manifests[1:]:
         other = [(c.name, c.encoding) for c in m.columns]
@@ -88,6 +116,32 @@ def read_manifests(bucket: Bucket, keys: Sequence[str]) -> list[Manifest]:
         if [n for n, _ in other] != [n for n, _ in columns]:
             raise TransferError(f"manifest {m.key} has columns {other}, expected {columns}")
     return manifests
+
+
+def _read_manifest(bucket: Bucket, key: str, expected: ManifestRef | None, label: str) -> Manifest:
+    """One manifest, refused unless it is exactly the one its extract reported writing."""
+    from botocore.exceptions import ClientError
+
+    try:
+        raw = bucket.get(key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        raise RefusedError(
+            f"{label}: manifest s3://{bucket.name}/{key} does not exist (its extract attempt's folder was "
+            "removed); the target was not changed. Re-run the extract (clear its task)"
+        ) from exc
+    manifest = Manifest.from_json(raw)
+    if expected is not None:
+        digest = manifest_digest(raw)
+        if (manifest.extract_id, digest) != (expected.extract_id, expected.sha256):
+            raise RefusedError(
+                f"{label}: refusing to load s3://{bucket.name}/{key}: it holds extract {manifest.extract_id} "
+                f"(manifest sha256 {digest}), but the extract task reported extract {expected.extract_id} "
+                f"(sha256 {expected.sha256}); the target was not changed. Re-run the extract (clear its task) "
+                "so the load reads what that extract wrote"
+            )
+    return manifest
 
 
 def name_problem(result_columns: Sequence[str], insert: InsertTarget) -> str | None:
@@ -239,7 +293,7 @@ def _log_failure(request: LoadRequest, started: float, exc: BaseException) -> No
 
 
 def _load(target: Target, request: LoadRequest, started: float) -> LoadResult:
-    manifests = read_manifests(request.bucket, request.manifest_keys)
+    manifests = read_manifests(request.bucket, request.manifest_keys, request.expected, request.label)
     result_columns = [c.name for c in manifests[0].columns]
     mismatch = name_problem(result_columns, request.target)
     if mismatch:
@@ -304,26 +358,16 @@ def _load_locked(
     return LoadResult(loaded, sum(len(m.parts) for m in manifests), csv_bytes, seconds, load_key)
 
 
-def _remove_stale_objects(request: LoadRequest, manifests: Sequence[Manifest]) -> None:
-    """Delete what an earlier run of this table and date left that these manifests do not list.
-
-    A re-run with fewer chunks, or unchunked after chunked, would otherwise leave old chunk folders
-    beside the new parts; the folder belongs to one table and one logical date only.
-    """
-    folder = request.success_key.rsplit("/", 1)[0] + "/"
-    keep = {
-        request.success_key,
-        *request.manifest_keys,
-        *(p.key for m in manifests for p in (*m.parts, *_key_parts(m))),
-    }
-    stale = [k for k in request.bucket.keys(folder) if k not in keep]
-    if stale:
-        log.info("removing %d stale object(s) under s3://%s/%s", len(stale), request.bucket.name, folder)
-        request.bucket.delete(stale)
-
-
 def _mark_success(request: LoadRequest, manifests: Sequence[Manifest], rows: int, load_key: str) -> None:
-    _remove_stale_objects(request, manifests)
+    """Remove what older extract attempts of this table and date left, then write ``_SUCCESS``."""
+    this = ThisLoad(
+        folder=request.success_key.rsplit("/", 1)[0],
+        run_id=request.run_id,
+        manifests=manifests,
+        loaded_before=previously_loaded(request.bucket, request.success_key),
+        max_age=request.attempt_max_age,
+    )
+    remove_stale_attempts(request.bucket, this)
     body = {
         "company": request.company,
         "table": request.target.table,

@@ -2,27 +2,40 @@
 
 Layout, per company bucket::
 
-    <table>/<run key>/part-00000.csv.gz        unchunked extract
-    <table>/<run key>/chunk-0003/part-00000.csv.gz
-    <table>/<run key>/manifest.json            (or chunk-0003/manifest.json), written last
-    <table>/<run key>/_SUCCESS                 written by a successful load
+    <table>/<run key>/<extract id>/part-00000.csv.gz             one unchunked extract attempt
+    <table>/<run key>/<extract id>/manifest.json                 written last
+    <table>/<run key>/chunk-0003-<extract id>/part-00000.csv.gz  one attempt of chunk 3
+    <table>/<run key>/chunk-0003-<extract id>/manifest.json
+    <table>/<run key>/_SUCCESS                                   written by a successful load
 
-``<run key>`` is derived from the logical date only, so re-running a date overwrites its own files.
+``<run key>`` is the logical date; every extract ATTEMPT writes into a folder of its own, named by its
+extract id, so two runs of one date (a ``report-pipeline run`` beside the DAG run, a retry, a cleared
+task) never overwrite or delete each other's files, and a load reads exactly the folder its extract
+wrote. The first 8 hex digits of an extract id are a digest of the run id (``run_tag``), so a folder
+without a manifest (an attempt that died, or one still running) still tells which run it belongs to.
+Which folders a load may remove afterwards is ``report_pipeline.attempts``' business.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import re
+import uuid
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from report_pipeline.chunks import Chunk
 from report_pipeline.csvformat import Encoding
 from report_pipeline.errors import TransferError
 
-MANIFEST_VERSION = 1
+# 2: extract attempts in folders of their own, chunks with open ends and a NULL chunk (``Chunk``).
+MANIFEST_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 SUCCESS_NAME = "_SUCCESS"
+_ATTEMPT_FOLDER = re.compile(r"(?:chunk-(?P<chunk>[0-9]{4,})-)?(?P<id>[0-9a-f]{32})")
+
 
 def run_key(logical_date: dt.datetime | dt.date) -> str:
     """The key segment of one logical date, e.g. ``2026-11-26T000000Z`` (UTC, sortable)."""
@@ -38,10 +51,53 @@ def table_prefix(table: str, logical_date: dt.datetime | dt.date) -> str:
     return f"{table}/{run_key(logical_date)}"
 
 
-def extract_prefix(table: str, logical_date: dt.datetime | dt.date, chunk_index: int | None) -> str:
-    """Where one extract (the whole table, or one chunk of it) writes its parts and manifest."""
-    base = table_prefix(table, logical_date)
-    return base if chunk_index is None else f"{base}/chunk-{chunk_index:04d}"
+def run_tag(run_id: str) -> str:
+    """The 8 hex digits that name a run inside its extract ids."""
+    return hashlib.sha256(run_id.encode()).hexdigest()[:8]
+
+
+def new_extract_id(run_id: str) -> str:
+    """A fresh id for one extract attempt of ``run_id``: its run tag, then 24 random hex digits."""
+    return run_tag(run_id) + uuid.uuid4().hex[:24]
+
+
+def attempt_folder(extract_id: str, chunk_index: int | None) -> str:
+    """The folder name of one extract attempt, e.g. ``<extract id>`` or ``chunk-0003-<extract id>``."""
+    return extract_id if chunk_index is None else f"chunk-{chunk_index:04d}-{extract_id}"
+
+
+def parse_attempt_folder(name: str) -> tuple[int | None, str] | None:
+    """(chunk index, extract id) of an attempt folder name, or None for a name no attempt writes."""
+    match = _ATTEMPT_FOLDER.fullmatch(name)
+    if match is None:
+        return None
+    chunk = match.group("chunk")
+    return (None if chunk is None else int(chunk)), match.group("id")
+
+
+def extract_prefix(
+    table: str, logical_date: dt.datetime | dt.date, extract_id: str, chunk_index: int | None = None
+) -> str:
+    """Where one extract attempt (of the whole table, or of one chunk) writes its parts and manifest."""
+    return f"{table_prefix(table, logical_date)}/{attempt_folder(extract_id, chunk_index)}"
+
+
+@dataclass(frozen=True)
+class ManifestRef:
+    """What an extract tells its load (the XCom): where its manifest is and exactly which one it is.
+
+    The load refuses a manifest whose extract id or sha256 differ: a file replaced or written by
+    another attempt is never loaded in place of the one this extract wrote.
+    """
+
+    key: str
+    extract_id: str
+    sha256: str
+
+
+def manifest_digest(raw: bytes) -> str:
+    """The sha256 of a manifest as stored, the value its ``ManifestRef`` carries."""
+    return hashlib.sha256(raw).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -111,7 +167,7 @@ class Manifest:
     compression: Literal["gzip", "none"]
     started_at: str
     finished_at: str
-    chunk: tuple[int, int] | None = None
+    chunk: Chunk | None = None  # the chunk's bounds and its place in the plan; None when unchunked
     version: int = MANIFEST_VERSION
     # Set by incremental extracts only; manifests without it (older ones too) read as None.
     cursor: CursorRange | None = None
@@ -122,6 +178,11 @@ class Manifest:
     def key(self) -> str:
         """The S3 key this manifest is stored under."""
         return f"{self.prefix}/{MANIFEST_NAME}"
+
+    @property
+    def ref(self) -> ManifestRef:
+        """What the extract hands its load: this manifest's key, extract id and stored sha256."""
+        return ManifestRef(self.key, self.extract_id, manifest_digest(self.to_json()))
 
     @property
     def rows(self) -> int:
@@ -164,7 +225,7 @@ class Manifest:
                 compression=body["compression"],
                 started_at=body["started_at"],
                 finished_at=body["finished_at"],
-                chunk=tuple(body["chunk"]) if body.get("chunk") else None,  # type: ignore[arg-type]
+                chunk=Chunk.from_json(body["chunk"]) if body.get("chunk") is not None else None,
                 cursor=CursorRange(**body["cursor"]) if body.get("cursor") else None,
                 keys=KeySet(
                     columns=tuple(Column(**c) for c in body["keys"]["columns"]),

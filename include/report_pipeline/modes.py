@@ -19,6 +19,7 @@ from typing import ClassVar, Literal, get_args
 from report_pipeline.csvformat import Encoding
 from report_pipeline.errors import RefusedError, TransferError
 from report_pipeline.incremental import KeyColumns, later
+from report_pipeline.ledger import LoadRecord
 from report_pipeline.manifest import CursorRange, Part
 from report_pipeline.target import Duplicates, Target
 
@@ -139,16 +140,16 @@ class LoadStrategy:
 
     def _record(self, loaded: int) -> None:
         job = self.job
-        job.target.record_load(
-            job.schema,
-            table=job.table,
+        entry = LoadRecord(
+            table_name=job.table,
             logical_date=job.logical_date,
             run_id=job.run_id,
-            rows=loaded,
+            rows_loaded=loaded,
             load_mode=self.mode,
             load_key=job.load_key,
             manifest_keys=job.manifest_keys,
         )
+        job.target.record_load(job.schema, entry)
 
 
 class Upsert(LoadStrategy):

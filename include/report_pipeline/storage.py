@@ -6,6 +6,7 @@ checked against the sha256 its manifest recorded.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 from collections.abc import Iterable
@@ -93,6 +94,13 @@ class Bucket:
         found: list[str] = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix):
             found.extend(o["Key"] for o in page.get("Contents", ()))
+        return found
+
+    def listing(self, prefix: str) -> list[tuple[str, dt.datetime]]:
+        """Every key under a prefix with the time the server last wrote it (timezone-aware)."""
+        found: list[tuple[str, dt.datetime]] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix):
+            found.extend((o["Key"], o["LastModified"]) for o in page.get("Contents", ()))
         return found
 
     def delete(self, keys: Iterable[str]) -> None:

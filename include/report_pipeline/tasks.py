@@ -7,25 +7,22 @@ closes its own connections, so the Airflow operators and ``report-pipeline run``
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from report_pipeline import extract as extract_module
 from report_pipeline import load as load_module
 from report_pipeline import verify as verify_module
-from report_pipeline.chunks import plan_chunks
+from report_pipeline.chunks import Chunk, plan_chunks
 from report_pipeline.config import Company, TableSpec, bind_parameters, window_for, with_overrides
-from report_pipeline.errors import MismatchError, RefusedError
+from report_pipeline.errors import ConfigError, MismatchError, RefusedError
 from report_pipeline.incremental import CursorRequest, narrowed
-from report_pipeline.manifest import SUCCESS_NAME, Manifest, extract_prefix, table_prefix
+from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, extract_prefix, new_extract_id, table_prefix
 from report_pipeline.modes import SwapGuard
 from report_pipeline.session import Parameters, opened
 from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
-
-# Bounds beyond any integer column (BIGINT and BIGINT UNSIGNED), for open-ended chunk ranges.
-OPEN_LOW, OPEN_HIGH = -(2**63), 2**64
 
 
 class Connections(Protocol):
@@ -42,6 +39,11 @@ class Connections(Protocol):
 
     def protected_schemas(self) -> dict[str, str]:
         """Schemas on the target's server that belong to something else (admin, source), lower case."""
+
+
+def table_label(company: Company, spec: TableSpec) -> str:
+    """How refusals name a table: ``company 'acme' table 'orders' (tables row id=2)``."""
+    return f"company {company.alias!r} table {spec.name!r} (tables row id={spec.id})"
 
 
 def company_bucket(connections: Connections, settings: Settings, company: Company) -> Bucket:
@@ -109,10 +111,14 @@ def plan_table_chunks(
     lookback_days: int | None = None,
     *,
     reset_watermark: bool = False,
-) -> list[tuple[int, int]]:
-    """The chunk ranges of a chunked table for this run (one range covering all rows if unchunked).
+) -> list[Chunk]:
+    """The chunks of a chunked table for this run: open-ended ranges plus the NULL chunk, never none.
 
-    An incremental table is split by the rows its extracts will read (those after the watermark).
+    An incremental table is split by the rows its extracts will read (those after the watermark); the
+    plan's open first and last ranges still take a row inserted after planning, outside the planned
+    span, which would otherwise be skipped while the watermark moved past it for good.
+    ConfigError, naming the company, table and admin row, when the chunk column is not an
+    integer-typed column of the query's result.
     """
     if spec.chunk_column is None or spec.chunk_rows is None:
         raise ValueError(f"table {spec.name!r} is not chunked")
@@ -120,15 +126,12 @@ def plan_table_chunks(
     parameters: Parameters = _parameters(spec, company, logical_date, lookback_days)
     cursor = cursor_request(connections, company, spec, reset_watermark=reset_watermark)
     with opened(connections.source()) as conn:
-        if cursor is None:
+        try:
+            if cursor is not None:
+                query, parameters, _, _ = narrowed(conn, query, parameters, cursor)
             return plan_chunks(conn, query, parameters, spec.chunk_column, spec.chunk_rows)
-        query, parameters, _, _ = narrowed(conn, query, parameters, cursor)
-        ranges = plan_chunks(conn, query, parameters, spec.chunk_column, spec.chunk_rows)
-    # Open both ends: a row inserted after this plan, outside its ranges, would otherwise be skipped
-    # while a later cursor value read in a chunk moved the watermark past it for good.
-    ranges[0] = (OPEN_LOW, ranges[0][1])
-    ranges[-1] = (ranges[-1][0], OPEN_HIGH)
-    return ranges
+        except ConfigError as exc:
+            raise ConfigError(f"{table_label(company, spec)}: {exc}") from exc
 
 
 def extract_table(
@@ -140,20 +143,24 @@ def extract_table(
     run_id: str,
     *,
     lookback_days: int | None = None,
-    chunk: tuple[int, int] | None = None,
-    chunk_index: int | None = None,
+    chunk: Chunk | None = None,
+    progress: Callable[[int, int], None] | None = None,
     reset_watermark: bool = False,
 ) -> Manifest:
-    """Extract one table (or one chunk of it) for one run into the company's bucket.
+    """Extract one table (or one chunk of it) for one run into a new folder of the company's bucket.
 
+    Each call is a new attempt with a new extract id and a folder of its own, so it never touches
+    what another attempt or run of the same date wrote; its ``Manifest.ref`` is what the load checks.
+    ``progress`` is told (rows, CSV bytes) so far after each fetched batch (the CLI's progress line).
     An incremental table's extract reads only the rows at or after its watermark (less the overlap),
     or every row on its first run or when ``reset_watermark`` is asked for.
     """
+    extract_id = new_extract_id(run_id)
     request = extract_module.ExtractRequest(
         company=company.alias,
         table=spec.name,
         bucket=company_bucket(connections, settings, company),
-        prefix=extract_prefix(spec.name, logical_date, chunk_index),
+        prefix=extract_prefix(spec.name, logical_date, extract_id, chunk.index if chunk else None),
         query=spec.query_select,
         parameters=_parameters(spec, company, logical_date, lookback_days),
         logical_date=logical_date.isoformat(),
@@ -162,6 +169,8 @@ def extract_table(
         part_bytes=settings.part_bytes,
         chunk_column=spec.chunk_column if chunk is not None else None,
         chunk=chunk,
+        extract_id=extract_id,
+        progress=progress,
         cursor=cursor_request(connections, company, spec, reset_watermark=reset_watermark),
         key_columns=delete_key(connections, company, spec),
     )
@@ -174,7 +183,7 @@ def load_table(
     settings: Settings,
     company: Company,
     spec: TableSpec,
-    manifest_keys: Sequence[str],
+    manifests: Sequence[ManifestRef],
     logical_date: dt.datetime,
     run_id: str,
     *,
@@ -182,11 +191,14 @@ def load_table(
     allow_shrink: bool = False,
     company_tables: Sequence[str] | None = None,
 ) -> load_module.LoadResult:
-    """Load the manifests an extract (or its chunks) wrote into the company's target schema.
+    """Load exactly the manifests an extract (or every chunk of it) reported into the company's schema.
 
+    Each manifest must still have the extract id and sha256 its extract reported, and chunked ones
+    must be every chunk of one plan; otherwise the load refuses and the target is left as it was.
     ``allow_shrink`` (a manual run's choice) lifts the swap guard; ``company_tables`` are the company's
     report tables, which tell a seed-era company schema from somebody else's.
     """
+    where = table_label(company, spec)
     spec = with_overrides(spec, load_mode)
     guard = SwapGuard(
         allow_empty=allow_shrink or spec.allow_empty_swap,
@@ -200,11 +212,13 @@ def load_table(
         target=spec.target,
         load_mode=spec.load_mode,
         bucket=company_bucket(connections, settings, company),
-        manifest_keys=tuple(manifest_keys),
+        manifest_keys=tuple(m.key for m in manifests),
         success_key=f"{table_prefix(spec.name, logical_date)}/{SUCCESS_NAME}",
         logical_date=logical_date,
         run_id=run_id,
-        where=f"company {company.alias!r} {spec.where}",
+        expected=tuple(manifests),
+        where=where,
+        attempt_max_age=dt.timedelta(hours=settings.attempt_max_age_hours),
         company_tables=None if company_tables is None else tuple(company_tables),
         protected_schemas=connections.protected_schemas(),
         guard=guard,

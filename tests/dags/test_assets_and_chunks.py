@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import os
+import re
 import sys
 import time
 import uuid
@@ -200,13 +201,15 @@ def test_chunked_run_maps_named_extracts_loads_everything_and_triggers_the_consu
         extracts = sorted(
             (ti for ti in tis if ti.task_id == f"company_{alias}.items__mysql_to_s3"), key=lambda ti: ti.map_index
         )
-        # The mapped extract: one task per range, each named after its range in the UI.
-        assert [ti.map_index for ti in extracts] == [0, 1, 2, 3]
+        # The mapped extract: one task per chunk, each named after what it copies in the UI; the
+        # first and last ranges are open, and NULLs have a chunk of their own.
+        assert [ti.map_index for ti in extracts] == [0, 1, 2, 3, 4]
         assert [ti.rendered_map_index for ti in extracts] == [
-            "id [1, 251)",
+            "id < 251",
             "id [251, 501)",
             "id [501, 751)",
-            "id [751, 1001)",
+            "id >= 751",
+            "id IS NULL",
         ]
         assert {ti.state for ti in tis} == {TaskInstanceState.SUCCESS}
 
@@ -239,13 +242,18 @@ def test_chunked_run_maps_named_extracts_loads_everything_and_triggers_the_consu
     loads = _rows(f"SELECT table_name, run_id, rows_loaded, load_mode FROM {alias}.report_loads ORDER BY table_name")
     assert loads == [("items", run.run_id, ITEMS, "upsert"), ("users", run.run_id, 30, "swap")]
 
-    # The S3 side: manifests beside the parts (one per chunk) and the _SUCCESS marker of the load.
+    # The S3 side: one folder per chunk's extract attempt (chunk-0003-<extract id>), manifests beside
+    # the parts, and the _SUCCESS marker of the load.
     keys = set(_bucket_keys(scratch["bucket"]))
     prefix = "items/2026-11-26T000000Z"
-    assert {f"{prefix}/chunk-{i:04d}/manifest.json" for i in range(4)} <= keys
-    assert {f"{prefix}/chunk-{i:04d}/part-00000.csv.gz" for i in range(4)} <= keys
+    manifests = sorted(k for k in keys if k.startswith(prefix) and k.endswith("/manifest.json"))
+    assert [re.fullmatch(rf"{prefix}/chunk-(\d{{4}})-[0-9a-f]{{32}}/manifest\.json", k)[1] for k in manifests] == [
+        f"{i:04d}" for i in range(5)
+    ]
+    assert {m.replace("manifest.json", "part-00000.csv.gz") for m in manifests} <= keys
     assert f"{prefix}/_SUCCESS" in keys
-    assert {"users/2026-11-26T000000Z/manifest.json", "users/2026-11-26T000000Z/_SUCCESS"} <= keys
+    assert len([k for k in keys if re.fullmatch(r"users/2026-11-26T000000Z/[0-9a-f]{32}/manifest\.json", k)]) == 1
+    assert "users/2026-11-26T000000Z/_SUCCESS" in keys
     print(f"\ndag.test(): 4 mapped chunks + swap table, {ITEMS + 30} rows in {seconds:.1f} s")
 
 
@@ -283,14 +291,53 @@ def _company_and_spec() -> tuple[Any, Any]:
 def test_the_load_refuses_a_manifest_of_another_company_table_or_date(item):
     from airflow.sdk.exceptions import AirflowFailException
 
+    from report_pipeline.airflow.operators import ReportS3ToMySqlOperator
+    from report_pipeline.settings import Settings
+
+    company, spec = _company_and_spec()
+    load = ReportS3ToMySqlOperator(task_id="load", company=company, spec=spec, settings=Settings(), extracted=item)
+    context = {"params": {}, "logical_date": RUN_DATE, "run_id": "manual__x"}
+    with pytest.raises(AirflowFailException, match="refusing to load"):
+        load.execute(context)
+
+
+def test_the_load_refuses_an_xcom_without_the_extract_id_and_sha256_to_verify_it_by():
+    from airflow.sdk.exceptions import AirflowFailException
+
     from report_pipeline.airflow.operators import S3ToMySqlOperator
     from report_pipeline.settings import Settings
 
     company, spec = _company_and_spec()
+    item = {"bucket": "reports-acme", "manifest_key": "users/2026-11-26T000000Z/manifest.json", "rows": 3}
     load = S3ToMySqlOperator(task_id="load", company=company, spec=spec, settings=Settings(), extracted=item)
     context = {"params": {}, "logical_date": RUN_DATE, "run_id": "manual__x"}
-    with pytest.raises(AirflowFailException, match="refusing to load"):
+    with pytest.raises(AirflowFailException) as refused:
         load.execute(context)
+    assert str(refused.value) == (
+        "company 'acme' table 'users' (tables row id=1): refusing to load "
+        "s3://reports-acme/users/2026-11-26T000000Z/manifest.json: the extract's XCom carries no extract id and "
+        "sha256 to verify it by; re-run the extract (clear its task)"
+    )
+
+
+def test_a_chunk_plan_refused_for_its_admin_row_fails_at_once_without_retries(monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from report_pipeline import tasks
+    from report_pipeline.airflow.operators import ChunkPlanOperator
+    from report_pipeline.errors import ConfigError
+    from report_pipeline.settings import Settings
+
+    company, spec = _company_and_spec()
+    message = "company 'acme' table 'users' (tables row id=1): chunk column 'code' is VARCHAR, not an integer type"
+
+    def refuse(*_: Any) -> None:
+        raise ConfigError(message)
+
+    monkeypatch.setattr(tasks, "plan_table_chunks", refuse)
+    plan = ChunkPlanOperator(task_id="plan", company=company, spec=spec, settings=Settings())
+    with pytest.raises(AirflowFailException, match=r"^company 'acme' table 'users' \(tables row id=1\): chunk column"):
+        plan.execute({"params": {}, "logical_date": RUN_DATE, "run_id": "manual__x"})
 
 
 def test_run_params_select_by_exact_name_and_runs_without_a_logical_date_use_run_after():

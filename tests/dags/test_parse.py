@@ -409,7 +409,7 @@ def test_a_run_limited_by_params_skips_the_rest_and_applies_the_overrides(world,
     dag = dag_from_admin()
     run = dag.test(
         logical_date=PARAMS_DATE,
-        run_conf={"companies": [world.a], "tables": ["users", "orders"], "load_mode": "swap", "lookback_days": 0},
+        run_conf={"companies": [world.a], "tables": ["users", "orders"], "load_mode": "upsert", "lookback_days": 0},
     )
     states = _states(run)
     for table in ("users", "orders"):
@@ -423,8 +423,9 @@ def test_a_run_limited_by_params_skips_the_rest_and_applies_the_overrides(world,
     loads = _rows(
         world.a, "SELECT table_name, load_mode, rows_loaded FROM report_loads WHERE run_id = %s", (run.run_id,)
     )
-    # lookback_days=0 makes the orders window empty; the load-mode override applies to every table.
-    assert loads == [("orders", "swap", 0), ("users", "swap", 5)]
+    # lookback_days=0 makes the orders window empty. A load-mode override may only go toward what a
+    # table's row permits (its own mode or upsert); tests/unit/test_config.py covers the refusal of swap.
+    assert loads == [("orders", "upsert", 0), ("users", "upsert", 5)]
     assert _rows(world.b, "SELECT table_name FROM report_loads WHERE run_id = %s", (run.run_id,)) == []
 
 

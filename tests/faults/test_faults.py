@@ -41,8 +41,8 @@ from report_pipeline import tasks
 from report_pipeline.airflow.retry import MAX_ATTEMPTS, SeedRetrier
 from report_pipeline.config import Company, TableSpec, build_table
 from report_pipeline.load import LoadResult
-from report_pipeline.manifest import Manifest, table_prefix
-from report_pipeline.modes import shadow_names
+from report_pipeline.manifest import Manifest, extract_prefix, new_extract_id, table_prefix
+from report_pipeline.modes import shadow_prefixes
 from report_pipeline.settings import Settings
 
 # Imported at module level on purpose too: importing Airflow configures logging, which must happen
@@ -187,6 +187,9 @@ class Connections:
             config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30),
         )
 
+    def protected_schemas(self) -> dict[str, str]:
+        return {}  # these tests' schemas are scratch schemas of their own
+
 
 def company(bucket: str, schema: str) -> Company:
     return Company(id=1, company_id=1, status=1, alias="flt", bucket=bucket, schema=schema, lookback_days=1,
@@ -204,6 +207,8 @@ def spec(load_mode: str = "upsert") -> TableSpec:
             "query_insert": f"REPLACE INTO big ({columns}) VALUES",
             "load_mode": load_mode,
             "status": 1,
+            # One company in these tests: the query reads only its rows, so it need not bind the company.
+            "all_companies": 1,
         }
     )
 
@@ -216,7 +221,7 @@ def do_extract(conns: Connections, bucket: str, target: str) -> Manifest:
 
 
 def do_load(conns: Connections, bucket: str, target: str, manifest: Manifest, mode: str = "upsert") -> LoadResult:
-    return tasks.load_table(conns, SETTINGS, company(bucket, target), spec(mode), [manifest.key], LOGICAL_DATE,
+    return tasks.load_table(conns, SETTINGS, company(bucket, target), spec(mode), [manifest.ref], LOGICAL_DATE,
                             "run-1")
 
 
@@ -331,15 +336,20 @@ def test_source_dies_mid_extract_and_the_retry_rewrites_every_part(
     caplog.set_level(logging.INFO)
     prefix = table_prefix("big", LOGICAL_DATE)
     s3 = s3_client()
-    # A part an earlier run of this date left behind: once the new manifest is written it must go.
+    # A part an earlier, dead attempt of this run left in its own folder (it has no manifest): once
+    # the load has succeeded it must go, as must the parts of the attempt the cut kills below.
     s3.create_bucket(Bucket=bucket_name)
-    s3.put_object(Bucket=bucket_name, Key=f"{prefix}/part-09999.csv.gz", Body=b"stale")
+    s3.put_object(
+        Bucket=bucket_name, Key=f"{extract_prefix('big', LOGICAL_DATE, new_extract_id('run-1'))}/part-09999.csv.gz",
+        Body=b"stale",
+    )
 
     def failed(exc: BaseException) -> None:
         assert isinstance(exc, MySQLdb.OperationalError) and "Lost connection" in str(exc), exc
-        partial = s3.list_objects_v2(Bucket=bucket_name, Prefix=prefix + "/part-")["KeyCount"]
-        assert partial > 3, "the cut came mid-extract, after several parts were stored"
-        assert not s3.list_objects_v2(Bucket=bucket_name, Prefix=f"{prefix}/manifest.json")["KeyCount"]
+        stored = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket_name, Prefix=prefix + "/").get("Contents", ())]
+        partial = [k for k in stored if "/part-" in k and not k.endswith("/part-09999.csv.gz")]
+        assert len(partial) > 3, "the cut came mid-extract, after several parts were stored"
+        assert not [k for k in stored if k.endswith("/manifest.json")]
         assert pipeline_threads() == [], "the failed extract left upload threads running"
         assert logged_failure(caplog, "extract", "Lost connection")
 
@@ -465,16 +475,18 @@ def test_target_dies_mid_swap_shadow_load_and_readers_only_ever_see_a_whole_tabl
 def test_target_dies_right_at_the_rename(
     source_db, source_print, target_db, bucket_name, local_tmp, caplog, server_got_it
 ):
-    shadow, retired = shadow_names("big")
+    new_prefix, old_prefix = shadow_prefixes("big")
 
     def check(exc: BaseException, before: tuple[int, int, int]) -> None:
         assert isinstance(exc, MySQLdb.OperationalError), repr(exc)
         left = table_names(target_db)
+        shadows = [t for t in left if t.startswith(new_prefix)]
+        retired = [t for t in left if t.startswith(old_prefix)]
         if server_got_it:
             # The swap happened; only its acknowledgement (and the retired table's drop) was lost.
-            assert fingerprint(target_db) == source_print and retired in left and shadow not in left
+            assert fingerprint(target_db) == source_print and len(retired) == 1 and not shadows
         else:
-            assert fingerprint(target_db) == before and shadow in left and retired not in left
+            assert fingerprint(target_db) == before and len(shadows) == 1 and not retired
         assert query(target_db, "SELECT COUNT(*) FROM report_loads") == [(0,)]
         assert logged_failure(caplog, "load", "OperationalError")
 
@@ -541,6 +553,7 @@ def test_dag_run_retries_the_extract_after_s3_dies_mid_upload(
                 "params_select": "",
                 "query_insert": f"REPLACE INTO big ({columns}) VALUES",
                 "status": 1,
+                "all_companies": 1,
             }
         ],
     )

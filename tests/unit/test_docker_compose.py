@@ -1,16 +1,23 @@
-"""Static checks of the container set-up: docker-compose.yaml, Dockerfile, .env.example, init SQL.
+"""Checks of the container set-up: docker-compose.yaml, Dockerfile, .env.example, init SQL.
 
-No Docker here: the files are parsed with PyYAML and a small re-implementation of Compose's
-``${VAR}`` interpolation, so that an inconsistent edit (a renamed service, an undeclared volume, an
-undocumented variable, an Airflow upgrade in one place only, a wrong connection id) fails in CI
-instead of at ``docker compose up``.
+No Docker daemon here. Two tiers: static checks parse the files with PyYAML and a small
+re-implementation of Compose's ``${VAR}`` interpolation, so that an inconsistent edit (a renamed
+service, an undeclared volume, an undocumented variable, an Airflow upgrade in one place only, a
+wrong connection id) fails in CI instead of at ``docker compose up``; and a real Compose
+implementation, Debian's ``docker-compose`` 1.29 (installed by ``make system-packages``), validates
+the file with ``docker-compose config`` and resolves each container's environment from a ``.env``,
+which is then fed to the containers' own start-up check (``report-pipeline check-settings``).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +33,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 REQUIREMENTS = ROOT / "requirements.txt"
+ENTRYPOINT = ROOT / "scripts" / "compose" / "entrypoint.sh"
 
 AIRFLOW_INIT = "airflow-init"
 AIRFLOW_LONG_RUNNING = (
@@ -35,10 +43,11 @@ AIRFLOW_LONG_RUNNING = (
     "airflow-worker",
     "airflow-triggerer",
 )
-REQUIRED_SERVICES = ("postgres", "redis", "mysql", "minio", AIRFLOW_INIT, *AIRFLOW_LONG_RUNNING)
-HEALTHCHECKED_SERVICES = ("postgres", "redis", "mysql", "minio", *AIRFLOW_LONG_RUNNING)
+REQUIRED_SERVICES = ("postgres", "redis", "mysql", "seaweedfs", AIRFLOW_INIT, *AIRFLOW_LONG_RUNNING)
+HEALTHCHECKED_SERVICES = ("postgres", "redis", "mysql", "seaweedfs", *AIRFLOW_LONG_RUNNING)
 POOLS = ("reports_source", "reports_target")
-CODE_MOUNTS = {"dags": "/opt/airflow/dags", "plugins": "/opt/airflow/plugins", "include": "/opt/airflow/include"}
+# dags/ and plugins/ only: the package itself is installed in the image, never mounted or on PYTHONPATH.
+CODE_MOUNTS = {"dags": "/opt/airflow/dags", "plugins": "/opt/airflow/plugins"}
 DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
 
@@ -170,11 +179,27 @@ def airflow_services() -> dict[str, dict[str, Any]]:
     return {name: svc for name, svc in services().items() if svc.get("image") == airflow_image()}
 
 
+def env_example_values() -> dict[str, str]:
+    """The variables .env.example sets, values unquoted (a copy of it is the stack's .env)."""
+    values = {}
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line)
+        if match:
+            value = match.group(2)
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            values[match.group(1)] = value
+    return values
+
+
 def environment(service: Mapping[str, Any]) -> dict[str, str]:
+    """A container's environment: its env_file (.env, i.e. a copy of .env.example) under ``environment``."""
+    merged = env_example_values() if service.get("env_file") in (".env", [".env"]) else {}
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {str(key): "" if value is None else str(value) for key, value in env.items()}
+    merged.update({str(key): "" if value is None else str(value) for key, value in env.items()})
+    return merged
 
 
 def depends_on(service: Mapping[str, Any]) -> dict[str, str]:
@@ -298,7 +323,7 @@ def test_every_airflow_service_waits_for_airflow_init() -> None:
 
 def test_airflow_init_waits_for_the_databases_and_storage() -> None:
     deps = depends_on(services()[AIRFLOW_INIT])
-    for name in ("postgres", "redis", "mysql", "minio"):
+    for name in ("postgres", "redis", "mysql", "seaweedfs"):
         assert deps.get(name) == "service_healthy", f"airflow-init must wait for {name} to be healthy"
 
 
@@ -312,8 +337,8 @@ def test_service_has_a_healthcheck(name: str) -> None:
         assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, f"{name}: malformed healthcheck {test!r}"
 
 
-def test_apiserver_healthcheck_uses_the_v2_api() -> None:
-    assert "/api/v2/version" in " ".join(services()["airflow-apiserver"]["healthcheck"]["test"])
+def test_apiserver_healthcheck_uses_the_monitor_health_endpoint() -> None:
+    assert "/api/v2/monitor/health" in " ".join(services()["airflow-apiserver"]["healthcheck"]["test"])
 
 
 # --- Variables ---------------------------------------------------------------------------------
@@ -326,9 +351,27 @@ def test_every_variable_without_default_is_in_env_example() -> None:
 
 
 def test_env_example_only_sets_variables_the_compose_file_reads() -> None:
+    from report_pipeline.settings import KNOWN_VARIABLES
+
     read = {ref.name for ref in references()}
-    unused = sorted(env_example_names(include_commented=False) - read)
-    assert not unused, f".env.example sets variables docker-compose.yaml never reads: {unused}"
+    # What the containers read through env_file: the settings and the connections.
+    forwarded = {n for n in env_example_names(include_commented=False) if n in KNOWN_VARIABLES}
+    forwarded |= {n for n in env_example_names(include_commented=False) if n.startswith("AIRFLOW_CONN_REPORTS_")}
+    unused = sorted(env_example_names(include_commented=False) - read - forwarded)
+    assert not unused, f".env.example sets variables neither docker-compose.yaml nor the containers read: {unused}"
+
+
+def test_env_example_sets_every_setting() -> None:
+    from report_pipeline.settings import SETTINGS_VARIABLES
+
+    missing = sorted(set(SETTINGS_VARIABLES) - env_example_names(include_commented=False))
+    assert not missing, f".env.example does not list these settings (README 'Settings'): {missing}"
+
+
+def test_every_airflow_service_reads_the_env_file() -> None:
+    for name, svc in airflow_services().items():
+        env_file = svc.get("env_file")
+        assert env_file in (".env", [".env"]), f"{name}: env_file is {env_file!r}, not .env"
 
 
 def test_defaults_contain_no_bare_braces() -> None:
@@ -409,27 +452,33 @@ def test_contract_connection_is_set_in_every_airflow_service(variable: str, conn
         assert conn.host == "mysql"
         assert conn.extra.get("local_infile") is True, "the target connection needs extra local_infile: true"
     else:
-        assert conn.extra.get("endpoint_url") == "http://minio:9000"
+        assert conn.extra.get("endpoint_url") == "http://seaweedfs:8333"
         assert conn.extra.get("region_name")
 
 
-def test_airflow_init_sets_up_pools_db_and_admin_schema() -> None:
+def test_airflow_init_checks_the_settings_first_then_sets_up_pools_db_and_admin_schema() -> None:
     script = "\n".join(services()[AIRFLOW_INIT]["command"])
     for pool in POOLS:
         assert re.search(rf"airflow pools set {pool} ", script), f"airflow-init does not create pool {pool}"
     assert "airflow db migrate" in script
-    assert "report_pipeline.cli init-admin" in script
-    assert "report_pipeline.cli demo-setup" in script
+    assert "report-pipeline init-admin" in script
+    assert "report-pipeline demo-setup" in script
+    assert 0 <= script.index("report-pipeline check-settings") < script.index("airflow db migrate")
 
 
-def test_airflow_services_mount_the_code_and_import_report_pipeline() -> None:
+def test_airflow_services_use_the_installed_package() -> None:
     for name, svc in airflow_services().items():
         binds = {m.target: m.source for m in mounts(svc) if m.kind == "bind"}
         for folder, target in CODE_MOUNTS.items():
             assert target in binds, f"{name}: {target} is not mounted"
             assert Path(binds[target]).name == folder, f"{name}: {target} is mounted from {binds[target]}"
-        pythonpath = environment(svc).get("PYTHONPATH", "").split(":")
-        assert "/opt/airflow/include" in pythonpath, f"{name}: PYTHONPATH lacks /opt/airflow/include"
+        assert not [t for t in binds if t.startswith("/opt/airflow/include")], f"{name}: include/ is mounted"
+        assert "PYTHONPATH" not in environment(svc), f"{name}: sets PYTHONPATH"
+    dockerfile = DOCKERFILE.read_text(encoding="utf-8")
+    assert not re.search(r"^\s*ENV\s.*PYTHONPATH", dockerfile, re.M), "the Dockerfile sets PYTHONPATH"
+    assert re.search(r"pip install .*/tmp/report-pipeline/src -c .*constraints-3\.11\.txt", dockerfile)
+    entrypoint = r'^ENTRYPOINT \["/usr/bin/dumb-init", "--", "/opt/report-pipeline/entrypoint.sh"\]$'
+    assert re.search(entrypoint, dockerfile, re.M), "the image must check its settings before Airflow starts"
 
 
 def test_airflow_config_options_exist() -> None:
@@ -477,3 +526,102 @@ def test_mysql_init_sql_exists_and_creates_the_contract_objects() -> None:
         assert re.search(rf"CREATE\s+DATABASE\s+IF\s+NOT\s+EXISTS\s+`?{database}`?", sql, re.I), database
     assert re.search(r"CREATE\s+USER\s+(IF\s+NOT\s+EXISTS\s+)?'reports'@'%'", sql, re.I)
     assert environment(services()["mysql"]).get("MYSQL_USER", "reports") == "reports"
+
+
+# --- A real Compose implementation: docker-compose config --------------------------------------
+
+
+def _docker_compose() -> str:
+    found = shutil.which("docker-compose")
+    if found is None:
+        pytest.fail(
+            "docker-compose is not installed: `make system-packages` (scripts/services.sh install) installs "
+            "Debian's docker-compose, which validates docker-compose.yaml without a Docker daemon"
+        )
+    return found
+
+
+def compose_config(tmp_path: Path, env_text: str) -> tuple[dict[str, Any], str]:
+    """``docker-compose config`` of a copy of the project holding ``env_text`` as its .env."""
+    project = tmp_path / "project"
+    (project / "scripts" / "compose").mkdir(parents=True)
+    shutil.copy(COMPOSE_FILE, project / COMPOSE_FILE.name)
+    shutil.copy(ROOT / "scripts" / "compose" / "mysql-init.sql", project / "scripts" / "compose")
+    (project / ".env").write_text(env_text, encoding="utf-8")
+    # Only the .env may feed the substitutions: none of this process's variables.
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
+    out = subprocess.run(
+        [_docker_compose(), "config"], cwd=project, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, f"docker-compose config failed:\n{out.stderr}"
+    return yaml.safe_load(out.stdout), out.stderr
+
+
+def _check_settings(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """What every Airflow container runs before it starts, with that container's environment."""
+    venv_bin = str(Path(sys.executable).parent)
+    return subprocess.run(
+        ["bash", str(ENTRYPOINT), "airflow", "version"],
+        env={**env, "PATH": f"{venv_bin}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_docker_compose_config_accepts_the_file_and_every_variable_is_set(tmp_path: Path) -> None:
+    config, warnings = compose_config(tmp_path, ENV_EXAMPLE.read_text(encoding="utf-8"))
+    assert "is not set" not in warnings, warnings
+    assert set(REQUIRED_SERVICES) <= set(config["services"])
+    health = config["services"]["airflow-apiserver"]["healthcheck"]["test"]
+    assert "http://localhost:8080/api/v2/monitor/health" in health
+    assert config["services"]["seaweedfs"]["image"].startswith("chrislusf/seaweedfs:")
+
+
+def test_docker_compose_gives_every_airflow_container_the_settings_and_connections(tmp_path: Path) -> None:
+    config, _ = compose_config(tmp_path, ENV_EXAMPLE.read_text(encoding="utf-8"))
+    wanted = {
+        name: value
+        for name, value in env_example_values().items()
+        if name.startswith(("REPORTS_", "AIRFLOW_CONN_REPORTS_"))
+    }
+    assert len([n for n in wanted if n.startswith("AIRFLOW_CONN_")]) == 4
+    for name in (*AIRFLOW_LONG_RUNNING, AIRFLOW_INIT):
+        env = {k: "" if v is None else str(v) for k, v in (config["services"][name].get("environment") or {}).items()}
+        assert {k: env.get(k) for k in wanted} == wanted, name
+        assert "PYTHONPATH" not in env, name
+        conn = parse_connection(env["AIRFLOW_CONN_REPORTS_S3"])
+        seaweed = config["services"]["seaweedfs"]["environment"]
+        assert (conn.extra["endpoint_url"], conn.extra["region_name"]) == ("http://seaweedfs:8333", "us-east-1")
+        # The S3 connection carries the one key pair SeaweedFS accepts.
+        assert urlsplit(env["AIRFLOW_CONN_REPORTS_S3"]).username == seaweed["AWS_ACCESS_KEY_ID"]
+        assert urlsplit(env["AIRFLOW_CONN_REPORTS_S3"]).password == seaweed["AWS_SECRET_ACCESS_KEY"]
+
+
+def test_containers_start_with_the_example_settings(tmp_path: Path) -> None:
+    config, _ = compose_config(tmp_path, ENV_EXAMPLE.read_text(encoding="utf-8"))
+    env = {k: str(v) for k, v in config["services"]["airflow-worker"]["environment"].items() if v is not None}
+    out = _check_settings(env)
+    assert "settings ok:" in out.stderr, out.stderr
+    # The check passed and handed over to the official image's /entrypoint, which only the image has.
+    assert "/entrypoint" in out.stderr and out.returncode == 127, out.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ("REPORTS_PART_MBB=8", "REPORTS_PART_MBB (did you mean REPORTS_PART_MB?)"),
+        ("REPORTS_SNAPSHOT_TTL=5m", "REPORTS_SNAPSHOT_TTL='5m' is not a whole number"),
+        ("REPORTS_COMPRESS=zstd", "REPORTS_COMPRESS='zstd' must be 'gzip' or 'none'"),
+    ],
+)
+def test_a_bad_reports_variable_in_env_stops_every_container_naming_it(tmp_path: Path, line: str, named: str) -> None:
+    config, _ = compose_config(tmp_path, ENV_EXAMPLE.read_text(encoding="utf-8") + line + "\n")
+    for name in (*AIRFLOW_LONG_RUNNING, AIRFLOW_INIT):
+        env = {k: str(v) for k, v in config["services"][name]["environment"].items() if v is not None}
+        assert line.split("=", 1)[0] in env, f"{name} does not get {line} from .env"
+    out = _check_settings({k: str(v) for k, v in config["services"]["airflow-scheduler"]["environment"].items()})
+    assert out.returncode == 64, out.stderr
+    assert named in out.stderr
+    assert "not starting 'airflow version'" in out.stderr

@@ -29,10 +29,20 @@ class ReportsMySqlHook(MySqlHook):
 
 
 class HookConnections:
-    """Opens the pipeline's four connections by their contract ids."""
+    """Opens the pipeline's four connections, by the contract's ids unless an operator names others."""
 
-    def __init__(self, admin_timeout_seconds: int = 5) -> None:
+    def __init__(
+        self,
+        admin_timeout_seconds: int = 5,
+        *,
+        source_conn_id: str = SOURCE_CONN_ID,
+        target_conn_id: str = TARGET_CONN_ID,
+        s3_conn_id: str = S3_CONN_ID,
+    ) -> None:
         self.admin_timeout_seconds = admin_timeout_seconds
+        self.source_conn_id = source_conn_id
+        self.target_conn_id = target_conn_id
+        self.s3_conn_id = s3_conn_id
 
     def admin(self) -> Any:
         """The admin DB, with short timeouts: it is read while the DAG file is parsed."""
@@ -46,11 +56,11 @@ class HookConnections:
 
     def source(self) -> Any:
         """The source (production) DB."""
-        return MySqlHook(mysql_conn_id=SOURCE_CONN_ID, init_command=UTC_SESSION).get_conn()
+        return MySqlHook(mysql_conn_id=self.source_conn_id, init_command=UTC_SESSION).get_conn()
 
     def target(self) -> Any:
         """The target (reporting) DB, with LOAD DATA LOCAL allowed on the client side."""
-        return MySqlHook(mysql_conn_id=TARGET_CONN_ID, local_infile=True, init_command=UTC_SESSION).get_conn()
+        return MySqlHook(mysql_conn_id=self.target_conn_id, local_infile=True, init_command=UTC_SESSION).get_conn()
 
     def protected_schemas(self) -> dict[str, str]:
         """The admin and source connections' schemas when they live on the target's server.
@@ -58,9 +68,9 @@ class HookConnections:
         A company alias equal to one of them must never make a load write there. Servers are compared
         by host and port as configured (``localhost`` taken as 127.0.0.1).
         """
-        target = MySqlHook.get_connection(TARGET_CONN_ID)
+        target = MySqlHook.get_connection(self.target_conn_id)
         found: dict[str, str] = {}
-        for conn_id, what in ((ADMIN_CONN_ID, "the admin database"), (SOURCE_CONN_ID, "the source database")):
+        for conn_id, what in ((ADMIN_CONN_ID, "the admin database"), (self.source_conn_id, "the source database")):
             try:
                 other = MySqlHook.get_connection(conn_id)
             except Exception:  # noqa: BLE001 - a connection this deployment does not define protects nothing
@@ -74,7 +84,7 @@ class HookConnections:
         # Imported here: the boto3 import chain costs ~0.2 s, and every DAG parse loads this module.
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        return S3Hook(aws_conn_id=S3_CONN_ID).get_conn()
+        return S3Hook(aws_conn_id=self.s3_conn_id).get_conn()
 
 
 def _server(conn: Any) -> tuple[str, int]:

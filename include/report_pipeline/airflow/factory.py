@@ -13,12 +13,13 @@ from typing import Any
 from airflow.sdk import DAG, Asset, Param, TaskGroup, get_parsing_context
 
 from report_pipeline.admin import read_admin_rows
+from report_pipeline.airflow import alerts
 from report_pipeline.airflow.connections import HookConnections
 from report_pipeline.airflow.operators import (
-    ChunkPlanOperator,
     ConfigErrorOperator,
-    MySqlToS3Operator,
-    S3ToMySqlOperator,
+    ReportChunkPlanOperator,
+    ReportMySqlToS3Operator,
+    ReportS3ToMySqlOperator,
 )
 from report_pipeline.airflow.params import skip_unless_selected
 from report_pipeline.airflow.retry import retry_arguments
@@ -150,16 +151,20 @@ def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
             common: dict[str, Any] = {"company": company, "spec": spec, "settings": settings, **retry}
             extract: Any
             if spec.chunk_column is not None:
-                chunks = ChunkPlanOperator(task_id=f"{spec.name}__plan_chunks", pool=settings.source_pool, **common)
-                extract = MySqlToS3Operator.partial(
+                chunks = ReportChunkPlanOperator(
+                    task_id=f"{spec.name}__plan_chunks", pool=settings.source_pool, **common
+                )
+                extract = ReportMySqlToS3Operator.partial(
                     task_id=f"{spec.name}__mysql_to_s3",
                     pool=settings.source_pool,
                     map_index_template="{{ chunk_label }}",
                     **common,
                 ).expand(chunk=chunks.output)
             else:
-                extract = MySqlToS3Operator(task_id=f"{spec.name}__mysql_to_s3", pool=settings.source_pool, **common)
-            S3ToMySqlOperator(
+                extract = ReportMySqlToS3Operator(
+                    task_id=f"{spec.name}__mysql_to_s3", pool=settings.source_pool, **common
+                )
+            ReportS3ToMySqlOperator(
                 task_id=f"{spec.name}__s3_to_mysql",
                 extracted=extract.output,
                 company_tables=company_tables,
@@ -194,7 +199,9 @@ def build_dag(plan: Plan, settings: Settings, dag_id: str = DAG_ID, only_group: 
             # serialized DAG makes Airflow store a new DAG version (every TTL, with nothing changed).
             f"{len(plan.companies)} companies, {len(plan.problems)} config problems."
         ),
-        default_args={"owner": "report-pipeline"},
+        # Alerts only when REPORTS_ALERT_NOTIFIERS names a notifier: without one, the DAG is unchanged.
+        default_args={"owner": "report-pipeline", **alerts.callbacks(settings)},
+        on_failure_callback=alerts.dag_callback(settings),
     ) as dag:
         for company_plan in plan.companies:
             if only_group in (None, group_id(company_plan.company.alias)):

@@ -1,4 +1,10 @@
-"""Operators: thin wrappers that read the run's context and call ``report_pipeline.tasks``."""
+"""Operators: thin wrappers that read the run's context and call ``report_pipeline.tasks``.
+
+Shaped like the providers' transfers (``SqlToS3Operator``): keyword-only arguments, connection ids
+with the contract's defaults listed in ``template_fields``, the query in the UI's rendered-template
+view, and ``get_openlineage_facets_on_complete`` for the OpenLineage provider. Named
+``Report...Operator`` so they are never confused with the providers' own ``S3ToMySqlOperator``.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,19 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from report_pipeline import tasks
 from report_pipeline.airflow.connections import HookConnections
+from report_pipeline.airflow.lineage import extract_lineage, load_lineage, safe_lineage
+from report_pipeline.airflow.metrics import TableMetrics
 from report_pipeline.airflow.params import skip_unless_selected
+from report_pipeline.chunks import Chunk
 from report_pipeline.config import Company, TableSpec
 from report_pipeline.errors import ConfigError, MismatchError, RefusedError
-from report_pipeline.manifest import SUCCESS_NAME, table_prefix
-from report_pipeline.settings import Settings
+from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, table_prefix
+from report_pipeline.settings import S3_CONN_ID, SOURCE_CONN_ID, TARGET_CONN_ID, Settings
 
 T = TypeVar("T")
 
@@ -40,9 +49,9 @@ def _selected(context: Mapping[str, Any], company: Company, spec: TableSpec) -> 
     skip_unless_selected(context, company.alias, spec.name)
 
 
-def chunk_label(column: str | None, chunk: Sequence[int]) -> str:
-    """The name of one mapped extract in the UI (its ``map_index_template``), e.g. ``id [0, 250)``."""
-    return f"{column} [{chunk[0]}, {chunk[1]})"
+def chunk_label(column: str | None, chunk: Chunk) -> str:
+    """The name of one mapped extract in the UI (its ``map_index_template``), e.g. ``id [250, 500)``."""
+    return chunk.label(column)
 
 
 def _lookback_override(context: Mapping[str, Any]) -> int | None:
@@ -52,6 +61,17 @@ def _lookback_override(context: Mapping[str, Any]) -> int | None:
 
 def _reset_watermark(context: Mapping[str, Any]) -> bool:
     return bool((context.get("params") or {}).get("reset_watermark"))
+
+
+def shown_sql(query: str) -> str:
+    """The query as a template field: shown verbatim in the UI's rendered view, never run through Jinja.
+
+    Jinja would read ``{{``, ``{%`` or ``{#`` inside a query (a LIKE pattern, a comment) as template
+    syntax and fail the task before it starts; such a query is wrapped in a raw block instead.
+    """
+    if any(mark in query for mark in ("{{", "{%", "{#")) and "{% endraw %}" not in query:
+        return "{% raw %}" + query + "{% endraw %}"
+    return query
 
 
 def _refusals_fail_at_once(execute: Callable[..., T]) -> Callable[..., T]:
@@ -77,23 +97,52 @@ _OLDER = {
 
 
 class _TableOperator(BaseOperator):
-    ui_color = "#e8f4fd"
+    """One company table's task; ``sql`` is the table's query, for the UI (the run uses the spec's)."""
 
-    def __init__(self, *, company: Company, spec: TableSpec, settings: Settings, **kwargs: Any) -> None:
+    ui_color = "#e8f4fd"
+    template_fields_renderers = {"sql": "sql"}
+
+    def __init__(
+        self,
+        *,
+        company: Company,
+        spec: TableSpec,
+        settings: Settings,
+        source_conn_id: str = SOURCE_CONN_ID,
+        target_conn_id: str = TARGET_CONN_ID,
+        s3_conn_id: str = S3_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.company = company
         self.spec = spec
         self.settings = settings
+        self.sql = shown_sql(spec.query_select)
+        self.source_conn_id = source_conn_id
+        self.target_conn_id = target_conn_id
+        self.s3_conn_id = s3_conn_id
+
+    def connections(self) -> HookConnections:
+        """The connections by this task's (rendered) connection ids."""
+        return HookConnections(
+            source_conn_id=self.source_conn_id, target_conn_id=self.target_conn_id, s3_conn_id=self.s3_conn_id
+        )
 
 
-class ChunkPlanOperator(_TableOperator):
-    """Splits a chunked table's rows for this run into ranges, one mapped extract each."""
+class ReportChunkPlanOperator(_TableOperator):
+    """Splits a chunked table's rows for this run into chunks, one mapped extract each.
+
+    Returns the chunks as JSON (``Chunk.to_json``: ``None`` bounds are open ends, ``nulls`` marks the
+    chunk of NULLs); each carries its index and the plan's size, which the load checks.
+    """
+
+    template_fields: Sequence[str] = ("sql", "source_conn_id")
 
     @_refusals_fail_at_once
-    def execute(self, context: Any) -> list[list[int]]:
+    def execute(self, context: Context) -> list[dict[str, Any]]:
         _selected(context, self.company, self.spec)
-        ranges = tasks.plan_table_chunks(
-            HookConnections(),
+        chunks = tasks.plan_table_chunks(
+            self.connections(),
             self.company,
             self.spec,
             logical_date_of(context),
@@ -101,42 +150,48 @@ class ChunkPlanOperator(_TableOperator):
             reset_watermark=_reset_watermark(context),
         )
         self.log.info(
-            "%s.%s: %d chunk(s) on %s", self.company.alias, self.spec.name, len(ranges), self.spec.chunk_column
+            "%s.%s: %d chunk(s): %s",
+            self.company.alias,
+            self.spec.name,
+            len(chunks),
+            ", ".join(c.label(self.spec.chunk_column) for c in chunks),
         )
-        return [list(r) for r in ranges]
+        return [c.to_json() for c in chunks]
 
 
-class MySqlToS3Operator(_TableOperator):
+class ReportMySqlToS3Operator(_TableOperator):
     """The seed's "MySql To S3 Files": the table's query -> CSV parts + manifest in the company bucket.
 
-    Returns the manifest's location (the seed's ``$.guid``), which the load reads.
+    Returns the manifest's location (the seed's ``$.guid``) with the extract id and the manifest's
+    sha256, which the load checks before it reads anything else.
     """
 
-    template_fields: Sequence[str] = ("chunk",)
+    template_fields: Sequence[str] = ("chunk", "sql", "source_conn_id", "s3_conn_id")
 
     def __init__(self, *, chunk: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.chunk = chunk
+        self._manifest: Manifest | None = None
+        self._logical_date: dt.datetime | None = None
 
     @_refusals_fail_at_once
-    def execute(self, context: Any) -> dict[str, Any]:
-        chunk = tuple(self.chunk) if self.chunk else None
+    def execute(self, context: Context) -> dict[str, Any]:
+        chunk = Chunk.from_json(self.chunk) if self.chunk is not None else None
         if chunk is not None:
             # The task runner renders map_index_template ("{{ chunk_label }}") from this same context
             # after execute returns or raises, so set it first: a skipped or failed chunk is named too.
-            context["chunk_label"] = chunk_label(self.spec.chunk_column, chunk)
+            context["chunk_label"] = chunk_label(self.spec.chunk_column, chunk)  # type: ignore[typeddict-unknown-key]
         _selected(context, self.company, self.spec)
-        map_index = context["ti"].map_index
+        self._logical_date = logical_date_of(context)
         manifest = tasks.extract_table(
-            HookConnections(),
+            self.connections(),
             self.settings,
             self.company,
             self.spec,
             logical_date_of(context),
             context["run_id"],
             lookback_days=_lookback_override(context),
-            chunk=chunk,  # type: ignore[arg-type]
-            chunk_index=map_index if chunk is not None and map_index is not None and map_index >= 0 else None,
+            chunk=chunk,
             reset_watermark=_reset_watermark(context),
         )
         self.log.info(
@@ -147,21 +202,57 @@ class MySqlToS3Operator(_TableOperator):
             manifest.bucket,
             manifest.key,
         )
-        return {"bucket": manifest.bucket, "manifest_key": manifest.key, "rows": manifest.rows}
+        self._manifest = manifest
+        seconds = dt.datetime.fromisoformat(manifest.finished_at) - dt.datetime.fromisoformat(manifest.started_at)
+        TableMetrics(self.company.alias, self.spec.name, self.log).extracted(
+            manifest.rows, manifest.csv_bytes, manifest.stored_bytes, seconds.total_seconds()
+        )
+        ref = manifest.ref
+        return {
+            "bucket": manifest.bucket,
+            "manifest_key": ref.key,
+            "extract_id": ref.extract_id,
+            "sha256": ref.sha256,
+            "rows": manifest.rows,
+            "chunk": chunk.to_json() if chunk is not None else None,
+        }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Source tables the query reads -> this run's S3 folder of the table, with schema and rows."""
+        manifest, logical_date = self._manifest, self._logical_date
+
+        def build() -> Any:
+            assert manifest is not None and logical_date is not None, "the extract did not finish"
+            return extract_lineage(
+                query=self.spec.query_select,
+                source_conn_id=self.source_conn_id,
+                bucket=manifest.bucket,
+                folder=table_prefix(self.spec.name, logical_date),
+                columns=[(c.name, c.source_type) for c in manifest.columns],
+                rows=manifest.rows,
+                csv_bytes=manifest.csv_bytes,
+            )
+
+        return safe_lineage(self, build)
 
 
-class S3ToMySqlOperator(_TableOperator):
-    """The seed's "S3 Data To Mysql": loads exactly the manifest(s) its extract returned."""
+class ReportS3ToMySqlOperator(_TableOperator):
+    """The seed's "S3 Data To Mysql": loads exactly the manifest(s) its extract returned.
 
-    template_fields: Sequence[str] = ("extracted",)
+    Each XCom item must name a manifest under this company's bucket and this table's folder for the
+    run's date, with the extract id and sha256 its extract reported; the load verifies them.
+    """
+
+    template_fields: Sequence[str] = ("extracted", "sql", "target_conn_id", "s3_conn_id")
 
     def __init__(self, *, extracted: Any, company_tables: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.extracted = extracted
         self.company_tables = tuple(company_tables)
+        self._loaded: tuple[Any, dt.datetime] | None = None
 
     @_refusals_fail_at_once
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         _selected(context, self.company, self.spec)
         extracted = self._extracted_items()
         if not extracted:
@@ -179,11 +270,11 @@ class S3ToMySqlOperator(_TableOperator):
                 )
         params = context.get("params") or {}
         result = tasks.load_table(
-            HookConnections(),
+            self.connections(),
             self.settings,
             self.company,
             self.spec,
-            [item["manifest_key"] for item in extracted],
+            [self._ref(item) for item in extracted],
             logical_date,
             context["run_id"],
             load_mode=params.get("load_mode"),
@@ -196,7 +287,7 @@ class S3ToMySqlOperator(_TableOperator):
                 f"{self.company.schema}.{self.spec.target.table}: {_OLDER[result.skip_reason]}; "
                 f"the data of {logical_date.date()} was not loaded"
             )
-        tasks.verify_after_load(HookConnections(), self.company, self.spec, logical_date, result)
+        tasks.verify_after_load(self.connections(), self.company, self.spec, logical_date, result)
         self._describe_asset_events(context, result, logical_date)
         self.log.info(
             "%s %d rows into %s.%s in %.2f s",
@@ -206,7 +297,43 @@ class S3ToMySqlOperator(_TableOperator):
             self.spec.target.table,
             result.seconds,
         )
+        self._loaded = (result, logical_date)
+        if not result.skipped:
+            TableMetrics(self.company.alias, self.spec.name, self.log).loaded(
+                result.rows, result.csv_bytes, result.seconds, logical_date
+            )
         return {"rows": result.rows, "skipped": result.skipped, "load_key": result.load_key}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """This run's S3 folder of the table -> the company's target table, with rows loaded."""
+        loaded = self._loaded
+
+        def build() -> Any:
+            assert loaded is not None, "the load did not finish"
+            result, logical_date = loaded
+            return load_lineage(
+                bucket=self.company.bucket,
+                folder=table_prefix(self.spec.name, logical_date),
+                target_conn_id=self.target_conn_id,
+                schema=self.company.schema,
+                table=self.spec.target.table,
+                columns=[(name, None) for name in self.spec.target.columns],
+                rows=result.rows,
+            )
+
+        return safe_lineage(self, build)
+
+    def _ref(self, item: Mapping[str, Any]) -> ManifestRef:
+        """What one extract reported writing; an item without its id and hash (an extract of an
+        earlier version, or a hand-edited XCom) cannot be verified, so it is refused."""
+        extract_id, sha256 = item.get("extract_id"), item.get("sha256")
+        if not isinstance(extract_id, str) or not isinstance(sha256, str):
+            raise AirflowFailException(
+                f"{tasks.table_label(self.company, self.spec)}: refusing to load "
+                f"s3://{item['bucket']}/{item['manifest_key']}: the extract's XCom carries no extract id and "
+                "sha256 to verify it by; re-run the extract (clear its task)"
+            )
+        return ManifestRef(str(item["manifest_key"]), extract_id, sha256)
 
     def _extracted_items(self) -> list[Mapping[str, Any]]:
         """The extract's return value, or every mapped chunk's, as a list.
@@ -253,5 +380,5 @@ class ConfigErrorOperator(BaseOperator):
         super().__init__(**kwargs)
         self.message = message
 
-    def execute(self, context: Any) -> None:
+    def execute(self, context: Context) -> None:
         raise AirflowFailException(self.message)

@@ -82,18 +82,7 @@ class Target(Protocol):
     def newer_swap(self, schema: str, table: str, logical_date: dt.datetime) -> dt.datetime | None:
         """The logical date of a newer full refresh of ``table`` already loaded, if any."""
 
-    def record_load(
-        self,
-        schema: str,
-        *,
-        table: str,
-        logical_date: dt.datetime,
-        run_id: str,
-        rows: int,
-        load_mode: str,
-        load_key: str,
-        manifest_keys: Sequence[str],
-    ) -> None:
+    def record_load(self, schema: str, entry: LoadRecord) -> None:
         """Add the ledger row of a successful load, in the current transaction."""
 
     def ensure_watermarks(self, schema: str) -> None:

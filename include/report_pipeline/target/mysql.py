@@ -199,30 +199,9 @@ class MySqlTarget:
         """A newer full refresh's logical date."""
         return ledger.newer_swap(self.cursor, schema, table, logical_date)
 
-    def record_load(
-        self,
-        schema: str,
-        *,
-        table: str,
-        logical_date: dt.datetime,
-        run_id: str,
-        rows: int,
-        load_mode: str,
-        load_key: str,
-        manifest_keys: Sequence[str],
-    ) -> None:
+    def record_load(self, schema: str, entry: LoadRecord) -> None:
         """The ledger row, in the current transaction."""
-        ledger.record(
-            self.cursor,
-            schema,
-            table=table,
-            logical_date=logical_date,
-            run_id=run_id,
-            rows=rows,
-            load_mode=load_mode,
-            load_key=load_key,
-            manifest_keys=manifest_keys,
-        )
+        ledger.record(self.cursor, schema, entry)
 
     def ensure_watermarks(self, schema: str) -> None:
         """Create ``report_watermarks`` if needed."""

@@ -1,0 +1,73 @@
+"""Metrics through Airflow's own ``Stats`` (StatsD, Datadog or OpenTelemetry, as ``[metrics]`` configures).
+
+Each figure goes out twice, as Airflow does for its own task metrics: once under a fixed name with
+``company`` and ``table`` tags (for StatsD with ``statsd_influxdb_enabled``, Datadog, OpenTelemetry),
+and once with company and table in the name (plain StatsD, which drops tags):
+
+| name | kind | value |
+|---|---|---|
+| ``report_pipeline.extract.rows`` | gauge | rows one extract (or chunk) wrote |
+| ``report_pipeline.extract.bytes`` | gauge | uncompressed CSV bytes it wrote |
+| ``report_pipeline.extract.stored_bytes`` | gauge | bytes stored in S3 (after gzip) |
+| ``report_pipeline.extract.duration`` | timer (ms) | the extract's wall time |
+| ``report_pipeline.load.rows`` | gauge | rows one load put into the target |
+| ``report_pipeline.load.bytes`` | gauge | CSV bytes it read from S3 |
+| ``report_pipeline.load.duration`` | timer (ms) | the load's wall time |
+| ``report_pipeline.data_age`` | gauge (s) | now minus the logical date of the table's newest load |
+
+Per-table names are ``report_pipeline.<company>.<table>.<figure>``. Sending a metric never fails a
+task: a broken metrics set-up is logged once per task and the data path goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+PREFIX = "report_pipeline"
+
+
+class TableMetrics:
+    """The metrics of one task of one company table."""
+
+    def __init__(self, company: str, table: str, logger: Any = None) -> None:
+        self.company = company
+        self.table = table
+        self.log = logger or log
+        self.failed = False
+
+    def _send(self, kind: str, figure: str, value: float) -> None:
+        if self.failed:
+            return
+        try:
+            from airflow.sdk.observability.stats import Stats
+
+            tags = {"company": self.company, "table": self.table}
+            send = getattr(Stats, kind)
+            send(f"{PREFIX}.{figure}", value, tags=tags)
+            send(f"{PREFIX}.{self.company}.{self.table}.{figure}", value)
+        except Exception as exc:  # noqa: BLE001 - metrics are best effort by design
+            self.failed = True  # once per task: the next figures would fail the same way
+            self.log.warning("metrics not sent (%s: %s); the task goes on", type(exc).__name__, exc)
+
+    def extracted(self, rows: int, csv_bytes: int, stored_bytes: int, seconds: float) -> None:
+        """The figures of one finished extract (or chunk)."""
+        self._send("gauge", "extract.rows", rows)
+        self._send("gauge", "extract.bytes", csv_bytes)
+        self._send("gauge", "extract.stored_bytes", stored_bytes)
+        self._send("timing", "extract.duration", seconds * 1000.0)
+
+    def loaded(self, rows: int, csv_bytes: int, seconds: float, logical_date: dt.datetime) -> None:
+        """The figures of one finished load, and the table's data age after it."""
+        self._send("gauge", "load.rows", rows)
+        self._send("gauge", "load.bytes", csv_bytes)
+        self._send("timing", "load.duration", seconds * 1000.0)
+        self._send("gauge", "data_age", data_age_seconds(logical_date))
+
+
+def data_age_seconds(logical_date: dt.datetime, now: dt.datetime | None = None) -> float:
+    """Seconds between ``logical_date`` (the end of the newest loaded window) and now; never negative."""
+    now = now or dt.datetime.now(dt.UTC)
+    return max(0.0, (now - logical_date).total_seconds())
