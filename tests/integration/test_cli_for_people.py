@@ -54,8 +54,8 @@ def test_add_table_refuses_what_the_dag_could_not_run_and_writes_what_it_can(scr
     )  # fmt: skip
     assert counts.returncode == 2 and "2 %s placeholder(s) but params_select lists 1" in counts.stderr
     taken = cli(
-        scratch["env"], "add-table", "--name", "users", "--query-select", "SELECT id FROM users",
-        "--query-insert", "REPLACE INTO users(id) VALUES ",
+        scratch["env"], "add-table", "--name", "users", "--query-select",
+        "SELECT id FROM users WHERE company = %(company_id)s", "--query-insert", "REPLACE INTO users(id) VALUES ",
     )  # fmt: skip
     assert taken.returncode == 2 and "an active table 'users' exists already" in taken.stderr
     assert _rows(scratch["admin"], "SELECT * FROM `tables`") == before, "a refused row was written"

@@ -119,19 +119,19 @@ class Pipeline:
     def extract(self, day: int, **kw: Any) -> list[Manifest]:
         when = DAY + dt.timedelta(days=day)
         if self.spec.chunk_column:
-            ranges = tasks.plan_table_chunks(self.conns, self.company, self.spec, when, **kw)
+            chunks = tasks.plan_table_chunks(self.conns, self.company, self.spec, when, **kw)
             return [
                 tasks.extract_table(
-                    self.conns, self.settings, self.company, self.spec, when, f"run{day}", chunk=r, chunk_index=i, **kw
+                    self.conns, self.settings, self.company, self.spec, when, f"run{day}", chunk=c, **kw
                 )
-                for i, r in enumerate(ranges)
+                for c in chunks
             ]
         return [tasks.extract_table(self.conns, self.settings, self.company, self.spec, when, f"run{day}", **kw)]
 
     def load(self, day: int, manifests: list[Manifest]) -> LoadResult:
         when = DAY + dt.timedelta(days=day)
         return tasks.load_table(
-            self.conns, self.settings, self.company, self.spec, [m.key for m in manifests], when, f"run{day}"
+            self.conns, self.settings, self.company, self.spec, [m.ref for m in manifests], when, f"run{day}"
         )
 
     def run(self, day: int, **kw: Any) -> tuple[list[Manifest], LoadResult]:
@@ -452,5 +452,9 @@ def test_delete_detection_of_a_chunked_table_uses_every_chunks_keys(source_db: s
         source_db, "DELETE FROM orders WHERE id IN (3, 120)", f"INSERT INTO orders VALUES (900, 1, 9, 'n', '{later}')"
     )
     manifests, _ = pipeline.run(1)
-    assert len(manifests) == 1  # one changed range, open at both ends: its keys are every key
+    # One changed range, open at both ends, and the plan's NULL chunk: together their keys are every key.
+    assert [(c.low, c.high, c.nulls) for c in (m.chunk for m in manifests) if c] == [
+        (None, None, False),
+        (None, None, True),
+    ]
     assert pipeline.target_rows() == pipeline.source_rows()
