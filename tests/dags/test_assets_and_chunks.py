@@ -304,12 +304,12 @@ def test_the_load_refuses_a_manifest_of_another_company_table_or_date(item):
 def test_the_load_refuses_an_xcom_without_the_extract_id_and_sha256_to_verify_it_by():
     from airflow.sdk.exceptions import AirflowFailException
 
-    from report_pipeline.airflow.operators import S3ToMySqlOperator
+    from report_pipeline.airflow.operators import ReportS3ToMySqlOperator
     from report_pipeline.settings import Settings
 
     company, spec = _company_and_spec()
     item = {"bucket": "reports-acme", "manifest_key": "users/2026-11-26T000000Z/manifest.json", "rows": 3}
-    load = S3ToMySqlOperator(task_id="load", company=company, spec=spec, settings=Settings(), extracted=item)
+    load = ReportS3ToMySqlOperator(task_id="load", company=company, spec=spec, settings=Settings(), extracted=item)
     context = {"params": {}, "logical_date": RUN_DATE, "run_id": "manual__x"}
     with pytest.raises(AirflowFailException) as refused:
         load.execute(context)
@@ -324,18 +324,18 @@ def test_a_chunk_plan_refused_for_its_admin_row_fails_at_once_without_retries(mo
     from airflow.sdk.exceptions import AirflowFailException
 
     from report_pipeline import tasks
-    from report_pipeline.airflow.operators import ChunkPlanOperator
+    from report_pipeline.airflow.operators import ReportChunkPlanOperator
     from report_pipeline.errors import ConfigError
     from report_pipeline.settings import Settings
 
     company, spec = _company_and_spec()
     message = "company 'acme' table 'users' (tables row id=1): chunk column 'code' is VARCHAR, not an integer type"
 
-    def refuse(*_: Any) -> None:
+    def refuse(*_: Any, **__: Any) -> None:
         raise ConfigError(message)
 
     monkeypatch.setattr(tasks, "plan_table_chunks", refuse)
-    plan = ChunkPlanOperator(task_id="plan", company=company, spec=spec, settings=Settings())
+    plan = ReportChunkPlanOperator(task_id="plan", company=company, spec=spec, settings=Settings())
     with pytest.raises(AirflowFailException, match=r"^company 'acme' table 'users' \(tables row id=1\): chunk column"):
         plan.execute({"params": {}, "logical_date": RUN_DATE, "run_id": "manual__x"})
 

@@ -127,7 +127,7 @@ def observed_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
             admin,
             f"INSERT INTO companies (id, company_id, status, alias) VALUES (1, 7, 1, '{alias}')",
             "INSERT INTO `tables` (id, name, status, query_select, params_select, query_insert, params_insert) "
-            "VALUES (1, 'items', 1, 'SELECT i.id, i.amount, c.name FROM items AS i JOIN colours AS c "
+            "VALUES (1, 'items', 1, 'SELECT i.id, i.amount, c.name AS colour FROM items AS i JOIN colours AS c "
             "ON c.id = i.colour WHERE i.company = %s', 'company[1]', "
             "'REPLACE INTO items(id, amount, colour) VALUES ', ''), "
             "(2, 'broken', 1, 'SELECT id FROM no_such_table WHERE company = %s', 'company[1]', "
@@ -285,7 +285,7 @@ def test_lineage_events_name_source_tables_s3_folder_and_target_table(observed_r
     assert _datasets(extract, "outputs") == [folder]
     out = extract["outputs"][0]
     assert out["outputFacets"]["outputStatistics"]["rowCount"] == 3
-    assert [f["name"] for f in out["facets"]["schema"]["fields"]] == ["id", "amount", "name"]
+    assert [f["name"] for f in out["facets"]["schema"]["fields"]] == ["id", "amount", "colour"]
     assert "no_such_table" not in json.dumps(extract)
     assert _datasets(load, "inputs") == [folder]
     assert _datasets(load, "outputs") == [(mysql_ns, f"{alias}.items")]
