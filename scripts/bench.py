@@ -840,10 +840,17 @@ def main(argv: list[str] | None = None) -> int:
         help="before each run wait up to this many seconds for the machine to be under half busy (20; 0 = never)",
     )
     parser.add_argument("--output", type=Path, default=OUTPUT, help=f"JSON results (default {OUTPUT})")
+    parser.add_argument(
+        "--incremental", action="store_true", help="only the incremental row (scripts/bench_incremental.py)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child_main(args.child)
+    if args.incremental:
+        from bench_incremental import main as incremental_main
+
+        return incremental_main(args.rows)
     if args.rows < 1:
         parser.error("--rows must be positive")
 

@@ -26,6 +26,10 @@ ADDED_COLUMNS = {
         ("all_companies", "TINYINT(1) NOT NULL DEFAULT 0"),
         ("allow_empty_swap", "TINYINT(1) NOT NULL DEFAULT 0"),
         ("max_shrink_percent", "TINYINT UNSIGNED NULL DEFAULT NULL"),
+        ("cursor_column", "VARCHAR(64) NULL DEFAULT NULL"),
+        ("cursor_overlap", "INT UNSIGNED NULL DEFAULT NULL"),
+        ("verify_after_load", "TINYINT(1) NOT NULL DEFAULT 0"),
+        ("delete_detection", "VARCHAR(8) NOT NULL DEFAULT 'none'"),
     ),
 }
 
@@ -117,6 +121,10 @@ class TableRow:
     all_companies: int = 0
     allow_empty_swap: int = 0
     max_shrink_percent: int | None = None
+    cursor_column: str | None = None
+    cursor_overlap: int | None = None
+    verify_after_load: int = 0
+    delete_detection: str = "none"
     id: int | None = None
 
 

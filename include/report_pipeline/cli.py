@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from report_pipeline import admin, admin_commands, ledger, onboard, ownership, tasks
 from report_pipeline.chunks import Chunk
 from report_pipeline.config import (
+    Company,
     Plan,
     TableSpec,
     bind_parameters,
@@ -30,9 +31,10 @@ from report_pipeline.config import (
     window_for,
 )
 from report_pipeline.errors import ReportPipelineError
+from report_pipeline.incremental import cursor_problem
 from report_pipeline.load import column_problems
 from report_pipeline.manifest import Manifest
-from report_pipeline.modes import LOAD_MODES, key_problem
+from report_pipeline.modes import LOAD_MODES, key_problem, strategy_for
 from report_pipeline.progress import ProgressLine
 from report_pipeline.session import opened, probe_columns
 from report_pipeline.settings import Settings, check_environment
@@ -154,12 +156,15 @@ def _validate_against_servers(plan: Plan, settings: Settings, connect: Connectio
                 where = f"company {c.alias!r} {spec.where}"
                 try:
                     params = bind_parameters(spec, c, window_for(logical, c.lookback_days))
-                    names = [d[0] for d in probe_columns(source, spec.query_select, params)]
+                    description = probe_columns(source, spec.query_select, params)
                 except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the check
                     problems.append(f"{where}: source query fails: {exc}")
                     continue
+                names = [d[0] for d in description]
                 found = column_problems(target, c.schema, spec.target, names)
-                if not found and spec.load_mode == "upsert":
+                cursor = spec.cursor_column and cursor_problem(description, spec.cursor_column)
+                found += [cursor] if cursor else []
+                if not found and strategy_for(spec.load_mode).needs_key:
                     keyless = key_problem(target.unique_keys(c.schema, spec.target.table), spec.target.columns)
                     found += [f"target table {c.schema}.{spec.target.table} {keyless}"] if keyless else []
                 problems += [f"{where}: {p}" for p in found]
@@ -227,26 +232,27 @@ def _active_table_rows(conn: Any) -> list[Mapping[str, Any]]:
 
 def cmd_run(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
     plan = _fresh_plan(settings, connect)
+    company, spec = _spec_of(plan, args.company, args.table)
     company_plan = plan.company(args.company)
-    spec = next((t for t in company_plan.tables if t.name == args.table), None)
-    if spec is None:
-        broken = next((b for b in company_plan.broken if b.name == args.table), None)
-        raise ReportPipelineError(str(broken.problem) if broken else f"no active table {args.table!r}")
-    company = company_plan.company
     logical = _parse_date(args.date)
     # Unique per invocation: the load's cleanup treats folders of its own run without a manifest as
     # dead attempts, so two runs of one date must never share a run id (see report_pipeline.attempts).
     run_id = f"cli__{logical.isoformat()}__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
     conns = connect(settings)
     started = time.monotonic()
+    reset = args.reset_watermark
     progress = ProgressLine(sys.stdout, f"{company.alias}.{spec.name} extract")
     manifests = []
     chunks: list[Chunk | None] = (
-        list(tasks.plan_table_chunks(conns, company, spec, logical, settings=settings)) if spec.chunk_column else [None]
+        list(tasks.plan_table_chunks(conns, company, spec, logical, settings=settings, reset_watermark=reset))
+        if spec.chunk_column
+        else [None]
     )
     for chunk in chunks:
         manifests.append(
-            tasks.extract_table(conns, settings, company, spec, logical, run_id, chunk=chunk, progress=progress)
+            tasks.extract_table(
+                conns, settings, company, spec, logical, run_id, chunk=chunk, progress=progress, reset_watermark=reset
+            )
         )
         progress.next_chunk()
     progress.finish("loading...")
@@ -263,7 +269,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings, connect: ConnectionsFa
         allow_shrink=args.allow_shrink,
         company_tables=[t.target.table for t in company_plan.tables],
     )
+    tasks.verify_after_load(conns, company, spec, logical, result)
     total = time.monotonic() - started
+    if result.skip_reason:
+        print(f"{company.alias}.{spec.name}: nothing loaded ({result.skip_reason})")
     print_table(
         ["company", "table", "rows extracted", "rows loaded", "csv bytes", "stored bytes", "extract s", "total s"],
         [
@@ -280,6 +289,26 @@ def cmd_run(args: argparse.Namespace, settings: Settings, connect: ConnectionsFa
         ],
     )
     return 0
+
+
+def _spec_of(plan: Plan, alias: str, table: str) -> tuple[Company, TableSpec]:
+    """The company and the active, valid table spec named on the command line."""
+    company_plan = plan.company(alias)
+    spec = next((t for t in company_plan.tables if t.name == table), None)
+    if spec is None:
+        broken = next((b for b in company_plan.broken if b.name == table), None)
+        raise ReportPipelineError(str(broken.problem) if broken else f"no active table {table!r}")
+    return company_plan.company, spec
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
+    """Compare source and target for one table; exit 1 naming the first differing key range."""
+    company, spec = _spec_of(_fresh_plan(settings, connect), args.company, args.table)
+    verdict = tasks.verify_table(
+        connect(settings), company, spec, _parse_date(args.date), lookback_days=args.lookback_days
+    )
+    print(f"{company.alias}.{spec.name} -> {company.schema}.{spec.target.table}: {verdict.describe()}")
+    return 0 if verdict.matches else 1
 
 
 def _extracted_rows(bucket: Any, keys: Sequence[str]) -> Any:
@@ -378,6 +407,16 @@ def build_parser(extra: Mapping[str, tuple[str, Command]] | None = None) -> argp
     p.add_argument("--date", help="logical date, YYYY-MM-DD (default: today, UTC)")
     p.add_argument("--load-mode", choices=LOAD_MODES)
     p.add_argument("--allow-shrink", action="store_true", help="lift the swap guard for this run")
+    p.add_argument(
+        "--reset-watermark",
+        action="store_true",
+        help="incremental tables: read every row and replace the stored watermark (a full reload)",
+    )
+    p = sub.add_parser("verify", help="compare source and target (row count, server-side checksum); exit 1 if not")
+    p.add_argument("--company", required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument("--date", help="logical date the query's parameters are bound for (default: today, UTC)")
+    p.add_argument("--lookback-days", type=int, help="override the company's look-back for the comparison")
     p = sub.add_parser("report", help="rows extracted and loaded per company and table (latest, by day or by run)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--date", help="loads of this logical day, YYYY-MM-DD (scheduled, manual and CLI runs)")
@@ -395,6 +434,7 @@ COMMANDS: dict[str, Command] = {
     "validate": cmd_validate,
     "onboard": cmd_onboard,
     "run": cmd_run,
+    "verify": cmd_verify,
     "report": cmd_report,
     "check-settings": cmd_check_settings,
     **admin_commands.COMMANDS,

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from report_pipeline import ledger, legacy, validation
+from report_pipeline import ledger, legacy, validation, watermarks
 from report_pipeline.errors import ConfigError, RefusedError
 from report_pipeline.modes import DEFAULT_LOAD_MODE, LOAD_MODES, LoadMode
 from report_pipeline.settings import Settings
@@ -22,9 +22,9 @@ LOOKBACK_CONFIGURATION = "date Y-M-D"
 DEFAULT_CHUNK_ROWS = 1_000_000
 # About 100 years: more cannot be meant, and a window must stay inside the calendar (year >= 1).
 MAX_LOOKBACK_DAYS = 36_600
-# Tables the load itself owns in every target schema (ledger.TABLE, and the shadow and retired
+# Tables the load itself owns in every target schema (ledger.TABLE, watermarks.TABLE, and the shadow and retired
 # tables of a swap, modes.shadow_names): a table spec loading into them would corrupt the load status.
-RESERVED_TARGET_TABLES = frozenset({ledger.TABLE})
+RESERVED_TARGET_TABLES = frozenset({ledger.TABLE, watermarks.TABLE})
 RESERVED_TARGET_PREFIX = "_rp_"
 
 # ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits, which int() rejects
@@ -81,6 +81,14 @@ class TableSpec:
     # this percentage (None: the deployment's default, Settings.swap_max_shrink_percent).
     allow_empty_swap: bool = False
     max_shrink_percent: int | None = None
+    # incremental: the result column whose newer values mark changed rows, and how far before the
+    # watermark each run re-reads (seconds for a time cursor, units for an integer; None: the default).
+    cursor_column: str | None = None
+    cursor_overlap: int | None = None
+    # Compare source and target (count and checksum, server-side) after each load.
+    verify_after_load: bool = False
+    # incremental: "keys" also deletes target rows whose key the source no longer returns.
+    delete_detection: str = "none"
 
     @property
     def where(self) -> str:
@@ -269,6 +277,7 @@ def build_table(row: Row) -> TableSpec:
     max_shrink_percent = None if max_shrink is None else _as_int(max_shrink, "max_shrink_percent")
     if max_shrink_percent is not None and not 0 <= max_shrink_percent <= 100:
         raise ConfigError(f"max_shrink_percent must be between 0 and 100, got {max_shrink_percent}")
+    cursor_column, cursor_overlap = _cursor(row, mode)
     return TableSpec(
         id=_as_int(row.get("id"), "tables.id"),
         name=name,
@@ -282,7 +291,55 @@ def build_table(row: Row) -> TableSpec:
         all_companies=all_companies,
         allow_empty_swap=_flag(row.get("allow_empty_swap"), "allow_empty_swap"),
         max_shrink_percent=max_shrink_percent,
+        cursor_column=cursor_column,
+        cursor_overlap=cursor_overlap,
+        verify_after_load=_flag(row.get("verify_after_load"), "verify_after_load"),
+        delete_detection=_delete_detection(row, mode, references, named),
     )
+
+
+def _cursor(row: Row, mode: str) -> tuple[str | None, int | None]:
+    """The cursor column and overlap of a row: required by ``incremental``, meaningless otherwise.
+
+    Its type and nullability are the query result's business, checked by ``validate`` and each extract.
+    """
+    column = (_text(row.get("cursor_column")) or "").strip() or None
+    if mode == "incremental" and column is None:
+        raise ConfigError("load_mode 'incremental' needs tables.cursor_column (e.g. updated_at, or an increasing id)")
+    if mode != "incremental" and column is not None:
+        raise ConfigError(
+            f"cursor_column {column!r} is set but load_mode is {mode!r}; a cursor is used only by 'incremental'"
+        )
+    overlap = row.get("cursor_overlap")
+    overlap_value = None if overlap is None else _as_int(overlap, "cursor_overlap")
+    if overlap_value is not None and overlap_value < 0:
+        raise ConfigError(f"cursor_overlap must be >= 0, got {overlap_value}")
+    if column is None:
+        return None, overlap_value
+    return validation.check_identifier(column, "cursor column"), overlap_value
+
+
+DELETE_DETECTIONS = ("none", "keys")
+
+
+def _delete_detection(row: Row, mode: str, references: Sequence[legacy.Reference], named: Collection[str]) -> str:
+    """``keys`` compares the source's whole key set with the target's: only for incremental tables whose
+    query selects the whole table (a date window's keys would make every older row look deleted)."""
+    value = (_text(row.get("delete_detection")) or "none").strip().lower()
+    if value not in DELETE_DETECTIONS:
+        raise ConfigError(f"delete_detection {value!r} is not one of {DELETE_DETECTIONS}")
+    if value == "none":
+        return value
+    if mode != "incremental":
+        raise ConfigError(
+            f"delete_detection {value!r} needs load_mode 'incremental' (a swap replaces the table anyway)"
+        )
+    if any(r.kind == "date" for r in references) or {"date_from", "date_to"} & set(named):
+        raise ConfigError(
+            "delete_detection 'keys' needs a query_select over the whole table; this one binds a date window, so "
+            "every row outside it would look deleted"
+        )
+    return value
 
 
 def _flag(value: Any, what: str) -> bool:
@@ -438,6 +495,10 @@ def _table_from_dict(d: Mapping[str, Any]) -> TableSpec:
         all_companies=d.get("all_companies", False),
         allow_empty_swap=d.get("allow_empty_swap", False),
         max_shrink_percent=d.get("max_shrink_percent"),
+        cursor_column=d.get("cursor_column"),
+        cursor_overlap=d.get("cursor_overlap"),
+        verify_after_load=d.get("verify_after_load", False),
+        delete_detection=d.get("delete_detection", "none"),
     )
 
 

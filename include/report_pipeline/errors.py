@@ -20,6 +20,10 @@ class RefusedError(TransferError):
     """
 
 
+class MismatchError(ReportPipelineError):
+    """Verify found the target's rows different from the source's; a retry compares the same rows again."""
+
+
 def show_value(value: str, limit: int = 80) -> str:
     """repr() of a user value for an error message, cut short so a huge hostile value cannot flood logs."""
     if len(value) <= limit:

@@ -22,9 +22,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from report_pipeline.chunks import Chunk
-from report_pipeline.csvformat import FLOAT, EncodingTracker, raw_converters, row_formatter, type_name
+from report_pipeline.csvformat import (
+    BIT,
+    FLOAT,
+    GEOMETRY,
+    EncodingTracker,
+    Hex,
+    raw_converters,
+    row_formatter,
+    type_name,
+)
 from report_pipeline.errors import TransferError
-from report_pipeline.manifest import Column, Manifest, Part
+from report_pipeline.incremental import CursorRequest, MaxTracker, narrowed
+from report_pipeline.manifest import Column, CursorRange, KeySet, Manifest, Part
 from report_pipeline.session import close_quietly, prepare_session, probe_columns
 from report_pipeline.storage import Bucket
 from report_pipeline.validation import backtick
@@ -60,6 +70,11 @@ class ExtractRequest:
     # Told (rows, CSV bytes) so far after each fetched batch, e.g. the CLI's progress line; it must be
     # cheap (the CLI throttles its printing) and never raise.
     progress: Callable[[int, int], None] | None = None
+    # An incremental table's cursor and where to start reading it; None copies the query's rows as is.
+    cursor: CursorRequest | None = None
+    # Delete detection: also store these key columns of every row the query returns (not only of the
+    # rows after the watermark), so the load can delete the target rows the source no longer has.
+    key_columns: tuple[str, ...] = ()
 
 
 Block = bytes | tuple[str, int]
@@ -238,6 +253,45 @@ def _exact_floats(
     return f"SELECT {columns} FROM ({query}) AS _rp_f", [type_name(d[1]) for d in description]
 
 
+def _extract_keys(conn: Any, request: ExtractRequest, query: str, parameters: Any) -> KeySet:
+    """Stream the key columns of every row of ``query`` into ``keys-NNNNN`` parts (keys only: an index scan)."""
+    import MySQLdb.cursors
+
+    suffix = ".csv.gz" if request.compress else ".csv"
+    uploader = _PartUploader(request)
+    cutter = PartCutter(request.part_bytes, lambda index: f"{request.prefix}/keys-{index:05d}{suffix}")
+    columns = ", ".join(f"_rp_keys.{backtick(c)}" for c in request.key_columns)
+    cursor = MySQLdb.cursors.SSCursor(conn)
+    try:
+        cursor.execute(f"SELECT {columns} FROM ({query}) AS _rp_keys", parameters)
+        description = cursor.description or ()
+        type_codes = [d[1] for d in description]
+        format_row, tracker = row_formatter(type_codes), EncodingTracker(type_codes)
+        # Only text forms the target prints alike (numbers, text) make a usable checksum; hex does not.
+        checksum: int | None = 0 if all(t not in (BIT, GEOMETRY) for t in type_codes) else None
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            tracker.see(rows)
+            if checksum is not None:
+                if any(isinstance(v, Hex) or not isinstance(v, bytes) for r in rows for v in r):
+                    checksum = None
+                else:
+                    checksum += sum(zlib.crc32(b"#".join(r)) for r in rows)
+            for item in cutter.add([format_row(r) for r in rows]):
+                uploader.send(item)
+        for item in cutter.finish():
+            uploader.send(item)
+        parts = uploader.finish()
+        cursor.close()
+    except BaseException:
+        uploader.abandon()
+        raise
+    return KeySet(
+        columns=tuple(Column(d[0], type_name(d[1]), tracker.encodings[i]) for i, d in enumerate(description)),
+        parts=tuple(parts),
+        checksum=checksum,
+    )
+
+
 def extract(conn: Any, request: ExtractRequest) -> Manifest:
     """Run the request's query on ``conn`` (a mysqlclient connection) and store it as CSV parts + manifest.
 
@@ -274,13 +328,22 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     setup = conn.cursor()
     try:
         setup.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        # The source's own clock at the snapshot: what orders incremental loads (no worker clock skew).
+        setup.execute("SELECT UTC_TIMESTAMP(6)")
+        clock = setup.fetchone()[0]
+        snapshot_at = clock.decode() if isinstance(clock, bytes) else str(clock)
     finally:
         setup.close()
     query, parameters = request.query, request.parameters
+    cursor_kind, cursor_since = None, None
+    if request.cursor is not None:
+        query, parameters, cursor_kind, cursor_since = narrowed(conn, query, parameters, request.cursor)
+    key_query, key_parameters = request.query, request.parameters
     if request.chunk is not None:
         if request.chunk_column is None:
             raise TransferError("a chunked extract needs its chunk column")
         query, parameters = request.chunk.bind(query, request.chunk_column, parameters)
+        key_query, key_parameters = request.chunk.bind(key_query, request.chunk_column, key_parameters)
     query, source_types = _exact_floats(conn, query, parameters)
 
     uploader = _PartUploader(request)
@@ -292,6 +355,10 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         type_codes = [d[1] for d in description]
         format_row = row_formatter(type_codes)
         tracker = EncodingTracker(type_codes)
+        highest = None
+        if request.cursor is not None and cursor_kind is not None:
+            names = [str(d[0]).lower() for d in description]
+            highest = MaxTracker(cursor_kind, names.index(request.cursor.column.lower()))
         fetch_rows = FIRST_FETCH_ROWS
         seen_rows = seen_bytes = 0
         while True:
@@ -299,6 +366,8 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
             if not rows:
                 break
             tracker.see(rows)
+            if highest is not None:
+                highest.see(rows)
             lines = [format_row(r) for r in rows]
             for item in cutter.add(lines):
                 uploader.send(item)
@@ -314,6 +383,8 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
             uploader.send(item)
         parts = uploader.finish()
         cursor.close()
+        # The keys come from the same snapshot as the rows, so a row is either in both or in neither.
+        keys = _extract_keys(conn, request, key_query, key_parameters) if request.key_columns else None
         conn.rollback()
         conn.converter = caller_converters
     except BaseException:
@@ -339,6 +410,17 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         started_at=started.isoformat(),
         finished_at=dt.datetime.now(dt.UTC).isoformat(),
         chunk=request.chunk,
+        keys=keys,
+        cursor=None
+        if request.cursor is None or cursor_kind is None or highest is None
+        else CursorRange(
+            column=request.cursor.column,
+            kind=cursor_kind,
+            since=cursor_since,
+            max_seen=highest.value,
+            snapshot_at=snapshot_at,
+            reset=request.cursor.reset,
+        ),
     )
     request.bucket.put(manifest.key, manifest.to_json(), "application/json")
     log.info(

@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -26,6 +26,7 @@ from report_pipeline.attempts import DEFAULT_MAX_AGE, ThisLoad, previously_loade
 from report_pipeline.chunks import chunk_set_problem
 from report_pipeline.csvformat import merge_encodings
 from report_pipeline.errors import RefusedError, ReportPipelineError, TransferError
+from report_pipeline.incremental import merge_keys, merge_ranges
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, Part, manifest_digest
 from report_pipeline.modes import LoadJob, SwapGuard, strategy_for
 from report_pipeline.storage import Bucket
@@ -79,8 +80,9 @@ class LoadResult:
     seconds: float
     load_key: str
     skipped: bool = False
-    # Why nothing was loaded: "already-loaded" (a retry of a load that committed) or "older-window"
-    # (a swap of an older logical date than the one already swapped in).
+    # Why nothing was loaded: "already-loaded" (a retry of a load that committed), "older-window"
+    # (a swap of an older logical date than the one already swapped in) or "older-extract" (an
+    # incremental extract older than the one already loaded).
     skip_reason: str | None = None
 
 
@@ -219,12 +221,22 @@ def _fetch_part(bucket: Bucket, part: Part, compressed: bool, directory: str) ->
     return path
 
 
-def _local_parts(bucket: Bucket, manifests: Sequence[Manifest], directory: str) -> Iterator[tuple[Part, str]]:
+def _key_parts(manifest: Manifest) -> Sequence[Part]:
+    return manifest.keys.parts if manifest.keys else ()
+
+
+def _local_parts(
+    bucket: Bucket,
+    manifests: Sequence[Manifest],
+    directory: str,
+    parts_of: Callable[[Manifest], Sequence[Part]] = lambda m: m.parts,
+) -> Iterator[tuple[Part, str]]:
     """Each non-empty part as a verified local file, in manifest order; the next downloads meanwhile.
 
-    A file is removed once the consumer asks for the next one, so at most two are on disk.
+    A file is removed once the consumer asks for the next one, so at most two are on disk. Nothing
+    is downloaded until the consumer asks for the first file.
     """
-    work = [(p, m.compression == "gzip") for m in manifests for p in m.parts if p.rows]
+    work = [(p, m.compression == "gzip") for m in manifests for p in parts_of(m) if p.rows]
     with ThreadPoolExecutor(1, thread_name_prefix="rp-fetch") as pool:
         pending: Future[str] | None = None
         if work:
@@ -320,6 +332,8 @@ def _load_locked(
         load_key=load_key,
         manifest_keys=request.manifest_keys,
         guard=request.guard,
+        cursor=merge_ranges([m.cursor for m in manifests]),
+        keys=merge_keys([m.keys for m in manifests]),
     )
     strategy = strategy_for(request.load_mode)(job)
     skip_reason = strategy.refusal()
@@ -332,6 +346,7 @@ def _load_locked(
         strategy.prepare()
         with tempfile.TemporaryDirectory(prefix="rp-load-") as directory:
             loaded = strategy.load_parts(_local_parts(request.bucket, manifests, directory))
+            strategy.delete_missing(_local_parts(request.bucket, manifests, directory, _key_parts))
         strategy.finish(loaded)
     except BaseException:
         strategy.abort()

@@ -121,6 +121,37 @@ class Part:
 
 
 @dataclass(frozen=True)
+class CursorRange:
+    """What an incremental extract read: rows whose cursor column is >= ``since`` (None: every row).
+
+    Values are the source's own text forms (an integer, or ``YYYY-MM-DD[ HH:MM:SS[.ffffff]]`` in UTC).
+    ``snapshot_at`` is the source server's UTC clock when the extract's consistent snapshot began:
+    loads of one table are ordered by it, so an older extract never overwrites newer rows.
+    """
+
+    column: str
+    kind: Literal["integer", "time"]
+    since: str | None
+    max_seen: str | None
+    snapshot_at: str
+    reset: bool = False
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """The key values of every row the query returned (or the chunk's share), for delete detection.
+
+    Stored as CSV parts of their own (``keys-00000.csv.gz``), in the format of the row parts.
+    """
+
+    columns: tuple[Column, ...]
+    parts: tuple[Part, ...]
+    # SUM(CRC32(CONCAT_WS('#', key columns))) over the rows, as the target computes it; lets a load
+    # skip loading the key set when the target's keys already sum the same (nothing was deleted).
+    checksum: int | None = None
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The record of one finished extract; its presence means every listed part is complete."""
 
@@ -138,6 +169,10 @@ class Manifest:
     finished_at: str
     chunk: Chunk | None = None  # the chunk's bounds and its place in the plan; None when unchunked
     version: int = MANIFEST_VERSION
+    # Set by incremental extracts only; manifests without it (older ones too) read as None.
+    cursor: CursorRange | None = None
+    # Set by extracts of tables with delete detection.
+    keys: KeySet | None = None
 
     @property
     def key(self) -> str:
@@ -191,6 +226,14 @@ class Manifest:
                 started_at=body["started_at"],
                 finished_at=body["finished_at"],
                 chunk=Chunk.from_json(body["chunk"]) if body.get("chunk") is not None else None,
+                cursor=CursorRange(**body["cursor"]) if body.get("cursor") else None,
+                keys=KeySet(
+                    columns=tuple(Column(**c) for c in body["keys"]["columns"]),
+                    parts=tuple(Part(**p) for p in body["keys"]["parts"]),
+                    checksum=body["keys"].get("checksum"),
+                )
+                if body.get("keys")
+                else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TransferError(f"manifest is malformed: {exc}") from exc

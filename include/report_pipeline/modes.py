@@ -18,13 +18,14 @@ from typing import ClassVar, Literal, get_args
 
 from report_pipeline.csvformat import Encoding
 from report_pipeline.errors import RefusedError, TransferError
+from report_pipeline.incremental import KeyColumns, later
 from report_pipeline.ledger import LoadRecord
-from report_pipeline.manifest import Part
+from report_pipeline.manifest import CursorRange, Part
 from report_pipeline.target import Duplicates, Target
 
 log = logging.getLogger(__name__)
 
-LoadMode = Literal["upsert", "swap"]
+LoadMode = Literal["upsert", "swap", "incremental"]
 LOAD_MODES: tuple[LoadMode, ...] = get_args(LoadMode)
 DEFAULT_LOAD_MODE: LoadMode = "upsert"
 
@@ -45,6 +46,10 @@ class LoadJob:
     load_key: str
     manifest_keys: tuple[str, ...]
     guard: SwapGuard = field(default_factory=lambda: SwapGuard())
+    # What the manifests' incremental extracts read (incremental.merge_ranges), or None.
+    cursor: CursorRange | None = None
+    # Delete detection: the key columns (and their CSV encodings) the manifests' key sets hold.
+    keys: KeyColumns | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class LoadStrategy:
     """One load mode. Subclasses set ``mode`` and override the steps that differ."""
 
     mode: ClassVar[LoadMode]
+    # Whether the target needs a PRIMARY or UNIQUE key of loaded columns (rows are replaced by key).
+    needs_key: ClassVar[bool] = False
 
     def __init__(self, job: LoadJob) -> None:
         self.job = job
@@ -118,6 +125,10 @@ class LoadStrategy:
             raise TransferError(f"loaded {loaded} rows, the manifests list {job.expected_rows}")
         return loaded
 
+    def delete_missing(self, key_parts: Iterable[tuple[Part, str]]) -> int:
+        """Delete the target rows whose keys the source no longer returns; 0 for modes without it."""
+        return 0
+
     def finish(self, loaded: int) -> None:
         """Make the load visible and record it in the ledger."""
         self._record(loaded)
@@ -144,7 +155,8 @@ class LoadStrategy:
 class Upsert(LoadStrategy):
     """The seed's REPLACE/INSERT: every part and the ledger row land in one transaction."""
 
-    mode = "upsert"
+    mode: ClassVar[LoadMode] = "upsert"
+    needs_key = True
 
     def prepare(self) -> None:
         """Refuse a target without a key: re-extracting a date would insert its rows a second time."""
@@ -181,7 +193,7 @@ def shadow_names(table: str, load_key: str) -> tuple[str, str]:
 class Swap(LoadStrategy):
     """Full refresh: load a shadow table built like the target, check its count, one atomic RENAME."""
 
-    mode = "swap"
+    mode: ClassVar[LoadMode] = "swap"
 
     def __init__(self, job: LoadJob) -> None:
         super().__init__(job)
@@ -261,7 +273,118 @@ class Swap(LoadStrategy):
             log.warning("could not drop shadow table %s.%s", self.job.schema, self.shadow, exc_info=True)
 
 
-STRATEGIES: dict[LoadMode, type[LoadStrategy]] = {s.mode: s for s in (Upsert, Swap)}
+def _utc(text: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(text)
+    return moment if moment.tzinfo is None else moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+class Incremental(Upsert):
+    """Only rows at or after the watermark, replaced by key; the new watermark commits with them.
+
+    Loads of one table are ordered by their extracts' source snapshots, not by logical date: an extract
+    older than the one behind the stored watermark would put older versions of rows over newer ones, so
+    it is skipped (a load retried after a later run, or a backfill that lost the race). A newer extract
+    of any logical date loads, and the watermark never moves backwards, except on a reset (a full
+    reload asked for by a manual run), which sets it to what that reload saw.
+    """
+
+    mode: ClassVar[LoadMode] = "incremental"
+
+    @property
+    def cursor(self) -> CursorRange:
+        """The manifests' cursor range; refused when they were not written by an incremental extract."""
+        if self.job.cursor is None:
+            raise RefusedError(
+                f"{self.job.schema}.{self.job.table}: the manifests were not written by an incremental extract "
+                "(no cursor range), so no watermark can be set; re-run the extract"
+            )
+        return self.job.cursor
+
+    @property
+    def duplicates(self) -> Duplicates:
+        """Always replace: the overlap re-reads rows already loaded, and they must take the newer values."""
+        return "replace"
+
+    def refusal(self) -> str | None:
+        """An extract older than the one the stored watermark came from is skipped."""
+        job = self.job
+        stored = job.target.watermark(job.schema, job.table)
+        taken = _utc(self.cursor.snapshot_at)
+        if stored is not None and taken < stored.snapshot_at:
+            log.warning(
+                "%s.%s: not loading an extract of %s taken at %s: rows extracted at %s are already loaded "
+                "(loading older versions over them would undo changes)",
+                job.schema,
+                job.table,
+                job.logical_date.date(),
+                taken,
+                stored.snapshot_at,
+            )
+            return "older-extract"
+        return None
+
+    def prepare(self) -> None:
+        """The upsert's key check, and the watermark table (DDL commits, so before the transaction)."""
+        super().prepare()
+        self.job.target.ensure_watermarks(self.job.schema)
+
+    def delete_missing(self, key_parts: Iterable[tuple[Part, str]]) -> int:
+        """Delete, in the load's transaction, the target rows whose keys are not in the source's key set.
+
+        The key set is loaded into a temporary table first; deleting more than the shrink guard allows
+        (a source in maintenance returns no keys and looks like "everything was deleted") is refused.
+        """
+        job = self.job
+        if job.keys is None:
+            return 0
+        columns, encodings = job.keys.columns, job.keys.encodings
+        if job.keys.checksum is not None:
+            # The target's keys after this load, summed like the extract summed the source's: equal
+            # sums mean nothing was deleted (the usual day), and the key set need not be loaded at all.
+            found = job.target.key_checksum(job.schema, job.table, columns)
+            if found == (job.keys.rows, job.keys.checksum):
+                log.info("%s.%s: key sets agree (%d keys); nothing deleted", job.schema, job.table, job.keys.rows)
+                return 0
+        keys_table = job.target.create_key_table(job.schema, job.table, columns)
+        try:
+            for part, path in key_parts:
+                records = job.target.bulk_load(path, job.schema, keys_table, columns, encodings, "replace")
+                if records != part.rows:
+                    raise TransferError(f"{part.key}: LOAD DATA read {records} keys, the manifest says {part.rows}")
+            live = job.target.count_rows(job.schema, job.table)
+            missing = job.target.count_missing(job.schema, job.table, keys_table, columns)
+            problem = job.guard.problem(live, live - missing)
+            if problem:
+                raise RefusedError(f"not deleting from {job.schema}.{job.table}: {problem}")
+            deleted = job.target.delete_missing(job.schema, job.table, keys_table, columns)
+        finally:
+            job.target.drop_key_table(job.schema, keys_table)
+        log.info("%s.%s: deleted %d row(s) no longer in the source", job.schema, job.table, deleted)
+        return deleted
+
+    def finish(self, loaded: int) -> None:
+        """The new watermark (the later of the stored one and the highest value seen), then the ledger row."""
+        job, cursor = self.job, self.cursor
+        stored = job.target.watermark(job.schema, job.table)
+        value, snapshot = cursor.max_seen, _utc(cursor.snapshot_at)
+        if stored is not None and not cursor.reset and stored.cursor_column.lower() == cursor.column.lower():
+            value = later(cursor.kind, stored.cursor_value, value)
+            snapshot = max(snapshot, stored.snapshot_at)
+        job.target.write_watermark(
+            job.schema,
+            table=job.table,
+            cursor_column=cursor.column,
+            cursor_value=value,
+            snapshot_at=snapshot,
+            logical_date=job.logical_date,
+            run_id=job.run_id,
+            load_key=job.load_key,
+        )
+        log.info("%s.%s: watermark %s -> %s", job.schema, job.table, stored and stored.cursor_value, value)
+        super().finish(loaded)
+
+
+STRATEGIES: dict[LoadMode, type[LoadStrategy]] = {s.mode: s for s in (Upsert, Swap, Incremental)}
 
 
 def strategy_for(mode: str) -> type[LoadStrategy]:

@@ -14,12 +14,14 @@ from typing import Any, Protocol
 
 from report_pipeline import extract as extract_module
 from report_pipeline import load as load_module
+from report_pipeline import verify as verify_module
 from report_pipeline.chunks import Chunk, plan_chunks
 from report_pipeline.config import Company, TableSpec, bind_parameters, window_for, with_overrides
-from report_pipeline.errors import ConfigError
+from report_pipeline.errors import ConfigError, MismatchError, RefusedError
+from report_pipeline.incremental import CursorRequest, narrowed
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, extract_prefix, new_extract_id, table_prefix
 from report_pipeline.modes import SwapGuard
-from report_pipeline.session import bound_note, bound_source_session, opened
+from report_pipeline.session import Parameters, bound_note, bound_source_session, opened
 from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
@@ -78,6 +80,51 @@ def _parameters(
     return bind_parameters(spec, company, window_for(logical_date, days))
 
 
+def cursor_request(
+    connections: Connections, company: Company, spec: TableSpec, *, reset_watermark: bool = False
+) -> CursorRequest | None:
+    """Where an incremental table's extract starts: its watermark, read (read-only) from the target.
+
+    None for a table without a cursor. ``reset_watermark`` (a manual run's choice) reads every row, and
+    the load of that extract replaces the watermark instead of only moving it forward.
+    """
+    if spec.cursor_column is None:
+        return None
+    stored = None
+    if not reset_watermark:
+        with opened(connections.target()) as conn:
+            stored = MySqlTarget(conn).watermark(company.schema, spec.target.table)
+    if stored is not None and stored.cursor_column.lower() != spec.cursor_column.lower():
+        stored = None  # the row names another cursor now: its watermark means nothing for this one
+    return CursorRequest(
+        column=spec.cursor_column,
+        watermark=None if stored is None else stored.cursor_value,
+        overlap=spec.cursor_overlap,
+        reset=reset_watermark,
+    )
+
+
+def delete_key(connections: Connections, company: Company, spec: TableSpec) -> tuple[str, ...]:
+    """The target key whose values the extract stores for delete detection; empty when the row has none.
+
+    The narrowest PRIMARY or UNIQUE key made of loaded columns (rows are replaced by such a key);
+    RefusedError when there is none.
+    """
+    if spec.delete_detection != "keys":
+        return ()
+    with opened(connections.target()) as conn:
+        keys = MySqlTarget(conn).unique_keys(company.schema, spec.target.table)
+    loaded = {c.lower() for c in spec.target.columns}
+    usable = sorted((k for k in keys if k and {c.lower() for c in k} <= loaded), key=len)
+    if not usable:
+        raise RefusedError(
+            f"company {company.alias!r} {spec.where}: delete_detection 'keys' needs a PRIMARY or UNIQUE key of "
+            f"loaded columns on {company.schema}.{spec.target.table}"
+        )
+    by_name = {c.lower(): c for c in spec.target.columns}
+    return tuple(by_name[c.lower()] for c in usable[0])
+
+
 def plan_table_chunks(
     connections: Connections,
     company: Company,
@@ -85,20 +132,29 @@ def plan_table_chunks(
     logical_date: dt.datetime,
     lookback_days: int | None = None,
     settings: Settings | None = None,
+    *,
+    reset_watermark: bool = False,
 ) -> list[Chunk]:
     """The chunks of a chunked table for this run: open-ended ranges plus the NULL chunk, never none.
 
+    An incremental table is split by the rows its extracts will read (those after the watermark); the
+    plan's open first and last ranges still take a row inserted after planning, outside the planned
+    span, which would otherwise be skipped while the watermark moved past it for good.
     ConfigError, naming the company, table and admin row, when the chunk column is not an
     integer-typed column of the query's result.
     """
     if spec.chunk_column is None or spec.chunk_rows is None:
         raise ValueError(f"table {spec.name!r} is not chunked")
     settings = settings or Settings.from_env()
-    parameters = _parameters(spec, company, logical_date, lookback_days)
+    query: str = spec.query_select
+    parameters: Parameters = _parameters(spec, company, logical_date, lookback_days)
+    cursor = cursor_request(connections, company, spec, reset_watermark=reset_watermark)
     with bounds_named(settings, source=True), opened(connections.source()) as conn:
         bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
         try:
-            return plan_chunks(conn, spec.query_select, parameters, spec.chunk_column, spec.chunk_rows)
+            if cursor is not None:
+                query, parameters, _, _ = narrowed(conn, query, parameters, cursor)
+            return plan_chunks(conn, query, parameters, spec.chunk_column, spec.chunk_rows)
         except ConfigError as exc:
             raise ConfigError(f"{table_label(company, spec)}: {exc}") from exc
 
@@ -114,12 +170,15 @@ def extract_table(
     lookback_days: int | None = None,
     chunk: Chunk | None = None,
     progress: Callable[[int, int], None] | None = None,
+    reset_watermark: bool = False,
 ) -> Manifest:
     """Extract one table (or one chunk of it) for one run into a new folder of the company's bucket.
 
     Each call is a new attempt with a new extract id and a folder of its own, so it never touches
     what another attempt or run of the same date wrote; its ``Manifest.ref`` is what the load checks.
     ``progress`` is told (rows, CSV bytes) so far after each fetched batch (the CLI's progress line).
+    An incremental table's extract reads only the rows at or after its watermark (less the overlap),
+    or every row on its first run or when ``reset_watermark`` is asked for.
     """
     extract_id = new_extract_id(run_id)
     request = extract_module.ExtractRequest(
@@ -137,6 +196,8 @@ def extract_table(
         chunk=chunk,
         extract_id=extract_id,
         progress=progress,
+        cursor=cursor_request(connections, company, spec, reset_watermark=reset_watermark),
+        key_columns=delete_key(connections, company, spec),
     )
     with bounds_named(settings, source=True), opened(connections.source()) as conn:
         bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
@@ -191,3 +252,53 @@ def load_table(
     )
     with bounds_named(settings, source=False), opened(connections.target()) as conn:
         return load_module.load(MySqlTarget(conn, settings), request)
+
+
+def verify_table(
+    connections: Connections,
+    company: Company,
+    spec: TableSpec,
+    logical_date: dt.datetime,
+    *,
+    lookback_days: int | None = None,
+    settings: Settings | None = None,
+) -> verify_module.Verdict:
+    """Compare the table's source query (bound for this run) with its target table, on the servers.
+
+    The whole target table is compared, so a table that accumulates look-back windows (``upsert``
+    with a date window) matches only with a look-back covering its history.
+    """
+    parameters = _parameters(spec, company, logical_date, lookback_days)
+    settings = settings or Settings.from_env()
+    with opened(connections.source()) as source, opened(connections.target()) as target_conn:
+        target = MySqlTarget(target_conn, settings)
+        unique = [k[0] for k in target.unique_keys(company.schema, spec.target.table) if len(k) == 1]
+        keys = [k for k in (spec.chunk_column, *unique) if k]
+        return verify_module.verify(
+            source,
+            spec.query_select,
+            parameters,
+            target_conn,
+            company.schema,
+            spec.target.table,
+            spec.target.columns,
+            keys,
+        )
+
+
+def verify_after_load(
+    connections: Connections,
+    company: Company,
+    spec: TableSpec,
+    logical_date: dt.datetime,
+    result: load_module.LoadResult,
+) -> None:
+    """When the table's row asks for it (``verify_after_load``), verify a load that loaded something.
+
+    MismatchError names the first differing key range; the loaded rows stay (they committed).
+    """
+    if not spec.verify_after_load or result.skipped:
+        return
+    verdict = verify_table(connections, company, spec, logical_date)
+    if not verdict.matches:
+        raise MismatchError(f"company {company.alias!r} {spec.where}: verify after load: {verdict.describe()}")

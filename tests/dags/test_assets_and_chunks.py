@@ -331,7 +331,7 @@ def test_a_chunk_plan_refused_for_its_admin_row_fails_at_once_without_retries(mo
     company, spec = _company_and_spec()
     message = "company 'acme' table 'users' (tables row id=1): chunk column 'code' is VARCHAR, not an integer type"
 
-    def refuse(*_: Any) -> None:
+    def refuse(*_: Any, **__: Any) -> None:
         raise ConfigError(message)
 
     monkeypatch.setattr(tasks, "plan_table_chunks", refuse)

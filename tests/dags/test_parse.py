@@ -388,7 +388,7 @@ def test_params_form_lists_the_configured_aliases(world, fresh_snapshot):
     assert companies["type"] == "array"
     assert companies["items"]["enum"] == sorted([world.a, world.b])  # the inactive company is not offered
     assert dag.params.get_param("tables").schema["items"]["enum"] == ["orders", "users"]
-    assert dag.params.get_param("load_mode").schema["enum"] == ["default", "upsert", "swap"]
+    assert dag.params.get_param("load_mode").schema["enum"] == ["default", "upsert", "swap", "incremental"]
     assert dag.params["lookback_days"] is None
     # The form is what the serialized DAG carries to the UI.
     serialized = DagSerialization.to_dict(dag)["dag"]
@@ -397,6 +397,7 @@ def test_params_form_lists_the_configured_aliases(world, fresh_snapshot):
         "tables",
         "load_mode",
         "allow_shrink",
+        "reset_watermark",
         "lookback_days",
     ]
     assert dag.schedule == "@daily" and dag.catchup is False

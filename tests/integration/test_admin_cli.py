@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from tests.conftest import REPO, execute, mysql_connect, s3_client
 
+from report_pipeline import admin
+
 pytestmark = pytest.mark.integration
 
 CLI = str(REPO / ".venv" / "bin" / "report-pipeline")
@@ -149,27 +151,16 @@ def scratch(tmp_path: Path) -> Iterator[dict[str, Any]]:
 def test_init_admin_creates_a_new_schema_and_a_second_run_has_nothing_to_do(scratch):
     first = cli(scratch["env"], "init-admin")
     assert first.returncode == 0, first.stderr
+    added = [name for name, _ in admin.ADDED_COLUMNS["tables"]]
     assert first.stdout.splitlines() == [
         "created table companies",
         "created table tables",
         "created table configurations",
         "created table companies_configurations",
-        "added column tables.load_mode",
-        "added column tables.chunk_column",
-        "added column tables.chunk_rows",
-        "added column tables.all_companies",
-        "added column tables.allow_empty_swap",
-        "added column tables.max_shrink_percent",
+        *(f"added column tables.{name}" for name in added),
         "added configuration 'date Y-M-D'",
     ]
-    assert _columns(scratch["admin"], "tables")[-6:] == [
-        "load_mode",
-        "chunk_column",
-        "chunk_rows",
-        "all_companies",
-        "allow_empty_swap",
-        "max_shrink_percent",
-    ]
+    assert _columns(scratch["admin"], "tables")[-len(added) :] == added
     assert _rows(scratch["admin"], "SELECT name FROM configurations") == [("date Y-M-D",)]
     # The seed's statements run unchanged against the new schema.
     execute(mysql_connect(scratch["admin"]), *SEED_ROWS[:2])
@@ -196,14 +187,7 @@ def test_seed_era_schema_is_read_as_is_then_upgraded_in_place_with_defaults(scra
 
     upgrade = cli(scratch["env"], "init-admin")
     assert upgrade.returncode == 0, upgrade.stderr
-    assert upgrade.stdout.splitlines() == [
-        "added column tables.load_mode",
-        "added column tables.chunk_column",
-        "added column tables.chunk_rows",
-        "added column tables.all_companies",
-        "added column tables.allow_empty_swap",
-        "added column tables.max_shrink_percent",
-    ]
+    assert upgrade.stdout.splitlines() == [f"added column tables.{name}" for name, _ in admin.ADDED_COLUMNS["tables"]]
     # Seed rows keep their meaning: the added columns take their defaults; nothing else changed.
     assert _rows(scratch["admin"], "SELECT id, name, load_mode, chunk_column, chunk_rows FROM `tables`") == [
         (1, "users", "upsert", None, None)

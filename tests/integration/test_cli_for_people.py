@@ -39,8 +39,16 @@ def _onboarded(scratch: dict[str, Any]) -> str:
     return alias
 
 
+def _orders_handed_over(scratch: dict[str, Any]) -> None:
+    """Disable the ``orders`` row: one target table has one active admin row (issue 10), and
+    ``ADD_ORDERS_CHUNKED`` loads the same target table."""
+    off = cli(scratch["env"], "disable", "--table", "orders")
+    assert off.returncode == 0, off.stdout + off.stderr
+
+
 def test_add_table_refuses_what_the_dag_could_not_run_and_writes_what_it_can(scratch):
     alias = _onboarded(scratch)
+    _orders_handed_over(scratch)
     before = _rows(scratch["admin"], "SELECT * FROM `tables`")
     bad = cli(
         scratch["env"], "add-table", "--name", "wipe", "--query-select", "DELETE FROM users",
@@ -54,8 +62,8 @@ def test_add_table_refuses_what_the_dag_could_not_run_and_writes_what_it_can(scr
     )  # fmt: skip
     assert counts.returncode == 2 and "2 %s placeholder(s) but params_select lists 1" in counts.stderr
     taken = cli(
-        scratch["env"], "add-table", "--name", "users", "--query-select", "SELECT id FROM users",
-        "--query-insert", "REPLACE INTO users(id) VALUES ",
+        scratch["env"], "add-table", "--name", "users", "--query-select",
+        "SELECT id FROM users WHERE company = %(company_id)s", "--query-insert", "REPLACE INTO users(id) VALUES ",
     )  # fmt: skip
     assert taken.returncode == 2 and "an active table 'users' exists already" in taken.stderr
     assert _rows(scratch["admin"], "SELECT * FROM `tables`") == before, "a refused row was written"
@@ -125,6 +133,7 @@ def _on_a_terminal(env: dict[str, str], *args: str) -> str:
 
 def test_run_shows_progress_on_a_terminal_only_and_report_finds_chunked_and_manual_runs(scratch):
     alias = _onboarded(scratch)
+    _orders_handed_over(scratch)
     assert cli(scratch["env"], *ADD_ORDERS_CHUNKED).returncode == 0
     # orders_by_id loads into orders too; users is loaded by a manual, mid-afternoon run.
     piped = cli(scratch["env"], "run", "--company", alias, "--table", "orders_by_id", "--date", "2026-11-26")
@@ -149,9 +158,10 @@ def test_run_shows_progress_on_a_terminal_only_and_report_finds_chunked_and_manu
     assert latest["users"][2] == "2026-11-26 15:30:00"
     assert latest["users"][3:5] == [str(source_users), str(source_users)]
     by_day = report("--date", "2026-11-26")
-    assert by_day["users"][-1] == "cli__2026-11-26T15:30:00+00:00"
-    assert by_day["orders_by_id"][-1] == "cli__2026-11-26T00:00:00+00:00"
-    by_run = report("--run-id", "cli__2026-11-26T15:30:00+00:00")
+    # CLI run ids are unique per invocation (issue 10: attempts of one date never share a run id).
+    assert by_day["users"][-1].startswith("cli__2026-11-26T15:30:00+00:00__")
+    assert by_day["orders_by_id"][-1].startswith("cli__2026-11-26T00:00:00+00:00__")
+    by_run = report("--run-id", by_day["users"][-1])
     assert by_run["users"][4] == str(source_users)
     assert by_run["orders_by_id"][-1] == "no load"
     assert report("--date", "2026-11-25")["users"][-1] == "no load"

@@ -118,6 +118,12 @@ def _params(plan: Plan) -> dict[str, Param]:
             title="Allow swaps that empty or shrink tables",
             description="Lift the swap guard for this run (tables.allow_empty_swap / max_shrink_percent).",
         ),
+        "reset_watermark": Param(
+            False,
+            type="boolean",
+            title="Reset incremental watermarks",
+            description="Incremental tables: read every row and replace the stored watermark (a full reload).",
+        ),
         "lookback_days": Param(
             None,
             type=["null", "integer"],

@@ -23,7 +23,7 @@ from report_pipeline.airflow.metrics import TableMetrics
 from report_pipeline.airflow.params import skip_unless_selected
 from report_pipeline.chunks import Chunk
 from report_pipeline.config import Company, TableSpec
-from report_pipeline.errors import ConfigError, RefusedError
+from report_pipeline.errors import ConfigError, MismatchError, RefusedError
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, table_prefix
 from report_pipeline.settings import S3_CONN_ID, SOURCE_CONN_ID, TARGET_CONN_ID, Settings
 
@@ -59,6 +59,10 @@ def _lookback_override(context: Mapping[str, Any]) -> int | None:
     return None if value in (None, "") else int(value)
 
 
+def _reset_watermark(context: Mapping[str, Any]) -> bool:
+    return bool((context.get("params") or {}).get("reset_watermark"))
+
+
 def shown_sql(query: str) -> str:
     """The query as a template field: shown verbatim in the UI's rendered view, never run through Jinja.
 
@@ -72,16 +76,24 @@ def shown_sql(query: str) -> str:
 
 def _refusals_fail_at_once(execute: Callable[..., T]) -> Callable[..., T]:
     """A refusal (bad admin row, a load the pipeline cannot be sure of) fails the task without retries:
-    retrying cannot change the verdict, and the target is already as it was."""
+    retrying cannot change the verdict, and the target is already as it was. A verify that found a
+    difference fails at once too: a retry would compare the same rows again."""
 
     @functools.wraps(execute)
     def run(self: BaseOperator, context: Any) -> T:
         try:
             return execute(self, context)
-        except (ConfigError, RefusedError) as exc:
+        except (ConfigError, RefusedError, MismatchError) as exc:
             raise AirflowFailException(str(exc)) from exc
 
     return run
+
+
+# Skips: the target already holds newer data than this load brings.
+_OLDER = {
+    "older-window": "already holds a newer full refresh",
+    "older-extract": "already holds rows from a newer incremental extract",
+}
 
 
 class _TableOperator(BaseOperator):
@@ -138,7 +150,8 @@ class ReportChunkPlanOperator(_TableOperator):
             self.spec,
             logical_date_of(context),
             _lookback_override(context),
-            self.settings,
+            settings=self.settings,
+            reset_watermark=_reset_watermark(context),
         )
         self.log.info(
             "%s.%s: %d chunk(s): %s",
@@ -183,6 +196,7 @@ class ReportMySqlToS3Operator(_TableOperator):
             context["run_id"],
             lookback_days=_lookback_override(context),
             chunk=chunk,
+            reset_watermark=_reset_watermark(context),
         )
         self.log.info(
             "extracted %d rows, %d CSV bytes (%d stored) into s3://%s/%s",
@@ -271,12 +285,13 @@ class ReportS3ToMySqlOperator(_TableOperator):
             allow_shrink=bool(params.get("allow_shrink")),
             company_tables=self.company_tables,
         )
-        if result.skip_reason == "older-window":
+        if result.skip_reason in _OLDER:
             # Nothing changed in the target, so no "refreshed" Asset event either.
             raise AirflowSkipException(
-                f"{self.company.schema}.{self.spec.target.table} already holds a newer full refresh; "
-                f"the window of {logical_date.date()} was not swapped in"
+                f"{self.company.schema}.{self.spec.target.table}: {_OLDER[result.skip_reason]}; "
+                f"the data of {logical_date.date()} was not loaded"
             )
+        tasks.verify_after_load(self.connections(), self.company, self.spec, logical_date, result)
         self._describe_asset_events(context, result, logical_date)
         self.log.info(
             "%s %d rows into %s.%s in %.2f s",

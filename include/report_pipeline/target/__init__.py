@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 from report_pipeline.csvformat import Encoding
 from report_pipeline.ledger import LoadRecord
+from report_pipeline.watermarks import Watermark
 
 Duplicates = Literal["replace", "insert", "ignore"]
 
@@ -83,3 +84,38 @@ class Target(Protocol):
 
     def record_load(self, schema: str, entry: LoadRecord) -> None:
         """Add the ledger row of a successful load, in the current transaction."""
+
+    def ensure_watermarks(self, schema: str) -> None:
+        """Create the watermark table in ``schema`` if needed (before the load's transaction)."""
+
+    def watermark(self, schema: str, table: str) -> Watermark | None:
+        """The stored watermark of ``table``, if an incremental load has set one."""
+
+    def write_watermark(
+        self,
+        schema: str,
+        *,
+        table: str,
+        cursor_column: str,
+        cursor_value: str | None,
+        snapshot_at: dt.datetime,
+        logical_date: dt.datetime,
+        run_id: str,
+        load_key: str,
+    ) -> None:
+        """Store ``table``'s watermark in the current transaction."""
+
+    def create_key_table(self, schema: str, table: str, columns: Sequence[str]) -> str:
+        """A session-private table for the key set of ``table`` (its ``columns``, their types); its name."""
+
+    def count_missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> int:
+        """How many rows of ``table`` have keys that are not in ``keys_table``."""
+
+    def delete_missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> int:
+        """Delete those rows in the current transaction; returns how many."""
+
+    def drop_key_table(self, schema: str, keys_table: str) -> None:
+        """Drop the key table (quietly: the session may be gone, and the table with it)."""
+
+    def key_checksum(self, schema: str, table: str, columns: Sequence[str]) -> tuple[int, int]:
+        """COUNT(*) and SUM(CRC32(CONCAT_WS('#', columns))) of ``table``, in the current transaction."""

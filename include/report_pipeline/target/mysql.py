@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from report_pipeline import ledger
+from report_pipeline import ledger, watermarks
 from report_pipeline.csvformat import LOAD_DATA_FORMAT, Encoding, load_data_columns
 from report_pipeline.errors import TransferError
 from report_pipeline.ledger import LoadRecord
@@ -20,6 +20,7 @@ from report_pipeline.settings import Settings
 from report_pipeline.target import Duplicates
 from report_pipeline.target.infile import LocalInfileGuard
 from report_pipeline.validation import quote_identifier
+from report_pipeline.watermarks import Watermark
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +248,93 @@ class MySqlTarget:
     def record_load(self, schema: str, entry: LoadRecord) -> None:
         """The ledger row, in the current transaction."""
         ledger.record(self.cursor, schema, entry)
+
+    def ensure_watermarks(self, schema: str) -> None:
+        """Create ``report_watermarks`` if needed."""
+        watermarks.ensure(self.cursor, schema)
+
+    def watermark(self, schema: str, table: str) -> Watermark | None:
+        """The stored watermark of ``table``."""
+        return watermarks.read(self.cursor, schema, table)
+
+    def write_watermark(
+        self,
+        schema: str,
+        *,
+        table: str,
+        cursor_column: str,
+        cursor_value: str | None,
+        snapshot_at: dt.datetime,
+        logical_date: dt.datetime,
+        run_id: str,
+        load_key: str,
+    ) -> None:
+        """The watermark row, in the current transaction."""
+        watermarks.write(
+            self.cursor,
+            schema,
+            table=table,
+            cursor_column=cursor_column,
+            cursor_value=cursor_value,
+            snapshot_at=snapshot_at,
+            logical_date=logical_date,
+            run_id=run_id,
+            load_key=load_key,
+        )
+
+    # --- delete detection: the source's key set in a TEMPORARY table (no implicit commit, session-private)
+
+    def create_key_table(self, schema: str, table: str, columns: Sequence[str]) -> str:
+        """A TEMPORARY table with ``table``'s key columns and types, keyed on them."""
+        self.cursor.execute(
+            "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+            (schema, table),
+        )
+        types = {str(r[0]).lower(): r for r in self.cursor.fetchall()}
+        definitions = []
+        for column in columns:
+            _, column_type, charset, collation = types[column.lower()]
+            # The type comes from the server's own catalogue; the charset keeps comparisons alike.
+            text = f" CHARACTER SET {charset} COLLATE {collation}" if charset else ""
+            definitions.append(f"{quote_identifier(column)} {column_type}{text} NOT NULL")
+        name = "_rp_keys_" + hashlib.sha1(f"{schema}.{table}".encode()).hexdigest()[:12]
+        keys = ", ".join(quote_identifier(c) for c in columns)
+        self.cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {_name(schema, name)}")
+        self.cursor.execute(
+            f"CREATE TEMPORARY TABLE {_name(schema, name)} ({', '.join(definitions)}, PRIMARY KEY ({keys}))"
+        )
+        return name
+
+    def key_checksum(self, schema: str, table: str, columns: Sequence[str]) -> tuple[int, int]:
+        """Row count and key checksum, computed by the server."""
+        keys = ", ".join(quote_identifier(c) for c in columns)
+        self.cursor.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('#', {keys}))), 0) FROM {_name(schema, table)}"
+        )
+        count, checksum = self.cursor.fetchone()
+        return int(count), int(checksum)
+
+    def _missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> str:
+        # Single-table form (no aliases in the DELETE list): valid alike on MySQL 8 and MariaDB.
+        live = _name(schema, table)
+        joined = " AND ".join(f"_rp_k.{quote_identifier(c)} = {live}.{quote_identifier(c)}" for c in columns)
+        return f"FROM {live} WHERE NOT EXISTS (SELECT 1 FROM {_name(schema, keys_table)} AS _rp_k WHERE {joined})"
+
+    def count_missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> int:
+        """Rows of ``table`` whose key is not in ``keys_table``."""
+        self.cursor.execute(f"SELECT COUNT(*) {self._missing(schema, table, keys_table, columns)}")
+        return int(self.cursor.fetchone()[0])
+
+    def delete_missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> int:
+        """DELETE those rows."""
+        self.cursor.execute(f"DELETE {self._missing(schema, table, keys_table, columns)}")
+        return int(self.cursor.rowcount)
+
+    def drop_key_table(self, schema: str, keys_table: str) -> None:
+        """DROP TEMPORARY TABLE (does not end the transaction)."""
+        with contextlib.suppress(Exception):
+            self.cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {_name(schema, keys_table)}")
 
     # --- schemas and tables, for onboarding
 

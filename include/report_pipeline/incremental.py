@@ -1,0 +1,210 @@
+"""Incremental extracts: the cursor column's rules, the filtered query, and the highest value seen.
+
+An ``incremental`` table's query is wrapped so the source returns only rows whose cursor column is at
+or after the stored watermark minus an overlap; the watermark itself lives in the target
+(``report_pipeline.watermarks``) and moves only when a load commits. ``>=`` rather than ``>``: a row
+committed later with exactly the highest value already loaded is still found, and re-reading the
+boundary rows is harmless because incremental loads replace rows by key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from report_pipeline.csvformat import INTEGER_TYPES, Encoding, merge_encodings, type_name
+from report_pipeline.errors import ConfigError, TransferError
+from report_pipeline.manifest import CursorRange, KeySet
+from report_pipeline.session import Parameters, probe_columns
+from report_pipeline.validation import quote_identifier
+
+CursorKind = Literal["integer", "time"]
+
+# TIMESTAMP, DATE, DATETIME, NEWDATE: compared in the session's UTC, printed in a sortable form.
+TIME_TYPES = frozenset({7, 10, 12, 14})
+# Integer types, less YEAR: a year is not a change counter.
+CURSOR_INTEGER_TYPES = INTEGER_TYPES - {13}
+# Without a stated overlap, a time cursor re-reads five minutes before its watermark: long enough for
+# a transaction that stamped its rows and committed a little later; an integer cursor re-reads none.
+DEFAULT_TIME_OVERLAP_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class CursorRequest:
+    """What an incremental extract is asked to do: read rows at or after ``watermark`` minus ``overlap``."""
+
+    column: str
+    watermark: str | None
+    overlap: int | None = None
+    reset: bool = False
+
+
+def cursor_problem(description: Sequence[Sequence[Any]], column: str) -> str | None:
+    """Why ``column`` of a query's result (its DB-API description) cannot be a cursor, or None."""
+    found = [d for d in description if str(d[0]).lower() == column.lower()]
+    if not found:
+        names = [str(d[0]) for d in description]
+        return f"cursor_column {column!r} is not a column of query_select's result {names}"
+    type_code, null_ok = found[0][1], found[0][6]
+    if type_code not in TIME_TYPES and type_code not in CURSOR_INTEGER_TYPES:
+        return (
+            f"cursor_column {column!r} is {type_name(type_code)}; it must be a DATETIME, TIMESTAMP or DATE "
+            "(e.g. updated_at) or an increasing integer"
+        )
+    if null_ok:
+        return (
+            f"cursor_column {column!r} can be NULL, and rows with a NULL cursor would never be copied after the "
+            f"first run; make it NOT NULL, or select COALESCE({column}, <a NOT NULL column>) AS {column}"
+        )
+    return None
+
+
+def cursor_kind(description: Sequence[Sequence[Any]], column: str) -> CursorKind:
+    """The kind of a cursor column that passed ``cursor_problem``."""
+    type_code = next(d[1] for d in description if str(d[0]).lower() == column.lower())
+    return "time" if type_code in TIME_TYPES else "integer"
+
+
+def check_cursor(description: Sequence[Sequence[Any]], column: str) -> CursorKind:
+    """The cursor's kind; ConfigError naming what is wrong with it otherwise."""
+    problem = cursor_problem(description, column)
+    if problem:
+        raise ConfigError(problem)
+    return cursor_kind(description, column)
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def since(kind: CursorKind, watermark: str | None, overlap: int | None) -> str | int | None:
+    """The lowest cursor value to read: the watermark less the overlap (seconds, or integer units)."""
+    if watermark is None:
+        return None
+    if kind == "integer":
+        return int(watermark) - (overlap or 0)
+    seconds = DEFAULT_TIME_OVERLAP_SECONDS if overlap is None else overlap
+    return (_time(watermark) - dt.timedelta(seconds=seconds)).isoformat(sep=" ")
+
+
+def filtered_query(query: str, column: str, parameters: Parameters) -> str:
+    """Wrap a query so it returns only rows whose cursor is at or after a bound value (see ``bind_since``)."""
+    col = quote_identifier(column)
+    mark = "%(_rp_since)s" if isinstance(parameters, Mapping) else "%s"
+    return f"SELECT * FROM ({query}) AS _rp_inc WHERE _rp_inc.{col} >= {mark}"
+
+
+def bind_since(parameters: Parameters, value: str | int) -> tuple[Any, ...] | dict[str, Any]:
+    """The query's parameters plus the cursor bound, in the form ``filtered_query`` expects."""
+    if isinstance(parameters, Mapping):
+        return {**parameters, "_rp_since": value}
+    return (*parameters, value)
+
+
+def narrowed(
+    conn: Any, query: str, parameters: Parameters, request: CursorRequest
+) -> tuple[str, Parameters, CursorKind, str | None]:
+    """The query (and parameters) narrowed to the rows at or after the request's start, its cursor kind
+    and that start (None: every row, on a first run or a reset). ConfigError for an unusable cursor."""
+    kind = check_cursor(probe_columns(conn, query, parameters), request.column)
+    start = None if request.reset else since(kind, request.watermark, request.overlap)
+    if start is None:
+        return query, parameters, kind, None
+    return filtered_query(query, request.column, parameters), bind_since(parameters, start), kind, str(start)
+
+
+def later(kind: CursorKind, first: str | None, second: str | None) -> str | None:
+    """The later of two cursor values (either may be None); a watermark never moves backwards."""
+    if first is None or second is None:
+        return second if first is None else first
+    if kind == "integer":
+        return first if int(first) >= int(second) else second
+    return first if _time(first) >= _time(second) else second
+
+
+class MaxTracker:
+    """The highest cursor value among streamed raw rows (MySQL text forms, as bytes)."""
+
+    def __init__(self, kind: CursorKind, index: int) -> None:
+        self.kind = kind
+        self.index = index
+        self.value: str | None = None
+
+    def see(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Take one batch of rows into account."""
+        values = [r[self.index] for r in rows]
+        if not values:
+            return
+        if any(v is None for v in values):
+            raise TransferError("the cursor column returned NULL, which an incremental table cannot copy")
+        if self.kind == "integer":
+            top = str(max(map(int, values)))
+        else:
+            # One column prints every value in one fixed-width form, so the text order is the time order.
+            top = max(values).decode() if isinstance(values[0], bytes) else str(max(values))
+        self.value = later(self.kind, self.value, top)
+
+
+def merge_ranges(ranges: Sequence[CursorRange | None]) -> CursorRange | None:
+    """One range for the manifests of one load (a chunked extract has one per chunk); None if any lacks one.
+
+    The load starts from the lowest ``since``, reaches the highest value seen, and counts as old as its
+    oldest snapshot, so a load of chunks is never taken for newer than its oldest chunk.
+    """
+    if not ranges or any(r is None for r in ranges):
+        return None
+    known = [r for r in ranges if r is not None]
+    first = known[0]
+    if any((r.column.lower(), r.kind) != (first.column.lower(), first.kind) for r in known):
+        raise TransferError(f"the manifests name different cursor columns: {sorted({r.column for r in known})}")
+    lowest: str | None = first.since
+    highest: str | None = None
+    for r in known:
+        highest = later(first.kind, highest, r.max_seen)
+        if r.since is None or lowest is None:
+            lowest = None
+        elif later(first.kind, lowest, r.since) == lowest:
+            lowest = r.since
+    return CursorRange(
+        column=first.column,
+        kind=first.kind,
+        since=lowest,
+        max_seen=highest,
+        snapshot_at=min((r.snapshot_at for r in known), key=_time),
+        reset=any(r.reset for r in known),
+    )
+
+
+@dataclass(frozen=True)
+class KeyColumns:
+    """The key set of one load: its columns and encodings, and its row count and checksum (if known)."""
+
+    columns: tuple[str, ...]
+    encodings: tuple[Encoding, ...]
+    rows: int
+    checksum: int | None
+
+
+def merge_keys(key_sets: Sequence[KeySet | None]) -> KeyColumns | None:
+    """The key set across the manifests of one load (a chunked one has one per chunk); None without.
+
+    Every manifest must carry one (each chunk holds its share of the keys): with some missing, the set
+    would be incomplete and rows of the missing chunks would be deleted.
+    """
+    if not key_sets or all(k is None for k in key_sets):
+        return None
+    if any(k is None for k in key_sets):
+        raise TransferError("some of the load's manifests carry key sets and some do not; re-run the extract")
+    known = [k for k in key_sets if k is not None]
+    names = tuple(c.name for c in known[0].columns)
+    if any(tuple(c.name for c in k.columns) != names for k in known):
+        raise TransferError("the load's manifests carry key sets of different columns; re-run the extract")
+    checksums = [k.checksum for k in known]
+    return KeyColumns(
+        columns=names,
+        encodings=tuple(merge_encodings([[c.encoding for c in k.columns] for k in known])),
+        rows=sum(p.rows for k in known for p in k.parts),
+        checksum=None if any(c is None for c in checksums) else sum(c for c in checksums if c is not None),
+    )

@@ -1,0 +1,97 @@
+"""The watermark table ``report_watermarks``: per target table, the highest cursor value loaded.
+
+The only place with SQL on ``report_watermarks``, as ``ledger`` is for ``report_loads``. It lives in
+each company's target schema beside the rows it describes, so an incremental load writes its rows, its
+ledger row and its new watermark in one transaction: a crash leaves all three as they were. The
+extract reads it (read-only) to know where to start. Each function takes a DB-API cursor on the target
+server and the company's schema name; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from report_pipeline.ledger import utc_naive
+from report_pipeline.validation import quote_identifier
+
+TABLE = "report_watermarks"
+_DDL = """CREATE TABLE IF NOT EXISTS {table} (
+  `table_name` VARCHAR(64) NOT NULL,
+  `cursor_column` VARCHAR(64) NOT NULL,
+  `cursor_value` VARCHAR(64) NULL,
+  `snapshot_at` DATETIME(6) NOT NULL,
+  `logical_date` DATETIME(6) NOT NULL,
+  `run_id` VARCHAR(250) NOT NULL,
+  `load_key` CHAR(64) NOT NULL,
+  `updated_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`table_name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+_COLUMNS = "table_name, cursor_column, cursor_value, snapshot_at, logical_date, run_id, load_key, updated_at"
+_NO_SUCH_TABLE = 1146
+_NO_SUCH_SCHEMA = 1049
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """One ``report_watermarks`` row: how far the incremental loads of one target table have got.
+
+    ``cursor_value`` is the highest cursor value loaded (None after loads that found no rows);
+    ``snapshot_at`` the source snapshot time of the newest extract loaded (UTC).
+    """
+
+    table_name: str
+    cursor_column: str
+    cursor_value: str | None
+    snapshot_at: dt.datetime
+    logical_date: dt.datetime | None = None
+    run_id: str = ""
+    load_key: str = ""
+    updated_at: dt.datetime | None = None
+
+    @classmethod
+    def _from_row(cls, row: Sequence[Any]) -> Watermark:
+        value = None if row[2] is None else str(row[2])
+        return cls(str(row[0]), str(row[1]), value, row[3], row[4], str(row[5]), str(row[6]), row[7])
+
+
+def _table(schema: str) -> str:
+    return f"{quote_identifier(schema)}.`{TABLE}`"
+
+
+def ensure(cursor: Any, schema: str) -> None:
+    """Create the watermark table in ``schema`` if it is not there yet (idempotent)."""
+    cursor.execute(_DDL.format(table=_table(schema)))
+
+
+def read(cursor: Any, schema: str, table: str) -> Watermark | None:
+    """The watermark of ``table``; None before its first incremental load (or without the table)."""
+    try:
+        cursor.execute(f"SELECT {_COLUMNS} FROM {_table(schema)} WHERE table_name = %s", (table,))
+    except Exception as exc:
+        if getattr(exc, "args", (None,))[0] in (_NO_SUCH_TABLE, _NO_SUCH_SCHEMA):
+            return None
+        raise
+    row = cursor.fetchone()
+    return None if row is None else Watermark._from_row(row)
+
+
+def write(
+    cursor: Any,
+    schema: str,
+    *,
+    table: str,
+    cursor_column: str,
+    cursor_value: str | None,
+    snapshot_at: dt.datetime,
+    logical_date: dt.datetime,
+    run_id: str,
+    load_key: str,
+) -> None:
+    """Store ``table``'s watermark, in the caller's transaction (the caller decides its value)."""
+    cursor.execute(
+        f"REPLACE INTO {_table(schema)} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
+        (table, cursor_column, cursor_value, utc_naive(snapshot_at), utc_naive(logical_date), run_id, load_key),
+    )
