@@ -18,28 +18,17 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from report_pipeline import admin, admin_commands, ledger, onboard, ownership, tasks
+from report_pipeline import admin, admin_commands, checks, ledger, onboard, tasks
 from report_pipeline.chunks import Chunk
-from report_pipeline.config import (
-    Company,
-    Plan,
-    TableSpec,
-    bind_parameters,
-    build_plan,
-    build_table,
-    plan_to_dict,
-    window_for,
-)
+from report_pipeline.config import Company, Plan, TableSpec, build_plan, build_table
 from report_pipeline.errors import ReportPipelineError
-from report_pipeline.incremental import cursor_problem
-from report_pipeline.load import column_problems
 from report_pipeline.manifest import Manifest
-from report_pipeline.modes import LOAD_MODES, key_problem, strategy_for
+from report_pipeline.modes import LOAD_MODES
 from report_pipeline.progress import ProgressLine
-from report_pipeline.session import opened, probe_columns
+from report_pipeline.runs import bind_parameters, window_for
+from report_pipeline.session import opened
 from report_pipeline.settings import Settings, check_environment
-from report_pipeline.snapshot import expire_snapshot
-from report_pipeline.target.mysql import MySqlTarget
+from report_pipeline.snapshot import expire_snapshot, plan_to_dict
 
 
 class CliConnections(tasks.Connections, Protocol):
@@ -138,53 +127,11 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, connect: ConnectionsF
     return 0
 
 
-def _validate_against_servers(plan: Plan, settings: Settings, connect: ConnectionsFactory) -> list[str]:
-    """Run each active query with LIMIT 0 on the source and check the company's schema and target tables."""
-    problems: list[str] = []
-    conns = connect(settings)
-    logical = _parse_date(None)
-    protected = conns.protected_schemas()
-    with opened(conns.source()) as source, opened(conns.target()) as target_conn:
-        target = MySqlTarget(target_conn, settings)
-        for cp in plan.companies:
-            c = cp.company
-            owner = _schema_owner_problem(target, c.schema, protected, [t.target.table for t in cp.tables])
-            if owner:
-                problems.append(f"company {c.alias!r} (companies row id={c.id}): {owner}")
-                continue
-            for spec in cp.tables:
-                where = f"company {c.alias!r} {spec.where}"
-                try:
-                    params = bind_parameters(spec, c, window_for(logical, c.lookback_days))
-                    description = probe_columns(source, spec.query_select, params)
-                except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the check
-                    problems.append(f"{where}: source query fails: {exc}")
-                    continue
-                names = [d[0] for d in description]
-                found = column_problems(target, c.schema, spec.target, names)
-                cursor = spec.cursor_column and cursor_problem(description, spec.cursor_column)
-                found += [cursor] if cursor else []
-                if not found and strategy_for(spec.load_mode).needs_key:
-                    keyless = key_problem(target.unique_keys(c.schema, spec.target.table), spec.target.columns)
-                    found += [f"target table {c.schema}.{spec.target.table} {keyless}"] if keyless else []
-                problems += [f"{where}: {p}" for p in found]
-    return problems
-
-
-def _schema_owner_problem(
-    target: MySqlTarget, schema: str, protected: Mapping[str, str], company_tables: Sequence[str]
-) -> str | None:
-    problem = ownership.foreign_schema_problem(schema, protected)
-    if problem is None and target.schema_exists(schema):
-        problem = ownership.adoption_problem(schema, target.tables(schema), company_tables)
-    return problem
-
-
 def cmd_validate(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
     plan = _fresh_plan(settings, connect)
     problems = [str(p) for p in plan.problems]
     if not args.offline:
-        problems += _validate_against_servers(plan, settings, connect)
+        problems += checks.server_problems(plan, settings, connect(settings))
     checked = sum(len(cp.tables) + len(cp.broken) for cp in plan.companies)
     if problems:
         print(f"{len(problems)} problem(s) in {checked} company x table pairs:")

@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from report_pipeline import ledger, legacy, validation, watermarks
-from report_pipeline.errors import ConfigError, RefusedError
+from report_pipeline.errors import ConfigError
 from report_pipeline.modes import DEFAULT_LOAD_MODE, LOAD_MODES, LoadMode
 from report_pipeline.settings import Settings
 
@@ -422,103 +422,4 @@ def build_plan(rows: AdminRows, settings: Settings) -> Plan:
         broken_companies=tuple(broken),
         inactive_companies=len(rows.companies) - len(active),
         inactive_tables=len(rows.tables) - len(active_tables),
-    )
-
-
-@dataclass(frozen=True)
-class Window:
-    """The days one run copies: ``date_from`` (inclusive) to ``date_to`` (the logical date)."""
-
-    date_from: dt.date
-    date_to: dt.date
-
-
-def window_for(logical_date: dt.datetime | dt.date, lookback_days: int) -> Window:
-    """The copy window of a run: the N days before its logical date, never ``now()``."""
-    day = logical_date.date() if isinstance(logical_date, dt.datetime) else logical_date
-    return Window(day - dt.timedelta(days=lookback_days), day)
-
-
-def bind_parameters(spec: TableSpec, company: Company, window: Window) -> tuple[Any, ...] | dict[str, Any]:
-    """The driver parameters for ``spec.query_select``: a tuple for ``%s``, a dict for ``%(name)s``."""
-    if spec.named_parameters:
-        values = {
-            "company_id": company.company_id,
-            "alias": company.alias,
-            "date_from": window.date_from.isoformat(),
-            "date_to": window.date_to.isoformat(),
-        }
-        return {name: values[name] for name in spec.named_parameters}
-    row = company.legacy_row()
-    return tuple(window.date_from.isoformat() if ref.kind == "date" else row[ref.index] for ref in spec.references)
-
-
-def with_overrides(spec: TableSpec, load_mode: str | None) -> TableSpec:
-    """The spec with a run-time load-mode override (from a manual run's params) applied.
-
-    An override may only go toward what the table's row permits: its own mode, or ``upsert``, which
-    never removes rows. Turning an accumulating upsert table into a swap of one window would replace
-    the company's whole history with a few days of it, so that is refused.
-    """
-    if not load_mode or load_mode == "default" or load_mode == spec.load_mode:
-        return spec
-    if load_mode not in LOAD_MODES:
-        raise ConfigError(f"load_mode override {load_mode!r} is not one of {LOAD_MODES}")
-    if load_mode != DEFAULT_LOAD_MODE:
-        raise RefusedError(
-            f"{spec.where}: this run asks for load_mode {load_mode!r}, but the table's row says "
-            f"{spec.load_mode!r}; a run may only override it with {DEFAULT_LOAD_MODE!r}. Change tables.load_mode "
-            "if the table should be replaced by each run"
-        )
-    return replace(spec, load_mode=load_mode)  # type: ignore[arg-type]
-
-
-# --- snapshot (de)serialisation: the plan is cached as JSON, so parsing the DAG never re-validates SQL.
-
-
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """A JSON-ready form of the plan."""
-    return asdict(plan)
-
-
-def _table_from_dict(d: Mapping[str, Any]) -> TableSpec:
-    return TableSpec(
-        id=d["id"],
-        name=d["name"],
-        query_select=d["query_select"],
-        references=tuple(legacy.Reference(r["kind"], r["index"]) for r in d["references"]),
-        named_parameters=tuple(d["named_parameters"]),
-        target=validation.InsertTarget(d["target"]["table"], tuple(d["target"]["columns"]), d["target"]["mode"]),
-        load_mode=d["load_mode"],
-        chunk_column=d["chunk_column"],
-        chunk_rows=d["chunk_rows"],
-        all_companies=d.get("all_companies", False),
-        allow_empty_swap=d.get("allow_empty_swap", False),
-        max_shrink_percent=d.get("max_shrink_percent"),
-        cursor_column=d.get("cursor_column"),
-        cursor_overlap=d.get("cursor_overlap"),
-        verify_after_load=d.get("verify_after_load", False),
-        delete_detection=d.get("delete_detection", "none"),
-    )
-
-
-def _problem(d: Mapping[str, Any]) -> Problem:
-    return Problem(d["table"], d["row_id"], d["message"])
-
-
-def plan_from_dict(d: Mapping[str, Any]) -> Plan:
-    """Rebuild a plan written by ``plan_to_dict``."""
-    return Plan(
-        companies=tuple(
-            CompanyPlan(
-                company=Company(**c["company"]),
-                tables=tuple(_table_from_dict(t) for t in c["tables"]),
-                broken=tuple(BrokenTable(b["name"], _problem(b["problem"])) for b in c["broken"]),
-            )
-            for c in d["companies"]
-        ),
-        broken_companies=tuple(BrokenCompany(b["key"], _problem(b["problem"])) for b in d["broken_companies"]),
-        inactive_companies=d["inactive_companies"],
-        inactive_tables=d["inactive_tables"],
-        built_at=d["built_at"],
     )

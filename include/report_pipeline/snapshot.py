@@ -12,11 +12,23 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from report_pipeline.config import AdminRows, Plan, build_plan, plan_from_dict, plan_to_dict
+from report_pipeline import legacy, validation
+from report_pipeline.config import (
+    AdminRows,
+    BrokenCompany,
+    BrokenTable,
+    Company,
+    CompanyPlan,
+    Plan,
+    Problem,
+    TableSpec,
+    build_plan,
+)
 from report_pipeline.errors import ConfigError
 from report_pipeline.settings import Settings
 
@@ -159,3 +171,54 @@ def load_plan(
     write_snapshot(path, settings, plan)
     failure_marker(path).unlink(missing_ok=True)
     return plan, PlanSource("admin-db", 0.0, 1)
+
+
+# --- (de)serialisation: the plan is cached as JSON, so parsing the DAG never re-validates SQL.
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """A JSON-ready form of the plan."""
+    return asdict(plan)
+
+
+def _table_from_dict(d: Mapping[str, Any]) -> TableSpec:
+    return TableSpec(
+        id=d["id"],
+        name=d["name"],
+        query_select=d["query_select"],
+        references=tuple(legacy.Reference(r["kind"], r["index"]) for r in d["references"]),
+        named_parameters=tuple(d["named_parameters"]),
+        target=validation.InsertTarget(d["target"]["table"], tuple(d["target"]["columns"]), d["target"]["mode"]),
+        load_mode=d["load_mode"],
+        chunk_column=d["chunk_column"],
+        chunk_rows=d["chunk_rows"],
+        all_companies=d.get("all_companies", False),
+        allow_empty_swap=d.get("allow_empty_swap", False),
+        max_shrink_percent=d.get("max_shrink_percent"),
+        cursor_column=d.get("cursor_column"),
+        cursor_overlap=d.get("cursor_overlap"),
+        verify_after_load=d.get("verify_after_load", False),
+        delete_detection=d.get("delete_detection", "none"),
+    )
+
+
+def _problem(d: Mapping[str, Any]) -> Problem:
+    return Problem(d["table"], d["row_id"], d["message"])
+
+
+def plan_from_dict(d: Mapping[str, Any]) -> Plan:
+    """Rebuild a plan written by ``plan_to_dict``."""
+    return Plan(
+        companies=tuple(
+            CompanyPlan(
+                company=Company(**c["company"]),
+                tables=tuple(_table_from_dict(t) for t in c["tables"]),
+                broken=tuple(BrokenTable(b["name"], _problem(b["problem"])) for b in c["broken"]),
+            )
+            for c in d["companies"]
+        ),
+        broken_companies=tuple(BrokenCompany(b["key"], _problem(b["problem"])) for b in d["broken_companies"]),
+        inactive_companies=d["inactive_companies"],
+        inactive_tables=d["inactive_tables"],
+        built_at=d["built_at"],
+    )

@@ -9,15 +9,13 @@ import pytest
 from report_pipeline.config import (
     AdminRows,
     BrokenTable,
-    bind_parameters,
     build_plan,
-    plan_from_dict,
-    plan_to_dict,
-    window_for,
 )
 from report_pipeline.errors import ConfigError
 from report_pipeline.legacy import Reference, parse_params_select
+from report_pipeline.runs import bind_parameters, window_for
 from report_pipeline.settings import Settings
+from report_pipeline.snapshot import plan_from_dict, plan_to_dict
 
 SEED_TABLE = {
     "id": 1,
@@ -188,8 +186,8 @@ def test_two_active_rows_writing_one_target_table_are_a_config_error():
 
 
 def test_a_run_may_override_the_load_mode_only_toward_upsert():
-    from report_pipeline.config import with_overrides
     from report_pipeline.errors import RefusedError
+    from report_pipeline.runs import with_overrides
 
     upsert = plan_of([SEED_TABLE]).companies[0].tables[0]
     with pytest.raises(RefusedError, match="may only override it with 'upsert'"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from report_pipeline.config import AdminRows, BrokenTable, build_plan, build_table, plan_from_dict, plan_to_dict
+from report_pipeline.config import AdminRows, BrokenTable, build_plan, build_table
 from report_pipeline.errors import ConfigError, TransferError
 from report_pipeline.incremental import (
     MaxTracker,
@@ -17,6 +17,7 @@ from report_pipeline.incremental import (
 )
 from report_pipeline.manifest import CursorRange, Manifest
 from report_pipeline.settings import Settings
+from report_pipeline.snapshot import plan_from_dict, plan_to_dict
 
 ROW = {
     "id": 4,

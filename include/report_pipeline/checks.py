@@ -1,0 +1,68 @@
+"""What ``report-pipeline validate`` checks on the servers: each active query, schema and target table.
+
+The admin rows themselves are checked when the plan is built (config.build_plan); this adds what
+only the servers can tell: the query runs, its result columns match query_insert's by name, the target
+table exists with those columns and (for modes that need one) a key, and the company's schema is its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from report_pipeline import ownership
+from report_pipeline.config import Plan
+from report_pipeline.incremental import cursor_problem
+from report_pipeline.load import column_problems
+from report_pipeline.modes import key_problem, strategy_for
+from report_pipeline.runs import bind_parameters, window_for
+from report_pipeline.session import opened, probe_columns
+from report_pipeline.settings import Settings
+from report_pipeline.target.mysql import MySqlTarget
+
+
+def server_problems(plan: Plan, settings: Settings, conns: Any) -> list[str]:
+    """Run each active query with LIMIT 0 on the source and check the company's schema and target tables.
+
+    ``conns`` opens the source and target and knows the protected schemas (cli.CliConnections). Every
+    problem is listed, naming company, table and admin row; none stops the check.
+    """
+    problems: list[str] = []
+    today = dt.datetime.now(dt.UTC)
+    logical = dt.datetime.combine(today.date(), dt.time(), dt.UTC)
+    protected = conns.protected_schemas()
+    with opened(conns.source()) as source, opened(conns.target()) as target_conn:
+        target = MySqlTarget(target_conn, settings)
+        for cp in plan.companies:
+            c = cp.company
+            owner = _schema_owner_problem(target, c.schema, protected, [t.target.table for t in cp.tables])
+            if owner:
+                problems.append(f"company {c.alias!r} (companies row id={c.id}): {owner}")
+                continue
+            for spec in cp.tables:
+                where = f"company {c.alias!r} {spec.where}"
+                try:
+                    params = bind_parameters(spec, c, window_for(logical, c.lookback_days))
+                    description = probe_columns(source, spec.query_select, params)
+                except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the check
+                    problems.append(f"{where}: source query fails: {exc}")
+                    continue
+                names = [d[0] for d in description]
+                found = column_problems(target, c.schema, spec.target, names)
+                cursor = spec.cursor_column and cursor_problem(description, spec.cursor_column)
+                found += [cursor] if cursor else []
+                if not found and strategy_for(spec.load_mode).needs_key:
+                    keyless = key_problem(target.unique_keys(c.schema, spec.target.table), spec.target.columns)
+                    found += [f"target table {c.schema}.{spec.target.table} {keyless}"] if keyless else []
+                problems += [f"{where}: {p}" for p in found]
+    return problems
+
+
+def _schema_owner_problem(
+    target: MySqlTarget, schema: str, protected: Mapping[str, str], company_tables: Sequence[str]
+) -> str | None:
+    problem = ownership.foreign_schema_problem(schema, protected)
+    if problem is None and target.schema_exists(schema):
+        problem = ownership.adoption_problem(schema, target.tables(schema), company_tables)
+    return problem
