@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 FETCH_ROWS = 10_000
 FIRST_FETCH_ROWS = 500
 BLOCK_BYTES = 2 * 1024 * 1024
+BLOCK_QUEUE = 4
+UPLOADS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class ExtractRequest:
     logical_date: str
     run_id: str
     compress: bool = True
-    part_bytes: int = 32 * 1024 * 1024
+    part_bytes: int = 8 * 1024 * 1024
     chunk_column: str | None = None
     chunk: tuple[int, int] | None = None
 
@@ -123,9 +125,11 @@ class _PartUploader:
 
     def __init__(self, request: ExtractRequest) -> None:
         self.request = request
-        self.blocks: queue.Queue[Block | None] = queue.Queue(maxsize=16)
-        self.uploads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rp-upload")
-        self.in_flight = threading.BoundedSemaphore(3)
+        # Memory bound (README "What bounds memory"): BLOCK_QUEUE blocks of ~BLOCK_BYTES waiting, one
+        # part being compressed, and at most UPLOADS_IN_FLIGHT finished parts held for their PUT.
+        self.blocks: queue.Queue[Block | None] = queue.Queue(maxsize=BLOCK_QUEUE)
+        self.uploads = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT, thread_name_prefix="rp-upload")
+        self.in_flight = threading.BoundedSemaphore(UPLOADS_IN_FLIGHT)
         self.futures: list[Future[Part]] = []
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="rp-compress", daemon=True)

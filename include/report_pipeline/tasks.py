@@ -115,6 +115,9 @@ def load_table(
         success_key=f"{table_prefix(spec.name, logical_date)}/{SUCCESS_NAME}",
         logical_date=logical_date,
         run_id=run_id,
+        parallelism=settings.load_parallelism,
+        defer_indexes=settings.swap_defer_indexes,
     )
     with opened(connections.target()) as conn:
-        return load_module.load(MySqlTarget(conn), request)
+        # The opener lets a swap open its extra sessions the same way (same hook, same options).
+        return load_module.load(MySqlTarget(conn, opener=connections.target), request)

@@ -161,3 +161,15 @@ def test_settings_from_env_reads_templates_and_rejects_nonsense():
     assert str(s.snapshot_path) == "/x/report_pipeline/admin_snapshot.json"
     with pytest.raises(ConfigError):
         Settings.from_env({"REPORTS_PART_MB": "lots"})
+
+
+def test_load_parallelism_and_deferred_indexes_settings():
+    default = Settings.from_env({})
+    assert default.load_parallelism == 2 and default.swap_defer_indexes is False
+    assert default.part_bytes == 8 * 2**20, "the part size the memory bound in README assumes"
+    s = Settings.from_env({"REPORTS_LOAD_PARALLELISM": "4", "REPORTS_SWAP_DEFER_INDEXES": "on"})
+    assert s.load_parallelism == 4 and s.swap_defer_indexes is True
+    with pytest.raises(ConfigError, match="at least 1"):
+        Settings.from_env({"REPORTS_LOAD_PARALLELISM": "0"})
+    with pytest.raises(ConfigError, match="REPORTS_SWAP_DEFER_INDEXES"):
+        Settings.from_env({"REPORTS_SWAP_DEFER_INDEXES": "maybe"})
