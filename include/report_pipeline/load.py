@@ -2,8 +2,9 @@
 
 Parts are streamed from S3 to local files exactly as the manifests list them (checksums verified)
 while earlier parts load: one after another, or for a swap over several target sessions at once.
-How the rows become visible is the load mode's business (``report_pipeline.modes``): ``upsert`` loads every part and the ledger row in one transaction; ``swap``
-loads a shadow table and swaps it in with one RENAME. The target is reached only through the ``Target``
+How the rows become visible is the load mode's business (``report_pipeline.modes``): ``upsert``
+loads every part and the ledger row in one transaction; ``swap`` loads a shadow table and swaps it
+in with one RENAME. The target is reached only through the ``Target``
 interface (``report_pipeline.target``).
 """
 
@@ -216,7 +217,8 @@ def _load(target: Target, request: LoadRequest, started: float) -> LoadResult:
         run_id=request.run_id,
         load_key=load_key,
         manifest_keys=request.manifest_keys,
-        parallelism=request.parallelism,
+        # More sessions than parts would only cost connections (most company tables are one part).
+        parallelism=max(1, min(request.parallelism, sum(1 for m in manifests for p in m.parts if p.rows))),
         defer_indexes=request.defer_indexes,
     )
     strategy = strategy_for(request.load_mode)(job)

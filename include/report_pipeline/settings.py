@@ -32,6 +32,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in allowed:
+        raise ConfigError(f"{name}={raw!r} must be one of {allowed}")
+    return raw
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -68,6 +75,9 @@ class Settings:
     sse_kms_key_id: str | None = None
     source_pool: str = "reports_source"
     target_pool: str = "reports_target"
+    # The console script: "auto" opens plain AIRFLOW_CONN_* variables directly (no Airflow import),
+    # "hooks" always goes through the providers' hooks.
+    cli_connections: str = "auto"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -97,4 +107,5 @@ class Settings:
             sse_kms_key_id=env.get("REPORTS_S3_SSE_KMS_KEY_ID", "").strip() or None,
             source_pool=env.get("REPORTS_SOURCE_POOL", "") or cls.source_pool,
             target_pool=env.get("REPORTS_TARGET_POOL", "") or cls.target_pool,
+            cli_connections=_choice(env, "REPORTS_CLI_CONNECTIONS", cls.cli_connections, ("auto", "hooks")),
         )

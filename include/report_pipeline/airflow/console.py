@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -30,7 +31,18 @@ def _logs_to_stderr() -> None:
 
 
 def hook_connections(settings: Settings) -> Any:
-    """The contract's four connections through the providers' hooks (Airflow imported only now)."""
+    """The contract's four connections: plain ``AIRFLOW_CONN_*`` variables directly, else the providers' hooks.
+
+    Importing Airflow for its hooks costs more than a small table's whole transfer; ``envconn`` opens
+    connections the hooks would open alike and declines anything else (REPORTS_CLI_CONNECTIONS=hooks
+    forces the hooks). Airflow is imported only when the hooks are used.
+    """
+    if settings.cli_connections == "auto":
+        from report_pipeline.envconn import env_connections
+
+        direct = env_connections(os.environ, settings.admin_timeout_seconds)
+        if direct is not None:
+            return direct
     from report_pipeline.airflow.connections import HookConnections
 
     _logs_to_stderr()
