@@ -32,7 +32,9 @@ from report_pipeline.storage import Bucket
 log = logging.getLogger(__name__)
 
 FETCH_ROWS = 10_000
-FIRST_FETCH_ROWS = 500
+# Fetches start at one row and at most double: the first rows' width is unknown, and 500 rows of
+# 1 MB values (the old first fetch) held ~400 MB before the size rule below could apply.
+FIRST_FETCH_ROWS = 1
 BLOCK_BYTES = 2 * 1024 * 1024
 BLOCK_QUEUE = 4
 UPLOADS_IN_FLIGHT = 2
@@ -308,7 +310,8 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
             # Size the next fetch so a block stays near BLOCK_BYTES: the queue holds a bounded number
             # of blocks, so this bounds memory even for very wide rows.
             batch_bytes = sum(map(len, lines)) + len(lines)
-            fetch_rows = max(1, min(FETCH_ROWS, BLOCK_BYTES * len(lines) // max(batch_bytes, 1)))
+            by_size = BLOCK_BYTES * len(lines) // max(batch_bytes, 1)
+            fetch_rows = max(1, min(FETCH_ROWS, 2 * len(lines), by_size))
         for item in cutter.finish():
             uploader.send(item)
         parts = uploader.finish()
