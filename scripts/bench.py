@@ -1,31 +1,35 @@
-"""Transfer benchmark for issue 3/4: MySQL -> S3 (CSV) -> MySQL, the project's engine against baselines.
+"""Transfer benchmark (issue 16): MySQL -> S3 (CSV) -> MySQL, the project's engine against baselines.
 
-Run by ``make bench`` (local MariaDB on 127.0.0.1:3307 and SeaweedFS S3 on 127.0.0.1:8333, both started
-by ``scripts/services.sh``). One run:
+Run by ``make bench`` (local MariaDB and SeaweedFS S3, started by ``scripts/services.sh``; ports from
+``REPORTS_MYSQL_PORT`` / ``REPORTS_S3_PORT``). One run:
 
 1. creates, or reuses when it already holds the right rows, the source table ``bench_src.events``
    (1 M rows by default, ``--rows N``) and, with ``--big`` (the default), ``bench_src.events_5m``;
-2. runs every contender ``--repeat`` times, each run in its own subprocess (so the peak RSS printed by
-   the child is that contender's alone), into a freshly recreated ``bench_tgt.events``, then checks the
-   copy: row count and a NULL-aware checksum over all columns, source against target;
-3. prints one table (best time, worst RSS per contender and table size), the issue's targets evaluated
-   against it, and writes everything to ``test-output/bench.json``.
+2. runs every contender ``--repeat`` times (3), interleaved with the others (a slow phase of a shared
+   machine hits all of them), each run in its own subprocess into a freshly recreated, empty
+   ``bench_tgt.events``, then checks the copy: row count and a NULL-aware checksum over all columns;
+3. prints one table: medians and spread (min-max) of the work time (the contender's own clock, after
+   its imports) and of the whole-process wall time, start-up (wall - work), rows/s, peak RSS, RSS right
+   after imports (and one S3 client) and the working set (peak - that), exactness, the ratios to the
+   chain, the load average before each run; then issue 16's targets; everything also goes to
+   ``test-output/bench.json``.
 
 Contenders:
-  ours            report_pipeline.extract + report_pipeline.load (the pure package, no Airflow import)
-  ours-chunked-4  (5 M table) the same engine, the extract split in 4 ``id`` ranges extracted concurrently
-                  by 4 threads, then one load of the 4 manifests (what the DAG's mapped tasks do)
+  ours-upsert     report_pipeline.extract + report_pipeline.load, load mode upsert (one transaction)
+  ours-swap       the same, load mode swap over 2 parallel target sessions (REPORTS_LOAD_PARALLELISM)
+  ours-swap-1, ours-swap-defer   (``--only``) swap on one session; swap with secondary indexes built after
+  ours-chunked-4  (``--chunked``) the extract split in 4 ``id`` ranges extracted concurrently, one load
   airflow         the providers' SqlToS3Operator + S3ToMySqlOperator, tuned to copy exactly
-                  (1 M only unless --peers-big: it needs about 1 GB of RAM per million rows)
+                  (also at 5 M unless --no-peers-big: it needs about 1 GB of RAM per million rows)
   limit           the server-native chain: SELECT INTO OUTFILE, S3 upload/download, LOAD DATA INFILE
   naive           (--naive) fetchall, CSV in memory, put_object; get_object, executemany REPLACE
 
-The source generator, the three baselines and the fidelity query are ported from the reference
-baselines in ``../shared/bench/`` (gen_source.sql, peers.py, NOTES.md by the benchmark's authors), not
-imported, so this file runs without that directory. Differences from peers.py: the databases are
-``bench_src``/``bench_tgt`` as user ``reports``; ``limit`` writes its files under ``@@secure_file_priv``;
-imports (Airflow's takes seconds) are done before the clock starts for every contender; the checksum also
-sums the CRC32s, so that two equal changed rows cannot cancel out in the XOR.
+The source generator, the baselines and the fidelity query are ported from the reference baselines in
+``../shared/bench/`` (gen_source.sql, peers.py, NOTES.md), not imported, so this file runs without that
+directory. Differences from peers.py: the databases are ``bench_src``/``bench_tgt`` as user ``reports``;
+``limit`` writes its files under ``@@secure_file_priv``; imports are done before the work clock starts
+for every contender (the wall time includes them); the checksum also sums the CRC32s, so that two equal
+changed rows cannot cancel out in the XOR.
 """
 
 from __future__ import annotations
