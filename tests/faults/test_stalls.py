@@ -88,7 +88,7 @@ def do_extract(conns: HookConnections, bucket: str, target: str) -> Manifest:
 
 
 def do_load(conns: HookConnections, bucket: str, target: str, manifest: Manifest, mode: str = "upsert") -> Any:
-    return tasks.load_table(conns, SETTINGS, company(bucket, target), spec(mode), [manifest.key], LOGICAL_DATE,
+    return tasks.load_table(conns, SETTINGS, company(bucket, target), spec(mode), [manifest.ref], LOGICAL_DATE,
                             "run-1")
 
 
@@ -130,8 +130,11 @@ def test_source_stalls_mid_extract(monkeypatch, source_db, source_print, target_
 
     def failed(exc: BaseException) -> None:
         assert _timed_out(exc), repr(exc)
-        assert s3_client().list_objects_v2(Bucket=bucket_name, Prefix=prefix + "/part-")["KeyCount"] > 3
-        assert not s3_client().list_objects_v2(Bucket=bucket_name, Prefix=f"{prefix}/manifest.json")["KeyCount"]
+        # Each attempt writes its own folder under the date's prefix (issue 10): parts, no manifest.
+        listed = s3_client().list_objects_v2(Bucket=bucket_name, Prefix=prefix + "/").get("Contents", [])
+        keys = [o["Key"] for o in listed]
+        assert sum("/part-" in k for k in keys) > 3
+        assert not [k for k in keys if k.endswith("/manifest.json")]
         assert pipeline_threads() == []
         assert logged_failure(caplog, "extract", type(exc).__name__)
 
