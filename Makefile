@@ -84,9 +84,9 @@ test: services airflow-db ## the whole suite on the real local servers and Airfl
 test-package: venv ## the installed-package test alone
 	$(VENV)/bin/python -m pytest -m package tests/package $(PYTEST_ARGS)
 
-bench: services ## the transfer benchmark beside the baselines
+bench: services ## the transfer benchmark beside the baselines (BENCH_ARGS=... e.g. --no-peers-big)
 	$(ENV)
-	$(VENV)/bin/python scripts/bench.py
+	$(VENV)/bin/python scripts/bench.py $(BENCH_ARGS)
 
 lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check include dags tests scripts

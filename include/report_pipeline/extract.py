@@ -42,8 +42,12 @@ from report_pipeline.validation import backtick
 log = logging.getLogger(__name__)
 
 FETCH_ROWS = 10_000
-FIRST_FETCH_ROWS = 500
+# Fetches start at one row and at most double: the first rows' width is unknown, and 500 rows of
+# 1 MB values (the old first fetch) held ~400 MB before the size rule below could apply.
+FIRST_FETCH_ROWS = 1
 BLOCK_BYTES = 2 * 1024 * 1024
+BLOCK_QUEUE = 4
+UPLOADS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class ExtractRequest:
     logical_date: str
     run_id: str
     compress: bool = True
-    part_bytes: int = 32 * 1024 * 1024
+    part_bytes: int = 8 * 1024 * 1024
     chunk_column: str | None = None
     chunk: Chunk | None = None
     extract_id: str | None = None
@@ -146,9 +150,11 @@ class _PartUploader:
 
     def __init__(self, request: ExtractRequest) -> None:
         self.request = request
-        self.blocks: queue.Queue[Block | None] = queue.Queue(maxsize=16)
-        self.uploads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rp-upload")
-        self.in_flight = threading.BoundedSemaphore(3)
+        # Memory bound (README "What bounds memory"): BLOCK_QUEUE blocks of ~BLOCK_BYTES waiting, one
+        # part being compressed, and at most UPLOADS_IN_FLIGHT finished parts held for their PUT.
+        self.blocks: queue.Queue[Block | None] = queue.Queue(maxsize=BLOCK_QUEUE)
+        self.uploads = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT, thread_name_prefix="rp-upload")
+        self.in_flight = threading.BoundedSemaphore(UPLOADS_IN_FLIGHT)
         self.futures: list[Future[Part]] = []
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="rp-compress", daemon=True)
@@ -374,7 +380,8 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
             # Size the next fetch so a block stays near BLOCK_BYTES: the queue holds a bounded number
             # of blocks, so this bounds memory even for very wide rows.
             batch_bytes = sum(map(len, lines)) + len(lines)
-            fetch_rows = max(1, min(FETCH_ROWS, BLOCK_BYTES * len(lines) // max(batch_bytes, 1)))
+            by_size = BLOCK_BYTES * len(lines) // max(batch_bytes, 1)
+            fetch_rows = max(1, min(FETCH_ROWS, 2 * len(lines), by_size))
             if request.progress is not None:
                 seen_rows += len(lines)
                 seen_bytes += batch_bytes

@@ -1,14 +1,16 @@
 """CSV parts in S3 -> the company's target schema, all or nothing.
 
-Parts are read exactly as the manifests list them (checksums verified) and loaded one after another
-while the next part downloads. How the rows become visible is the load mode's business
-(``report_pipeline.modes``): ``upsert`` loads every part and the ledger row in one transaction; ``swap``
-loads a shadow table and swaps it in with one RENAME. The target is reached only through the ``Target``
+Parts are streamed from S3 to local files exactly as the manifests list them (checksums verified)
+while earlier parts load: one after another, or for a swap over several target sessions at once.
+How the rows become visible is the load mode's business (``report_pipeline.modes``): ``upsert``
+loads every part and the ledger row in one transaction; ``swap`` loads a shadow table and swaps it
+in with one RENAME. The target is reached only through the ``Target``
 interface (``report_pipeline.target``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -17,7 +19,8 @@ import os
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -68,6 +71,10 @@ class LoadRequest:
     def label(self) -> str:
         """How refusals name this load: company, table and admin row when known."""
         return self.where or f"company {self.company!r} table {self.target.table!r}"
+    # Target sessions a swap loads its shadow over (REPORTS_LOAD_PARALLELISM); needs a target that forks.
+    parallelism: int = 1
+    # Swap: build the shadow's plain secondary indexes after the rows (REPORTS_SWAP_DEFER_INDEXES).
+    defer_indexes: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,19 +210,26 @@ def schema_problem(target: Target, request: LoadRequest) -> str | None:
 
 
 def _fetch_part(bucket: Bucket, part: Part, compressed: bool, directory: str) -> str:
-    """Download one part, verify it, and write it uncompressed to a local file for the bulk load."""
-    body = bucket.get_checked(part.key, part.sha256)
+    """Stream one part to a local file, uncompressed, for the bulk load; verified against the manifest.
+
+    Memory stays at one download piece plus at most ``_INFLATE_STEP`` of inflated output, however
+    large the part or well it compresses.
+    """
     path = os.path.join(directory, hashlib.sha1(part.key.encode()).hexdigest() + ".csv")
     with open(path, "wb") as out:
         if compressed:
             inflater = zlib.decompressobj(31)
-            view = memoryview(body)
-            for start in range(0, len(view), _INFLATE_STEP):
-                out.write(inflater.decompress(view[start : start + _INFLATE_STEP]))
+
+            def write(piece: bytes) -> None:
+                data = piece
+                while data:
+                    out.write(inflater.decompress(data, _INFLATE_STEP))
+                    data = inflater.unconsumed_tail
+
+            bucket.download_checked(part.key, part.sha256, write)
             out.write(inflater.flush())
         else:
-            out.write(body)
-    del body
+            bucket.download_checked(part.key, part.sha256, out.write)
     if os.path.getsize(path) != part.csv_bytes:
         raise TransferError(f"{part.key}: {os.path.getsize(path)} CSV bytes, manifest says {part.csv_bytes}")
     return path
@@ -229,26 +243,36 @@ def _local_parts(
     bucket: Bucket,
     manifests: Sequence[Manifest],
     directory: str,
+    ahead: int = 1,
     parts_of: Callable[[Manifest], Sequence[Part]] = lambda m: m.parts,
-) -> Iterator[tuple[Part, str]]:
-    """Each non-empty part as a verified local file, in manifest order; the next downloads meanwhile.
+) -> Generator[tuple[Part, str], None, None]:
+    """Each non-empty part as a verified local file, in manifest order, ``ahead`` downloading meanwhile.
 
-    A file is removed once the consumer asks for the next one, so at most two are on disk. Nothing
-    is downloaded until the consumer asks for the first file.
+    The consumer owns a file once it is handed over and removes it when loaded, so at most
+    ``ahead`` + (files being loaded) are on disk. Closing the generator cancels downloads not started
+    and waits for the running ones, so nothing writes into ``directory`` after it returns.
     """
     work = [(p, m.compression == "gzip") for m in manifests for p in parts_of(m) if p.rows]
-    with ThreadPoolExecutor(1, thread_name_prefix="rp-fetch") as pool:
-        pending: Future[str] | None = None
-        if work:
-            pending = pool.submit(_fetch_part, bucket, work[0][0], work[0][1], directory)
-        for index, (part, _) in enumerate(work):
-            assert pending is not None
-            path = pending.result()
-            if index + 1 < len(work):
-                following, compressed = work[index + 1]
-                pending = pool.submit(_fetch_part, bucket, following, compressed, directory)
+    pool = ThreadPoolExecutor(max(1, ahead), thread_name_prefix="rp-fetch")
+    pending: deque[tuple[Part, Future[str]]] = deque()
+    following = iter(work)
+    try:
+
+        def top_up() -> None:
+            while len(pending) < max(1, ahead):
+                item = next(following, None)
+                if item is None:
+                    return
+                pending.append((item[0], pool.submit(_fetch_part, bucket, item[0], item[1], directory)))
+
+        top_up()
+        while pending:
+            part, future = pending.popleft()
+            path = future.result()
+            top_up()
             yield part, path
-            os.remove(path)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def load_key_of(manifests: Sequence[Manifest]) -> str:
@@ -334,6 +358,9 @@ def _load_locked(
         guard=request.guard,
         cursor=merge_ranges([m.cursor for m in manifests]),
         keys=merge_keys([m.keys for m in manifests]),
+        # More sessions than parts would only cost connections (most company tables are one part).
+        parallelism=max(1, min(request.parallelism, sum(1 for m in manifests for p in m.parts if p.rows))),
+        defer_indexes=request.defer_indexes,
     )
     strategy = strategy_for(request.load_mode)(job)
     skip_reason = strategy.refusal()
@@ -345,8 +372,11 @@ def _load_locked(
     try:
         strategy.prepare()
         with tempfile.TemporaryDirectory(prefix="rp-load-") as directory:
-            loaded = strategy.load_parts(_local_parts(request.bucket, manifests, directory))
-            strategy.delete_missing(_local_parts(request.bucket, manifests, directory, _key_parts))
+            # Closed before the directory goes, so no download writes into it afterwards.
+            with contextlib.closing(_local_parts(request.bucket, manifests, directory, strategy.sessions)) as parts:
+                loaded = strategy.load_parts(parts)
+            with contextlib.closing(_local_parts(request.bucket, manifests, directory, 1, _key_parts)) as keys:
+                strategy.delete_missing(keys)
         strategy.finish(loaded)
     except BaseException:
         strategy.abort()

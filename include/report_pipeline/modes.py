@@ -12,7 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, get_args
 
@@ -50,6 +53,10 @@ class LoadJob:
     cursor: CursorRange | None = None
     # Delete detection: the key columns (and their CSV encodings) the manifests' key sets hold.
     keys: KeyColumns | None = None
+    # Target sessions a strategy that loads a table no reader sees may use at once (1: serial).
+    parallelism: int = 1
+    # Swap: build the shadow's plain secondary indexes after its rows are in, in one ALTER.
+    defer_indexes: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,72 @@ class SwapGuard:
         return None
 
 
+def _remove_quietly(path: str) -> None:
+    # The part's file belongs to the loader once handed over; the load's temp dir removes any left.
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def load_part(target: Target, job: LoadJob, into: str, duplicates: Duplicates, part: Part, path: str) -> int:
+    """Bulk-load one local part file (then remove it); its row count must be the manifest's."""
+    try:
+        records = target.bulk_load(path, job.schema, into, job.columns, job.encodings, duplicates)
+    except TransferError as exc:
+        raise TransferError(f"{part.key}: {exc}") from exc
+    finally:
+        _remove_quietly(path)
+    if records != part.rows:
+        raise TransferError(f"{part.key}: LOAD DATA read {records} rows, the manifest says {part.rows}")
+    return records
+
+
+def load_in_parallel(
+    target: Target, sessions: int, parts: Iterable[tuple[Part, str]], load_one: Callable[[Target, Part, str], int]
+) -> int:
+    """Load parts over ``sessions`` target sessions at once (``target`` plus forks of it); rows loaded.
+
+    Each session takes the next part as it finishes one. The first failure stops the others from
+    taking more (each ends the part it is loading, at most one part's time) and is raised as it was,
+    so the load fails with that part's error. Every forked session is closed before this returns.
+    """
+    source: Iterator[tuple[Part, str]] = iter(parts)
+    lock = threading.Lock()
+    failed = threading.Event()
+    errors: list[BaseException] = []
+
+    def take() -> tuple[Part, str] | None:
+        # The part iterator is a generator: one thread at a time may advance it.
+        with lock:
+            return None if failed.is_set() else next(source, None)
+
+    def work(session: Target) -> int:
+        count = 0
+        try:
+            while (item := take()) is not None:
+                count += load_one(session, *item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises the first
+            with lock:
+                errors.append(exc)
+            failed.set()
+        return count
+
+    forks: list[Target] = []
+    try:
+        for _ in range(sessions - 1):
+            forks.append(target.fork())
+        with ThreadPoolExecutor(len(forks) + 1, thread_name_prefix="rp-load") as pool:
+            futures = [pool.submit(work, s) for s in (target, *forks)]
+            loaded = sum(f.result() for f in futures)
+    finally:
+        for fork in forks:
+            fork.close()
+    if errors:
+        raise errors[0]
+    return loaded
+
+
 class LoadStrategy:
     """One load mode. Subclasses set ``mode`` and override the steps that differ."""
 
@@ -105,25 +178,31 @@ class LoadStrategy:
         """Why this load must not happen (a skip, target unchanged), or None to go ahead."""
         return None
 
+    @property
+    def sessions(self) -> int:
+        """Target sessions ``load_parts`` uses at once (the load prefetches as many parts)."""
+        return 1
+
     def prepare(self) -> None:
         """Get the target ready to receive the parts."""
 
     def load_parts(self, parts: Iterable[tuple[Part, str]]) -> int:
-        """Load each (part, local file) in one transaction; returns the rows loaded."""
+        """Load each (part, local file, removed once loaded) in one transaction; returns the rows loaded."""
         job = self.job
         job.target.begin()
         loaded = 0
         for part, path in parts:
-            try:
-                records = job.target.bulk_load(path, job.schema, self.into, job.columns, job.encodings, self.duplicates)
-            except TransferError as exc:
-                raise TransferError(f"{part.key}: {exc}") from exc
-            if records != part.rows:
-                raise TransferError(f"{part.key}: LOAD DATA read {records} rows, the manifest says {part.rows}")
-            loaded += records
+            loaded += self._load_one(job.target, part, path)
+        self._check_total(loaded)
+        return loaded
+
+    def _load_one(self, target: Target, part: Part, path: str) -> int:
+        return load_part(target, self.job, self.into, self.duplicates, part, path)
+
+    def _check_total(self, loaded: int) -> None:
+        job = self.job
         if loaded != job.expected_rows:
             raise TransferError(f"loaded {loaded} rows, the manifests list {job.expected_rows}")
-        return loaded
 
     def delete_missing(self, key_parts: Iterable[tuple[Part, str]]) -> int:
         """Delete the target rows whose keys the source no longer returns; 0 for modes without it."""
@@ -191,13 +270,24 @@ def shadow_names(table: str, load_key: str) -> tuple[str, str]:
 
 
 class Swap(LoadStrategy):
-    """Full refresh: load a shadow table built like the target, check its count, one atomic RENAME."""
+    """Full refresh: load a shadow table built like the target, check its count, one atomic RENAME.
+
+    No reader sees the shadow, so its parts load over ``job.parallelism`` sessions at once, each
+    statement committing on its own; all-or-nothing comes from the count check, the one RENAME, and
+    ``abort`` dropping the shadow.
+    """
 
     mode: ClassVar[LoadMode] = "swap"
 
     def __init__(self, job: LoadJob) -> None:
         super().__init__(job)
         self.shadow, self.retired = shadow_names(job.table, job.load_key)
+        self.deferred_indexes: list[str] = []
+
+    @property
+    def sessions(self) -> int:
+        """Parallel sessions into the shadow."""
+        return max(1, self.job.parallelism)
 
     @property
     def into(self) -> str:
@@ -236,16 +326,23 @@ class Swap(LoadStrategy):
         leftovers = [t for t in job.target.tables(job.schema) if t.startswith(prefixes)]
         job.target.drop_tables(job.schema, *leftovers)
         job.target.create_shadow(job.schema, job.table, self.shadow)
+        if job.defer_indexes:
+            self.deferred_indexes = job.target.drop_secondary_indexes(job.schema, self.shadow)
 
     def load_parts(self, parts: Iterable[tuple[Part, str]]) -> int:
-        """Load the shadow and commit it; nobody reads it yet, so its transaction ends here."""
-        loaded = super().load_parts(parts)
-        self.job.target.commit()
+        """Load the shadow (over parallel sessions when allowed); nobody reads it yet, so it commits here."""
+        if self.sessions <= 1:
+            loaded = super().load_parts(parts)
+            self.job.target.commit()
+            return loaded
+        loaded = load_in_parallel(self.job.target, self.sessions, parts, self._load_one)
+        self._check_total(loaded)
         return loaded
 
     def finish(self, loaded: int) -> None:
         """Count the shadow, check it against the guard and newer refreshes, swap it in, record the load."""
         job = self.job
+        job.target.add_indexes(job.schema, self.shadow, self.deferred_indexes)
         counted = job.target.count_rows(job.schema, self.shadow)
         if counted != job.expected_rows:
             raise TransferError(f"shadow table holds {counted} rows, the manifests list {job.expected_rows}")
@@ -267,10 +364,20 @@ class Swap(LoadStrategy):
     def abort(self) -> None:
         """Roll back and drop the shadow, so nothing is left behind."""
         super().abort()
+        job = self.job
         try:
-            self.job.target.drop_tables(self.job.schema, self.shadow)
+            job.target.drop_tables(job.schema, self.shadow)
+            return
+        except Exception:  # noqa: BLE001 - this session may be the one that failed; try a fresh one
+            log.debug("could not drop the shadow on the load's session", exc_info=True)
+        try:
+            fresh = job.target.fork()
+            try:
+                fresh.drop_tables(job.schema, self.shadow)
+            finally:
+                fresh.close()
         except Exception:  # noqa: BLE001 - the server may be gone; the next attempt replaces the shadow
-            log.warning("could not drop shadow table %s.%s", self.job.schema, self.shadow, exc_info=True)
+            log.warning("could not drop shadow table %s.%s", job.schema, self.shadow, exc_info=True)
 
 
 def _utc(text: str) -> dt.datetime:
@@ -349,6 +456,7 @@ class Incremental(Upsert):
         try:
             for part, path in key_parts:
                 records = job.target.bulk_load(path, job.schema, keys_table, columns, encodings, "replace")
+                os.remove(path)  # the consumer owns a handed-over file: at most one key part on disk
                 if records != part.rows:
                     raise TransferError(f"{part.key}: LOAD DATA read {records} keys, the manifest says {part.rows}")
             live = job.target.count_rows(job.schema, job.table)

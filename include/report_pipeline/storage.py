@@ -12,13 +12,16 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from report_pipeline.errors import TransferError
 
 log = logging.getLogger(__name__)
+
+# Bytes read from S3 at a time when a part is streamed to disk.
+DOWNLOAD_PIECE = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class Bucket:
     def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
         """Store one object with a single PUT.
 
-        Parts are at most ``part_bytes`` (32 MB by default), far below S3's 5 GB single-PUT limit, so
+        Parts are at most ``part_bytes`` (8 MB by default), far below S3's 5 GB single-PUT limit, so
         there is no multipart upload to abort when a transfer dies halfway: the object either exists
         whole or not at all (``extract`` still aborts any unfinished multipart upload under its prefix).
         """
@@ -133,13 +136,28 @@ class Bucket:
         with self._owned():
             return bytes(self.client.get_object(Bucket=self.name, Key=key, **self._owner())["Body"].read())
 
-    def get_checked(self, key: str, sha256: str) -> bytes:
-        """Read one part and verify it is byte-for-byte what the extract stored."""
-        body = self.get(key)
-        digest = hashlib.sha256(body).hexdigest()
-        if digest != sha256:
-            raise TransferError(f"s3://{self.name}/{key}: sha256 {digest} does not match the manifest's {sha256}")
-        return body
+    def download_checked(self, key: str, sha256: str, write: Callable[[bytes], object]) -> int:
+        """Stream one part to ``write`` in bounded pieces, then verify it against the manifest's sha256.
+
+        Memory stays at one piece (``DOWNLOAD_PIECE``) whatever the part's size. The caller must discard
+        what it wrote when this raises. Returns the bytes read.
+        """
+        digest = hashlib.sha256()
+        size = 0
+        with self._owned():
+            body = self.client.get_object(Bucket=self.name, Key=key, **self._owner())["Body"]
+            try:
+                while piece := body.read(DOWNLOAD_PIECE):
+                    digest.update(piece)
+                    size += len(piece)
+                    write(piece)
+            finally:
+                body.close()
+        if digest.hexdigest() != sha256:
+            raise TransferError(
+                f"s3://{self.name}/{key}: sha256 {digest.hexdigest()} does not match the manifest's {sha256}"
+            )
+        return size
 
     def exists(self, key: str) -> bool:
         """Whether an object exists."""

@@ -250,9 +250,12 @@ def load_table(
         protected_schemas=connections.protected_schemas(),
         guard=guard,
         lock_timeout_seconds=settings.table_lock_timeout_seconds,
+        parallelism=settings.load_parallelism,
+        defer_indexes=settings.swap_defer_indexes,
     )
     with bounds_named(settings, source=False), opened(connections.target()) as conn:
-        return load_module.load(MySqlTarget(conn, settings), request)
+        # The opener lets a swap open its extra sessions the same way (same provider, same options).
+        return load_module.load(MySqlTarget(conn, settings, opener=connections.target), request)
 
 
 def verify_table(

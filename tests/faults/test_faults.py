@@ -220,8 +220,9 @@ def do_extract(conns: Connections, bucket: str, target: str) -> Manifest:
     return tasks.extract_table(conns, SETTINGS, company(bucket, target), spec(), LOGICAL_DATE, "run-1")
 
 
-def do_load(conns: Connections, bucket: str, target: str, manifest: Manifest, mode: str = "upsert") -> LoadResult:
-    return tasks.load_table(conns, SETTINGS, company(bucket, target), spec(mode), [manifest.ref], LOGICAL_DATE,
+def do_load(conns: Connections, bucket: str, target: str, manifest: Manifest, mode: str = "upsert",
+            settings: Settings = SETTINGS) -> LoadResult:
+    return tasks.load_table(conns, settings, company(bucket, target), spec(mode), [manifest.ref], LOGICAL_DATE,
                             "run-1")
 
 
@@ -404,6 +405,7 @@ def _load_scenario(
     arm: Callable[[FaultProxy, Manifest], None],
     mode: str = "upsert",
     check: Callable[[BaseException, tuple[int, int, int]], None],
+    settings: Settings = SETTINGS,
 ) -> None:
     """Extract cleanly, give the target old data, then load through a proxy that dies as armed."""
     caplog.set_level(logging.INFO)
@@ -414,7 +416,8 @@ def _load_scenario(
         conns = Connections(source_db, **{f"{side}_port": proxy.port})
         arm(proxy, manifest)
         result, failures = like_airflow(
-            lambda: do_load(conns, bucket_name, target_db, manifest, mode), proxy, lambda exc: check(exc, before)
+            lambda: do_load(conns, bucket_name, target_db, manifest, mode, settings), proxy,
+            lambda exc: check(exc, before),
         )
     assert proxy.stats.cuts == 1 and len(failures) == 1, failures
     assert result.rows == ROWS
@@ -423,8 +426,9 @@ def _load_scenario(
     assert_recovered(source_db, target_db, bucket_name, manifest, source_print)
 
 
+@pytest.mark.parametrize("mode", ["upsert", "swap"])
 def test_s3_dies_mid_download_and_the_target_is_untouched_until_the_retry(
-    source_db, source_print, target_db, bucket_name, local_tmp, caplog
+    source_db, source_print, target_db, bucket_name, local_tmp, caplog, mode
 ):
     def check(exc: BaseException, before: tuple[int, int, int]) -> None:
         assert fingerprint(target_db) == before, "a failed load changes nothing"
@@ -433,7 +437,7 @@ def test_s3_dies_mid_download_and_the_target_is_untouched_until_the_retry(
         assert logged_failure(caplog, "load", type(exc).__name__)
 
     _load_scenario(
-        source_db, source_print, target_db, bucket_name, caplog, side="s3",
+        source_db, source_print, target_db, bucket_name, caplog, side="s3", mode=mode,
         arm=lambda proxy, m: proxy.cut_after(m.stored_bytes * 2 // 5, "down"), check=check,
     )
     assert list(local_tmp.iterdir()) == []
@@ -455,8 +459,10 @@ def test_target_dies_mid_upsert_load_all_or_nothing(
     )
 
 
+# Swap loads its shadow over REPORTS_LOAD_PARALLELISM sessions (default 2); 1 is the serial path.
+@pytest.mark.parametrize("parallelism", [1, 2, 4], ids=["serial", "parallel-2", "parallel-4"])
 def test_target_dies_mid_swap_shadow_load_and_readers_only_ever_see_a_whole_table(
-    source_db, source_print, target_db, bucket_name, local_tmp, caplog
+    source_db, source_print, target_db, bucket_name, local_tmp, caplog, parallelism
 ):
     def check(exc: BaseException, before: tuple[int, int, int]) -> None:
         assert isinstance(exc, MySQLdb.OperationalError), repr(exc)
@@ -468,6 +474,7 @@ def test_target_dies_mid_swap_shadow_load_and_readers_only_ever_see_a_whole_tabl
     _load_scenario(
         source_db, source_print, target_db, bucket_name, caplog, side="target", mode="swap",
         arm=lambda proxy, m: proxy.cut_after(m.csv_bytes * 2 // 5, "up"), check=check,
+        settings=Settings(part_bytes=PART_BYTES, load_parallelism=parallelism),
     )
 
 

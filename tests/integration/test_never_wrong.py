@@ -7,7 +7,9 @@ and checks the target's rows against their source (or that the target is exactly
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -216,11 +218,24 @@ def test_two_concurrent_swaps_of_one_table_end_with_the_newer_window(
             results[day] = exc
 
     threads = [threading.Thread(target=run, args=first), threading.Thread(target=run, args=second)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    # Whichever started first, the target ends with D's rows, whole, and nothing left behind.
+    # The second starts once the first holds the table's writer lock: thread start order alone does
+    # not decide which load reaches GET_LOCK first, and the assertions below depend on that order.
+    lock_name = "report_pipeline:" + hashlib.sha1(f"{scratch_db}.tgt".encode()).hexdigest()[:40]
+    watcher = mysql_connect()
+    try:
+        threads[0].start()
+        cursor = watcher.cursor()
+        while threads[0].is_alive():
+            cursor.execute("SELECT IS_USED_LOCK(%s)", (lock_name,))
+            if cursor.fetchone()[0] is not None:
+                break
+            time.sleep(0.005)
+        threads[1].start()
+        for t in threads:
+            t.join(120)
+    finally:
+        watcher.close()
+    # Whichever took the lock first, the target ends with D's rows, whole, and nothing left behind.
     assert _rows(scratch_db, "SELECT COUNT(*), SUM(v) FROM tgt") == [(60000, 120000)], results
     assert _rows(scratch_db, "SHOW TABLES LIKE '\\_rp\\_%'") == []
     assert isinstance(results[1], LoadResult) and not results[1].skipped

@@ -178,11 +178,27 @@ def _extract(source_db: str, bucket: Bucket, part_bytes: int, compress: bool = T
         conn.close()
 
 
-def _load(target_db: str, bucket: Bucket, manifest: Any, table: str = "tgt", mode: str = "upsert") -> Any:
+def _load(
+    target_db: str,
+    bucket: Bucket,
+    manifest: Any,
+    table: str = "tgt",
+    mode: str = "upsert",
+    parallelism: int = 1,
+    opened: list[Any] | None = None,
+    defer_indexes: bool = False,
+) -> Any:
+    def opener() -> Any:
+        # Every extra session in another zone too: the values must not move with any session's zone.
+        extra = mysql_connect(init_command="SET time_zone = '+09:30'")
+        if opened is not None:
+            opened.append(extra)
+        return extra
+
     conn = mysql_connect(init_command="SET time_zone = '-07:00'")
     try:
         return load(
-            MySqlTarget(conn),
+            MySqlTarget(conn, opener=opener),
             LoadRequest(
                 company="acme",
                 schema=target_db,
@@ -193,10 +209,49 @@ def _load(target_db: str, bucket: Bucket, manifest: Any, table: str = "tgt", mod
                 success_key="src/2026-11-26T000000Z/_SUCCESS",
                 logical_date=dt.datetime(2026, 11, 26, tzinfo=dt.UTC),
                 run_id="test",
+                parallelism=parallelism,
+                defer_indexes=defer_indexes,
             ),
         )
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("defer_indexes", [False, True], ids=["indexes-kept", "indexes-after"])
+def test_every_value_round_trips_exactly_through_a_parallel_swap(
+    scratch_db, mysql_root, s3, bucket_name, defer_indexes
+):
+    """Several parts over three target sessions at once into the shadow: every column equals the source."""
+    target_db = scratch_db + "_t"
+    execute(mysql_root, f"CREATE DATABASE `{target_db}`")
+    try:
+        _make_tables(scratch_db, target_db)
+        execute(mysql_root, f"ALTER TABLE `{target_db}`.tgt ADD KEY by_txt (txt(10)), ADD KEY by_dt (dt6, id)")
+        bucket = Bucket(s3, bucket_name)
+        manifest = _extract(scratch_db, bucket, part_bytes=4096)
+        assert len(manifest.parts) > 6, "small parts give every session several"
+        opened: list[Any] = []
+        result = _load(
+            target_db, bucket, manifest, mode="swap", parallelism=3, opened=opened, defer_indexes=defer_indexes
+        )
+        assert result.rows == manifest.rows == len(rows())
+        assert _fingerprint_mismatches(scratch_db, target_db) == []
+        assert len(opened) == 2 and not any(c.open for c in opened), "every extra session is closed"
+        cursor = mysql_root.cursor()
+        cursor.execute(
+            "SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'tgt' "
+            "GROUP BY INDEX_NAME ORDER BY INDEX_NAME",
+            (target_db,),
+        )
+        kept = sorted(r[0] for r in cursor.fetchall())
+        assert kept == ["PRIMARY", "by_dt", "by_txt"], "the live table keeps its keys"
+        cursor.execute(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME LIKE '\\_rp\\_%%'",
+            (target_db,),
+        )
+        assert cursor.fetchall() == ()
+    finally:
+        execute(mysql_root, f"DROP DATABASE IF EXISTS `{target_db}`")
 
 
 @pytest.mark.parametrize("compress", [True, False])

@@ -57,11 +57,20 @@ def _extract(db: str, bucket: Bucket, query: str, prefix: str, part_bytes: int =
         conn.close()
 
 
-def _load(db: str, bucket: Bucket, manifests: list[Manifest], mode: str, day: int) -> LoadResult:
+def _load(
+    db: str, bucket: Bucket, manifests: list[Manifest], mode: str, day: int, parallelism: int = 2,
+    opened: list[Any] | None = None,
+) -> LoadResult:
+    def opener() -> Any:
+        extra = mysql_connect()
+        if opened is not None:
+            opened.append(extra)
+        return extra
+
     conn = mysql_connect()
     try:
         return load(
-            MySqlTarget(conn),
+            MySqlTarget(conn, opener=opener),
             LoadRequest(
                 company="swaptest",
                 schema=db,
@@ -72,6 +81,7 @@ def _load(db: str, bucket: Bucket, manifests: list[Manifest], mode: str, day: in
                 success_key=f"tgt/{day}/_SUCCESS",
                 logical_date=BASE_DATE + dt.timedelta(days=day),
                 run_id=f"test_swap_{day}",
+                parallelism=parallelism,
             ),
         )
     finally:
@@ -196,21 +206,30 @@ def _rows(db: str) -> list[tuple[Any, ...]]:
     return rows
 
 
-def test_a_failed_swap_keeps_the_old_table_and_leaves_no_shadow_tables(scratch_db, bucket_name, s3):
+@pytest.mark.parametrize("parallelism", [1, 3], ids=["serial", "parallel-3"])
+def test_a_failed_swap_keeps_the_old_table_and_leaves_no_shadow_tables(scratch_db, bucket_name, s3, parallelism):
     bucket = Bucket(s3, bucket_name)
     execute(mysql_connect(scratch_db), TARGET_DDL)
     _load(scratch_db, bucket, [_extract(scratch_db, bucket, DATASETS["small"][0], "tgt/0")], "swap", 0)
     before = _rows(scratch_db)
 
     # 3 billion does not fit the target's INT: strict mode would refuse it, a lax one would clip it.
+    # Small parts: the bad row sits in one part of many, loaded beside good ones on other sessions.
     too_big = _extract(
         scratch_db,
         bucket,
         "SELECT seq AS id, IF(seq = 25000, 3000000000, seq) AS val, 'x' AS label FROM seq_1_to_30000",
         "tgt/1",
+        part_bytes=16 * 1024,
     )
-    with pytest.raises(TransferError, match="would change values"):
-        _load(scratch_db, bucket, [too_big], "swap", 1)
+    assert len(too_big.parts) > 6
+    ends = [sum(p.rows for p in too_big.parts[: i + 1]) for i in range(len(too_big.parts))]
+    bad_part = too_big.parts[next(i for i, end in enumerate(ends) if end >= 25000)]
+    opened: list[Any] = []
+    with pytest.raises(TransferError, match="would change values") as failure:
+        _load(scratch_db, bucket, [too_big], "swap", 1, parallelism=parallelism, opened=opened)
+    assert str(failure.value).startswith(bad_part.key), "the load fails with the bad part's own error"
+    assert len(opened) == parallelism - 1 and not any(c.open for c in opened), "every extra session is closed"
     assert _rows(scratch_db) == before
     assert _leftover_tables(scratch_db) == []
 

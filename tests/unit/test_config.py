@@ -206,3 +206,13 @@ def test_swap_guard_settings_round_trip_through_the_snapshot():
         from report_pipeline.config import build_table
 
         build_table({**row, "max_shrink_percent": 101})
+def test_load_parallelism_and_deferred_indexes_settings():
+    default = Settings.from_env({})
+    assert default.load_parallelism == 2 and default.swap_defer_indexes is False
+    assert default.part_bytes == 8 * 2**20, "the part size the memory bound in README assumes"
+    s = Settings.from_env({"REPORTS_LOAD_PARALLELISM": "4", "REPORTS_SWAP_DEFER_INDEXES": "on"})
+    assert s.load_parallelism == 4 and s.swap_defer_indexes is True
+    with pytest.raises(ConfigError, match="at least 1"):
+        Settings.from_env({"REPORTS_LOAD_PARALLELISM": "0"})
+    with pytest.raises(ConfigError, match="REPORTS_SWAP_DEFER_INDEXES"):
+        Settings.from_env({"REPORTS_SWAP_DEFER_INDEXES": "maybe"})

@@ -22,6 +22,15 @@ Duplicates = Literal["replace", "insert", "ignore"]
 class Target(Protocol):
     """One session on a target server, as the load uses it."""
 
+    def fork(self) -> Target:
+        """Another session on the same server, of the same kind, for loads that run in parallel.
+
+        The caller closes it (``close``). Raises TransferError when this target cannot open more.
+        """
+
+    def close(self) -> None:
+        """Close this session quietly (a forked one; the caller of ``load`` closes the first)."""
+
     def begin(self) -> None:
         """Start a transaction: what follows commits or rolls back as one."""
 
@@ -66,6 +75,15 @@ class Target(Protocol):
 
     def create_shadow(self, schema: str, like: str, shadow: str) -> None:
         """Create an empty ``shadow`` table shaped like ``like``, replacing any leftover of that name."""
+
+    def drop_secondary_indexes(self, schema: str, table: str) -> list[str]:
+        """Drop the table's plain (non-unique) secondary indexes; returns their definitions for ``add_indexes``.
+
+        Unique keys stay, as they decide which duplicate wins; returns [] when nothing may be dropped.
+        """
+
+    def add_indexes(self, schema: str, table: str, definitions: Sequence[str]) -> None:
+        """Build the indexes ``drop_secondary_indexes`` returned, in one statement."""
 
     def replace_table(self, schema: str, live: str, shadow: str, retired: str) -> None:
         """Atomically put ``shadow`` in place of ``live`` (readers see one or the other), then drop the old."""

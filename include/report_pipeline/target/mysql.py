@@ -8,14 +8,14 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from report_pipeline import ledger, watermarks
 from report_pipeline.csvformat import LOAD_DATA_FORMAT, Encoding, load_data_columns
 from report_pipeline.errors import TransferError
 from report_pipeline.ledger import LoadRecord
-from report_pipeline.session import bound_target_session, prepare_session, rollback_quietly
+from report_pipeline.session import bound_target_session, close_quietly, prepare_session, rollback_quietly
 from report_pipeline.settings import Settings
 from report_pipeline.target import Duplicates
 from report_pipeline.target.infile import LocalInfileGuard
@@ -31,6 +31,8 @@ _SKIPPED = re.compile(rb"Skipped:\s*(\d+)")
 _VERBS: dict[Duplicates, str] = {"replace": "REPLACE ", "ignore": "IGNORE ", "insert": ""}
 _FOREIGN_KEY = re.compile(r",\s*CONSTRAINT\s+`[^`]+`\s+FOREIGN KEY[^\n]*", re.IGNORECASE)
 _TABLE_NAME = re.compile(r"^CREATE TABLE `[^`]+`", re.IGNORECASE)
+# A plain secondary index line of SHOW CREATE TABLE: "  KEY `name` (`col`,...)" (not UNIQUE/FULLTEXT/SPATIAL).
+_PLAIN_KEY = re.compile(r"^\s*KEY\s+(`(?:[^`]|``)+`)\s.*?,?$")
 
 
 def _name(schema: str, table: str) -> str:
@@ -41,12 +43,14 @@ class MySqlTarget:
     """A ``Target`` on one mysqlclient connection opened with LOAD DATA LOCAL allowed.
 
     The connection answers LOCAL INFILE requests only with the part a ``bulk_load`` is loading (see
-    ``target.infile``), and every lock wait of its session is bounded by the settings.
+    ``target.infile``), and every lock wait of its session is bounded by the settings. ``opener``
+    (optional) opens another such connection, for ``fork``: parallel shadow loads.
     """
 
-    def __init__(self, conn: Any, settings: Settings | None = None) -> None:
+    def __init__(self, conn: Any, settings: Settings | None = None, opener: Callable[[], Any] | None = None) -> None:
         self.conn = conn
         self.settings = settings or Settings()
+        self.opener = opener
         # Before the first query: a server that is not who it claims may answer any query with a
         # LOCAL INFILE request.
         self.infile = LocalInfileGuard(conn)
@@ -55,6 +59,24 @@ class MySqlTarget:
         conn.autocommit(True)
         self.cursor = conn.cursor()
         self.rename_waits = 0
+
+    def fork(self) -> MySqlTarget:
+        """Another session through the same opener (TransferError without one).
+
+        It goes through ``__init__`` like this one: its own LOCAL INFILE guard, bounded waits and UTC.
+        """
+        if self.opener is None:
+            raise TransferError("this target was given no way to open another connection")
+        conn = self.opener()
+        try:
+            return MySqlTarget(conn, self.settings, self.opener)
+        except BaseException:
+            close_quietly(conn)
+            raise
+
+    def close(self) -> None:
+        """Close the connection quietly."""
+        close_quietly(self.conn)
 
     def begin(self) -> None:
         """Start a transaction."""
@@ -183,6 +205,26 @@ class MySqlTarget:
         """An empty copy of ``like``'s definition, replacing any leftover of that name."""
         self.cursor.execute(f"DROP TABLE IF EXISTS {_name(schema, shadow)}")
         self.cursor.execute(f"CREATE TABLE {_name(schema, shadow)} LIKE {_name(schema, like)}")
+
+    def drop_secondary_indexes(self, schema: str, table: str) -> list[str]:
+        """Drop plain secondary indexes (kept when a foreign key may need them); their definitions."""
+        self.cursor.execute(f"SHOW CREATE TABLE {_name(schema, table)}")
+        ddl = str(self.cursor.fetchone()[1])
+        if "FOREIGN KEY" in ddl.upper():
+            return []
+        definitions = []
+        for line in ddl.splitlines():
+            if _PLAIN_KEY.match(line):
+                definitions.append(line.strip().rstrip(","))
+        if definitions:
+            drops = ", ".join("DROP KEY " + str(_PLAIN_KEY.match(d).group(1)) for d in definitions)  # type: ignore[union-attr]
+            self.cursor.execute(f"ALTER TABLE {_name(schema, table)} {drops}")
+        return definitions
+
+    def add_indexes(self, schema: str, table: str, definitions: Sequence[str]) -> None:
+        """One ALTER TABLE adding every index back (sorted index builds, one table rebuild at most)."""
+        if definitions:
+            self.cursor.execute(f"ALTER TABLE {_name(schema, table)} " + ", ".join(f"ADD {d}" for d in definitions))
 
     def replace_table(self, schema: str, live: str, shadow: str, retired: str) -> None:
         """One RENAME swaps both names, so readers see the old table or the new one, never neither.
