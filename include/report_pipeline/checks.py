@@ -13,9 +13,10 @@ from typing import Any
 
 from report_pipeline import ownership
 from report_pipeline.config import Plan
+from report_pipeline.guards import key_problem
 from report_pipeline.incremental import cursor_problem
 from report_pipeline.load import column_problems
-from report_pipeline.modes import key_problem, strategy_for
+from report_pipeline.modes import strategy_for
 from report_pipeline.runs import bind_parameters, window_for
 from report_pipeline.session import opened, probe_columns
 from report_pipeline.settings import Settings

@@ -29,9 +29,10 @@ from report_pipeline.attempts import DEFAULT_MAX_AGE, ThisLoad, previously_loade
 from report_pipeline.chunks import chunk_set_problem
 from report_pipeline.csvformat import merge_encodings
 from report_pipeline.errors import RefusedError, ReportPipelineError, TransferError
+from report_pipeline.guards import SwapGuard
 from report_pipeline.incremental import merge_keys, merge_ranges
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, Part, manifest_digest
-from report_pipeline.modes import LoadJob, SwapGuard, strategy_for
+from report_pipeline.modes import LoadJob, strategy_for
 from report_pipeline.storage import Bucket
 from report_pipeline.target import Target
 from report_pipeline.validation import InsertTarget

@@ -13,17 +13,17 @@ import datetime as dt
 import hashlib
 import logging
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, get_args
 
 from report_pipeline.csvformat import Encoding
 from report_pipeline.errors import RefusedError, TransferError
+from report_pipeline.guards import SwapGuard, key_problem
 from report_pipeline.incremental import KeyColumns, later
 from report_pipeline.ledger import LoadRecord
 from report_pipeline.manifest import CursorRange, Part
+from report_pipeline.parallel import load_in_parallel
 from report_pipeline.target import Duplicates, Target
 
 log = logging.getLogger(__name__)
@@ -59,35 +59,6 @@ class LoadJob:
     defer_indexes: bool = False
 
 
-@dataclass(frozen=True)
-class SwapGuard:
-    """How much a swap may take away: emptying a non-empty table, and shrinking it by a percentage."""
-
-    allow_empty: bool = False
-    max_shrink_percent: int = 50
-
-    def problem(self, live_rows: int, new_rows: int) -> str | None:
-        """Why replacing ``live_rows`` rows by ``new_rows`` is refused, or None."""
-        if live_rows == 0 or new_rows >= live_rows:
-            return None
-        if new_rows == 0:
-            if self.allow_empty:
-                return None
-            return (
-                f"the new data is empty and would replace {live_rows} rows (a source in maintenance or a "
-                "wrong filter looks the same); if the table really is empty now, set tables.allow_empty_swap "
-                "= 1 or trigger a run with allow_shrink"
-            )
-        lost = 100 * (live_rows - new_rows) / live_rows
-        if lost > self.max_shrink_percent:
-            return (
-                f"the new data has {new_rows} rows and would replace {live_rows}, {lost:.0f}% fewer (at most "
-                f"{self.max_shrink_percent}% allowed); if that is right, raise tables.max_shrink_percent "
-                "(or REPORTS_SWAP_MAX_SHRINK_PERCENT) or trigger a run with allow_shrink"
-            )
-        return None
-
-
 def _remove_quietly(path: str) -> None:
     # The part's file belongs to the loader once handed over; the load's temp dir removes any left.
     try:
@@ -107,51 +78,6 @@ def load_part(target: Target, job: LoadJob, into: str, duplicates: Duplicates, p
     if records != part.rows:
         raise TransferError(f"{part.key}: LOAD DATA read {records} rows, the manifest says {part.rows}")
     return records
-
-
-def load_in_parallel(
-    target: Target, sessions: int, parts: Iterable[tuple[Part, str]], load_one: Callable[[Target, Part, str], int]
-) -> int:
-    """Load parts over ``sessions`` target sessions at once (``target`` plus forks of it); rows loaded.
-
-    Each session takes the next part as it finishes one. The first failure stops the others from
-    taking more (each ends the part it is loading, at most one part's time) and is raised as it was,
-    so the load fails with that part's error. Every forked session is closed before this returns.
-    """
-    source: Iterator[tuple[Part, str]] = iter(parts)
-    lock = threading.Lock()
-    failed = threading.Event()
-    errors: list[BaseException] = []
-
-    def take() -> tuple[Part, str] | None:
-        # The part iterator is a generator: one thread at a time may advance it.
-        with lock:
-            return None if failed.is_set() else next(source, None)
-
-    def work(session: Target) -> int:
-        count = 0
-        try:
-            while (item := take()) is not None:
-                count += load_one(session, *item)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises the first
-            with lock:
-                errors.append(exc)
-            failed.set()
-        return count
-
-    forks: list[Target] = []
-    try:
-        for _ in range(sessions - 1):
-            forks.append(target.fork())
-        with ThreadPoolExecutor(len(forks) + 1, thread_name_prefix="rp-load") as pool:
-            futures = [pool.submit(work, s) for s in (target, *forks)]
-            loaded = sum(f.result() for f in futures)
-    finally:
-        for fork in forks:
-            fork.close()
-    if errors:
-        raise errors[0]
-    return loaded
 
 
 class LoadStrategy:
@@ -243,18 +169,6 @@ class Upsert(LoadStrategy):
         problem = key_problem(job.target.unique_keys(job.schema, job.table), job.columns)
         if problem:
             raise RefusedError(f"{job.schema}.{job.table} {problem}")
-
-
-def key_problem(unique_keys: Sequence[Sequence[str]], columns: Sequence[str]) -> str | None:
-    """Why an upsert into a table with these keys, loading these columns, would not be idempotent."""
-    loaded = {c.lower() for c in columns}
-    if any(key and {c.lower() for c in key} <= loaded for key in unique_keys):
-        return None
-    return (
-        "has no PRIMARY or UNIQUE key made only of loaded columns, so REPLACE cannot find the rows of an "
-        "earlier extract and a re-run of the same date would insert them again; add a PRIMARY KEY on the "
-        "rows' identity (as the source has), or use load_mode 'swap'"
-    )
 
 
 def shadow_prefixes(table: str) -> tuple[str, str]:

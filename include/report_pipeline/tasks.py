@@ -18,9 +18,9 @@ from report_pipeline import verify as verify_module
 from report_pipeline.chunks import Chunk, plan_chunks
 from report_pipeline.config import Company, TableSpec
 from report_pipeline.errors import ConfigError, MismatchError, RefusedError
+from report_pipeline.guards import SwapGuard
 from report_pipeline.incremental import CursorRequest, narrowed
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, extract_prefix, new_extract_id, table_prefix
-from report_pipeline.modes import SwapGuard
 from report_pipeline.runs import bind_parameters, window_for, with_overrides
 from report_pipeline.session import Parameters, bound_note, bound_source_session, opened
 from report_pipeline.settings import Settings

@@ -18,9 +18,9 @@ from tests.conftest import execute, mysql_connect
 
 from report_pipeline.errors import RefusedError, TransferError
 from report_pipeline.extract import ExtractRequest, extract
+from report_pipeline.guards import SwapGuard
 from report_pipeline.load import LoadRequest, LoadResult, load
 from report_pipeline.manifest import Manifest
-from report_pipeline.modes import SwapGuard
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
 from report_pipeline.validation import InsertTarget

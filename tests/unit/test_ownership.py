@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from report_pipeline.modes import SwapGuard, key_problem
+from report_pipeline.guards import SwapGuard, key_problem
 from report_pipeline.ownership import adoption_problem, foreign_schema_problem
 
 
