@@ -25,6 +25,7 @@ from report_pipeline.ledger import LoadRecord
 from report_pipeline.manifest import CursorRange, Part
 from report_pipeline.parallel import load_in_parallel
 from report_pipeline.target import Duplicates, Target
+from report_pipeline.watermarks import Watermark
 
 log = logging.getLogger(__name__)
 
@@ -392,9 +393,8 @@ class Incremental(Upsert):
         if stored is not None and not cursor.reset and stored.cursor_column.lower() == cursor.column.lower():
             value = later(cursor.kind, stored.cursor_value, value)
             snapshot = max(snapshot, stored.snapshot_at)
-        job.target.write_watermark(
-            job.schema,
-            table=job.table,
+        mark = Watermark(
+            table_name=job.table,
             cursor_column=cursor.column,
             cursor_value=value,
             snapshot_at=snapshot,
@@ -402,6 +402,7 @@ class Incremental(Upsert):
             run_id=job.run_id,
             load_key=job.load_key,
         )
+        job.target.write_watermark(job.schema, mark)
         log.info("%s.%s: watermark %s -> %s", job.schema, job.table, stored and stored.cursor_value, value)
         super().finish(loaded)
 

@@ -78,20 +78,20 @@ def read(cursor: Any, schema: str, table: str) -> Watermark | None:
     return None if row is None else Watermark._from_row(row)
 
 
-def write(
-    cursor: Any,
-    schema: str,
-    *,
-    table: str,
-    cursor_column: str,
-    cursor_value: str | None,
-    snapshot_at: dt.datetime,
-    logical_date: dt.datetime,
-    run_id: str,
-    load_key: str,
-) -> None:
-    """Store ``table``'s watermark, in the caller's transaction (the caller decides its value)."""
+def write(cursor: Any, schema: str, mark: Watermark) -> None:
+    """Store a table's watermark, in the caller's transaction (the caller decides its value).
+
+    ``updated_at`` is the server's UTC now, whatever ``mark`` holds.
+    """
     cursor.execute(
         f"REPLACE INTO {_table(schema)} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
-        (table, cursor_column, cursor_value, utc_naive(snapshot_at), utc_naive(logical_date), run_id, load_key),
+        (
+            mark.table_name,
+            mark.cursor_column,
+            mark.cursor_value,
+            utc_naive(mark.snapshot_at),
+            utc_naive(mark.logical_date) if mark.logical_date is not None else None,
+            mark.run_id,
+            mark.load_key,
+        ),
     )

@@ -109,19 +109,8 @@ class Target(Protocol):
     def watermark(self, schema: str, table: str) -> Watermark | None:
         """The stored watermark of ``table``, if an incremental load has set one."""
 
-    def write_watermark(
-        self,
-        schema: str,
-        *,
-        table: str,
-        cursor_column: str,
-        cursor_value: str | None,
-        snapshot_at: dt.datetime,
-        logical_date: dt.datetime,
-        run_id: str,
-        load_key: str,
-    ) -> None:
-        """Store ``table``'s watermark in the current transaction."""
+    def write_watermark(self, schema: str, mark: Watermark) -> None:
+        """Store a table's watermark in the current transaction."""
 
     def create_key_table(self, schema: str, table: str, columns: Sequence[str]) -> str:
         """A session-private table for the key set of ``table`` (its ``columns``, their types); its name."""

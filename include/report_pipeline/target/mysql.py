@@ -299,30 +299,9 @@ class MySqlTarget:
         """The stored watermark of ``table``."""
         return watermarks.read(self.cursor, schema, table)
 
-    def write_watermark(
-        self,
-        schema: str,
-        *,
-        table: str,
-        cursor_column: str,
-        cursor_value: str | None,
-        snapshot_at: dt.datetime,
-        logical_date: dt.datetime,
-        run_id: str,
-        load_key: str,
-    ) -> None:
+    def write_watermark(self, schema: str, mark: Watermark) -> None:
         """The watermark row, in the current transaction."""
-        watermarks.write(
-            self.cursor,
-            schema,
-            table=table,
-            cursor_column=cursor_column,
-            cursor_value=cursor_value,
-            snapshot_at=snapshot_at,
-            logical_date=logical_date,
-            run_id=run_id,
-            load_key=load_key,
-        )
+        watermarks.write(self.cursor, schema, mark)
 
     # --- delete detection: the source's key set in a TEMPORARY table (no implicit commit, session-private)
 
