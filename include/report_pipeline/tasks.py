@@ -252,6 +252,7 @@ def load_table(
         lock_timeout_seconds=settings.table_lock_timeout_seconds,
         parallelism=settings.load_parallelism,
         defer_indexes=settings.swap_defer_indexes,
+        schema_evolution=spec.schema_evolution,
     )
     with bounds_named(settings, source=False), opened(connections.target()) as conn:
         # The opener lets a swap open its extra sessions the same way (same provider, same options).
