@@ -311,3 +311,54 @@ def test_a_failed_swap_leaves_the_live_table_in_its_old_shape(source_db: str, ta
         table.run(1)
     assert table.target_state() == before and table.logged_changes() == []
     assert [t for t in _rows(target_db, "SHOW TABLES") if t[0].startswith("_rp_")] == []
+
+
+class CliConnections(LocalConnections):
+    def __init__(self, source_db: str, admin_db: str) -> None:
+        super().__init__(source_db)
+        self.admin_db = admin_db
+
+    def admin(self) -> Any:
+        return mysql_connect(self.admin_db)
+
+
+def test_validate_says_what_an_evolve_table_would_change_without_changing_it(
+    source_db: str, mysql_root: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: Any
+):
+    from report_pipeline import admin, cli
+
+    tag = uuid.uuid4().hex[:8]
+    alias, admin_db = f"evo{tag}", f"t_adm_{tag}"
+    execute(mysql_root, f"CREATE DATABASE `{admin_db}`", f"CREATE DATABASE `{alias}` CHARACTER SET utf8mb4")
+    try:
+        execute(mysql_connect(alias), DDL)
+        monkeypatch.setenv("REPORTS_SNAPSHOT_PATH", str(tmp_path / "snapshot.json"))
+        conn = mysql_connect(admin_db)
+        admin.init_admin(conn)  # adds tables.schema_evolution with its default
+        cursor = conn.cursor()
+        admin.add_company(cursor, 1, alias)
+        row = admin.TableRow(
+            name="items",
+            query_select="SELECT * FROM items WHERE company = %(company_id)s",
+            query_insert=f"REPLACE INTO items ({', '.join(BASE)}) VALUES",
+            schema_evolution="evolve",
+        )
+        row_id = admin.add_table(cursor, row)
+        conn.commit()
+        connect = lambda _settings: CliConnections(source_db, admin_db)  # noqa: E731
+        before = show_create(alias)
+
+        change(source_db, "ALTER TABLE items ADD COLUMN note VARCHAR(30) NULL, MODIFY qty BIGINT NULL")
+        assert cli.main(["validate"], connect) == 0
+        out = capsys.readouterr().out
+        assert f"(tables row id={row_id}): schema evolution would widen qty int(11) -> BIGINT, add column note " in out
+        assert "VARCHAR(30) on its next load (nothing was changed)" in out
+        assert show_create(alias) == before
+
+        change(source_db, "ALTER TABLE items MODIFY label VARCHAR(10) NULL")
+        assert cli.main(["validate"], connect) == 1
+        out = capsys.readouterr().out
+        assert f"company '{alias}' table 'items' (tables row id={row_id}): column label: the query now returns " in out
+        assert show_create(alias) == before
+    finally:
+        execute(mysql_root, f"DROP DATABASE `{admin_db}`", f"DROP DATABASE `{alias}`")
