@@ -186,6 +186,10 @@ def test_a_column_added_at_the_source_is_added_to_the_target_with_the_sources_ty
     change(source_db, f"UPDATE items SET discount = 9.999, {table.touch('id = 4')}")
     table.run(2)
     assert table.target_rows() == table.source_rows() and len(table.logged_changes()) == 3
+    # verify compares the added columns too, not only query_insert's.
+    assert tasks.verify_table(table.conns, table.company, table.spec, DAY).matches
+    change(target_db, "UPDATE items SET code = NULL WHERE id = 6")
+    assert not tasks.verify_table(table.conns, table.company, table.spec, DAY).matches
 
 
 WIDENINGS = [
