@@ -250,8 +250,8 @@ def _type_problem(name: str, target_type: str, source_type: str) -> str | None:
 def _untyped(name: str) -> str:
     return (
         f"column {name} is not in the target table and its source type is unknown (an ENUM or SET, whose "
-        "members the result does not carry, or a manifest from an extract before schema evolution); add the "
-        "column to the target by hand, or re-run the extract"
+        "members the result does not carry, a bare NULL, or a manifest from an extract before schema evolution); "
+        "add the column to the target by hand, or cast it in query_select, or re-run the extract"
     )
 
 
