@@ -124,13 +124,15 @@ def _delete_dag(dag_id: str) -> None:
 
 
 def test_a_manual_run_with_reset_watermark_reloads_a_tampered_target_exactly(scratch: dict[str, str]):
-    from airflow.dag_processing.dagbag import BundleDagBag
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.utils.state import DagRunState
 
     folder = os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
     bag = BundleDagBag(dag_folder=folder, bundle_path=folder, bundle_name="dags-folder")
     assert bag.import_errors == {}
     dag = bag.dags[scratch["dag"]]
+    # Registered (serialized) as the DAG processor would, so dag.test() can create its runs whatever ran before.
+    sync_bag_to_db(bag, "dags-folder", None)
     alias, source = scratch["alias"], scratch["source"]
     source_sql = f"SELECT {COLUMNS} FROM {source}.orders WHERE company = 7 ORDER BY id"
     target_sql = f"SELECT {COLUMNS} FROM {alias}.orders ORDER BY id"

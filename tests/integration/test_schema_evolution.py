@@ -366,3 +366,30 @@ def test_validate_says_what_an_evolve_table_would_change_without_changing_it(
         assert show_create(alias) == before
     finally:
         execute(mysql_root, f"DROP DATABASE `{admin_db}`", f"DROP DATABASE `{alias}`")
+
+
+@pytest.mark.parametrize("mode", ["upsert", "incremental"])
+def test_a_load_failing_after_its_alter_leaves_only_the_added_null_column_and_the_retry_loads(
+    source_db: str, target_db: str, bucket_name: str, mode: str
+):
+    """DDL commits on its own, so upsert/incremental alter before the load's transaction: what a failure leaves."""
+    table = loaded(source_db, target_db, bucket_name, mode)
+    # A target column the load does not fill and that has no default: every LOAD DATA into it fails.
+    change(target_db, "ALTER TABLE items ADD COLUMN must CHAR(1) NOT NULL")
+    rows_before = _rows(target_db, f"SELECT {', '.join(BASE)} FROM items ORDER BY id")
+    change(
+        source_db,
+        "ALTER TABLE items ADD COLUMN extra INT NULL",
+        f"UPDATE items SET extra = id, {table.touch('id < 9')}",
+    )
+    with pytest.raises(Exception, match="must"):
+        table.run(1)
+    # The rows and the ledger are as they were; the added column stays, NULL everywhere, and is recorded.
+    assert _rows(target_db, f"SELECT {', '.join(BASE)} FROM items ORDER BY id") == rows_before
+    assert _rows(target_db, "SELECT COUNT(*) FROM items WHERE extra IS NOT NULL") == [(0,)]
+    assert column_types(target_db)["extra"] == "int" and table.logged_changes() == [("extra", "add", None, "INT")]
+    assert _rows(target_db, "SELECT COUNT(*) FROM report_loads") == [(1,)]
+
+    change(target_db, "ALTER TABLE items DROP COLUMN must")
+    table.run(1)  # the retry: nothing left to change, the rows load
+    assert table.target_rows() == table.source_rows() and len(table.logged_changes()) == 1
