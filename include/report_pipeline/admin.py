@@ -30,6 +30,7 @@ ADDED_COLUMNS = {
         ("cursor_overlap", "INT UNSIGNED NULL DEFAULT NULL"),
         ("verify_after_load", "TINYINT(1) NOT NULL DEFAULT 0"),
         ("delete_detection", "VARCHAR(8) NOT NULL DEFAULT 'none'"),
+        ("schema_evolution", "VARCHAR(8) NOT NULL DEFAULT 'fail'"),
     ),
 }
 
@@ -125,6 +126,7 @@ class TableRow:
     cursor_overlap: int | None = None
     verify_after_load: int = 0
     delete_detection: str = "none"
+    schema_evolution: str = "fail"
     id: int | None = None
 
 

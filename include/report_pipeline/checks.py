@@ -13,21 +13,23 @@ from typing import Any
 
 from report_pipeline import ownership
 from report_pipeline.config import Plan
+from report_pipeline.evolution import describe_changes
 from report_pipeline.guards import key_problem
 from report_pipeline.incremental import cursor_problem
-from report_pipeline.load import column_problems
+from report_pipeline.load import column_problems, evolution_of
 from report_pipeline.modes import strategy_for
 from report_pipeline.runs import bind_parameters, window_for
-from report_pipeline.session import opened, probe_columns
+from report_pipeline.session import opened, probe_types
 from report_pipeline.settings import Settings
 from report_pipeline.target.mysql import MySqlTarget
 
 
-def server_problems(plan: Plan, settings: Settings, conns: Any) -> list[str]:
+def server_problems(plan: Plan, settings: Settings, conns: Any, notes: list[str] | None = None) -> list[str]:
     """Run each active query with LIMIT 0 on the source and check the company's schema and target tables.
 
     ``conns`` opens the source and target and knows the protected schemas (cli.CliConnections). Every
-    problem is listed, naming company, table and admin row; none stops the check.
+    problem is listed, naming company, table and admin row; none stops the check. For ``evolve`` tables,
+    what the next load would add or widen is appended to ``notes`` (nothing is changed here).
     """
     problems: list[str] = []
     today = dt.datetime.now(dt.UTC)
@@ -45,12 +47,18 @@ def server_problems(plan: Plan, settings: Settings, conns: Any) -> list[str]:
                 where = f"company {c.alias!r} {spec.where}"
                 try:
                     params = bind_parameters(spec, c, window_for(logical, c.lookback_days))
-                    description = probe_columns(source, spec.query_select, params)
+                    description, types = probe_types(source, spec.query_select, params)
                 except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the check
                     problems.append(f"{where}: source query fails: {exc}")
                     continue
                 names = [d[0] for d in description]
-                found = column_problems(target, c.schema, spec.target, names)
+                if spec.schema_evolution == "evolve":
+                    evolution = evolution_of(target, c.schema, spec.target, list(zip(names, types, strict=True)))
+                    found = list(evolution.refusals)
+                    if evolution.changes and notes is not None:
+                        notes.append(f"{where}: schema evolution would {describe_changes(evolution.changes)}")
+                else:
+                    found = column_problems(target, c.schema, spec.target, names)
                 cursor = spec.cursor_column and cursor_problem(description, spec.cursor_column)
                 found += [cursor] if cursor else []
                 if not found and strategy_for(spec.load_mode).needs_key:

@@ -130,9 +130,12 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, connect: ConnectionsF
 def cmd_validate(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
     plan = _fresh_plan(settings, connect)
     problems = [str(p) for p in plan.problems]
+    notes: list[str] = []
     if not args.offline:
-        problems += checks.server_problems(plan, settings, connect(settings))
+        problems += checks.server_problems(plan, settings, connect(settings), notes)
     checked = sum(len(cp.tables) + len(cp.broken) for cp in plan.companies)
+    for note in notes:
+        print(f"note: {note} on its next load (nothing was changed)")
     if problems:
         print(f"{len(problems)} problem(s) in {checked} company x table pairs:")
         for problem in problems:

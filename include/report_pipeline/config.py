@@ -13,8 +13,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from report_pipeline import ledger, legacy, validation, watermarks
+from report_pipeline import ledger, legacy, schemalog, validation, watermarks
 from report_pipeline.errors import ConfigError
+from report_pipeline.evolution import DEFAULT_SCHEMA_EVOLUTION, SCHEMA_EVOLUTIONS, SchemaEvolution
 from report_pipeline.modes import DEFAULT_LOAD_MODE, LOAD_MODES, LoadMode
 from report_pipeline.settings import Settings
 
@@ -24,7 +25,7 @@ DEFAULT_CHUNK_ROWS = 1_000_000
 MAX_LOOKBACK_DAYS = 36_600
 # Tables the load itself owns in every target schema (ledger.TABLE, watermarks.TABLE, and the shadow and retired
 # tables of a swap, modes.shadow_names): a table spec loading into them would corrupt the load status.
-RESERVED_TARGET_TABLES = frozenset({ledger.TABLE, watermarks.TABLE})
+RESERVED_TARGET_TABLES = frozenset({ledger.TABLE, watermarks.TABLE, schemalog.TABLE})
 RESERVED_TARGET_PREFIX = "_rp_"
 
 # ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits, which int() rejects
@@ -89,6 +90,8 @@ class TableSpec:
     verify_after_load: bool = False
     # incremental: "keys" also deletes target rows whose key the source no longer returns.
     delete_detection: str = "none"
+    # "fail": the target's columns are fixed; "evolve": added columns are added, widened ones widened.
+    schema_evolution: SchemaEvolution = DEFAULT_SCHEMA_EVOLUTION
 
     @property
     def where(self) -> str:
@@ -295,6 +298,18 @@ def build_table(row: Row) -> TableSpec:
         cursor_overlap=cursor_overlap,
         verify_after_load=_flag(row.get("verify_after_load"), "verify_after_load"),
         delete_detection=_delete_detection(row, mode, references, named),
+        schema_evolution=_schema_evolution(row),
+    )
+
+
+def _schema_evolution(row: Row) -> SchemaEvolution:
+    value = (_text(row.get("schema_evolution")) or DEFAULT_SCHEMA_EVOLUTION).strip().lower()
+    for known in SCHEMA_EVOLUTIONS:
+        if value == known:
+            return known
+    raise ConfigError(
+        f"schema_evolution {value!r} is not one of {SCHEMA_EVOLUTIONS} ('fail': the target's columns stay as they "
+        "are; 'evolve': columns the query adds are added to the target, widened types widened)"
     )
 
 

@@ -35,7 +35,7 @@ from report_pipeline.csvformat import (
 from report_pipeline.errors import TransferError
 from report_pipeline.incremental import CursorRequest, MaxTracker, narrowed
 from report_pipeline.manifest import Column, CursorRange, KeySet, Manifest, Part
-from report_pipeline.session import close_quietly, prepare_session, probe_columns
+from report_pipeline.session import close_quietly, prepare_session, probe_types
 from report_pipeline.storage import Bucket
 from report_pipeline.validation import backtick
 
@@ -231,32 +231,33 @@ _DUPLICATE_COLUMN = 1060
 
 def _exact_floats(
     conn: Any, query: str, parameters: tuple[Any, ...] | Mapping[str, Any]
-) -> tuple[str, list[str] | None]:
+) -> tuple[str, list[str] | None, list[str | None] | None]:
     """Rewrite the query so FLOAT columns arrive as DOUBLE text, which carries every float32 exactly.
 
     MySQL's text protocol prints FLOAT with about 6 significant digits (1000001 -> 1000000), so the
     raw text form would lose FLOAT values; CAST(col AS DOUBLE) prints the same float32 in full, and
     LOAD DATA rounds it back to the identical FLOAT. A zero-row probe finds the result's column types.
-    Returns the query to run and the source type names when it was rewritten.
+    Returns the query to run, the source type names when it was rewritten, and the result's SQL types
+    (the same probe tells them; schema evolution creates columns with them).
     """
     import MySQLdb
 
     try:
-        description = probe_columns(conn, query, parameters)
+        description, sql_types = probe_types(conn, query, parameters)
     except MySQLdb.OperationalError as exc:
         if exc.args and exc.args[0] == _DUPLICATE_COLUMN:
             # Duplicate result names cannot go through a derived table; run the query as written.
             log.warning("cannot check the query's columns for FLOAT (%s); FLOAT values may be rounded", exc)
-            return query, None
+            return query, None, None
         raise
     if not any(d[1] == FLOAT for d in description):
-        return query, None
+        return query, None, sql_types
     # Result column names come from the server, not the admin row; any of them is quoted as is.
     columns = ", ".join(
         f"CAST(_rp_f.{backtick(d[0])} AS DOUBLE) AS {backtick(d[0])}" if d[1] == FLOAT else f"_rp_f.{backtick(d[0])}"
         for d in description
     )
-    return f"SELECT {columns} FROM ({query}) AS _rp_f", [type_name(d[1]) for d in description]
+    return f"SELECT {columns} FROM ({query}) AS _rp_f", [type_name(d[1]) for d in description], sql_types
 
 
 def _extract_keys(conn: Any, request: ExtractRequest, query: str, parameters: Any) -> KeySet:
@@ -350,7 +351,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
             raise TransferError("a chunked extract needs its chunk column")
         query, parameters = request.chunk.bind(query, request.chunk_column, parameters)
         key_query, key_parameters = request.chunk.bind(key_query, request.chunk_column, key_parameters)
-    query, source_types = _exact_floats(conn, query, parameters)
+    query, source_types, sql_types = _exact_floats(conn, query, parameters)
 
     uploader = _PartUploader(request)
     cutter = PartCutter(request.part_bytes, _part_namer(request))
@@ -409,7 +410,12 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         logical_date=request.logical_date,
         run_id=request.run_id,
         columns=tuple(
-            Column(d[0], source_types[i] if source_types else type_name(d[1]), tracker.encodings[i])
+            Column(
+                d[0],
+                source_types[i] if source_types else type_name(d[1]),
+                tracker.encodings[i],
+                sql_types[i] if sql_types and len(sql_types) == len(description) else None,
+            )
             for i, d in enumerate(description)
         ),
         parts=tuple(parts),

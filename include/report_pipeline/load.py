@@ -29,6 +29,7 @@ from report_pipeline.attempts import DEFAULT_MAX_AGE, ThisLoad, previously_loade
 from report_pipeline.chunks import chunk_set_problem
 from report_pipeline.csvformat import merge_encodings
 from report_pipeline.errors import RefusedError, ReportPipelineError, TransferError
+from report_pipeline.evolution import DEFAULT_SCHEMA_EVOLUTION, Evolution, plan_evolution, refusal_message
 from report_pipeline.guards import SwapGuard
 from report_pipeline.incremental import merge_keys, merge_ranges
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, Part, manifest_digest
@@ -67,6 +68,8 @@ class LoadRequest:
     protected_schemas: Mapping[str, str] = field(default_factory=dict)
     guard: SwapGuard = field(default_factory=SwapGuard)
     lock_timeout_seconds: int = 1800
+    # tables.schema_evolution: "fail" (columns as query_insert names them) or "evolve" (evolution.py).
+    schema_evolution: str = DEFAULT_SCHEMA_EVOLUTION
 
     @property
     def label(self) -> str:
@@ -158,11 +161,11 @@ def name_problem(result_columns: Sequence[str], insert: InsertTarget) -> str | N
     Columns are matched by name, never by position: a ``SELECT *`` whose source table changed its
     column order still loads every value into its own column, and a different set is refused.
     """
+    repeated = repeated_problem(result_columns)
+    if repeated:
+        return repeated
     names = [c.lower() for c in result_columns]
     wanted = [c.lower() for c in insert.columns]
-    repeated = sorted({c for c in names if names.count(c) > 1})
-    if repeated:
-        return f"query_select returns the column name(s) {repeated} more than once; alias them apart"
     missing = [c for c in insert.columns if c.lower() not in names]
     extra = [c for c in result_columns if c.lower() not in wanted]
     if not missing and not extra:
@@ -174,10 +177,32 @@ def name_problem(result_columns: Sequence[str], insert: InsertTarget) -> str | N
     )
 
 
+def repeated_problem(result_columns: Sequence[str]) -> str | None:
+    """Why the query's result cannot be loaded by name whatever the target: a name returned twice."""
+    names = [c.lower() for c in result_columns]
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        return f"query_select returns the column name(s) {repeated} more than once; alias them apart"
+    return None
+
+
 def load_columns(result_columns: Sequence[str], insert: InsertTarget) -> tuple[str, ...]:
-    """query_insert's column for each CSV column, in CSV order (after ``name_problem`` found none)."""
+    """query_insert's column for each CSV column, in CSV order (after ``name_problem`` found none).
+
+    A column query_insert does not name (schema evolution loads every result column) keeps the query's name.
+    """
     by_name = {c.lower(): c for c in insert.columns}
-    return tuple(by_name[c.lower()] for c in result_columns)
+    return tuple(by_name.get(c.lower(), c) for c in result_columns)
+
+
+def evolution_of(
+    target: Target, schema: str, insert: InsertTarget, result: Sequence[tuple[str, str | None]]
+) -> Evolution:
+    """What loading these result columns (name, source type) into the insert target would change; reads only."""
+    types = target.column_types(schema, insert.table)
+    if not types:
+        return Evolution(refusals=(f"target table {schema}.{insert.table} does not exist",))
+    return plan_evolution(result, types, insert.columns, target.added_columns(schema, insert.table))
 
 
 def column_problems(target: Target, schema: str, insert: InsertTarget, result_columns: Sequence[str]) -> list[str]:
@@ -320,7 +345,10 @@ def _log_failure(request: LoadRequest, started: float, exc: BaseException) -> No
 def _load(target: Target, request: LoadRequest, started: float) -> LoadResult:
     manifests = read_manifests(request.bucket, request.manifest_keys, request.expected, request.label)
     result_columns = [c.name for c in manifests[0].columns]
-    mismatch = name_problem(result_columns, request.target)
+    if request.schema_evolution == "evolve":
+        mismatch = repeated_problem(result_columns)  # the rest is the evolution's to judge, under the lock
+    else:
+        mismatch = name_problem(result_columns, request.target)
     if mismatch:
         raise RefusedError(mismatch)
     problem = schema_problem(target, request)
@@ -344,6 +372,11 @@ def _load_locked(
         return LoadResult(
             done.rows_loaded, 0, 0, time.monotonic() - started, load_key, skipped=True, skip_reason="already-loaded"
         )
+    evolution = None
+    if request.schema_evolution == "evolve":
+        # Planned under the writer lock, so no other load alters the table between this look and the ALTER.
+        columns = [(c.name, c.sql_type) for c in manifests[0].columns]
+        evolution = evolution_of(target, schema, request.target, columns)
     job = LoadJob(
         target=target,
         schema=schema,
@@ -362,14 +395,19 @@ def _load_locked(
         # More sessions than parts would only cost connections (most company tables are one part).
         parallelism=max(1, min(request.parallelism, sum(1 for m in manifests for p in m.parts if p.rows))),
         defer_indexes=request.defer_indexes,
+        changes=evolution.changes if evolution is not None else (),
     )
     strategy = strategy_for(request.load_mode)(job)
     skip_reason = strategy.refusal()
     if skip_reason is not None:
         return LoadResult(0, 0, 0, time.monotonic() - started, load_key, skipped=True, skip_reason=skip_reason)
-    problems = column_problems(target, schema, request.target, result_columns)
-    if problems:
-        raise RefusedError("; ".join(problems))
+    if evolution is not None:
+        if evolution.refusals:
+            raise RefusedError(refusal_message(f"{schema}.{table}", evolution))
+    else:
+        problems = column_problems(target, schema, request.target, result_columns)
+        if problems:
+            raise RefusedError("; ".join(problems))
     try:
         strategy.prepare()
         with tempfile.TemporaryDirectory(prefix="rp-load-") as directory:

@@ -102,11 +102,16 @@ def manifest_digest(raw: bytes) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """One CSV column: its name and source type as the driver described it, and its text encoding."""
+    """One CSV column: its name and source type as the driver described it, and its text encoding.
+
+    ``sql_type`` is the column's SQL type as schema evolution creates it (``evolution.result_type``, e.g.
+    ``DECIMAL(10,2) UNSIGNED``); None in manifests written before it was recorded, and for ENUM/SET.
+    """
 
     name: str
     source_type: str
     encoding: Encoding = "text"
+    sql_type: str | None = None
 
 
 @dataclass(frozen=True)

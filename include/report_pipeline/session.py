@@ -141,11 +141,39 @@ def probe_columns(conn: Any, query: str, parameters: Parameters) -> tuple[tuple[
 
     The query runs as a derived table with ``LIMIT 0``, so the server plans it but reads no rows.
     """
+    return probe_types(conn, query, parameters)[0]
+
+
+def probe_types(
+    conn: Any, query: str, parameters: Parameters
+) -> tuple[tuple[tuple[Any, ...], ...], list[str | None]]:
+    """``probe_columns``' description, and each result column's SQL type (``evolution.result_type``).
+
+    The metadata's BINARY flag marks byte strings and text with a binary collation alike; only for such
+    columns, a second zero-row query asks the server for their character sets (``binary`` for bytes).
+    """
+    from report_pipeline.evolution import needs_charset, result_type
+    from report_pipeline.validation import backtick
+
     cursor = conn.cursor()
     try:
         cursor.execute(f"SELECT * FROM ({query}) AS _rp_probe LIMIT 0", parameters)
         description = tuple(cursor.description or ())
+        flags = tuple(getattr(cursor, "description_flags", None) or (0,) * len(description))
         cursor.fetchall()
-        return description
+        asked = [i for i, d in enumerate(description) if needs_charset(d[1], flags[i])]
+        charsets: dict[int, str] = {}
+        if asked:
+            # One row of NULLs typed as the query's columns: CHARSET() reads the type, not the value.
+            listed = ", ".join(f"CHARSET(_rp_probe.{backtick(str(description[i][0]))})" for i in asked)
+            cursor.execute(
+                f"SELECT {listed} FROM (SELECT 1) AS _rp_one LEFT JOIN "
+                f"(SELECT * FROM ({query}) AS _rp_inner LIMIT 0) AS _rp_probe ON 1",
+                parameters,
+            )
+            row = cursor.fetchone()
+            charsets = {i: v.decode() if isinstance(v, bytes) else str(v) for i, v in zip(asked, row, strict=True)}
+        types = [result_type(d[1], d[3], d[5], flags[i], charsets.get(i)) for i, d in enumerate(description)]
+        return description, types
     finally:
         cursor.close()

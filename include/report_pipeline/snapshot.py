@@ -199,6 +199,7 @@ def _table_from_dict(d: Mapping[str, Any]) -> TableSpec:
         cursor_overlap=d.get("cursor_overlap"),
         verify_after_load=d.get("verify_after_load", False),
         delete_detection=d.get("delete_detection", "none"),
+        schema_evolution=d.get("schema_evolution", "fail"),
     )
 
 

@@ -22,7 +22,7 @@ from report_pipeline.guards import SwapGuard
 from report_pipeline.incremental import CursorRequest, narrowed
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, extract_prefix, new_extract_id, table_prefix
 from report_pipeline.runs import bind_parameters, window_for, with_overrides
-from report_pipeline.session import Parameters, bound_note, bound_source_session, opened
+from report_pipeline.session import Parameters, bound_note, bound_source_session, opened, probe_columns
 from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
@@ -252,6 +252,7 @@ def load_table(
         lock_timeout_seconds=settings.table_lock_timeout_seconds,
         parallelism=settings.load_parallelism,
         defer_indexes=settings.swap_defer_indexes,
+        schema_evolution=spec.schema_evolution,
     )
     with bounds_named(settings, source=False), opened(connections.target()) as conn:
         # The opener lets a swap open its extra sessions the same way (same provider, same options).
@@ -278,6 +279,10 @@ def verify_table(
         target = MySqlTarget(target_conn, settings)
         unique = [k[0] for k in target.unique_keys(company.schema, spec.target.table) if len(k) == 1]
         keys = [k for k in (spec.chunk_column, *unique) if k]
+        columns: Sequence[str] = spec.target.columns
+        if spec.schema_evolution == "evolve":
+            # Evolution keeps every column the query returns in the target (added ones too): compare them all.
+            columns = [str(d[0]) for d in probe_columns(source, spec.query_select, parameters)]
         return verify_module.verify(
             source,
             spec.query_select,
@@ -285,7 +290,7 @@ def verify_table(
             target_conn,
             company.schema,
             spec.target.table,
-            spec.target.columns,
+            columns,
             keys,
         )
 

@@ -309,6 +309,7 @@ def test_csv_is_plain_rfc4180_with_unquoted_null(scratch_db, mysql_root, s3, buc
         "name": "s",
         "source_type": "VAR_STRING",
         "encoding": "text",
+        "sql_type": "VARCHAR(20)",  # the exact type schema evolution would create the column with
     }
 
 

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from typing import Literal, Protocol
 
 from report_pipeline.csvformat import Encoding
+from report_pipeline.evolution import ColumnChange
 from report_pipeline.ledger import LoadRecord
 from report_pipeline.watermarks import Watermark
 
@@ -51,6 +52,23 @@ class Target(Protocol):
 
     def columns(self, schema: str, table: str) -> list[str]:
         """The table's column names in table order; empty when the table does not exist."""
+
+    def column_types(self, schema: str, table: str) -> dict[str, str]:
+        """The table's column names and types (as its catalogue spells them), in table order."""
+
+    def alter_columns(self, schema: str, table: str, changes: Sequence[ColumnChange]) -> None:
+        """Add and widen columns in one statement (all or none), keeping each widened column's other attributes."""
+
+    def ensure_schema_log(self, schema: str) -> None:
+        """Create the schema change log in ``schema`` if needed (before the load's transaction)."""
+
+    def record_schema_change(
+        self, schema: str, table: str, change: ColumnChange, logical_date: dt.datetime, run_id: str, load_key: str
+    ) -> None:
+        """Add a schema change to the log, in the current transaction (autocommit outside one)."""
+
+    def added_columns(self, schema: str, table: str) -> list[str]:
+        """The columns schema evolution added to ``table``."""
 
     def unique_keys(self, schema: str, table: str) -> list[tuple[str, ...]]:
         """The columns of each PRIMARY or UNIQUE key of the table."""

@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from report_pipeline import ledger, watermarks
+from report_pipeline import ledger, schemalog, watermarks
 from report_pipeline.csvformat import LOAD_DATA_FORMAT, Encoding, load_data_columns
 from report_pipeline.errors import TransferError
+from report_pipeline.evolution import ColumnChange
 from report_pipeline.ledger import LoadRecord
 from report_pipeline.session import bound_target_session, close_quietly, prepare_session, rollback_quietly
 from report_pipeline.settings import Settings
@@ -33,6 +34,10 @@ _FOREIGN_KEY = re.compile(r",\s*CONSTRAINT\s+`[^`]+`\s+FOREIGN KEY[^\n]*", re.IG
 _TABLE_NAME = re.compile(r"^CREATE TABLE `[^`]+`", re.IGNORECASE)
 # A plain secondary index line of SHOW CREATE TABLE: "  KEY `name` (`col`,...)" (not UNIQUE/FULLTEXT/SPATIAL).
 _PLAIN_KEY = re.compile(r"^\s*KEY\s+(`(?:[^`]|``)+`)\s.*?,?$")
+# A column line of SHOW CREATE TABLE: its quoted name, its type (with UNSIGNED/ZEROFILL), the rest.
+_COLUMN_LINE = re.compile(
+    r"^\s*(`(?:[^`]|``)+`)\s+([a-z]+(?:\([^)]*\))?(?:\s+unsigned)?(?:\s+zerofill)?)(.*?),?$", re.IGNORECASE
+)
 
 
 def _name(schema: str, table: str) -> str:
@@ -134,6 +139,56 @@ class MySqlTarget:
             (schema, table),
         )
         return [str(r[0]) for r in self.cursor.fetchall()]
+
+    def column_types(self, schema: str, table: str) -> dict[str, str]:
+        """COLUMN_TYPE of each column, in table order (e.g. ``int(11)`` on MariaDB, ``int`` on MySQL 8)."""
+        self.cursor.execute(
+            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+            (schema, table),
+        )
+        return {str(r[0]): r[1].decode() if isinstance(r[1], bytes) else str(r[1]) for r in self.cursor.fetchall()}
+
+    def alter_columns(self, schema: str, table: str, changes: Sequence[ColumnChange]) -> None:
+        """One ALTER TABLE: ADD COLUMN ... NULL at the end, MODIFY COLUMN keeping the rest of the column's definition.
+
+        MODIFY restates the whole column, so its line of SHOW CREATE TABLE is kept with only the type replaced:
+        NULL-ness, default, charset, collation and comment stay as they were. One statement is atomic, so a
+        failure leaves the table as it was. Types come from ``evolution.result_type`` or the server's catalogue.
+        """
+        if not changes:
+            return
+        self.cursor.execute(f"SHOW CREATE TABLE {_name(schema, table)}")
+        lines: dict[str, re.Match[str]] = {}
+        for text in str(self.cursor.fetchone()[1]).splitlines():
+            match = _COLUMN_LINE.match(text)
+            if match:
+                lines[match.group(1)[1:-1].replace("``", "`").lower()] = match
+        clauses = []
+        for change in changes:
+            column = quote_identifier(change.column)
+            if change.change == "add":
+                clauses.append(f"ADD COLUMN {column} {change.new_type} NULL DEFAULT NULL")
+                continue
+            line = lines.get(change.column.lower())
+            if line is None:
+                raise TransferError(f"cannot find column {change.column} in SHOW CREATE TABLE of {schema}.{table}")
+            clauses.append(f"MODIFY COLUMN {column} {change.new_type}{line.group(3)}")
+        self.cursor.execute(f"ALTER TABLE {_name(schema, table)} " + ", ".join(clauses))
+
+    def ensure_schema_log(self, schema: str) -> None:
+        """Create ``report_schema_changes`` if needed."""
+        schemalog.ensure(self.cursor, schema)
+
+    def record_schema_change(
+        self, schema: str, table: str, change: ColumnChange, logical_date: dt.datetime, run_id: str, load_key: str
+    ) -> None:
+        """One row of ``report_schema_changes``."""
+        schemalog.record(self.cursor, schema, table, change, logical_date, run_id, load_key)
+
+    def added_columns(self, schema: str, table: str) -> list[str]:
+        """Columns schema evolution added to ``table``."""
+        return schemalog.added_columns(self.cursor, schema, table)
 
     def unique_keys(self, schema: str, table: str) -> list[tuple[str, ...]]:
         """Columns of each PRIMARY or UNIQUE key."""

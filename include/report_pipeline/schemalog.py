@@ -1,0 +1,87 @@
+"""The schema change log ``report_schema_changes``: each column schema evolution added or widened.
+
+The only place with SQL on ``report_schema_changes``, as ``watermarks`` is for ``report_watermarks``.
+It lives in the company's target schema beside the tables it describes, so BI users see why a column
+appeared (or grew) and when. An upsert or incremental load records a change right after its ALTER
+(DDL commits on its own, so the change is real from then on, whatever the load does next); a swap
+records it in the transaction that records the load, after the RENAME made the new shape visible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from report_pipeline.evolution import ColumnChange
+from report_pipeline.ledger import utc_naive
+from report_pipeline.validation import quote_identifier
+
+TABLE = "report_schema_changes"
+_DDL = """CREATE TABLE IF NOT EXISTS {table} (
+  `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  `table_name` VARCHAR(64) NOT NULL,
+  `column_name` VARCHAR(64) NOT NULL,
+  `change_kind` VARCHAR(8) NOT NULL,
+  `old_type` VARCHAR(255) NULL,
+  `new_type` VARCHAR(255) NOT NULL,
+  `logical_date` DATETIME(6) NOT NULL,
+  `run_id` VARCHAR(250) NOT NULL,
+  `load_key` CHAR(64) NOT NULL,
+  `changed_at` DATETIME(6) NOT NULL,
+  PRIMARY KEY (`id`),
+  KEY `ix_report_schema_changes_table` (`table_name`, `changed_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+_NO_SUCH_TABLE = 1146
+_NO_SUCH_SCHEMA = 1049
+
+
+def _table(schema: str) -> str:
+    return f"{quote_identifier(schema)}.`{TABLE}`"
+
+
+def ensure(cursor: Any, schema: str) -> None:
+    """Create the log in ``schema`` if it is not there yet (idempotent; DDL, so before any transaction)."""
+    cursor.execute(_DDL.format(table=_table(schema)))
+
+
+def record(
+    cursor: Any, schema: str, table: str, change: ColumnChange, logical_date: dt.datetime, run_id: str, load_key: str
+) -> None:
+    """Add one change, in the caller's transaction; ``changed_at`` is the server's UTC now."""
+    cursor.execute(
+        f"INSERT INTO {_table(schema)} (table_name, column_name, change_kind, old_type, new_type, logical_date, "
+        "run_id, load_key, changed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
+        (
+            table,
+            change.column,
+            change.change,
+            change.old_type,
+            change.new_type,
+            utc_naive(logical_date),
+            run_id,
+            load_key,
+        ),
+    )
+
+
+def added_columns(cursor: Any, schema: str, table: str) -> list[str]:
+    """The columns schema evolution added to ``table`` (empty before any, or without the log)."""
+    try:
+        cursor.execute(
+            f"SELECT DISTINCT column_name FROM {_table(schema)} WHERE table_name = %s AND change_kind = 'add'",
+            (table,),
+        )
+    except Exception as exc:
+        if getattr(exc, "args", (None,))[0] in (_NO_SUCH_TABLE, _NO_SUCH_SCHEMA):
+            return []
+        raise
+    return [str(r[0]) for r in cursor.fetchall()]
+
+
+def changes(cursor: Any, schema: str, table: str) -> list[tuple[str, str, str | None, str]]:
+    """(column, change, old type, new type) of every recorded change of ``table``, oldest first."""
+    cursor.execute(
+        f"SELECT column_name, change_kind, old_type, new_type FROM {_table(schema)} WHERE table_name = %s ORDER BY id",
+        (table,),
+    )
+    return [(str(r[0]), str(r[1]), None if r[2] is None else str(r[2]), str(r[3])) for r in cursor.fetchall()]

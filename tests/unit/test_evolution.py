@@ -1,0 +1,161 @@
+"""Schema evolution's pure parts: result metadata -> SQL type, type comparison, the plan, the config column."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from report_pipeline.config import AdminRows, build_plan, build_table
+from report_pipeline.errors import ConfigError
+from report_pipeline.evolution import ColumnChange, holds, parse_type, plan_evolution, result_type
+from report_pipeline.manifest import Column, Manifest
+from report_pipeline.settings import Settings
+from report_pipeline.snapshot import plan_from_dict, plan_to_dict
+
+# (type code, length, decimals, flags, charset) as MariaDB 10.11 describes each column to a utf8mb4 session
+# (measured: tests/integration/test_schema_evolution.py creates the same columns on the real server).
+METADATA = [
+    ((1, 4, 0, 32768, None), "TINYINT"),
+    ((1, 3, 0, 32800, None), "TINYINT UNSIGNED"),
+    ((3, 11, 0, 32768, None), "INT"),
+    ((3, 10, 0, 32800, None), "INT UNSIGNED"),
+    ((8, 20, 0, 32768, None), "BIGINT"),
+    ((9, 8, 0, 32800, None), "MEDIUMINT UNSIGNED"),
+    ((246, 12, 2, 32768, None), "DECIMAL(10,2)"),
+    ((246, 11, 2, 32800, None), "DECIMAL(10,2) UNSIGNED"),
+    ((246, 15, 0, 32768, None), "DECIMAL(14,0)"),
+    ((253, 200, 0, 0, None), "VARCHAR(50)"),
+    ((254, 12, 0, 0, None), "CHAR(3)"),
+    ((253, 20, 0, 128, "binary"), "VARBINARY(20)"),
+    ((253, 80, 0, 128, "utf8mb4"), "VARCHAR(20)"),  # a _bin collation sets the BINARY flag too
+    ((254, 4, 0, 128, "binary"), "BINARY(4)"),
+    ((252, 1020, 0, 16, None), "TINYTEXT"),
+    ((252, 262140, 0, 16, None), "TEXT"),
+    ((252, 67108860, 0, 16, None), "MEDIUMTEXT"),
+    ((252, -1, 0, 16, None), "LONGTEXT"),
+    ((252, 65535, 0, 144, "binary"), "BLOB"),
+    ((252, 16777215, 0, 144, "binary"), "MEDIUMBLOB"),
+    ((10, 10, 0, 128, None), "DATE"),
+    ((12, 19, 0, 128, None), "DATETIME"),
+    ((12, 26, 6, 128, None), "DATETIME(6)"),
+    ((7, 23, 3, 160, None), "TIMESTAMP(3)"),
+    ((11, 13, 2, 128, None), "TIME(2)"),
+    ((13, 4, 0, 32864, None), "YEAR"),
+    ((4, 12, 31, 32768, None), "FLOAT"),
+    ((5, 22, 31, 32768, None), "DOUBLE"),
+    ((16, 5, 0, 32, None), "BIT(5)"),
+    ((254, 4, 0, 256, None), None),  # ENUM: members unknown
+    ((254, 12, 0, 2048, None), None),  # SET
+]
+
+
+@pytest.mark.parametrize(("metadata", "expected"), METADATA, ids=[str(e) for _, e in METADATA])
+def test_result_metadata_gives_the_columns_sql_type(metadata, expected):
+    assert result_type(*metadata) == expected
+
+
+@pytest.mark.parametrize(
+    ("wide", "narrow"),
+    [
+        ("varchar(200)", "VARCHAR(50)"),
+        ("bigint(20)", "INT"),
+        ("bigint", "int unsigned"),
+        ("int unsigned", "smallint unsigned"),
+        ("decimal(14,2)", "DECIMAL(10,2)"),
+        ("decimal(12,4)", "decimal(10,2)"),
+        ("decimal(10,2)", "decimal(10,2) unsigned"),
+        ("mediumtext", "TEXT"),
+        ("text", "varchar(50)"),
+        ("datetime(6)", "datetime"),
+        ("varbinary(30)", "binary(4)"),
+        ("double", "float"),
+    ],
+)
+def test_widenings_hold_every_value_and_not_the_other_way(wide, narrow):
+    assert holds(parse_type(wide), parse_type(narrow))
+    assert not holds(parse_type(narrow), parse_type(wide))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("int", "int unsigned"),  # negatives vs values above 2**31
+        ("bigint unsigned", "int"),
+        ("decimal(10,2)", "decimal(11,1)"),
+        ("varchar(50)", "int"),
+        ("date", "datetime"),
+        ("binary(4)", "binary(8)"),
+        ("enum('a','b')", "enum('a','c')"),
+    ],
+)
+def test_incompatible_types_hold_neither_way(a, b):
+    assert not holds(parse_type(a), parse_type(b)) and not holds(parse_type(b), parse_type(a))
+
+
+def test_display_widths_and_spelling_do_not_make_a_difference():
+    for target, source in [("int(11)", "INT"), ("tinyint(1)", "TINYINT"), ("int(10) unsigned", "INT UNSIGNED")]:
+        assert holds(parse_type(target), parse_type(source)) and holds(parse_type(source), parse_type(target))
+
+
+TARGET = {"id": "int(11)", "label": "varchar(50)", "qty": "int(11)", "kind": "enum('a','b')", "loaded_at": "datetime"}
+
+
+def test_the_plan_adds_missing_columns_and_widens_narrower_ones():
+    result = [("id", "INT"), ("label", "VARCHAR(200)"), ("qty", "BIGINT"), ("kind", None), ("note", "TEXT")]
+    evolution = plan_evolution(result, TARGET, ["id", "label", "qty", "kind"])
+    assert evolution.refusals == ()
+    assert evolution.changes == (
+        ColumnChange("label", "widen", "varchar(50)", "VARCHAR(200)"),
+        ColumnChange("qty", "widen", "int(11)", "BIGINT"),
+        ColumnChange("note", "add", None, "TEXT"),
+    )
+    # A target column nobody declared (loaded_at, filled by a default) is not a removed column.
+    assert plan_evolution([("id", "INT")], TARGET, ["id"]).refusals == ()
+
+
+def test_the_plan_refuses_removed_narrowed_incompatible_and_untyped_columns():
+    result = [("id", "INT UNSIGNED"), ("label", "VARCHAR(20)"), ("new", None), ("COUNT(*)", "BIGINT")]
+    refusals = plan_evolution(result, TARGET, ["id", "label", "qty"], added_before=["kind"]).refusals
+    text = " | ".join(refusals)
+    assert (
+        "column id: the query now returns INT UNSIGNED but the target column is int(11); that is not a widening" in text
+    )
+    assert (
+        "column label: the query now returns VARCHAR(20) but the target column is varchar(50), which is wider" in text
+    )
+    assert "column new is not in the target table and its source type is unknown" in text
+    assert "'COUNT(*)'" in text and "alias it" in text
+    assert "column qty (int(11)) is no longer returned" in text and "column kind (enum('a','b'))" in text
+    assert len(refusals) == 6
+
+
+def test_schema_evolution_is_a_validated_admin_column_defaulting_to_fail():
+    row = {
+        "id": 3,
+        "name": "orders",
+        "status": 1,
+        "query_select": "SELECT id FROM orders WHERE company = %(company_id)s",
+        "params_select": "",
+        "query_insert": "REPLACE INTO orders (id) VALUES",
+    }
+    assert build_table(row).schema_evolution == "fail"
+    assert build_table({**row, "schema_evolution": " Evolve "}).schema_evolution == "evolve"
+    with pytest.raises(ConfigError, match=r"schema_evolution 'grow' is not one of \('fail', 'evolve'\)"):
+        build_table({**row, "schema_evolution": "grow"})
+    plan = build_plan(
+        AdminRows([{"id": 1, "company_id": 7, "status": 1, "alias": "acme"}], [{**row, "schema_evolution": "evolve"}]),
+        Settings(),
+    )
+    assert plan_from_dict(plan_to_dict(plan)).companies[0].tables[0].schema_evolution == "evolve"
+
+
+def test_a_manifest_written_before_sql_types_were_recorded_still_reads():
+    manifest = Manifest(
+        "b", "p", "e", "c", "t", "2026-11-20", "r", (Column("id", "LONG", "text", "INT"),), (), "gzip", "", ""
+    )
+    body = json.loads(manifest.to_json())
+    assert body["columns"][0]["sql_type"] == "INT"
+    del body["columns"][0]["sql_type"]
+    old = Manifest.from_json(json.dumps(body).encode())
+    assert old.columns[0] == Column("id", "LONG", "text", None)
