@@ -169,7 +169,7 @@ def _refresh_lock(path: Path, wait_seconds: float) -> Iterator[None]:
     handle = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115 - closed in finally
+        handle = open(path.with_name(path.name + ".lock"), "a")
         deadline = time.monotonic() + wait_seconds
         while True:
             try:

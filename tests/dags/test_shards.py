@@ -291,9 +291,8 @@ def _select(db: str, sql: str, args: tuple = ()) -> list[tuple]:
 
 
 def test_a_run_of_one_shard_dag_copies_its_companies_exactly_and_leaves_the_other_shards_alone(two_shards):
-    from airflow.utils.state import DagRunState
-
     from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.utils.state import DagRunState
 
     folder = str(two_shards["dags"])
     bag = BundleDagBag(dag_folder=folder, bundle_path=folder, bundle_name="dags-folder")

@@ -133,7 +133,10 @@ def test_write_shard_files_writes_one_small_file_per_shard_and_removes_stale_one
     code = [line for line in text.splitlines() if line.strip() and not line.startswith(('"""', "Written"))]
     assert len(code) <= 5
     written, removed = shards.write_shard_files(tmp_path, 2)
-    assert [p.name for p in removed] == ["populate_report_databases_shard_03.py", "populate_report_databases_shard_04.py"]
+    assert [p.name for p in removed] == [
+        "populate_report_databases_shard_03.py",
+        "populate_report_databases_shard_04.py",
+    ]
     assert "dag_from_admin(shard=2, shards=2)" in written[1].read_text()
     _, removed = shards.write_shard_files(tmp_path, 1)
     assert len(removed) == 2
