@@ -123,18 +123,24 @@ class _TableOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.company = company
-        self.spec = spec
-        self.settings = settings
-        self.sql = shown_sql(spec.query_select)
-        self.source_conn_id = source_conn_id
-        self.target_conn_id = target_conn_id
-        self.s3_conn_id = s3_conn_id
+        values: dict[str, Any] = {
+            "company": company,
+            "spec": spec,
+            "settings": settings,
+            "sql": shown_sql(spec.query_select),
+            "source_conn_id": source_conn_id,
+            "target_conn_id": target_conn_id,
+            "s3_conn_id": s3_conn_id,
+        }
         if "chunk" in self.template_fields:
-            self.chunk = chunk
+            values["chunk"] = chunk
         if "extracted" in self.template_fields:
-            self.extracted = extracted
-            self.company_tables = tuple(company_tables)
+            values.update(extracted=extracted, company_tables=tuple(company_tables))
+        # Stored past BaseOperator.__setattr__, whose per-attribute bookkeeping (a converter lookup,
+        # init kwargs, XComArg links of fields set after __init__) none of these need during __init__:
+        # Airflow links the template fields' XComArgs when __init__ returns, reading the attributes.
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     def connections(self) -> HookConnections:
         """The connections by this task's (rendered) connection ids."""
