@@ -107,6 +107,14 @@ class _TableOperator(BaseOperator):
 
     ui_color = "#e8f4fd"
     template_fields_renderers = {"sql": "sql"}
+    # Set by __init__ (with object.__setattr__, see there).
+    company: Company
+    spec: TableSpec
+    settings: Settings
+    sql: str
+    source_conn_id: str
+    target_conn_id: str
+    s3_conn_id: str
 
     def __init__(
         self,
@@ -191,6 +199,7 @@ class ReportMySqlToS3Operator(_TableOperator):
     """
 
     template_fields: Sequence[str] = ("chunk", "sql", "source_conn_id", "s3_conn_id")
+    chunk: Any  # set by __init__, or by the mapped task's expand
     # Set by execute, for the lineage facets after it.
     _manifest: Manifest | None = None
     _logical_date: dt.datetime | None = None
@@ -265,6 +274,8 @@ class ReportS3ToMySqlOperator(_TableOperator):
     """
 
     template_fields: Sequence[str] = ("extracted", "sql", "target_conn_id", "s3_conn_id")
+    extracted: Any  # the extract's XComArg (factory._feed)
+    company_tables: tuple[str, ...]
     # Set by execute, for the lineage facets after it.
     _loaded: tuple[Any, dt.datetime] | None = None
 
