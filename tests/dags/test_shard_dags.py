@@ -317,3 +317,18 @@ def test_a_run_of_one_shard_dag_copies_its_companies_exactly_and_leaves_the_othe
             # Shard 1's companies are another DAG's: this run did not touch them.
             assert loaded == []
             assert _select(alias, "SELECT table_name FROM report_loads") == []
+    # The freshness page reads the task instances of every shard DAG: this run's load durations.
+    from report_pipeline import freshness
+    from report_pipeline.airflow.factory import current_plan
+    from report_pipeline.airflow.freshness_app import _task_facts
+    from report_pipeline.settings import Settings
+    from report_pipeline.shards import dag_ids
+
+    settings = Settings.from_env()
+    plan, _ = current_plan(settings)
+    conn = mysql_connect()
+    rows = freshness.collect(plan, conn.cursor(), schedule=None, now=dt.datetime.now(dt.UTC))
+    conn.close()
+    _task_facts(rows, "http://airflow.example", dag_ids(settings.dag_shards))
+    timed = {r.company for r in rows if run.run_id in r.durations}
+    assert timed == set(two_shards["by_shard"][2])
