@@ -90,6 +90,11 @@ def check_shard(shard: int, shards: int, configured: int) -> None:
         )
 
 
+def missing_shard_files(folder: Path, shards: int) -> list[str]:
+    """The shard files of ``shards`` that ``folder`` lacks (sharding on, files never written: no DAG at all)."""
+    return [f"{shard_dag_id(k)}.py" for k in range(1, shards + 1) if not (folder / f"{shard_dag_id(k)}.py").exists()]
+
+
 def shard_plan(plan: Plan, shard: int, shards: int) -> Plan:
     """The part of ``plan`` one shard schedules: its companies and its broken company rows."""
     if shards <= 1:

@@ -332,3 +332,14 @@ def test_a_run_of_one_shard_dag_copies_its_companies_exactly_and_leaves_the_othe
     _task_facts(rows, "http://airflow.example", dag_ids(settings.dag_shards))
     timed = {r.company for r in rows if run.run_id in r.durations}
     assert timed == set(two_shards["by_shard"][2])
+
+
+def test_sharding_on_without_the_shard_files_is_an_import_error_not_an_empty_dags_folder(shard_folder):
+    for path in shard_folder.glob("populate_report_databases_shard_0[34].py"):
+        path.unlink()
+    bag = _bag(shard_folder)
+    assert sorted(bag.dags) == ["populate_report_databases_shard_01", "populate_report_databases_shard_02"]
+    ((file, error),) = bag.import_errors.items()
+    assert file.endswith("populate_report_databases.py")
+    assert "lacks populate_report_databases_shard_03.py, populate_report_databases_shard_04.py" in error
+    assert "report-pipeline write-dag-shards" in error

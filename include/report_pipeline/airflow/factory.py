@@ -10,7 +10,9 @@ import contextlib
 import datetime as dt
 import gc
 import logging
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -26,9 +28,10 @@ from report_pipeline.airflow.operators import (
 from report_pipeline.airflow.params import skip_unless_selected
 from report_pipeline.airflow.retry import retry_arguments
 from report_pipeline.config import AdminRows, CompanyPlan, Plan
+from report_pipeline.errors import ConfigError
 from report_pipeline.modes import LOAD_MODES
 from report_pipeline.settings import Settings
-from report_pipeline.shards import DAG_ID, check_shard, shard_dag_id, shard_of, shard_plan
+from report_pipeline.shards import DAG_ID, check_shard, missing_shard_files, shard_dag_id, shard_of, shard_plan
 from report_pipeline.snapshot import PlanSource, expire_snapshot, load_plan
 
 log = logging.getLogger(__name__)
@@ -307,6 +310,23 @@ def _collection_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _check_shard_files_beside(dag_file: str | None, count: int) -> None:
+    """Refuse to build nothing when the shard files that should build the DAGs are not there.
+
+    With REPORTS_DAG_SHARDS set but ``write-dag-shards`` never run, the plain file would build no DAG
+    and no shard file would build one: every company would silently stop being scheduled.
+    """
+    if not dag_file or Path(dag_file).name != f"{DAG_ID}.py":
+        return  # not called from the DAG file (a test, a script): nothing to look beside
+    missing = missing_shard_files(Path(dag_file).parent, count)
+    if missing:
+        raise ConfigError(
+            f"REPORTS_DAG_SHARDS={count}, so {DAG_ID} builds no DAG, but {Path(dag_file).parent} lacks "
+            f"{', '.join(missing)}: run `report-pipeline write-dag-shards --dags-folder {Path(dag_file).parent}`, "
+            "or set REPORTS_DAG_SHARDS=1"
+        )
+
+
 def dag_from_admin(
     settings: Settings | None = None, *, shard: int | None = None, shards: int | None = None
 ) -> DAG | None:
@@ -320,6 +340,7 @@ def dag_from_admin(
     settings = settings or Settings.from_env()
     if shard is None:
         if settings.dag_shards > 1:
+            _check_shard_files_beside(sys._getframe(1).f_globals.get("__file__"), settings.dag_shards)
             log.info(
                 "REPORTS_DAG_SHARDS=%d: the companies are in %s .. %s; %s builds no DAG",
                 settings.dag_shards,
