@@ -144,14 +144,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--dags-folder",
         type=Path,
-        help="where the DAG files go (default: $AIRFLOW__CORE__DAGS_FOLDER, else ./dags)",
+        help="where the DAG files go (default: as Airflow's: $AIRFLOW__CORE__DAGS_FOLDER, else $AIRFLOW_HOME/dags)",
     )
 
 
 def cmd_write_dag_shards(args: argparse.Namespace, settings: Settings, connect: Any) -> int:
     """Write the shard files for the configured (or given) count, and say what else must match."""
     count = settings.dag_shards if args.shards is None else args.shards
-    folder = args.dags_folder or Path(os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or "dags")
+    home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+    folder = args.dags_folder or Path(os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or os.path.join(home, "dags"))
     written, removed = write_shard_files(folder, count)
     for path in removed:
         print(f"removed {path}")
