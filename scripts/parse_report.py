@@ -1,17 +1,25 @@
-"""Measure how long parsing the DAG file takes with a big admin config, and how often it queries the admin DB.
+"""Measure how long parsing the DAG files takes with a big admin config, and how often they query the admin DB.
 
-    source scripts/env.sh && .venv/bin/python scripts/parse_report.py [--companies 200] [--tables 10]
+    source scripts/env.sh && .venv/bin/python scripts/parse_report.py [--sizes 200x10,1000x20] [--shards 8]
 
-Creates a scratch admin schema (dropped at the end) with N companies x M tables, then runs
-``airflow dags report`` (the duration Airflow itself reports for the file) in these situations:
+For each size (companies x tables) a scratch admin schema (dropped at the end), then both layouts:
 
+one DAG (REPORTS_DAG_SHARDS=1), a dags folder holding only ``populate_report_databases.py``, through
+``airflow dags report`` (the duration Airflow itself reports for the file):
 - cold: no snapshot yet, so the parse reads the admin DB once and writes the snapshot;
 - warm: a fresh snapshot, the normal case within the TTL (expected: no admin-DB access at all);
 - expired + admin DB unreachable: first parse (one failed connect) and the next (backed off);
 - worker: a task's parse (parsing context set) with an expired snapshot and an unreachable admin DB.
 
-``duration`` is Airflow's own figure (wall clock of importing the file); for warm runs ``cpu_s`` adds
-the CPU time of the same parse through DagBag, which stays comparable on a busy machine.
+N shards (REPORTS_DAG_SHARDS=N), a dags folder with the plain file and the N shard files:
+- cold: one ``airflow dags report`` over the folder with no snapshot: admin reads of all files together;
+- warm: each shard file parsed in a fresh interpreter, as the DAG processor parses each file in a
+  process of its own (our modules imported afresh each time): max and median over the files;
+- worker: one shard file's parse for one of its tasks.
+
+``duration`` is Airflow's own figure (DagBag's time for the file: import plus bagging); ``cpu_s`` is
+the CPU time of the same parse, which stays comparable on a busy machine. Bytecode is cached (in the
+scratch directory) as in any installed deployment, so modules are not recompiled at every parse.
 Admin-DB traffic is counted inside the parsing process by a ``sitecustomize`` that wraps mysqlclient's
 connect and query, because the server's global counters also see other engineers' tests.
 Not part of ``make test``: it prints figures, it asserts nothing.
@@ -23,6 +31,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +44,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "include"))
 
 from report_pipeline import admin  # noqa: E402
+from report_pipeline.shards import DAG_ID, shard_dag_id, shard_of, write_shard_files  # noqa: E402
+
+DAG_FILE = REPO / "dags" / f"{DAG_ID}.py"
 
 COUNTER = """
 import atexit, json, os
@@ -111,121 +123,215 @@ def create_admin(schema: str, companies: int, tables: int) -> None:
     conn.close()
 
 
-def dags_report(env: dict[str, str], count_file: Path) -> dict[str, Any]:
-    """One ``airflow dags report`` run: Airflow's parse duration, task count and admin-DB traffic."""
+def dags_report(env: dict[str, str], count_file: Path, timeout: float) -> dict[str, Any]:
+    """One ``airflow dags report`` over the env's dags folder: per-file durations and tasks, admin-DB traffic."""
     count_file.unlink(missing_ok=True)
     started = time.monotonic()
-    out = subprocess.run(
-        [str(REPO / ".venv/bin/airflow"), "dags", "report", "-o", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    try:
+        out = subprocess.run(
+            [str(REPO / ".venv/bin/airflow"), "dags", "report", "-o", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"duration": f"> {timeout:.0f} s (killed)"}
     wall = time.monotonic() - started
     # Log lines may precede the JSON document on stdout.
-    start = out.stdout.index("[{")
-    (row,) = [r for r in json.loads(out.stdout[start:]) if r["file"].endswith("populate_report_databases.py")]
+    rows = json.loads(out.stdout[out.stdout.index("[{") :])
     counts = json.loads(count_file.read_text()) if count_file.exists() else {}
+    seconds = [_seconds(r["duration"]) for r in rows if int(r["dag_num"])]
     return {
-        "duration": row["duration"],
-        "tasks": row["task_num"],
-        "dags": row["dag_num"],
+        "duration": _spread(seconds),
+        "tasks": sum(int(r["task_num"]) for r in rows),
+        "dags": sum(int(r["dag_num"]) for r in rows),
         "wall_s": f"{wall:.1f}",
         **counts,
     }
 
 
-def dagbag_cpu(env: dict[str, str]) -> dict[str, Any]:
-    """CPU and wall seconds of loading the DAG file with DagBag in a fresh interpreter (Airflow pre-imported).
+def _seconds(duration: str) -> float:
+    h, m, s = duration.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
 
-    CPU time barely depends on what else the machine runs, unlike the wall-clock duration above.
+
+def _spread(values: list[float]) -> str:
+    """One figure, or "max / median" of several files' figures."""
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{max(values):.2f} / {statistics.median(values):.2f}" if values else "-"
+
+
+def file_parse(env: dict[str, str], path: Path, timeout: float) -> dict[str, Any]:
+    """Parse one DAG file with DagBag in a fresh interpreter (Airflow pre-imported, as in the DAG processor).
+
+    ``duration`` is DagBag's own figure for the file (what ``airflow dags report`` prints); CPU time
+    barely depends on what else the machine runs, unlike durations.
     """
     script = (
         "import json, time\n"
         "from airflow.dag_processing.dagbag import DagBag\n"
-        "c, w = time.process_time(), time.perf_counter()\n"
-        f"bag = DagBag(dag_folder={str(REPO / 'dags' / 'populate_report_databases.py')!r})\n"
-        "print('RESULT', json.dumps({'cpu_s': round(time.process_time() - c, 2),\n"
-        "    'dagbag_wall_s': round(time.perf_counter() - w, 2), 'errors': len(bag.import_errors)}))\n"
+        "c = time.process_time()\n"
+        f"bag = DagBag(dag_folder={str(path)!r})\n"
+        "(stat,) = bag.dagbag_stats\n"
+        "print('RESULT', json.dumps({'cpu_s': time.process_time() - c, 'duration': stat.duration.total_seconds(),\n"
+        "    'tasks': stat.task_num, 'dags': stat.dag_num, 'errors': len(bag.import_errors)}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return {"duration": float("inf"), "cpu_s": float("inf"), "tasks": 0, "dags": 0, "errors": 0}
     (line,) = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-    return json.loads(line.removeprefix("RESULT "))
+    return dict(json.loads(line.removeprefix("RESULT ")))
+
+
+def one_dag(env: dict[str, str], down: dict[str, str], warm_runs: int, timeout: float) -> list[Any]:
+    """The single-DAG layout's situations (see the module docstring)."""
+    count_file, snapshot = Path(env["RP_COUNT_FILE"]), Path(env["REPORTS_SNAPSHOT_PATH"])
+    snapshot.unlink(missing_ok=True)
+    results: list[tuple[str, dict[str, Any]]] = [
+        ("cold: no snapshot, admin DB read", dags_report(env, count_file, timeout))
+    ]
+    if "killed" in str(results[0][1]["duration"]):
+        return results  # a parse that does not finish: the warm ones would not either
+    for n in range(warm_runs):
+        parsed = file_parse(env, Path(env["AIRFLOW__CORE__DAGS_FOLDER"]) / DAG_FILE.name, timeout)
+        cpu = {"cpu_s": f"{parsed['cpu_s']:.2f}"}
+        results.append((f"warm snapshot #{n + 1}", {**dags_report(env, count_file, timeout), **cpu}))
+    old = time.time() - 3600
+    os.utime(snapshot, (old, old))
+    results.append(("expired, admin DB down (1st)", dags_report(down, count_file, timeout)))
+    results.append(("expired, admin DB down (backed off)", dags_report(down, count_file, timeout)))
+    worker = {
+        **down,
+        "_AIRFLOW_PARSING_CONTEXT_DAG_ID": DAG_ID,
+        "_AIRFLOW_PARSING_CONTEXT_TASK_ID": "company_pr0001.table_01__mysql_to_s3",
+    }
+    (snapshot.parent / (snapshot.name + ".failed")).unlink(missing_ok=True)
+    results.append(("worker parse, expired, admin DB down", dags_report(worker, count_file, timeout)))
+    return results
+
+
+def sharded(env: dict[str, str], down: dict[str, str], shards: int, warm_runs: int, timeout: float) -> list[Any]:
+    """The N-shard layout's situations (see the module docstring)."""
+    count_file, snapshot = Path(env["RP_COUNT_FILE"]), Path(env["REPORTS_SNAPSHOT_PATH"])
+    folder = Path(env["AIRFLOW__CORE__DAGS_FOLDER"])
+    files = sorted(folder.glob(f"{DAG_ID}_shard_*.py"))
+    snapshot.unlink(missing_ok=True)
+    results: list[tuple[str, dict[str, Any]]] = [
+        (f"cold: no snapshot, {shards} files in 1 process", dags_report(env, count_file, timeout))
+    ]
+    for n in range(warm_runs):
+        parsed = [file_parse(env, path, timeout) for path in files]
+        results.append(
+            (
+                f"warm snapshot #{n + 1}, each file alone",
+                {
+                    "duration": _spread([p["duration"] for p in parsed]),
+                    "cpu_s": _spread([p["cpu_s"] for p in parsed]),
+                    "dags": sum(p["dags"] for p in parsed),
+                    "tasks": f"{max(p['tasks'] for p in parsed)} max, {sum(p['tasks'] for p in parsed)} all",
+                },
+            )
+        )
+    old = time.time() - 3600
+    os.utime(snapshot, (old, old))
+    worker = {
+        **down,
+        "_AIRFLOW_PARSING_CONTEXT_DAG_ID": shard_dag_id(1),
+        # A company of shard 1, so the worker's task is one the file builds.
+        "_AIRFLOW_PARSING_CONTEXT_TASK_ID": f"company_{_first_of(1, shards)}.table_01__mysql_to_s3",
+    }
+    parsed = file_parse(worker, files[0], timeout)
+    results.append(
+        (
+            "worker parse of shard 1, expired, DB down",
+            {"duration": f"{parsed['duration']:.2f}", "cpu_s": f"{parsed['cpu_s']:.2f}", "tasks": parsed["tasks"]},
+        )
+    )
+    return results
+
+
+def _first_of(shard: int, shards: int) -> str:
+    """The first scratch company (``pr0001``..) in a shard."""
+    return next(f"pr{n:04d}" for n in range(1, 100_000) if shard_of(f"pr{n:04d}", shards) == shard)
+
+
+HEADERS = ["situation", "duration", "dags", "tasks", "connects", "queries", "selects", "wall_s", "cpu_s"]
+
+
+def print_table(title: str, results: list[tuple[str, dict[str, Any]]]) -> None:
+    """One layout's figures."""
+    table = [[name, *(str(r.get(h, "-")) for h in HEADERS[1:])] for name, r in results]
+    widths = [max(len(str(x)) for x in col) for col in zip(HEADERS, *table, strict=False)]
+    print(title)
+    for n, row in enumerate([HEADERS, *table]):
+        print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
+        if n == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+    print(flush=True)
 
 
 def main() -> int:
-    """Build the scratch config, measure each situation, print one table."""
+    """Build each scratch config, measure both layouts, print one table per size and layout."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--companies", type=int, default=200)
-    parser.add_argument("--tables", type=int, default=10)
+    parser.add_argument("--sizes", default="200x10,1000x20", help="companies x tables, comma-separated")
+    parser.add_argument("--shards", type=int, default=8, help="REPORTS_DAG_SHARDS of the sharded layout")
+    parser.add_argument("--layouts", default="one,shards", help="one, shards or both (comma-separated)")
     parser.add_argument("--warm-runs", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=300, help="seconds before a parse is given up")
     args = parser.parse_args()
 
-    schema = f"rp_parse_{uuid.uuid4().hex[:8]}"
     work = Path(tempfile.mkdtemp(prefix="rp-parse-"))
     (work / "site").mkdir()
     (work / "site" / "sitecustomize.py").write_text(COUNTER)
-    snapshot = work / "admin_snapshot.json"
-    count_file = work / "counts.json"
     port = os.environ.get("REPORTS_MYSQL_PORT", "3307")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": os.environ.get("AIRFLOW_HOME", str(REPO / ".local" / "airflow")),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_CONN_REPORTS_ADMIN_DB": f"mysql://reports:reports@127.0.0.1:{port}/{schema}?charset=utf8mb4",
-        "REPORTS_SNAPSHOT_PATH": str(snapshot),
-        "REPORTS_SNAPSHOT_TTL": "300",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(work / "site"), os.environ.get("PYTHONPATH")])),
-        "RP_COUNT_FILE": str(count_file),
-    }
-    down = {**env, "AIRFLOW_CONN_REPORTS_ADMIN_DB": "mysql://reports:reports@127.0.0.1:1/nowhere"}
-    results: list[tuple[str, dict[str, Any]]] = []
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     try:
-        create_admin(schema, args.companies, args.tables)
-        results.append(("cold: no snapshot, admin DB read", dags_report(env, count_file)))
-        for n in range(args.warm_runs):
-            results.append((f"warm snapshot #{n + 1}", {**dags_report(env, count_file), **dagbag_cpu(env)}))
-        old = time.time() - 3600
-        os.utime(snapshot, (old, old))
-        results.append(("expired, admin DB down (1st)", dags_report(down, count_file)))
-        results.append(("expired, admin DB down (backed off)", dags_report(down, count_file)))
-        worker = {
-            **down,
-            "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "populate_report_databases",
-            "_AIRFLOW_PARSING_CONTEXT_TASK_ID": "company_pr0001.table_01__mysql_to_s3",
-        }
-        (snapshot.parent / (snapshot.name + ".failed")).unlink(missing_ok=True)
-        results.append(("worker parse, expired, admin DB down", dags_report(worker, count_file)))
+        for size in args.sizes.split(","):
+            companies, tables = (int(x) for x in size.split("x"))
+            schema = f"rp_parse_{uuid.uuid4().hex[:8]}"
+            create_admin(schema, companies, tables)
+            try:
+                for layout in args.layouts.split(","):
+                    count = 1 if layout == "one" else args.shards
+                    folder = work / f"dags-{layout}"
+                    shutil.rmtree(folder, ignore_errors=True)
+                    folder.mkdir()
+                    shutil.copy(DAG_FILE, folder)
+                    write_shard_files(folder, count)
+                    env = {
+                        **base,
+                        "AIRFLOW_HOME": os.environ.get("AIRFLOW_HOME", str(REPO / ".local" / "airflow")),
+                        "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
+                        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": str(int(args.timeout)),
+                        "AIRFLOW_CONN_REPORTS_ADMIN_DB": f"mysql://reports:reports@127.0.0.1:{port}/{schema}?charset=utf8mb4",
+                        "REPORTS_SNAPSHOT_PATH": str(work / f"snapshot-{layout}.json"),
+                        "REPORTS_SNAPSHOT_TTL": "300",
+                        "REPORTS_DAG_SHARDS": str(count),
+                        "PYTHONPYCACHEPREFIX": str(work / "pycache"),
+                        "PYTHONPATH": os.pathsep.join(filter(None, [str(work / "site"), os.environ.get("PYTHONPATH")])),
+                        "RP_COUNT_FILE": str(work / "counts.json"),
+                    }
+                    down = {**env, "AIRFLOW_CONN_REPORTS_ADMIN_DB": "mysql://reports:reports@127.0.0.1:1/nowhere"}
+                    if layout == "one":
+                        results = one_dag(env, down, args.warm_runs, args.timeout)
+                        title = f"{companies} companies x {tables} tables, one DAG ({companies * tables * 2} tasks)"
+                    else:
+                        results = sharded(env, down, count, args.warm_runs, args.timeout)
+                        title = f"{companies} companies x {tables} tables, {count} shard DAGs (durations: max / median)"
+                    print_table(f"{title}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", results)
+            finally:
+                conn = _connect()
+                conn.cursor().execute(f"DROP DATABASE IF EXISTS `{schema}`")
+                conn.close()
     finally:
-        conn = _connect()
-        conn.cursor().execute(f"DROP DATABASE IF EXISTS `{schema}`")
-        conn.close()
         shutil.rmtree(work, ignore_errors=True)
-
-    headers = [
-        "situation",
-        "duration",
-        "dags",
-        "tasks",
-        "connects",
-        "queries",
-        "selects",
-        "wall_s",
-        "cpu_s",
-        "dagbag_wall_s",
-    ]
-    table = [[name, *(str(r.get(h, "-")) for h in headers[1:])] for name, r in results]
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *table, strict=False)]
-    print(
-        f"populate_report_databases.py with {args.companies} companies x {args.tables} tables "
-        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
-    )
-    for n, row in enumerate([headers, *table]):
-        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
     return 0
 
 

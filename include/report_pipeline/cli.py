@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from report_pipeline import admin, admin_commands, checks, ledger, onboard, tasks
+from report_pipeline import admin, admin_commands, checks, ledger, onboard, shards, tasks
 from report_pipeline.chunks import Chunk
 from report_pipeline.config import Company, Plan, TableSpec, build_plan, build_table
 from report_pipeline.errors import ReportPipelineError
@@ -123,7 +123,13 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, connect: ConnectionsF
         f"plan for logical date {logical.date()}: {len(plan.companies)} active companies, "
         f"{plan.inactive_companies} inactive; {plan.inactive_tables} inactive tables"
     )
-    print_table(["company", "table", "bucket", "schema", "target", "mode", "chunks", "look-back", "parameters"], rows)
+    headers = ["company", "table", "bucket", "schema", "target", "mode", "chunks", "look-back", "parameters"]
+    if settings.dag_shards > 1:
+        # Which DAG to trigger or backfill for a company (README "Scaling out").
+        print(f"companies split over {settings.dag_shards} DAGs (REPORTS_DAG_SHARDS)")
+        headers.append("dag")
+        rows = [[*r, shards.dag_id_of(r[0], settings.dag_shards)] for r in rows]
+    print_table(headers, rows)
     return 0
 
 
@@ -372,6 +378,7 @@ def build_parser(extra: Mapping[str, tuple[str, Command]] | None = None) -> argp
     which.add_argument("--date", help="loads of this logical day, YYYY-MM-DD (scheduled, manual and CLI runs)")
     which.add_argument("--run-id", help="the loads of one DAG run (or CLI run)")
     admin_commands.add_parsers(sub)
+    shards.add_parser(sub)
     sub.add_parser("check-settings", help="fail on unknown or malformed REPORTS_* variables, naming them")
     for name, (help_text, _) in (extra or {}).items():
         sub.add_parser(name, help=help_text)
@@ -388,6 +395,7 @@ COMMANDS: dict[str, Command] = {
     "report": cmd_report,
     "check-settings": cmd_check_settings,
     **admin_commands.COMMANDS,
+    "write-dag-shards": shards.cmd_write_dag_shards,
 }
 
 

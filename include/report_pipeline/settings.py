@@ -29,6 +29,7 @@ SETTINGS_VARIABLES = (
     "REPORTS_S3_BUCKET_TEMPLATE",
     "REPORTS_TARGET_SCHEMA_TEMPLATE",
     "REPORTS_SCHEDULE",
+    "REPORTS_DAG_SHARDS",
     "REPORTS_DEFAULT_LOOKBACK_DAYS",
     "REPORTS_PART_MB",
     "REPORTS_LOAD_PARALLELISM",
@@ -179,6 +180,9 @@ class Settings:
     bucket_template: str = "reports-{alias}"
     schema_template: str = "{alias}"
     schedule: str | None = "@daily"
+    # 1: one DAG (populate_report_databases); N > 1: companies split over N DAGs (shards.py, README
+    # "Scaling out"), each built by its own DAG file (`report-pipeline write-dag-shards`).
+    dag_shards: int = 1
     default_lookback_days: int = 1
     # 8 MB parts keep the extract's and the load's working set under 64 MB even for incompressible
     # rows (README "What bounds memory"), and give parallel loads enough parts to share out.
@@ -244,6 +248,7 @@ class Settings:
             bucket_template=env.get("REPORTS_S3_BUCKET_TEMPLATE", "") or cls.bucket_template,
             schema_template=env.get("REPORTS_TARGET_SCHEMA_TEMPLATE", "") or cls.schema_template,
             schedule=None if schedule.lower() in ("", "none", "manual") else schedule,
+            dag_shards=_int(env, "REPORTS_DAG_SHARDS", cls.dag_shards, minimum=1),
             default_lookback_days=_int(env, "REPORTS_DEFAULT_LOOKBACK_DAYS", cls.default_lookback_days),
             part_bytes=_int(env, "REPORTS_PART_MB", cls.part_bytes // 2**20, minimum=1) * 2**20,
             load_parallelism=_int(env, "REPORTS_LOAD_PARALLELISM", cls.load_parallelism, minimum=1),

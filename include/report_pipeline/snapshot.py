@@ -7,12 +7,13 @@ at all does loading fail. A worker parsing the file to run one task uses any sna
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -55,15 +56,20 @@ def _fingerprint(settings: Settings) -> dict[str, object]:
     }
 
 
-def read_snapshot(path: Path, settings: Settings) -> tuple[Plan, float] | None:
-    """The cached plan and its age in seconds, or None if there is no usable snapshot."""
+def read_snapshot(
+    path: Path, settings: Settings, keep: Callable[[str], bool] | None = None
+) -> tuple[Plan, float] | None:
+    """The cached plan and its age in seconds, or None if there is no usable snapshot.
+
+    ``keep`` tests a company's alias (a broken company row's key): only those companies are rebuilt.
+    """
     try:
         raw = path.read_bytes()
         age = time.time() - path.stat().st_mtime
         body = json.loads(raw)
         if body.get("version") != SNAPSHOT_VERSION or body.get("settings") != _fingerprint(settings):
             return None
-        return plan_from_dict(body["plan"]), age
+        return plan_from_dict(body["plan"], keep), age
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -128,17 +134,66 @@ def load_plan(
     fetch_rows: Callable[[], AdminRows],
     *,
     prefer_snapshot: bool = False,
+    keep: Callable[[str], bool] | None = None,
 ) -> tuple[Plan, PlanSource]:
     """The plan for this parse: from the snapshot when fresh (or when ``prefer_snapshot``), else refreshed.
 
     ``fetch_rows`` reads the admin DB (with short timeouts); it is called at most once, and after a
     failed refresh not again until the TTL has passed once more, so an unreachable admin DB costs one
-    connect timeout per TTL instead of one per parse.
+    connect timeout per TTL instead of one per parse. ``keep`` limits the plan read from the snapshot
+    (see ``read_snapshot``); a plan just built from the admin DB is whole, and written whole.
     """
     path = settings.snapshot_path
-    cached = read_snapshot(path, settings)
+    cached = read_snapshot(path, settings, keep)
     if cached is not None and (prefer_snapshot or cached[1] < settings.snapshot_ttl_seconds):
         return cached[0], PlanSource("snapshot", cached[1], 0)
+    with _refresh_lock(path, wait_seconds=4 * settings.admin_timeout_seconds + 5):
+        # A parse of another DAG file sharing this snapshot (a shard, parsed in parallel) may have
+        # refreshed it while this one waited for the lock: then that refresh serves both.
+        if cached is not None:
+            again = read_snapshot(path, settings, keep)
+            if again is not None and again[1] < settings.snapshot_ttl_seconds:
+                return again[0], PlanSource("snapshot", again[1], 0)
+        return _refresh(settings, fetch_rows, cached)
+
+
+@contextlib.contextmanager
+def _refresh_lock(path: Path, wait_seconds: float) -> Iterator[None]:
+    """Hold an exclusive lock beside the snapshot, so one parse at a time refreshes it.
+
+    Bounded: after ``wait_seconds`` (a holder is itself bounded by the admin timeouts) or on a disk that
+    cannot hold the lock file, the parse goes on without it, as it did before there was a lock.
+    """
+    import fcntl
+
+    handle = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_name(path.name + ".lock"), "a")
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    log.warning("admin snapshot %s: another parse holds the refresh lock; refreshing anyway", path)
+                    break
+                time.sleep(0.05)
+    except OSError as exc:
+        log.warning("admin snapshot %s: no refresh lock (%s); refreshing without it", path, exc)
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # releases the lock
+
+
+def _refresh(
+    settings: Settings, fetch_rows: Callable[[], AdminRows], cached: tuple[Plan, float] | None
+) -> tuple[Plan, PlanSource]:
+    """Read the admin DB and write the snapshot, or fall back to ``cached`` (see ``load_plan``)."""
+    path = settings.snapshot_path
     if cached is not None:
         failed_ago = _recent_failure(path, settings.snapshot_ttl_seconds)
         if failed_ago is not None:
@@ -207,18 +262,37 @@ def _problem(d: Mapping[str, Any]) -> Problem:
     return Problem(d["table"], d["row_id"], d["message"])
 
 
-def plan_from_dict(d: Mapping[str, Any]) -> Plan:
-    """Rebuild a plan written by ``plan_to_dict``."""
+def plan_from_dict(d: Mapping[str, Any], keep: Callable[[str], bool] | None = None) -> Plan:
+    """Rebuild a plan written by ``plan_to_dict``; with ``keep``, only the companies it accepts.
+
+    Every company carries the same table specs: each distinct one is rebuilt once and shared, as
+    ``build_plan`` shares them (20,000 spec objects become 20 at 1,000 companies x 20 tables).
+    """
+    specs: dict[int, tuple[Mapping[str, Any], TableSpec]] = {}
+
+    def table(t: Mapping[str, Any]) -> TableSpec:
+        known = specs.get(t["id"])
+        if known is not None and known[0] == t:
+            return known[1]
+        spec = _table_from_dict(t)
+        specs[t["id"]] = (t, spec)
+        return spec
+
     return Plan(
         companies=tuple(
             CompanyPlan(
                 company=Company(**c["company"]),
-                tables=tuple(_table_from_dict(t) for t in c["tables"]),
+                tables=tuple(table(t) for t in c["tables"]),
                 broken=tuple(BrokenTable(b["name"], _problem(b["problem"])) for b in c["broken"]),
             )
             for c in d["companies"]
+            if keep is None or keep(c["company"]["alias"])
         ),
-        broken_companies=tuple(BrokenCompany(b["key"], _problem(b["problem"])) for b in d["broken_companies"]),
+        broken_companies=tuple(
+            BrokenCompany(b["key"], _problem(b["problem"]))
+            for b in d["broken_companies"]
+            if keep is None or keep(b["key"])
+        ),
         inactive_companies=d["inactive_companies"],
         inactive_tables=d["inactive_tables"],
         built_at=d["built_at"],

@@ -6,15 +6,19 @@ never skipped silently: it becomes a task that fails with the row's problem, and
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import logging
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import attrs
 from airflow.sdk import DAG, Asset, Param, TaskGroup, get_parsing_context
 
-from report_pipeline.admin import read_admin_rows
 from report_pipeline.airflow import alerts
-from report_pipeline.airflow.connections import HookConnections
 from report_pipeline.airflow.operators import (
     ConfigErrorOperator,
     ReportChunkPlanOperator,
@@ -24,14 +28,14 @@ from report_pipeline.airflow.operators import (
 from report_pipeline.airflow.params import skip_unless_selected
 from report_pipeline.airflow.retry import retry_arguments
 from report_pipeline.config import AdminRows, CompanyPlan, Plan
+from report_pipeline.errors import ConfigError
 from report_pipeline.modes import LOAD_MODES
-from report_pipeline.session import opened
 from report_pipeline.settings import Settings
+from report_pipeline.shards import DAG_ID, check_shard, missing_shard_files, shard_dag_id, shard_of, shard_plan
 from report_pipeline.snapshot import PlanSource, expire_snapshot, load_plan
 
 log = logging.getLogger(__name__)
 
-DAG_ID = "populate_report_databases"
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
@@ -40,12 +44,45 @@ def table_asset(alias: str, table: str) -> Asset:
     return Asset(name=f"reports.{alias}.{table}", uri=f"reports://{alias}/{table}", group="report-pipeline")
 
 
+def _load_outlet(alias: str, table: str) -> Asset:
+    """``table_asset(alias, table)``, built without Airflow's URI normalisation.
+
+    The first ``Asset()`` with a scheme Airflow does not know asks every provider for a normaliser,
+    which imports the Amazon provider's S3 hook and boto3 (0.1-0.2 s of each parse, for a scheme no
+    provider handles), and each one re-parses its URI. Ours is normal already: alias and table are
+    checked identifiers (lower-case scheme, no user info, query, fragment or trailing slash).
+    tests/dags/test_shard_dags.py checks that the result equals ``table_asset`` field by field.
+    """
+    values = {
+        "name": f"reports.{alias}.{table}",
+        "uri": f"reports://{alias}/{table}",
+        "group": "report-pipeline",
+        "extra": {},
+        "watchers": [],
+    }
+    asset = Asset.__new__(Asset)
+    for field in attrs.fields(Asset):
+        if field.name in values:
+            value = values[field.name]
+        elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]  # attrs' typing of Factory
+            value = field.default.factory(asset) if field.default.takes_self else field.default.factory()
+        else:
+            value = field.default
+        object.__setattr__(asset, field.name, value)
+    return asset
+
+
 def group_id(alias: str) -> str:
     """The task group id of a company."""
     return f"company_{alias}"
 
 
 def _fetch_admin_rows(settings: Settings) -> AdminRows:
+    # Imported here: only a parse that refreshes the snapshot (once per TTL) needs the MySQL hook.
+    from report_pipeline.admin import read_admin_rows
+    from report_pipeline.airflow.connections import HookConnections
+    from report_pipeline.session import opened
+
     with opened(HookConnections(settings).admin()) as conn:
         return read_admin_rows(conn)
 
@@ -62,19 +99,21 @@ def plan_has_task(plan: Plan, task_id: str) -> bool:
     return any(b.key == group for b in plan.broken_companies)
 
 
-def current_plan(settings: Settings) -> tuple[Plan, PlanSource]:
+def current_plan(settings: Settings, keep: Callable[[str], bool] | None = None) -> tuple[Plan, PlanSource]:
     """The plan for this parse; a worker parsing to run one task prefers any snapshot it has.
 
     Only when that snapshot lacks the worker's task (a worker whose disk missed a refresh, after a
     company was onboarded) is the admin DB read once more, instead of failing with "task not found".
+    ``keep`` (a shard's test on a company alias or broken row key) leaves the other companies out of the
+    plan read from the snapshot, so a shard file does not rebuild every company's specs.
     """
     task_id = get_parsing_context().task_id
     fetch = lambda: _fetch_admin_rows(settings)  # noqa: E731 - passed twice below
-    plan, source = load_plan(settings, fetch, prefer_snapshot=task_id is not None)
+    plan, source = load_plan(settings, fetch, prefer_snapshot=task_id is not None, keep=keep)
     if task_id is not None and source.origin == "snapshot" and not plan_has_task(plan, task_id):
         log.info("the snapshot has no task %s; refreshing it from the admin database", task_id)
         expire_snapshot(settings.snapshot_path)
-        plan, source = load_plan(settings, fetch)
+        plan, source = load_plan(settings, fetch, keep=keep)
     log.info(
         "report plan from %s (age %.0f s, %d admin queries): %d companies, %d problems",
         source.origin,
@@ -142,6 +181,20 @@ def _skip_unless_selected(alias: str | None, table: str | None) -> Any:
     return lambda context: skip_unless_selected(context, alias, table)
 
 
+def _feed(load: Any, extract: Any) -> None:
+    """``load.extracted = extract.output`` and ``extract >> load``: the load reads what the extract returned.
+
+    What ``extracted=extract.output`` at construction would do, without Airflow's generic path for it
+    (an XComArg in a template field -> ``set_upstream``), which checks both tasks are in one DAG by
+    hashing the DAG, and a DAG's hash covers the ids of all its tasks: each pair cost time in proportion
+    to the tasks built so far, quadratic in the DAG's size (15 % of a 6,000-task shard's parse).
+    The XComArg is the same object, rendered by the same template field at run time.
+    """
+    object.__setattr__(load, "extracted", extract.output)
+    extract.downstream_task_ids.add(load.node_id)
+    load.upstream_task_ids.add(extract.node_id)
+
+
 def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
     company = company_plan.company
     retry = retry_arguments()
@@ -164,14 +217,14 @@ def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
                 extract = ReportMySqlToS3Operator(
                     task_id=f"{spec.name}__mysql_to_s3", pool=settings.source_pool, **common
                 )
-            ReportS3ToMySqlOperator(
+            load = ReportS3ToMySqlOperator(
                 task_id=f"{spec.name}__s3_to_mysql",
-                extracted=extract.output,
                 company_tables=company_tables,
                 pool=settings.target_pool,
-                outlets=[table_asset(company.alias, spec.name)],
+                outlets=[_load_outlet(company.alias, spec.name)],
                 **common,
             )
+            _feed(load, extract)
         for broken in company_plan.broken:
             ConfigErrorOperator(
                 task_id=f"{broken.name}__invalid_config",
@@ -180,12 +233,20 @@ def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
             )
 
 
-def build_dag(plan: Plan, settings: Settings, dag_id: str = DAG_ID, only_group: str | None = None) -> DAG:
+def build_dag(
+    plan: Plan,
+    settings: Settings,
+    dag_id: str = DAG_ID,
+    only_group: str | None = None,
+    shard: tuple[int, int] | None = None,
+) -> DAG:
     """The DAG for a plan: one task group per active company, in admin row order.
 
     ``only_group`` builds just that company's group: what a worker needs to run one of its tasks
-    (Airflow's parsing-context optimisation), instead of every company's operators.
+    (Airflow's parsing-context optimisation), instead of every company's operators. ``shard`` (k, N)
+    only labels the DAG; the plan given is already that shard's.
     """
+    part = f"Shard {shard[0]} of {shard[1]} (REPORTS_DAG_SHARDS): " if shard else ""
     with DAG(
         dag_id=dag_id,
         schedule=settings.schedule,
@@ -195,9 +256,9 @@ def build_dag(plan: Plan, settings: Settings, dag_id: str = DAG_ID, only_group: 
         # A run that outlives this is failed, so one stuck run never queues every later run behind it
         # (max_active_runs=1); each task is bounded by its execution_timeout below as well.
         dagrun_timeout=dt.timedelta(seconds=settings.dagrun_timeout_seconds),
-        tags=["report-pipeline"],
+        tags=["report-pipeline", *([f"shard {shard[0]:02d} of {shard[1]:02d}"] if shard else [])],
         doc_md=(
-            "Copies each active company's report tables: source MySQL -> S3 (CSV) -> target MySQL. "
+            f"{part}Copies each active company's report tables: source MySQL -> S3 (CSV) -> target MySQL. "
             # No build time here: it changes at every snapshot refresh, and any change to the
             # serialized DAG makes Airflow store a new DAG version (every TTL, with nothing changed).
             f"{len(plan.companies)} companies, {len(plan.problems)} config problems."
@@ -231,12 +292,75 @@ def build_dag(plan: Plan, settings: Settings, dag_id: str = DAG_ID, only_group: 
     return dag
 
 
-def dag_from_admin(settings: Settings | None = None) -> DAG:
-    """What ``dags/populate_report_databases.py`` calls: settings from env, plan from the snapshot."""
+@contextlib.contextmanager
+def _collection_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while the DAG is built, and resume it after.
+
+    Building 4,000 operators allocates some 300,000 objects, none of them garbage, and every
+    collection of the oldest generation walks all of Airflow's as well: measured, 0.3 of 1.0 s of a
+    warm parse at 200 companies x 10 tables. (Airflow's DAG processor freezes its own objects before
+    it forks a parse for the same reason.)
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _check_shard_files_beside(dag_file: str | None, count: int) -> None:
+    """Refuse to build nothing when the shard files that should build the DAGs are not there.
+
+    With REPORTS_DAG_SHARDS set but ``write-dag-shards`` never run, the plain file would build no DAG
+    and no shard file would build one: every company would silently stop being scheduled.
+    """
+    if not dag_file or Path(dag_file).name != f"{DAG_ID}.py":
+        return  # not called from the DAG file (a test, a script): nothing to look beside
+    missing = missing_shard_files(Path(dag_file).parent, count)
+    if missing:
+        raise ConfigError(
+            f"REPORTS_DAG_SHARDS={count}, so {DAG_ID} builds no DAG, but {Path(dag_file).parent} lacks "
+            f"{', '.join(missing)}: run `report-pipeline write-dag-shards --dags-folder {Path(dag_file).parent}`, "
+            "or set REPORTS_DAG_SHARDS=1"
+        )
+
+
+def dag_from_admin(
+    settings: Settings | None = None, *, shard: int | None = None, shards: int | None = None
+) -> DAG | None:
+    """What the DAG files call: settings from env, plan from the snapshot.
+
+    ``dags/populate_report_databases.py`` calls it without a shard and gets the one DAG, or None when
+    ``REPORTS_DAG_SHARDS`` > 1 (the shard files schedule every company then; none is scheduled twice).
+    A shard file (``report-pipeline write-dag-shards``) passes its shard and the count it was written
+    for, which must equal the setting.
+    """
     settings = settings or Settings.from_env()
-    plan, _ = current_plan(settings)
+    if shard is None:
+        if settings.dag_shards > 1:
+            _check_shard_files_beside(sys._getframe(1).f_globals.get("__file__"), settings.dag_shards)
+            log.info(
+                "REPORTS_DAG_SHARDS=%d: the companies are in %s .. %s; %s builds no DAG",
+                settings.dag_shards,
+                shard_dag_id(1),
+                shard_dag_id(settings.dag_shards),
+                DAG_ID,
+            )
+            return None
+        dag_id, keep, label = DAG_ID, None, None
+    else:
+        total = shards if shards is not None else settings.dag_shards
+        check_shard(shard, total, settings.dag_shards)
+        dag_id, label = shard_dag_id(shard), (shard, total)
+        keep = lambda key: shard_of(key, total) == shard  # noqa: E731 - one use, below
     context = get_parsing_context()
     only_group = None
-    if context.dag_id == DAG_ID and context.task_id and "." in context.task_id:
+    if context.dag_id == dag_id and context.task_id and "." in context.task_id:
         only_group = context.task_id.split(".", 1)[0]
-    return build_dag(plan, settings, only_group=only_group)
+    with _collection_paused():
+        plan, _ = current_plan(settings, keep)
+        if label is not None:
+            plan = shard_plan(plan, *label)
+        return build_dag(plan, settings, dag_id=dag_id, only_group=only_group, shard=label)

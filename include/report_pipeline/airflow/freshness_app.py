@@ -20,6 +20,7 @@ from report_pipeline import freshness
 from report_pipeline.airflow.connections import HookConnections
 from report_pipeline.session import opened
 from report_pipeline.settings import Settings
+from report_pipeline.shards import dag_ids
 
 log = logging.getLogger(__name__)
 URL_PREFIX = "/report-freshness"
@@ -39,8 +40,11 @@ def _access() -> Any:
 app = FastAPI(title="Report freshness", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-def _task_facts(rows: Sequence[freshness.TableFreshness], base_url: str) -> None:
-    """Fill each row's load durations and last failure from Airflow's task instances (best effort)."""
+def _task_facts(rows: Sequence[freshness.TableFreshness], base_url: str, dags: Sequence[str] = (DAG_ID,)) -> None:
+    """Fill each row's load durations and last failure from Airflow's task instances (best effort).
+
+    ``dags``: the DAG ids the companies are scheduled in (one per shard with REPORTS_DAG_SHARDS).
+    """
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from airflow.utils.state import TaskInstanceState
@@ -53,7 +57,7 @@ def _task_facts(rows: Sequence[freshness.TableFreshness], base_url: str) -> None
         if run_ids and by_task:
             for task_id, run_id, start, end in session.execute(
                 select(TaskInstance.task_id, TaskInstance.run_id, TaskInstance.start_date, TaskInstance.end_date).where(
-                    TaskInstance.dag_id == DAG_ID,
+                    TaskInstance.dag_id.in_(list(dags)),
                     TaskInstance.task_id.in_(list(by_task)),
                     TaskInstance.run_id.in_(list(run_ids)),
                 )
@@ -62,17 +66,18 @@ def _task_facts(rows: Sequence[freshness.TableFreshness], base_url: str) -> None
                     by_task[task_id].durations[run_id] = (end - start).total_seconds()
         failed = session.execute(
             select(
+                TaskInstance.dag_id,
                 TaskInstance.task_id,
                 TaskInstance.run_id,
                 TaskInstance.end_date,
                 TaskInstance.try_number,
                 TaskInstance.map_index,
             )
-            .where(TaskInstance.dag_id == DAG_ID, TaskInstance.state == TaskInstanceState.FAILED)
+            .where(TaskInstance.dag_id.in_(list(dags)), TaskInstance.state == TaskInstanceState.FAILED)
             .order_by(TaskInstance.end_date.desc())
             .limit(2000)
         ).all()
-    for task_id, run_id, end, try_number, map_index in failed:
+    for dag_id, task_id, run_id, end, try_number, map_index in failed:
         row = next((r for p, r in prefixes.items() if task_id.startswith(p)), None)
         if row is None or row.failure is not None:
             continue
@@ -80,7 +85,7 @@ def _task_facts(rows: Sequence[freshness.TableFreshness], base_url: str) -> None
         if last is not None and last.finished_at is not None and end is not None:
             if end.astimezone(dt.UTC).replace(tzinfo=None) <= last.finished_at:
                 continue  # a failure a later successful load made good
-        url = freshness.log_url(base_url, DAG_ID, run_id, task_id, map_index, try_number)
+        url = freshness.log_url(base_url, dag_id, run_id, task_id, map_index, try_number)
         row.failure = freshness.Failure(task_id, run_id, end, try_number, url)
 
 
@@ -98,7 +103,7 @@ def build_rows(company: str | None) -> tuple[list[freshness.TableFreshness], lis
     try:
         from airflow.configuration import conf
 
-        _task_facts(rows, conf.get("api", "base_url", fallback="").rstrip("/"))
+        _task_facts(rows, conf.get("api", "base_url", fallback="").rstrip("/"), dag_ids(settings.dag_shards))
     except Exception as exc:  # noqa: BLE001 - the ledger's figures are the page; Airflow's are extras
         log.warning("report freshness: task durations and failures not read: %s: %s", type(exc).__name__, exc)
     return rows, sorted(c.company.alias for c in plan.companies), settings, now

@@ -97,10 +97,24 @@ _OLDER = {
 
 
 class _TableOperator(BaseOperator):
-    """One company table's task; ``sql`` is the table's query, for the UI (the run uses the spec's)."""
+    """One company table's task; ``sql`` is the table's query, for the UI (the run uses the spec's).
+
+    The only ``__init__`` of the three table operators, with the arguments of all of them (``chunk``
+    for the extract, ``extracted`` and ``company_tables`` for the load): Airflow wraps every
+    ``__init__`` of an operator class in its default-args machinery, so one level instead of two
+    saves that work for each of the thousands of tasks a parse builds.
+    """
 
     ui_color = "#e8f4fd"
     template_fields_renderers = {"sql": "sql"}
+    # Set by __init__ (with object.__setattr__, see there).
+    company: Company
+    spec: TableSpec
+    settings: Settings
+    sql: str
+    source_conn_id: str
+    target_conn_id: str
+    s3_conn_id: str
 
     def __init__(
         self,
@@ -111,16 +125,30 @@ class _TableOperator(BaseOperator):
         source_conn_id: str = SOURCE_CONN_ID,
         target_conn_id: str = TARGET_CONN_ID,
         s3_conn_id: str = S3_CONN_ID,
+        chunk: Any = None,
+        extracted: Any = None,
+        company_tables: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.company = company
-        self.spec = spec
-        self.settings = settings
-        self.sql = shown_sql(spec.query_select)
-        self.source_conn_id = source_conn_id
-        self.target_conn_id = target_conn_id
-        self.s3_conn_id = s3_conn_id
+        values: dict[str, Any] = {
+            "company": company,
+            "spec": spec,
+            "settings": settings,
+            "sql": shown_sql(spec.query_select),
+            "source_conn_id": source_conn_id,
+            "target_conn_id": target_conn_id,
+            "s3_conn_id": s3_conn_id,
+        }
+        if "chunk" in self.template_fields:
+            values["chunk"] = chunk
+        if "extracted" in self.template_fields:
+            values.update(extracted=extracted, company_tables=tuple(company_tables))
+        # Stored past BaseOperator.__setattr__, whose per-attribute bookkeeping (a converter lookup,
+        # init kwargs, XComArg links of fields set after __init__) none of these need during __init__:
+        # Airflow links the template fields' XComArgs when __init__ returns, reading the attributes.
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     def connections(self) -> HookConnections:
         """The connections by this task's (rendered) connection ids."""
@@ -171,12 +199,10 @@ class ReportMySqlToS3Operator(_TableOperator):
     """
 
     template_fields: Sequence[str] = ("chunk", "sql", "source_conn_id", "s3_conn_id")
-
-    def __init__(self, *, chunk: Any = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.chunk = chunk
-        self._manifest: Manifest | None = None
-        self._logical_date: dt.datetime | None = None
+    chunk: Any  # set by __init__, or by the mapped task's expand
+    # Set by execute, for the lineage facets after it.
+    _manifest: Manifest | None = None
+    _logical_date: dt.datetime | None = None
 
     @_refusals_fail_at_once
     def execute(self, context: Context) -> dict[str, Any]:
@@ -248,12 +274,10 @@ class ReportS3ToMySqlOperator(_TableOperator):
     """
 
     template_fields: Sequence[str] = ("extracted", "sql", "target_conn_id", "s3_conn_id")
-
-    def __init__(self, *, extracted: Any, company_tables: Sequence[str] = (), **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.extracted = extracted
-        self.company_tables = tuple(company_tables)
-        self._loaded: tuple[Any, dt.datetime] | None = None
+    extracted: Any  # the extract's XComArg (factory._feed)
+    company_tables: tuple[str, ...]
+    # Set by execute, for the lineage facets after it.
+    _loaded: tuple[Any, dt.datetime] | None = None
 
     @_refusals_fail_at_once
     def execute(self, context: Context) -> dict[str, Any]:
