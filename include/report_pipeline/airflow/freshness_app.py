@@ -28,13 +28,21 @@ DAG_ID = "populate_report_databases"
 
 
 def _access() -> Any:
-    """Airflow's check "may read the DAG" as a FastAPI dependency (no-op outside an API server)."""
-    try:
-        from airflow.api_fastapi.core_api.security import requires_access_dag
+    """Airflow's check "may read the DAG" as a FastAPI dependency (no-op outside an API server).
 
-        return Depends(requires_access_dag("GET", param_dag_id=DAG_ID))
+    With REPORTS_DAG_SHARDS the companies are scheduled in several DAGs: the page shows them all, so
+    it asks for read access to every one of them.
+    """
+    try:
+        from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
     except ImportError:  # pragma: no cover - only without Airflow's API server package
         return Depends(lambda: None)
+
+    def check(request: Request, user: Any = Depends(get_user)) -> None:  # noqa: B008 - FastAPI's idiom
+        for dag_id in dag_ids(Settings.from_env().dag_shards):
+            requires_access_dag("GET", param_dag_id=dag_id)(request, user)
+
+    return Depends(check)
 
 
 app = FastAPI(title="Report freshness", docs_url=None, redoc_url=None, openapi_url=None)
