@@ -212,7 +212,8 @@ def main() -> int:
             raise RuntimeError("acme.bench_small differs from the source after the pair")
         figures = measure(api, run_id)
         results.append(figures)
-        print(f"pair {attempt + 1}/{args.repeat}: end to end {figures['pair end to end (extract queued -> load end)']:.2f} s", flush=True)
+        total = figures["pair end to end (extract queued -> load end)"]
+        print(f"pair {attempt + 1}/{args.repeat}: end to end {total:.2f} s", flush=True)
 
     print(
         f"\n20,000-row table, extract + load task pair on the real stack (LocalExecutor), {args.repeat} re-runs, "
