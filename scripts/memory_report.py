@@ -1,13 +1,15 @@
 """The transfer's working set, extract and load measured apart: peak RSS minus RSS right after imports.
 
-    source scripts/env.sh && .venv/bin/python scripts/memory_report.py [--wide-rows 60] [--events]
+    source scripts/env.sh && .venv/bin/python scripts/memory_report.py [--wide-rows 60] [--events] [--events-rows N]
 
 Each step runs in its own child process (so its peak RSS is its own) against the local MariaDB and
 S3 servers that ``make services`` starts:
 
 - ``wide``: ``bench_src.wide`` with rows of a 1 MB TEXT and a 1 MB BLOB of random bytes (hex in the
   CSV, incompressible), the worst case for memory per row and per compressed part;
-- ``events`` (with ``--events``): the benchmark's 1 M-row ``bench_src.events`` (``make bench`` makes it).
+- ``events`` (with ``--events``): the benchmark's 1 M-row ``bench_src.events`` (``make bench`` makes it);
+  ``--events-rows 10000000`` uses (and if needed generates) ``bench_src.events_10000000`` instead;
+- ``--no-wide`` leaves the wide table out.
 
 Both are loaded with ``swap`` over ``REPORTS_LOAD_PARALLELISM`` sessions (default 2) and checked
 exactly (row count and a checksum of every column). Not part of ``make test``: it prints figures.
@@ -140,6 +142,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wide-rows", type=int, default=60, help="rows of 1 MB TEXT + 1 MB BLOB (60)")
     parser.add_argument("--events", action="store_true", help="also the 1 M-row bench_src.events")
+    parser.add_argument("--events-rows", type=int, help="the events table with this many rows (implies --events)")
+    parser.add_argument("--no-wide", dest="wide", action="store_false", help="leave the wide table out")
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -150,10 +154,12 @@ def main() -> int:
 
     bench.check_buckets()
     cases: list[tuple[str, tuple[str, ...], str]] = []
-    make_wide(args.wide_rows)
-    cases.append(("wide", ("id", "txt", "blb"), WIDE_FINGERPRINT))
-    if args.events:
-        cases.append(("events", bench.COLUMNS, bench.FINGERPRINT))
+    if args.wide:
+        make_wide(args.wide_rows)
+        cases.append(("wide", ("id", "txt", "blb"), WIDE_FINGERPRINT))
+    if args.events or args.events_rows:
+        table, _ = bench.ensure_source(args.events_rows or bench.DEFAULT_ROWS)
+        cases.append((table, bench.COLUMNS, bench.FINGERPRINT))
     results = []
     for table, columns, fingerprint in cases:
         bench.run_sql(

@@ -5,7 +5,7 @@ quotes), the unquoted word NULL for SQL NULL, binary strings as lowercase hex, B
 integers, every other value in MySQL's own text form (what the text protocol returns, which loads back
 exactly). No header; one row per line ending in ``\\n``; UTF-8.
 
-- Writing: ``raw_converters`` makes mysqlclient return those text forms; ``row_formatter`` joins a row.
+- Writing: ``raw_converters`` makes mysqlclient return those text forms; ``rows_formatter`` renders a batch.
 - Loading: ``LOAD_DATA_FORMAT`` and ``load_data_columns`` are the matching ``LOAD DATA`` clauses.
 - Decoding: ``decode_rows`` reads the format back in Python, the reference for tests and tools.
 """
@@ -97,23 +97,37 @@ def raw_converters() -> dict[int, Any]:
     return conv
 
 
-def _quote(value: bytes) -> bytes:
-    return _QUOTE + value.replace(_QUOTE, _TWO_QUOTES) + _QUOTE
+def rows_formatter(type_codes: Sequence[int]) -> Callable[[Sequence[Sequence[bytes | None]]], list[bytes]]:
+    """A function that renders a batch of raw rows as lines (no line ends) for columns of these types.
+
+    The extract spends most of its own time here (once per row), so the function is generated for the
+    column layout: one comprehension that unpacks each row into locals and builds every field inline,
+    about 3x faster than a per-row loop over (value, quoted) pairs. The generated text depends only on
+    the number of columns and which of them are quoted, never on names or values; a row of another
+    length fails to unpack instead of being misformatted.
+    """
+    names = [f"v{i}" for i in range(len(type_codes))]
+    fields = [
+        f"(NULL if {name} is None else {name})"
+        if code in _UNQUOTED_TYPES
+        else f"(NULL if {name} is None else QUOTE + {name}.replace(QUOTE, TWO_QUOTES) + QUOTE)"
+        for name, code in zip(names, type_codes, strict=True)
+    ]
+    if not names:
+        return lambda rows: [b"" for _ in rows]
+    source = (
+        f"def format_rows(rows):\n    return [COMMA.join(({', '.join(fields)},)) for {', '.join(names)}, in rows]\n"
+    )
+    namespace: dict[str, Any] = {"NULL": NULL, "QUOTE": _QUOTE, "TWO_QUOTES": _TWO_QUOTES, "COMMA": b","}
+    exec(compile(source, f"<csvformat.rows_formatter {len(names)} columns>", "exec"), namespace)
+    format_rows: Callable[[Sequence[Sequence[bytes | None]]], list[bytes]] = namespace["format_rows"]
+    return format_rows
 
 
 def row_formatter(type_codes: Sequence[int]) -> Callable[[Sequence[bytes | None]], bytes]:
     """A function that renders one row of raw values (no line end) for columns of these types."""
-    quoted = tuple(code not in _UNQUOTED_TYPES for code in type_codes)
-
-    def format_row(row: Sequence[bytes | None]) -> bytes:
-        return b",".join(
-            [
-                NULL if value is None else (_quote(value) if needs_quotes else value)
-                for value, needs_quotes in zip(row, quoted, strict=False)
-            ]
-        )
-
-    return format_row
+    format_rows = rows_formatter(type_codes)
+    return lambda row: format_rows((row,))[0]
 
 
 class EncodingTracker:

@@ -29,7 +29,7 @@ from report_pipeline.csvformat import (
     EncodingTracker,
     Hex,
     raw_converters,
-    row_formatter,
+    rows_formatter,
     type_name,
 )
 from report_pipeline.errors import TransferError
@@ -273,7 +273,7 @@ def _extract_keys(conn: Any, request: ExtractRequest, query: str, parameters: An
         cursor.execute(f"SELECT {columns} FROM ({query}) AS _rp_keys", parameters)
         description = cursor.description or ()
         type_codes = [d[1] for d in description]
-        format_row, tracker = row_formatter(type_codes), EncodingTracker(type_codes)
+        format_rows, tracker = rows_formatter(type_codes), EncodingTracker(type_codes)
         # Only text forms the target prints alike (numbers, text) make a usable checksum; hex does not.
         checksum: int | None = 0 if all(t not in (BIT, GEOMETRY) for t in type_codes) else None
         while rows := cursor.fetchmany(FETCH_ROWS):
@@ -283,7 +283,7 @@ def _extract_keys(conn: Any, request: ExtractRequest, query: str, parameters: An
                     checksum = None
                 else:
                     checksum += sum(zlib.crc32(b"#".join(r)) for r in rows)
-            for item in cutter.add([format_row(r) for r in rows]):
+            for item in cutter.add(format_rows(rows)):
                 uploader.send(item)
         for item in cutter.finish():
             uploader.send(item)
@@ -360,7 +360,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         cursor.execute(query, parameters)
         description = cursor.description or ()
         type_codes = [d[1] for d in description]
-        format_row = row_formatter(type_codes)
+        format_rows = rows_formatter(type_codes)
         tracker = EncodingTracker(type_codes)
         highest = None
         if request.cursor is not None and cursor_kind is not None:
@@ -375,7 +375,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
             tracker.see(rows)
             if highest is not None:
                 highest.see(rows)
-            lines = [format_row(r) for r in rows]
+            lines = format_rows(rows)
             for item in cutter.add(lines):
                 uploader.send(item)
             # Size the next fetch so a block stays near BLOCK_BYTES: the queue holds a bounded number

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -83,3 +85,47 @@ def test_any_text_and_bytes_round_trip(rows: list[tuple[str | None, bytes | None
 
     raw = [[None if t is None else t.encode(), None if b is None else TO_HEX(b)] for t, b in rows]
     assert decode_rows(_csv([VARCHAR, BLOB], raw), ["text", "hex"]) == [tuple(r) for r in rows]
+
+
+def _reference_line(type_codes: list[int], row: list[bytes | None]) -> bytes:
+    """The format as the module docstring states it, one field at a time (what rows_formatter must equal)."""
+    from report_pipeline.csvformat import TYPE_NAMES
+
+    numbers = {"DECIMAL", "NEWDECIMAL", "TINY", "SHORT", "LONG", "LONGLONG", "INT24", "FLOAT", "DOUBLE", "NULL"}
+    times = {"TIMESTAMP", "DATE", "TIME", "DATETIME", "YEAR", "NEWDATE", "BIT"}
+    fields = []
+    for code, value in zip(type_codes, row, strict=True):
+        if value is None:
+            fields.append(b"NULL")
+        elif TYPE_NAMES[code] in numbers | times:
+            fields.append(bytes(value))
+        else:
+            fields.append(b'"' + bytes(value).replace(b'"', b'""') + b'"')
+    return b",".join(fields)
+
+
+_ANY_TYPE = st.sampled_from([0, 1, 3, 4, 5, 7, 8, 10, 11, 12, 13, 16, 245, 246, 247, 248, 252, 253, 254, 255])
+_VALUE = st.one_of(st.none(), st.binary(max_size=40), st.sampled_from([b"", b'"', b'""', b",", b"\n", b"NULL", b"\\N"]))
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None, max_examples=200)
+@given(
+    st.lists(_ANY_TYPE, min_size=1, max_size=12).flatmap(
+        lambda codes: st.tuples(st.just(codes), st.lists(st.lists(_VALUE, min_size=len(codes), max_size=len(codes))))
+    )
+)
+def test_the_generated_batch_formatter_writes_exactly_the_stated_format(case: tuple[list[int], list[list[Any]]]):
+    from report_pipeline.csvformat import rows_formatter
+
+    codes, rows = case
+    rows = [[Hex(v) if v is not None and i % 2 else v for i, v in enumerate(r)] for r in rows]
+    assert rows_formatter(codes)(rows) == [_reference_line(codes, r) for r in rows]
+
+
+def test_the_batch_formatter_refuses_a_row_of_another_length():
+    from report_pipeline.csvformat import rows_formatter
+
+    with pytest.raises(ValueError):
+        rows_formatter([LONG, VARCHAR])([[b"1", b"a", b"extra"]])
+    with pytest.raises(ValueError):
+        rows_formatter([LONG, VARCHAR])([[b"1"]])

@@ -120,6 +120,7 @@ class HookConnections:
         self.source_conn_id = source_conn_id
         self.target_conn_id = target_conn_id
         self.s3_conn_id = s3_conn_id
+        self._s3_client: Any = None
 
     def _timeouts(self, seconds: int) -> dict[str, int]:
         return {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds}
@@ -187,12 +188,20 @@ class HookConnections:
         return found
 
     def s3(self) -> Any:
-        """A boto3 S3 client for the reports_s3 connection, with bounded timeouts and attempts."""
-        # Imported here: the boto3 import chain costs ~0.2 s, and every DAG parse loads this module.
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        """A boto3 S3 client for the reports_s3 connection, with bounded timeouts and attempts.
 
-        user_config = S3Hook(aws_conn_id=self.s3_conn_id).conn_config.botocore_config
-        return S3Hook(aws_conn_id=self.s3_conn_id, config=s3_client_config(self.settings, user_config)).get_conn()
+        One client per provider: each S3Hook.get_conn() builds a new botocore session, loads the S3
+        service model again and walks the call stack for its user agent (~0.15 s a client), while a
+        boto3 client is thread-safe and a task's extract and load (or ``run``'s) can share one.
+        """
+        if self._s3_client is None:
+            # Imported here: the boto3 import chain costs ~0.2 s, and every DAG parse loads this module.
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            user_config = S3Hook(aws_conn_id=self.s3_conn_id).conn_config.botocore_config
+            config = s3_client_config(self.settings, user_config)
+            self._s3_client = S3Hook(aws_conn_id=self.s3_conn_id, config=config).get_conn()
+        return self._s3_client
 
 
 def _server(conn: Any) -> tuple[str, int]:
