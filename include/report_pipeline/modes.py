@@ -381,39 +381,10 @@ class Incremental(Upsert):
         self.job.target.ensure_watermarks(self.job.schema)
 
     def delete_missing(self, key_parts: Iterable[tuple[Part, str]]) -> int:
-        """Delete, in the load's transaction, the target rows whose keys are not in the source's key set.
+        """Delete, in the load's transaction, the target rows the source no longer has (``deletes``)."""
+        from report_pipeline.deletes import delete_missing  # it builds on this module's LoadJob
 
-        The key set is loaded into a temporary table first; deleting more than the shrink guard allows
-        (a source in maintenance returns no keys and looks like "everything was deleted") is refused.
-        """
-        job = self.job
-        if job.keys is None:
-            return 0
-        columns, encodings = job.keys.columns, job.keys.encodings
-        if job.keys.checksum is not None:
-            # The target's keys after this load, summed like the extract summed the source's: equal
-            # sums mean nothing was deleted (the usual day), and the key set need not be loaded at all.
-            found = job.target.key_checksum(job.schema, job.table, columns)
-            if found == (job.keys.rows, job.keys.checksum):
-                log.info("%s.%s: key sets agree (%d keys); nothing deleted", job.schema, job.table, job.keys.rows)
-                return 0
-        keys_table = job.target.create_key_table(job.schema, job.table, columns)
-        try:
-            for part, path in key_parts:
-                records = job.target.bulk_load(path, job.schema, keys_table, columns, encodings, "replace")
-                os.remove(path)  # the consumer owns a handed-over file: at most one key part on disk
-                if records != part.rows:
-                    raise TransferError(f"{part.key}: LOAD DATA read {records} keys, the manifest says {part.rows}")
-            live = job.target.count_rows(job.schema, job.table)
-            missing = job.target.count_missing(job.schema, job.table, keys_table, columns)
-            problem = job.guard.problem(live, live - missing)
-            if problem:
-                raise RefusedError(f"not deleting from {job.schema}.{job.table}: {problem}")
-            deleted = job.target.delete_missing(job.schema, job.table, keys_table, columns)
-        finally:
-            job.target.drop_key_table(job.schema, keys_table)
-        log.info("%s.%s: deleted %d row(s) no longer in the source", job.schema, job.table, deleted)
-        return deleted
+        return delete_missing(self.job, key_parts)
 
     def finish(self, loaded: int) -> None:
         """The new watermark (the later of the stored one and the highest value seen), then the ledger row."""
