@@ -58,14 +58,16 @@ def missing_keys(
     A plain SELECT reads the transaction's snapshot without locking the rows it passes; a DELETE with
     the same anti-join would lock every row of the table it examines (a 5 M-row table: 5 M row locks)
     and scan it a second time after the count. The table's writer is this load (the writer lock), so
-    the snapshot is the table as the load left it.
+    the snapshot is the table as the load left it. Written as LEFT JOIN ... IS NULL: MariaDB runs it as
+    an eq_ref anti-join on the key table's key (NOT EXISTS became a materialized hash, ~1.8x slower);
+    the key table's columns are NOT NULL, so only a target row without a match gives NULL there.
     """
     live = _name(schema, table)
     keys = ", ".join(f"{live}.{quote_identifier(c)}" for c in columns)
     joined = " AND ".join(f"_rp_k.{quote_identifier(c)} = {live}.{quote_identifier(c)}" for c in columns)
     cursor.execute(
-        f"SELECT {keys} FROM {live} WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {_name(schema, keys_table)} AS _rp_k WHERE {joined})"
+        f"SELECT {keys} FROM {live} LEFT JOIN {_name(schema, keys_table)} AS _rp_k ON {joined} "
+        f"WHERE _rp_k.{quote_identifier(columns[0])} IS NULL"
     )
     return [tuple(r) for r in cursor.fetchall()]
 
