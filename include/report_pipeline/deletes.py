@@ -7,7 +7,8 @@ source no longer returns. What it costs on the target, for a table of N rows:
 - a day without deletes: one server-side COUNT + checksum over the target's keys (an index scan); equal
   to the source's, the key set is not loaded at all;
 - otherwise: loading the N keys into a TEMPORARY table, one non-locking anti-join read of the target
-  against it (the keys to delete), and one short DELETE per 1,000 of those keys, by key.
+  against it (the keys to delete), and one short DELETE per 1,000 of those keys, by key; past
+  ``keysets.KEYS_IN_MEMORY`` keys to delete, one anti-join DELETE instead (memory stays bounded).
 
 Deleting more than the shrink guard allows (a source in maintenance returns no keys and looks like
 "everything was deleted") is refused before anything is deleted.
@@ -54,14 +55,17 @@ def delete_missing(job: LoadJob, key_parts: Iterable[tuple[Part, str]]) -> int:
                 raise TransferError(f"{part.key}: LOAD DATA read {records} keys, the manifest says {part.rows}")
         if live is None:
             live = target.count_rows(schema, table)
-        gone = target.missing_keys(schema, table, keys_table, columns)
-        problem = job.guard.problem(live, live - len(gone))
+        missing, gone = target.missing_keys(schema, table, keys_table, columns)
+        problem = job.guard.problem(live, live - missing)
         if problem:
             raise RefusedError(f"not deleting from {schema}.{table}: {problem}")
-        deleted = target.delete_keys(schema, table, columns, gone)
+        if gone is not None:
+            deleted = target.delete_keys(schema, table, columns, gone)
+        else:  # too many keys to hold: one DELETE with the anti-join (it locks the rows it passes)
+            deleted = target.delete_missing(schema, table, keys_table, columns)
     finally:
         target.drop_key_table(schema, keys_table)
-    if deleted != len(gone):
-        raise TransferError(f"{schema}.{table}: deleted {deleted} rows for {len(gone)} missing keys")
+    if deleted != missing:
+        raise TransferError(f"{schema}.{table}: deleted {deleted} rows for {missing} missing keys")
     log.info("%s.%s: deleted %d row(s) no longer in the source", schema, table, deleted)
     return deleted

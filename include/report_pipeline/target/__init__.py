@@ -133,11 +133,17 @@ class Target(Protocol):
     def create_key_table(self, schema: str, table: str, columns: Sequence[str]) -> str:
         """A session-private table for the key set of ``table`` (its ``columns``, their types); its name."""
 
-    def missing_keys(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
-        """The keys of ``table``'s rows that are not in ``keys_table`` (read without locking rows)."""
+    def missing_keys(
+        self, schema: str, table: str, keys_table: str, columns: Sequence[str]
+    ) -> tuple[int, list[tuple[Any, ...]] | None]:
+        """How many of ``table``'s rows have keys not in ``keys_table`` (read without locking rows), and
+        those keys, or None when there are more than a worker should hold."""
 
     def delete_keys(self, schema: str, table: str, columns: Sequence[str], keys: Sequence[Sequence[Any]]) -> int:
         """Delete the rows with these keys in the current transaction; returns how many."""
+
+    def delete_missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> int:
+        """Delete every row of ``table`` whose key is not in ``keys_table``, in the current transaction."""
 
     def drop_key_table(self, schema: str, keys_table: str) -> None:
         """Drop the key table (quietly: the session may be gone, and the table with it)."""

@@ -15,6 +15,8 @@ from report_pipeline.validation import quote_identifier
 
 # Keys per DELETE statement: one short statement per batch, each using the table's key.
 DELETE_BATCH = 1000
+# Missing keys held in memory to delete by key (a few MB); with more, one anti-join DELETE does it.
+KEYS_IN_MEMORY = 100_000
 
 
 def _name(schema: str, table: str) -> str:
@@ -50,26 +52,57 @@ def key_checksum(cursor: Any, schema: str, table: str, columns: Sequence[str]) -
     return int(count), int(checksum)
 
 
-def missing_keys(
-    cursor: Any, schema: str, table: str, keys_table: str, columns: Sequence[str]
-) -> list[tuple[Any, ...]]:
-    """The keys of ``table``'s rows that are not in ``keys_table``: one plain (non-locking) read.
-
-    A plain SELECT reads the transaction's snapshot without locking the rows it passes; a DELETE with
-    the same anti-join would lock every row of the table it examines (a 5 M-row table: 5 M row locks)
-    and scan it a second time after the count. The table's writer is this load (the writer lock), so
-    the snapshot is the table as the load left it. Written as LEFT JOIN ... IS NULL: MariaDB runs it as
-    an eq_ref anti-join on the key table's key (NOT EXISTS became a materialized hash, ~1.8x slower);
-    the key table's columns are NOT NULL, so only a target row without a match gives NULL there.
-    """
+def _anti_join(schema: str, table: str, keys_table: str, columns: Sequence[str]) -> str:
+    # LEFT JOIN ... IS NULL: MariaDB runs it as an eq_ref anti-join on the key table's key (NOT EXISTS
+    # became a materialized hash, ~1.8x slower); the key table's columns are NOT NULL, so only a target
+    # row without a match gives NULL there. Single-table form: valid alike on MySQL 8 and MariaDB.
     live = _name(schema, table)
-    keys = ", ".join(f"{live}.{quote_identifier(c)}" for c in columns)
     joined = " AND ".join(f"_rp_k.{quote_identifier(c)} = {live}.{quote_identifier(c)}" for c in columns)
-    cursor.execute(
-        f"SELECT {keys} FROM {live} LEFT JOIN {_name(schema, keys_table)} AS _rp_k ON {joined} "
+    return (
+        f"FROM {live} LEFT JOIN {_name(schema, keys_table)} AS _rp_k ON {joined} "
         f"WHERE _rp_k.{quote_identifier(columns[0])} IS NULL"
     )
-    return [tuple(r) for r in cursor.fetchall()]
+
+
+def missing_keys(
+    conn: Any, schema: str, table: str, keys_table: str, columns: Sequence[str], limit: int | None = None
+) -> tuple[int, list[tuple[Any, ...]] | None]:
+    """How many of ``table``'s rows have keys not in ``keys_table``, and those keys (None beyond ``limit``).
+
+    One plain (non-locking) read, streamed: a plain SELECT reads the transaction's snapshot without
+    locking the rows it passes, where a DELETE with the same anti-join locks every row of the table it
+    examines (a 5 M-row table: 5 M row locks). The table's writer is this load (the writer lock), so
+    the snapshot is the table as the load left it. Past ``limit`` keys only the count is kept, so
+    memory stays bounded whatever the number of deletes (``limit``: ``KEYS_IN_MEMORY``).
+    """
+    import MySQLdb.cursors
+
+    limit = KEYS_IN_MEMORY if limit is None else limit
+    live = _name(schema, table)
+    keys = ", ".join(f"{live}.{quote_identifier(c)}" for c in columns)
+    cursor = MySQLdb.cursors.SSCursor(conn)
+    count = 0
+    found: list[tuple[Any, ...]] = []
+    try:
+        cursor.execute(f"SELECT {keys} {_anti_join(schema, table, keys_table, columns)}")
+        while rows := cursor.fetchmany(10_000):
+            count += len(rows)
+            if count <= limit:
+                found.extend(tuple(r) for r in rows)
+    finally:
+        cursor.close()
+    return count, (found if count <= limit else None)
+
+
+def delete_missing(cursor: Any, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> int:
+    """DELETE every row of ``table`` whose key is not in ``keys_table``, in one statement (many deletes)."""
+    live = _name(schema, table)
+    cursor.execute(
+        f"DELETE FROM {live} WHERE NOT EXISTS (SELECT 1 FROM {_name(schema, keys_table)} AS _rp_k WHERE "
+        + " AND ".join(f"_rp_k.{quote_identifier(c)} = {live}.{quote_identifier(c)}" for c in columns)
+        + ")"
+    )
+    return int(cursor.rowcount)
 
 
 def delete_keys(cursor: Any, schema: str, table: str, columns: Sequence[str], keys: Sequence[Sequence[Any]]) -> int:

@@ -368,13 +368,19 @@ class MySqlTarget:
         """Row count and key checksum, computed by the server."""
         return keysets.key_checksum(self.cursor, schema, table, columns)
 
-    def missing_keys(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
-        """Keys of ``table``'s rows not in ``keys_table`` (a non-locking read)."""
-        return keysets.missing_keys(self.cursor, schema, table, keys_table, columns)
+    def missing_keys(
+        self, schema: str, table: str, keys_table: str, columns: Sequence[str]
+    ) -> tuple[int, list[tuple[Any, ...]] | None]:
+        """How many rows of ``table`` have keys not in ``keys_table``, and those keys (None: too many to hold)."""
+        return keysets.missing_keys(self.conn, schema, table, keys_table, columns)
 
     def delete_keys(self, schema: str, table: str, columns: Sequence[str], keys: Sequence[Sequence[Any]]) -> int:
         """DELETE the rows with these keys, in the current transaction."""
         return keysets.delete_keys(self.cursor, schema, table, columns, keys)
+
+    def delete_missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> int:
+        """DELETE every row whose key is not in ``keys_table``, in one statement."""
+        return keysets.delete_missing(self.cursor, schema, table, keys_table, columns)
 
     def drop_key_table(self, schema: str, keys_table: str) -> None:
         """DROP TEMPORARY TABLE (does not end the transaction)."""
