@@ -19,7 +19,7 @@ from typing import ClassVar, Literal, get_args
 
 from report_pipeline.csvformat import Encoding
 from report_pipeline.errors import RefusedError, TransferError
-from report_pipeline.evolution import ColumnChange, describe_changes
+from report_pipeline.evolution import ColumnChange, evolve_table, record_changes
 from report_pipeline.guards import SwapGuard, key_problem
 from report_pipeline.incremental import KeyColumns, later
 from report_pipeline.ledger import LoadRecord
@@ -147,27 +147,6 @@ class LoadStrategy:
         """Undo what a failed load did, so the target is as it was."""
         self.job.target.rollback()
 
-    def _evolve(self, table: str, record: bool) -> None:
-        """Add and widen ``table``'s columns (one ALTER, before the transaction: DDL commits on its own).
-
-        ``record``: log the changes now, as they are live from here on whatever the load does next.
-        """
-        job = self.job
-        if not job.changes:
-            return
-        job.target.ensure_schema_log(job.schema)
-        job.target.alter_columns(job.schema, table, job.changes)
-        log.warning("%s.%s: schema evolution: %s", job.schema, table, describe_changes(job.changes))
-        if record:
-            self._record_changes()
-
-    def _record_changes(self) -> None:
-        job = self.job
-        for change in job.changes:
-            job.target.record_schema_change(
-                job.schema, job.table, change, job.logical_date, job.run_id, job.load_key
-            )
-
     def _record(self, loaded: int) -> None:
         job = self.job
         entry = LoadRecord(
@@ -196,7 +175,7 @@ class Upsert(LoadStrategy):
             raise RefusedError(f"{job.schema}.{job.table} {problem}")
         # After every refusal: a refused load leaves the table as it was. A load that fails after this
         # leaves the added (NULL-able) or widened columns, which the next load of these columns needs anyway.
-        self._evolve(job.table, record=True)
+        evolve_table(job, job.table, record=True)
 
 
 def shadow_prefixes(table: str) -> tuple[str, str]:
@@ -269,7 +248,7 @@ class Swap(LoadStrategy):
         job.target.drop_tables(job.schema, *leftovers)
         job.target.create_shadow(job.schema, job.table, self.shadow)
         # The shadow takes the new shape; the live table keeps its own until the RENAME.
-        self._evolve(self.shadow, record=False)
+        evolve_table(job, self.shadow, record=False)
         if job.defer_indexes:
             self.deferred_indexes = job.target.drop_secondary_indexes(job.schema, self.shadow)
 
@@ -303,7 +282,7 @@ class Swap(LoadStrategy):
             )
         job.target.replace_table(job.schema, job.table, self.shadow, self.retired)
         job.target.begin()
-        self._record_changes()
+        record_changes(job)
         super().finish(loaded)
 
     def abort(self) -> None:

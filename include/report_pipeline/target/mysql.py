@@ -18,7 +18,7 @@ from report_pipeline.evolution import ColumnChange
 from report_pipeline.ledger import LoadRecord
 from report_pipeline.session import bound_target_session, close_quietly, prepare_session, rollback_quietly
 from report_pipeline.settings import Settings
-from report_pipeline.target import Duplicates, keysets
+from report_pipeline.target import Duplicates, alter, keysets
 from report_pipeline.target.infile import LocalInfileGuard
 from report_pipeline.validation import quote_identifier
 from report_pipeline.watermarks import Watermark
@@ -34,10 +34,6 @@ _FOREIGN_KEY = re.compile(r",\s*CONSTRAINT\s+`[^`]+`\s+FOREIGN KEY[^\n]*", re.IG
 _TABLE_NAME = re.compile(r"^CREATE TABLE `[^`]+`", re.IGNORECASE)
 # A plain secondary index line of SHOW CREATE TABLE: "  KEY `name` (`col`,...)" (not UNIQUE/FULLTEXT/SPATIAL).
 _PLAIN_KEY = re.compile(r"^\s*KEY\s+(`(?:[^`]|``)+`)\s.*?,?$")
-# A column line of SHOW CREATE TABLE: its quoted name, its type (with UNSIGNED/ZEROFILL), the rest.
-_COLUMN_LINE = re.compile(
-    r"^\s*(`(?:[^`]|``)+`)\s+([a-z]+(?:\([^)]*\))?(?:\s+unsigned)?(?:\s+zerofill)?)(.*?),?$", re.IGNORECASE
-)
 
 
 def _name(schema: str, table: str) -> str:
@@ -150,31 +146,8 @@ class MySqlTarget:
         return {str(r[0]): r[1].decode() if isinstance(r[1], bytes) else str(r[1]) for r in self.cursor.fetchall()}
 
     def alter_columns(self, schema: str, table: str, changes: Sequence[ColumnChange]) -> None:
-        """One ALTER TABLE: ADD COLUMN ... NULL at the end, MODIFY COLUMN keeping the rest of the column's definition.
-
-        MODIFY restates the whole column, so its line of SHOW CREATE TABLE is kept with only the type replaced:
-        NULL-ness, default, charset, collation and comment stay as they were. One statement is atomic, so a
-        failure leaves the table as it was. Types come from ``evolution.result_type`` or the server's catalogue.
-        """
-        if not changes:
-            return
-        self.cursor.execute(f"SHOW CREATE TABLE {_name(schema, table)}")
-        lines: dict[str, re.Match[str]] = {}
-        for text in str(self.cursor.fetchone()[1]).splitlines():
-            match = _COLUMN_LINE.match(text)
-            if match:
-                lines[match.group(1)[1:-1].replace("``", "`").lower()] = match
-        clauses = []
-        for change in changes:
-            column = quote_identifier(change.column)
-            if change.change == "add":
-                clauses.append(f"ADD COLUMN {column} {change.new_type} NULL DEFAULT NULL")
-                continue
-            line = lines.get(change.column.lower())
-            if line is None:
-                raise TransferError(f"cannot find column {change.column} in SHOW CREATE TABLE of {schema}.{table}")
-            clauses.append(f"MODIFY COLUMN {column} {change.new_type}{line.group(3)}")
-        self.cursor.execute(f"ALTER TABLE {_name(schema, table)} " + ", ".join(clauses))
+        """One ALTER TABLE adding and widening columns (``target.alter``)."""
+        alter.alter_columns(self.cursor, schema, table, changes)
 
     def ensure_schema_log(self, schema: str) -> None:
         """Create ``report_schema_changes`` if needed."""
