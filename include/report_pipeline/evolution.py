@@ -19,14 +19,20 @@ into one comparable form, so ``int(11)`` (MariaDB) and ``int`` (MySQL 8) are the
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from report_pipeline.csvformat import TYPE_NAMES
 from report_pipeline.errors import ConfigError
 from report_pipeline.validation import check_identifier
+
+if TYPE_CHECKING:  # modes imports this module; the load's steps below only take its LoadJob
+    from report_pipeline.modes import LoadJob
+
+log = logging.getLogger(__name__)
 
 SchemaEvolution = Literal["fail", "evolve"]
 SCHEMA_EVOLUTIONS: tuple[SchemaEvolution, ...] = ("fail", "evolve")
@@ -258,3 +264,26 @@ def _untyped(name: str) -> str:
 def refusal_message(table: str, evolution: Evolution) -> str:
     """The refusal of a load whose evolution is refused: every reason, and that the target was not changed."""
     return f"schema evolution of {table} refused, the target table was not changed: " + "; ".join(evolution.refusals)
+
+
+# --- the load's steps (run by the load modes, report_pipeline.modes)
+
+
+def evolve_table(job: LoadJob, table: str, record: bool) -> None:
+    """Add and widen ``table``'s columns (one ALTER, before the transaction: DDL commits on its own).
+
+    ``record``: log the changes now, as they are live from here on whatever the load does next.
+    """
+    if not job.changes:
+        return
+    job.target.ensure_schema_log(job.schema)
+    job.target.alter_columns(job.schema, table, job.changes)
+    log.warning("%s.%s: schema evolution: %s", job.schema, table, describe_changes(job.changes))
+    if record:
+        record_changes(job)
+
+
+def record_changes(job: LoadJob) -> None:
+    """One ``report_schema_changes`` row per change of the load, in the current transaction."""
+    for change in job.changes:
+        job.target.record_schema_change(job.schema, job.table, change, job.logical_date, job.run_id, job.load_key)

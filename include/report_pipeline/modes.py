@@ -19,7 +19,7 @@ from typing import ClassVar, Literal, get_args
 
 from report_pipeline.csvformat import Encoding
 from report_pipeline.errors import RefusedError, TransferError
-from report_pipeline.evolution import ColumnChange, describe_changes
+from report_pipeline.evolution import ColumnChange, evolve_table, record_changes
 from report_pipeline.guards import SwapGuard, key_problem
 from report_pipeline.incremental import KeyColumns, later
 from report_pipeline.ledger import LoadRecord
@@ -147,27 +147,6 @@ class LoadStrategy:
         """Undo what a failed load did, so the target is as it was."""
         self.job.target.rollback()
 
-    def _evolve(self, table: str, record: bool) -> None:
-        """Add and widen ``table``'s columns (one ALTER, before the transaction: DDL commits on its own).
-
-        ``record``: log the changes now, as they are live from here on whatever the load does next.
-        """
-        job = self.job
-        if not job.changes:
-            return
-        job.target.ensure_schema_log(job.schema)
-        job.target.alter_columns(job.schema, table, job.changes)
-        log.warning("%s.%s: schema evolution: %s", job.schema, table, describe_changes(job.changes))
-        if record:
-            self._record_changes()
-
-    def _record_changes(self) -> None:
-        job = self.job
-        for change in job.changes:
-            job.target.record_schema_change(
-                job.schema, job.table, change, job.logical_date, job.run_id, job.load_key
-            )
-
     def _record(self, loaded: int) -> None:
         job = self.job
         entry = LoadRecord(
@@ -196,7 +175,7 @@ class Upsert(LoadStrategy):
             raise RefusedError(f"{job.schema}.{job.table} {problem}")
         # After every refusal: a refused load leaves the table as it was. A load that fails after this
         # leaves the added (NULL-able) or widened columns, which the next load of these columns needs anyway.
-        self._evolve(job.table, record=True)
+        evolve_table(job, job.table, record=True)
 
 
 def shadow_prefixes(table: str) -> tuple[str, str]:
@@ -269,7 +248,7 @@ class Swap(LoadStrategy):
         job.target.drop_tables(job.schema, *leftovers)
         job.target.create_shadow(job.schema, job.table, self.shadow)
         # The shadow takes the new shape; the live table keeps its own until the RENAME.
-        self._evolve(self.shadow, record=False)
+        evolve_table(job, self.shadow, record=False)
         if job.defer_indexes:
             self.deferred_indexes = job.target.drop_secondary_indexes(job.schema, self.shadow)
 
@@ -303,7 +282,7 @@ class Swap(LoadStrategy):
             )
         job.target.replace_table(job.schema, job.table, self.shadow, self.retired)
         job.target.begin()
-        self._record_changes()
+        record_changes(job)
         super().finish(loaded)
 
     def abort(self) -> None:
@@ -381,39 +360,10 @@ class Incremental(Upsert):
         self.job.target.ensure_watermarks(self.job.schema)
 
     def delete_missing(self, key_parts: Iterable[tuple[Part, str]]) -> int:
-        """Delete, in the load's transaction, the target rows whose keys are not in the source's key set.
+        """Delete, in the load's transaction, the target rows the source no longer has (``deletes``)."""
+        from report_pipeline.deletes import delete_missing  # it builds on this module's LoadJob
 
-        The key set is loaded into a temporary table first; deleting more than the shrink guard allows
-        (a source in maintenance returns no keys and looks like "everything was deleted") is refused.
-        """
-        job = self.job
-        if job.keys is None:
-            return 0
-        columns, encodings = job.keys.columns, job.keys.encodings
-        if job.keys.checksum is not None:
-            # The target's keys after this load, summed like the extract summed the source's: equal
-            # sums mean nothing was deleted (the usual day), and the key set need not be loaded at all.
-            found = job.target.key_checksum(job.schema, job.table, columns)
-            if found == (job.keys.rows, job.keys.checksum):
-                log.info("%s.%s: key sets agree (%d keys); nothing deleted", job.schema, job.table, job.keys.rows)
-                return 0
-        keys_table = job.target.create_key_table(job.schema, job.table, columns)
-        try:
-            for part, path in key_parts:
-                records = job.target.bulk_load(path, job.schema, keys_table, columns, encodings, "replace")
-                os.remove(path)  # the consumer owns a handed-over file: at most one key part on disk
-                if records != part.rows:
-                    raise TransferError(f"{part.key}: LOAD DATA read {records} keys, the manifest says {part.rows}")
-            live = job.target.count_rows(job.schema, job.table)
-            missing = job.target.count_missing(job.schema, job.table, keys_table, columns)
-            problem = job.guard.problem(live, live - missing)
-            if problem:
-                raise RefusedError(f"not deleting from {job.schema}.{job.table}: {problem}")
-            deleted = job.target.delete_missing(job.schema, job.table, keys_table, columns)
-        finally:
-            job.target.drop_key_table(job.schema, keys_table)
-        log.info("%s.%s: deleted %d row(s) no longer in the source", job.schema, job.table, deleted)
-        return deleted
+        return delete_missing(self.job, key_parts)
 
     def finish(self, loaded: int) -> None:
         """The new watermark (the later of the stored one and the highest value seen), then the ledger row."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from report_pipeline.csvformat import Encoding
 from report_pipeline.evolution import ColumnChange
@@ -133,11 +133,17 @@ class Target(Protocol):
     def create_key_table(self, schema: str, table: str, columns: Sequence[str]) -> str:
         """A session-private table for the key set of ``table`` (its ``columns``, their types); its name."""
 
-    def count_missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> int:
-        """How many rows of ``table`` have keys that are not in ``keys_table``."""
+    def missing_keys(
+        self, schema: str, table: str, keys_table: str, columns: Sequence[str]
+    ) -> tuple[int, list[tuple[Any, ...]] | None]:
+        """How many of ``table``'s rows have keys not in ``keys_table`` (read without locking rows), and
+        those keys, or None when there are more than a worker should hold."""
+
+    def delete_keys(self, schema: str, table: str, columns: Sequence[str], keys: Sequence[Sequence[Any]]) -> int:
+        """Delete the rows with these keys in the current transaction; returns how many."""
 
     def delete_missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> int:
-        """Delete those rows in the current transaction; returns how many."""
+        """Delete every row of ``table`` whose key is not in ``keys_table``, in the current transaction."""
 
     def drop_key_table(self, schema: str, keys_table: str) -> None:
         """Drop the key table (quietly: the session may be gone, and the table with it)."""

@@ -18,7 +18,7 @@ from report_pipeline.evolution import ColumnChange
 from report_pipeline.ledger import LoadRecord
 from report_pipeline.session import bound_target_session, close_quietly, prepare_session, rollback_quietly
 from report_pipeline.settings import Settings
-from report_pipeline.target import Duplicates
+from report_pipeline.target import Duplicates, alter, keysets
 from report_pipeline.target.infile import LocalInfileGuard
 from report_pipeline.validation import quote_identifier
 from report_pipeline.watermarks import Watermark
@@ -34,10 +34,6 @@ _FOREIGN_KEY = re.compile(r",\s*CONSTRAINT\s+`[^`]+`\s+FOREIGN KEY[^\n]*", re.IG
 _TABLE_NAME = re.compile(r"^CREATE TABLE `[^`]+`", re.IGNORECASE)
 # A plain secondary index line of SHOW CREATE TABLE: "  KEY `name` (`col`,...)" (not UNIQUE/FULLTEXT/SPATIAL).
 _PLAIN_KEY = re.compile(r"^\s*KEY\s+(`(?:[^`]|``)+`)\s.*?,?$")
-# A column line of SHOW CREATE TABLE: its quoted name, its type (with UNSIGNED/ZEROFILL), the rest.
-_COLUMN_LINE = re.compile(
-    r"^\s*(`(?:[^`]|``)+`)\s+([a-z]+(?:\([^)]*\))?(?:\s+unsigned)?(?:\s+zerofill)?)(.*?),?$", re.IGNORECASE
-)
 
 
 def _name(schema: str, table: str) -> str:
@@ -150,31 +146,8 @@ class MySqlTarget:
         return {str(r[0]): r[1].decode() if isinstance(r[1], bytes) else str(r[1]) for r in self.cursor.fetchall()}
 
     def alter_columns(self, schema: str, table: str, changes: Sequence[ColumnChange]) -> None:
-        """One ALTER TABLE: ADD COLUMN ... NULL at the end, MODIFY COLUMN keeping the rest of the column's definition.
-
-        MODIFY restates the whole column, so its line of SHOW CREATE TABLE is kept with only the type replaced:
-        NULL-ness, default, charset, collation and comment stay as they were. One statement is atomic, so a
-        failure leaves the table as it was. Types come from ``evolution.result_type`` or the server's catalogue.
-        """
-        if not changes:
-            return
-        self.cursor.execute(f"SHOW CREATE TABLE {_name(schema, table)}")
-        lines: dict[str, re.Match[str]] = {}
-        for text in str(self.cursor.fetchone()[1]).splitlines():
-            match = _COLUMN_LINE.match(text)
-            if match:
-                lines[match.group(1)[1:-1].replace("``", "`").lower()] = match
-        clauses = []
-        for change in changes:
-            column = quote_identifier(change.column)
-            if change.change == "add":
-                clauses.append(f"ADD COLUMN {column} {change.new_type} NULL DEFAULT NULL")
-                continue
-            line = lines.get(change.column.lower())
-            if line is None:
-                raise TransferError(f"cannot find column {change.column} in SHOW CREATE TABLE of {schema}.{table}")
-            clauses.append(f"MODIFY COLUMN {column} {change.new_type}{line.group(3)}")
-        self.cursor.execute(f"ALTER TABLE {_name(schema, table)} " + ", ".join(clauses))
+        """One ALTER TABLE adding and widening columns (``target.alter``)."""
+        alter.alter_columns(self.cursor, schema, table, changes)
 
     def ensure_schema_log(self, schema: str) -> None:
         """Create ``report_schema_changes`` if needed."""
@@ -358,59 +331,33 @@ class MySqlTarget:
         """The watermark row, in the current transaction."""
         watermarks.write(self.cursor, schema, mark)
 
-    # --- delete detection: the source's key set in a TEMPORARY table (no implicit commit, session-private)
+    # --- delete detection (target.keysets): the source's key set in a TEMPORARY table
 
     def create_key_table(self, schema: str, table: str, columns: Sequence[str]) -> str:
         """A TEMPORARY table with ``table``'s key columns and types, keyed on them."""
-        self.cursor.execute(
-            "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-            (schema, table),
-        )
-        types = {str(r[0]).lower(): r for r in self.cursor.fetchall()}
-        definitions = []
-        for column in columns:
-            _, column_type, charset, collation = types[column.lower()]
-            # The type comes from the server's own catalogue; the charset keeps comparisons alike.
-            text = f" CHARACTER SET {charset} COLLATE {collation}" if charset else ""
-            definitions.append(f"{quote_identifier(column)} {column_type}{text} NOT NULL")
-        name = "_rp_keys_" + hashlib.sha1(f"{schema}.{table}".encode()).hexdigest()[:12]
-        keys = ", ".join(quote_identifier(c) for c in columns)
-        self.cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {_name(schema, name)}")
-        self.cursor.execute(
-            f"CREATE TEMPORARY TABLE {_name(schema, name)} ({', '.join(definitions)}, PRIMARY KEY ({keys}))"
-        )
-        return name
+        return keysets.create_key_table(self.cursor, schema, table, columns)
 
     def key_checksum(self, schema: str, table: str, columns: Sequence[str]) -> tuple[int, int]:
         """Row count and key checksum, computed by the server."""
-        keys = ", ".join(quote_identifier(c) for c in columns)
-        self.cursor.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('#', {keys}))), 0) FROM {_name(schema, table)}"
-        )
-        count, checksum = self.cursor.fetchone()
-        return int(count), int(checksum)
+        return keysets.key_checksum(self.cursor, schema, table, columns)
 
-    def _missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> str:
-        # Single-table form (no aliases in the DELETE list): valid alike on MySQL 8 and MariaDB.
-        live = _name(schema, table)
-        joined = " AND ".join(f"_rp_k.{quote_identifier(c)} = {live}.{quote_identifier(c)}" for c in columns)
-        return f"FROM {live} WHERE NOT EXISTS (SELECT 1 FROM {_name(schema, keys_table)} AS _rp_k WHERE {joined})"
+    def missing_keys(
+        self, schema: str, table: str, keys_table: str, columns: Sequence[str]
+    ) -> tuple[int, list[tuple[Any, ...]] | None]:
+        """How many rows of ``table`` have keys not in ``keys_table``, and those keys (None: too many to hold)."""
+        return keysets.missing_keys(self.conn, schema, table, keys_table, columns)
 
-    def count_missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> int:
-        """Rows of ``table`` whose key is not in ``keys_table``."""
-        self.cursor.execute(f"SELECT COUNT(*) {self._missing(schema, table, keys_table, columns)}")
-        return int(self.cursor.fetchone()[0])
+    def delete_keys(self, schema: str, table: str, columns: Sequence[str], keys: Sequence[Sequence[Any]]) -> int:
+        """DELETE the rows with these keys, in the current transaction."""
+        return keysets.delete_keys(self.cursor, schema, table, columns, keys)
 
     def delete_missing(self, schema: str, table: str, keys_table: str, columns: Sequence[str]) -> int:
-        """DELETE those rows."""
-        self.cursor.execute(f"DELETE {self._missing(schema, table, keys_table, columns)}")
-        return int(self.cursor.rowcount)
+        """DELETE every row whose key is not in ``keys_table``, in one statement."""
+        return keysets.delete_missing(self.cursor, schema, table, keys_table, columns)
 
     def drop_key_table(self, schema: str, keys_table: str) -> None:
         """DROP TEMPORARY TABLE (does not end the transaction)."""
-        with contextlib.suppress(Exception):
-            self.cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {_name(schema, keys_table)}")
+        keysets.drop_key_table(self.cursor, schema, keys_table)
 
     # --- schemas and tables, for onboarding
 
