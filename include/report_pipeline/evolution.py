@@ -145,14 +145,21 @@ def holds(wide: SqlType, narrow: SqlType) -> bool:
         return wide.size >= narrow.size
     if g in ("char", "varchar", "text"):
         # CHAR drops trailing spaces, so only a CHAR holds a CHAR's values and nothing holds a VARCHAR's in one.
+        # A text column's size is in bytes of its own charset (unknown here), a CHAR/VARCHAR's in characters:
+        # neither converts into the other, so nothing text-family ever becomes a CHAR or VARCHAR.
         if f == "char":
             return g == "char" and wide.size >= narrow.size
-        return f in ("varchar", "text") and _capacity(wide) >= _capacity(narrow)
+        if f == "varchar":
+            return g in ("char", "varchar") and wide.size >= narrow.size
+        return f == "text" and _capacity(wide) >= _capacity(narrow)
     if g in ("binary", "varbinary", "blob"):
-        # BINARY pads with zero bytes: a wider BINARY would change every stored value.
+        # BINARY pads with zero bytes: a wider BINARY would change every stored value. As for text, a
+        # BLOB never becomes a VARBINARY (its values may be longer than any VARBINARY holds in a row).
         if f == "binary":
             return g == "binary" and wide.size == narrow.size
-        return f in ("varbinary", "blob") and wide.size >= narrow.size
+        if f == "varbinary":
+            return g in ("binary", "varbinary") and wide.size >= narrow.size
+        return f == "blob" and wide.size >= narrow.size
     if f in ("enum", "set") or g in ("enum", "set"):
         return wide.text == narrow.text
     return f == g

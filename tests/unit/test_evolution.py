@@ -159,3 +159,33 @@ def test_a_manifest_written_before_sql_types_were_recorded_still_reads():
     del body["columns"][0]["sql_type"]
     old = Manifest.from_json(json.dumps(body).encode())
     assert old.columns[0] == Column("id", "LONG", "text", None)
+
+
+def test_a_manifest_with_keys_this_version_does_not_know_still_reads():
+    # Rolling deploys: a newer extract may write keys an older load does not know; it reads the rest.
+    manifest = Manifest(
+        "b", "p", "e", "c", "t", "2026-11-20", "r", (Column("id", "LONG", "text", "INT"),), (), "gzip", "", ""
+    )
+    body = json.loads(manifest.to_json())
+    body["columns"][0]["nullable"] = True
+    body["parts"] = [{"key": "k", "rows": 1, "csv_bytes": 2, "stored_bytes": 3, "sha256": "s", "codec": "zstd"}]
+    read = Manifest.from_json(json.dumps(body).encode())
+    assert read.columns[0] == Column("id", "LONG", "text", "INT")
+    assert read.parts[0].key == "k" and read.parts[0].rows == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "source"),
+    [
+        ("text", "VARCHAR(20000)"),  # 65,535 bytes vs 20,000 characters: a narrowing in latin1, too long in utf8mb4
+        ("tinytext", "VARCHAR(100)"),
+        ("mediumtext", "CHAR(255)"),
+        ("blob", "VARBINARY(65535)"),
+        ("tinyblob", "BINARY(255)"),
+    ],
+)
+def test_a_text_or_blob_column_never_becomes_a_char_or_varchar(target, source):
+    assert not holds(parse_type(source), parse_type(target))
+    evolution = plan_evolution([("note", source)], {"note": target}, ["note"])
+    assert evolution.changes == ()
+    assert len(evolution.refusals) == 1 and f"the target column is {target}" in evolution.refusals[0]
