@@ -47,6 +47,13 @@ _INTEGERS = {"TINY": "TINYINT", "SHORT": "SMALLINT", "INT24": "MEDIUMINT", "LONG
 _INT_BYTES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "integer": 4, "bigint": 8}
 _LOBS = ((255, "TINY"), (65_535, ""), (16_777_215, "MEDIUM"), (4_294_967_295, "LONG"))
 _LOB_BYTES = {f"{prefix.lower()}{kind}": size for size, prefix in _LOBS for kind in ("text", "blob")}
+# Every type ``result_type`` writes, and nothing else: a manifest's sql_type goes into DDL, so a hand-edited or
+# corrupt manifest must not put anything but a type there.
+_SOURCE_TYPE = re.compile(
+    r"(?:(?:TINY|SMALL|MEDIUM|BIG)?INT(?: UNSIGNED)?|DECIMAL\(\d{1,2},\d{1,2}\)(?: UNSIGNED)?|FLOAT|DOUBLE|DATE|YEAR"
+    r"|JSON|GEOMETRY|(?:TIME|DATETIME|TIMESTAMP)(?:\([0-6]\))?|BIT\(\d{1,2}\)"
+    r"|(?:CHAR|VARCHAR|BINARY|VARBINARY)\(\d{1,10}\)|(?:TINY|MEDIUM|LONG)?(?:TEXT|BLOB))"
+)
 _TYPE_TEXT = re.compile(r"^\s*([a-z]+)\s*(?:\(([^)]*)\))?\s*(unsigned)?\s*(zerofill)?", re.IGNORECASE)
 
 
@@ -204,6 +211,9 @@ def plan_evolution(
 ) -> Evolution:
     """Compare the query's result columns (name, source SQL type) with the target's (name -> type).
 
+    A source type ``result_type`` cannot have written (``_SOURCE_TYPE``) is taken as unknown: it is never
+    put into DDL.
+
     ``declared`` are query_insert's columns and ``added_before`` the columns earlier evolutions added:
     a target column that is either and that the query no longer returns is a removed column.
     """
@@ -211,7 +221,8 @@ def plan_evolution(
     returned = {name.lower() for name, _ in result}
     changes: list[ColumnChange] = []
     refusals: list[str] = []
-    for name, source_type in result:
+    for name, raw_type in result:
+        source_type = raw_type if raw_type is not None and _SOURCE_TYPE.fullmatch(raw_type) else None
         try:
             check_identifier(name, "column")
         except ConfigError:

@@ -189,3 +189,21 @@ def test_a_text_or_blob_column_never_becomes_a_char_or_varchar(target, source):
     evolution = plan_evolution([("note", source)], {"note": target}, ["note"])
     assert evolution.changes == ()
     assert len(evolution.refusals) == 1 and f"the target column is {target}" in evolution.refusals[0]
+
+
+def test_a_source_type_result_type_cannot_write_never_reaches_ddl():
+    # Manifests are files on S3: a hand-edited or corrupt sql_type must not be pasted into an ALTER TABLE.
+    injected = "INT, DROP COLUMN id"
+    evolution = plan_evolution([("id", "INT"), ("note", injected)], {"id": "int(11)"}, ["id"])
+    assert evolution.changes == ()
+    assert len(evolution.refusals) == 1
+    assert "column note is not in the target table and its source type is unknown" in evolution.refusals[0]
+    # An existing column with an unknown type is left alone (loaded as before), not altered.
+    for odd in ("VARCHAR(200) CHARACTER SET latin1", "varchar(200); DROP TABLE t", "ENUM('a')", "VARCHAR(200)\n"):
+        assert plan_evolution([("label", odd)], {"label": "varchar(50)"}, ["label"]) == plan_evolution(
+            [("label", None)], {"label": "varchar(50)"}, ["label"]
+        )
+    # Every type result_type writes passes.
+    known = [expected for _, expected in METADATA if expected]
+    evolution = plan_evolution([(f"c{i}", t) for i, t in enumerate(known)], {"id": "int"}, [])
+    assert evolution.refusals == () and [c.new_type for c in evolution.changes] == known
