@@ -290,18 +290,27 @@ def refusal_message(table: str, evolution: Evolution) -> str:
 def evolve_table(job: LoadJob, table: str, record: bool) -> None:
     """Add and widen ``table``'s columns (one ALTER, before the transaction: DDL commits on its own).
 
-    ``record``: log the changes now, as they are live from here on whatever the load does next.
+    ``record``: log the changes first (committed on their own), as they are live from the ALTER on whatever
+    the load does next. Logged before, not after: a connection lost between the two would otherwise leave
+    a change nobody logged, which the retry (finding the column there) never logs either. A logged change
+    whose ALTER then failed is harmless: the retry plans and logs it again (``record_changes`` skips the
+    repeat), and ``plan_evolution`` only looks at logged columns the target has.
     """
     if not job.changes:
         return
     job.target.ensure_schema_log(job.schema)
-    job.target.alter_columns(job.schema, table, job.changes)
-    log.warning("%s.%s: schema evolution: %s", job.schema, table, describe_changes(job.changes))
     if record:
         record_changes(job)
+    job.target.alter_columns(job.schema, table, job.changes)
+    log.warning("%s.%s: schema evolution: %s", job.schema, table, describe_changes(job.changes))
 
 
 def record_changes(job: LoadJob) -> None:
-    """One ``report_schema_changes`` row per change of the load, in the current transaction."""
+    """One ``report_schema_changes`` row per change of the load (one this load logged already is skipped),
+    committed on its own, before the DDL (upsert, incremental) or the RENAME (swap) that makes it live."""
+    if not job.changes:
+        return
+    job.target.begin()
     for change in job.changes:
         job.target.record_schema_change(job.schema, job.table, change, job.logical_date, job.run_id, job.load_key)
+    job.target.commit()
