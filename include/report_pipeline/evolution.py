@@ -46,6 +46,7 @@ _STRING_NAMES = frozenset({"VARCHAR", "VAR_STRING", "STRING", "TINY_BLOB", "MEDI
 _INTEGERS = {"TINY": "TINYINT", "SHORT": "SMALLINT", "INT24": "MEDIUMINT", "LONG": "INT", "LONGLONG": "BIGINT"}
 _INT_BYTES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "integer": 4, "bigint": 8}
 _LOBS = ((255, "TINY"), (65_535, ""), (16_777_215, "MEDIUM"), (4_294_967_295, "LONG"))
+_LOB_FAMILIES = ("text", "blob", "json")
 _LOB_BYTES = {f"{prefix.lower()}{kind}": size for size, prefix in _LOBS for kind in ("text", "blob")}
 # Every type ``result_type`` writes, and nothing else: a manifest's sql_type goes into DDL, so a hand-edited or
 # corrupt manifest must not put anything but a type there.
@@ -208,6 +209,7 @@ def plan_evolution(
     target_types: Mapping[str, str],
     declared: Sequence[str],
     added_before: Collection[str] = (),
+    lob_obstacles: Mapping[str, str] | None = None,
 ) -> Evolution:
     """Compare the query's result columns (name, source SQL type) with the target's (name -> type).
 
@@ -216,6 +218,8 @@ def plan_evolution(
 
     ``declared`` are query_insert's columns and ``added_before`` the columns earlier evolutions added:
     a target column that is either and that the query no longer returns is a removed column.
+    ``lob_obstacles`` (lower-cased target column -> why, ``target.alter.lob_obstacles``): columns that cannot
+    become TEXT/BLOB/JSON in place; such a widening is refused instead.
     """
     existing = {name.lower(): (name, kind) for name, kind in target_types.items()}
     returned = {name.lower() for name, _ in result}
@@ -241,7 +245,11 @@ def plan_evolution(
         if problem:
             refusals.append(problem)
         elif not holds(parse_type(target_type), parse_type(source_type)):
-            changes.append(ColumnChange(target_name, "widen", target_type, source_type))
+            obstacle = _lob_obstacle(target_name, target_type, source_type, lob_obstacles or {})
+            if obstacle:
+                refusals.append(obstacle)
+            else:
+                changes.append(ColumnChange(target_name, "widen", target_type, source_type))
     wanted = {c.lower() for c in (*declared, *added_before)}
     for lowered, (name, kind) in existing.items():
         if lowered in wanted and lowered not in returned:
@@ -268,6 +276,22 @@ def _type_problem(name: str, target_type: str, source_type: str) -> str | None:
         f"column {name}: the query now returns {source_type} but the target column is {target_type}; that is "
         f"not a widening (some values of one do not fit the other unchanged). Cast it in query_select to a type "
         f"{target_type} holds, or change the target column by hand"
+    )
+
+
+def _lob_obstacle(name: str, target_type: str, source_type: str, obstacles: Mapping[str, str]) -> str | None:
+    # Into TEXT/BLOB/JSON from a type that is none of them: MySQL 8 refuses the column's literal default
+    # there (1101), both servers a key on it without a prefix length (1170). A LOB to a larger LOB keeps both.
+    why = obstacles.get(name.lower())
+    if why is None or parse_type(source_type).family not in _LOB_FAMILIES:
+        return None
+    if parse_type(target_type).family in _LOB_FAMILIES:
+        return None
+    return (
+        f"column {name}: the query now returns {source_type} but the target column is {target_type}, and widening "
+        f"it to {source_type} cannot be done in place: {why}. Widen it by hand (ALTER TABLE ... MODIFY {name} "
+        f"{source_type} without the default, with a prefix length in the index), or cast it in query_select to "
+        f"a VARCHAR/VARBINARY size the target column can be widened to"
     )
 
 

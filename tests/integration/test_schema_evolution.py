@@ -364,6 +364,15 @@ def test_validate_says_what_an_evolve_table_would_change_without_changing_it(
         out = capsys.readouterr().out
         assert f"company '{alias}' table 'items' (tables row id={row_id}): column label: the query now returns " in out
         assert show_create(alias) == before
+
+        # A widening into TEXT of an indexed column: refused by validate as by the load.
+        change(alias, "CREATE INDEX ix_label ON items (label)")
+        before = show_create(alias)
+        change(source_db, "ALTER TABLE items MODIFY label TEXT NULL")
+        assert cli.main(["validate"], connect) == 1
+        out = capsys.readouterr().out
+        assert f"(tables row id={row_id}): column label: the query now returns TEXT but the target column is " in out
+        assert "part of index ix_label" in out and show_create(alias) == before
     finally:
         execute(mysql_root, f"DROP DATABASE `{admin_db}`", f"DROP DATABASE `{alias}`")
 
@@ -512,3 +521,21 @@ def test_probe_columns_is_one_query_and_only_probe_types_asks_for_charsets(sourc
         assert ran == 2 and types == ["INT", "VARBINARY(20)", "VARCHAR(10)"]
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_indexed_varchar_widened_to_text_is_refused_and_the_target_is_unchanged(
+    source_db: str, target_db: str, bucket_name: str, mode: str
+):
+    """Both servers refuse a key on a TEXT column without a prefix length (1170): refused before any ALTER."""
+    table = loaded(source_db, target_db, bucket_name, mode)
+    change(target_db, "CREATE INDEX ix_label ON items (label)")
+    before = table.target_state()
+    change(source_db, "ALTER TABLE items MODIFY label TEXT NULL", f"UPDATE items SET {table.touch('id < 9')}")
+    with pytest.raises(
+        RefusedError,
+        match=r"column label: the query now returns TEXT but the target column is "
+        r"varchar\(50\), and widening it to TEXT cannot be done in place: it is part of index ix_label",
+    ):
+        table.run(1)
+    assert table.target_state() == before and table.logged_changes() == []

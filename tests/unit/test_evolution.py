@@ -207,3 +207,72 @@ def test_a_source_type_result_type_cannot_write_never_reaches_ddl():
     known = [expected for _, expected in METADATA if expected]
     evolution = plan_evolution([(f"c{i}", t) for i, t in enumerate(known)], {"id": "int"}, [])
     assert evolution.refusals == () and [c.new_type for c in evolution.changes] == known
+
+
+CREATE_TABLE = """CREATE TABLE `items` (
+  `id` int(11) NOT NULL,
+  `label` varchar(50) NOT NULL DEFAULT 'none' COMMENT 'shown as DEFAULT ''x'' to users',
+  `note` varchar(50) DEFAULT NULL COMMENT 'DEFAULT 1',
+  `code` varchar(20) DEFAULT NULL,
+  `qty` int(11) DEFAULT 0,
+  `made_at` datetime DEFAULT current_timestamp() ON UPDATE current_timestamp() COMMENT 'ON UPDATE CURRENT_TIMESTAMP',
+  `seen_at` timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3) COMMENT 'DEFAULT now()',
+  `due` datetime(2) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  KEY `ix_code` (`code`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+
+
+def test_a_temporal_widening_restates_current_timestamp_with_the_new_precision():
+    from report_pipeline.target.alter import alter_statement
+
+    changes = [
+        ColumnChange("made_at", "widen", "datetime", "DATETIME(6)"),
+        ColumnChange("seen_at", "widen", "timestamp(3)", "TIMESTAMP(6)"),
+        ColumnChange("due", "widen", "datetime(2)", "DATETIME(6)"),
+        ColumnChange("qty", "widen", "int(11)", "BIGINT"),
+    ]
+    assert alter_statement("s", "items", CREATE_TABLE, changes) == (
+        "ALTER TABLE `s`.`items` "
+        "MODIFY COLUMN `made_at` DATETIME(6) DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6) "
+        "COMMENT 'ON UPDATE CURRENT_TIMESTAMP', "
+        "MODIFY COLUMN `seen_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6) "
+        "COMMENT 'DEFAULT now()', "
+        "MODIFY COLUMN `due` DATETIME(6) DEFAULT NULL, "
+        "MODIFY COLUMN `qty` BIGINT DEFAULT 0"
+    )
+
+
+def test_literal_defaults_are_told_from_null_expressions_and_comment_text():
+    from report_pipeline.target.alter import _column_lines, literal_default
+
+    rests = {name: line.group(3) for name, line in _column_lines(CREATE_TABLE).items()}
+    assert literal_default(rests["label"]) == "'none'"
+    assert literal_default(rests["qty"]) == "0"
+    for name in ("id", "note", "code", "made_at", "seen_at", "due"):
+        assert literal_default(rests[name]) is None, name
+    assert literal_default(" DEFAULT (uuid())") is None  # a MySQL 8 expression default
+    assert literal_default(" NOT NULL DEFAULT 'it''s' COMMENT 'x'") == "'it''s'"
+
+
+def test_a_column_with_a_literal_default_or_in_an_index_is_not_widened_into_a_lob():
+    target = {"id": "int(11)", "label": "varchar(50)", "code": "varchar(20)", "body": "text", "note": "varchar(50)"}
+    obstacles = {
+        "label": "it has the literal default 'none', which TEXT/BLOB/JSON columns cannot have",
+        "code": "it is part of index ix_code, which a TEXT/BLOB column can only be in with a prefix length",
+        "body": "it is part of index ix_body, which a TEXT/BLOB column can only be in with a prefix length",
+    }
+    result = [("id", "INT"), ("label", "TEXT"), ("code", "MEDIUMTEXT"), ("body", "MEDIUMTEXT"), ("note", "TEXT")]
+    evolution = plan_evolution(result, target, list(target), lob_obstacles=obstacles)
+    # A LOB into a larger LOB keeps its prefix index; a free column is widened; the other two are refused.
+    assert evolution.changes == (
+        ColumnChange("body", "widen", "text", "MEDIUMTEXT"),
+        ColumnChange("note", "widen", "varchar(50)", "TEXT"),
+    )
+    label, code = evolution.refusals
+    assert label.startswith("column label: the query now returns TEXT but the target column is varchar(50)")
+    assert "it has the literal default 'none'" in label and "Widen it by hand" in label
+    assert "cast it in query_select to a VARCHAR/VARBINARY size" in code and "part of index ix_code" in code
+    # A widening that stays out of TEXT/BLOB/JSON is not affected.
+    widened = plan_evolution([("label", "VARCHAR(200)")], target, ["label"], lob_obstacles=obstacles)
+    assert widened.changes == (ColumnChange("label", "widen", "varchar(50)", "VARCHAR(200)"),)
