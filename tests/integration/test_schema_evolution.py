@@ -539,3 +539,34 @@ def test_an_indexed_varchar_widened_to_text_is_refused_and_the_target_is_unchang
     ):
         table.run(1)
     assert table.target_state() == before and table.logged_changes() == []
+
+
+def test_a_literal_default_is_refused_into_text_and_a_current_timestamp_default_follows_the_new_precision(
+    source_db: str, target_db: str, bucket_name: str
+):
+    """On the real server's SHOW CREATE TABLE: the literal default is found (MySQL 8 would refuse it on a TEXT),
+    and DATETIME -> DATETIME(6) restates DEFAULT/ON UPDATE CURRENT_TIMESTAMP as CURRENT_TIMESTAMP(6) (MariaDB
+    takes the old statement too and adjusts the precision itself: this part checks the server accepts the new
+    one; the statement's text, which MySQL 8 needs, is checked in tests/unit/test_evolution.py)."""
+    table = loaded(source_db, target_db, bucket_name, "upsert")
+    change(
+        target_db,
+        "ALTER TABLE items MODIFY label VARCHAR(50) NULL DEFAULT 'none', "
+        "ADD COLUMN stamp DATETIME NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP",
+    )
+    before = table.target_state()
+    change(source_db, "ALTER TABLE items MODIFY label TEXT NULL", f"UPDATE items SET {table.touch('id < 9')}")
+    with pytest.raises(RefusedError, match=r"column label: .* it has the literal default 'none'"):
+        table.run(1)
+    assert table.target_state() == before and table.logged_changes() == []
+
+    change(
+        source_db,
+        "ALTER TABLE items MODIFY label VARCHAR(50) NULL, ADD COLUMN stamp DATETIME(6) NULL",
+        f"UPDATE items SET stamp = '2026-11-02 03:04:05.123456', {table.touch('id < 9')}",
+    )
+    table.run(1)
+    assert table.target_rows() == table.source_rows()
+    stamp = next(line for line in show_create(target_db).splitlines() if "`stamp`" in line).lower()
+    assert "datetime(6)" in stamp and "default current_timestamp(6) on update current_timestamp(6)" in stamp
+    assert table.logged_changes() == [("stamp", "widen", "datetime", "DATETIME(6)")]
