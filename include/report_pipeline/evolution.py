@@ -330,8 +330,8 @@ def evolve_table(job: LoadJob, table: str, record: bool) -> None:
 
 
 def record_changes(job: LoadJob) -> None:
-    """One ``report_schema_changes`` row per change of the load (one this load logged already is skipped),
-    committed on its own, before the DDL (upsert, incremental) or the RENAME (swap) that makes it live."""
+    """One ``report_schema_changes`` row per change of the load (skipped when the column's latest row is the
+    same change), committed on its own, before the DDL (upsert, incremental) or the RENAME (swap) makes it live."""
     if not job.changes:
         return
     job.target.begin()
