@@ -19,7 +19,7 @@ from report_pipeline.incremental import cursor_problem
 from report_pipeline.load import column_problems, evolution_of
 from report_pipeline.modes import strategy_for
 from report_pipeline.runs import bind_parameters, window_for
-from report_pipeline.session import opened, probe_types
+from report_pipeline.session import opened, probe_columns, probe_types
 from report_pipeline.settings import Settings
 from report_pipeline.target.mysql import MySqlTarget
 
@@ -47,7 +47,10 @@ def server_problems(plan: Plan, settings: Settings, conns: Any, notes: list[str]
                 where = f"company {c.alias!r} {spec.where}"
                 try:
                     params = bind_parameters(spec, c, window_for(logical, c.lookback_days))
-                    description, types = probe_types(source, spec.query_select, params)
+                    if spec.schema_evolution == "evolve":  # only the evolution check needs the types
+                        description, types = probe_types(source, spec.query_select, params)
+                    else:
+                        description, types = probe_columns(source, spec.query_select, params), []
                 except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the check
                     problems.append(f"{where}: source query fails: {exc}")
                     continue

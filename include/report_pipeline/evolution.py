@@ -46,7 +46,15 @@ _STRING_NAMES = frozenset({"VARCHAR", "VAR_STRING", "STRING", "TINY_BLOB", "MEDI
 _INTEGERS = {"TINY": "TINYINT", "SHORT": "SMALLINT", "INT24": "MEDIUMINT", "LONG": "INT", "LONGLONG": "BIGINT"}
 _INT_BYTES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "integer": 4, "bigint": 8}
 _LOBS = ((255, "TINY"), (65_535, ""), (16_777_215, "MEDIUM"), (4_294_967_295, "LONG"))
+_LOB_FAMILIES = ("text", "blob", "json")
 _LOB_BYTES = {f"{prefix.lower()}{kind}": size for size, prefix in _LOBS for kind in ("text", "blob")}
+# Every type ``result_type`` writes, and nothing else: a manifest's sql_type goes into DDL, so a hand-edited or
+# corrupt manifest must not put anything but a type there.
+_SOURCE_TYPE = re.compile(
+    r"(?:(?:TINY|SMALL|MEDIUM|BIG)?INT(?: UNSIGNED)?|DECIMAL\(\d{1,2},\d{1,2}\)(?: UNSIGNED)?|FLOAT|DOUBLE|DATE|YEAR"
+    r"|JSON|GEOMETRY|(?:TIME|DATETIME|TIMESTAMP)(?:\([0-6]\))?|BIT\(\d{1,2}\)"
+    r"|(?:CHAR|VARCHAR|BINARY|VARBINARY)\(\d{1,10}\)|(?:TINY|MEDIUM|LONG)?(?:TEXT|BLOB))"
+)
 _TYPE_TEXT = re.compile(r"^\s*([a-z]+)\s*(?:\(([^)]*)\))?\s*(unsigned)?\s*(zerofill)?", re.IGNORECASE)
 
 
@@ -145,14 +153,21 @@ def holds(wide: SqlType, narrow: SqlType) -> bool:
         return wide.size >= narrow.size
     if g in ("char", "varchar", "text"):
         # CHAR drops trailing spaces, so only a CHAR holds a CHAR's values and nothing holds a VARCHAR's in one.
+        # A text column's size is in bytes of its own charset (unknown here), a CHAR/VARCHAR's in characters:
+        # neither converts into the other, so nothing text-family ever becomes a CHAR or VARCHAR.
         if f == "char":
             return g == "char" and wide.size >= narrow.size
-        return f in ("varchar", "text") and _capacity(wide) >= _capacity(narrow)
+        if f == "varchar":
+            return g in ("char", "varchar") and wide.size >= narrow.size
+        return f == "text" and _capacity(wide) >= _capacity(narrow)
     if g in ("binary", "varbinary", "blob"):
-        # BINARY pads with zero bytes: a wider BINARY would change every stored value.
+        # BINARY pads with zero bytes: a wider BINARY would change every stored value. As for text, a
+        # BLOB never becomes a VARBINARY (its values may be longer than any VARBINARY holds in a row).
         if f == "binary":
             return g == "binary" and wide.size == narrow.size
-        return f in ("varbinary", "blob") and wide.size >= narrow.size
+        if f == "varbinary":
+            return g in ("binary", "varbinary") and wide.size >= narrow.size
+        return f == "blob" and wide.size >= narrow.size
     if f in ("enum", "set") or g in ("enum", "set"):
         return wide.text == narrow.text
     return f == g
@@ -194,17 +209,24 @@ def plan_evolution(
     target_types: Mapping[str, str],
     declared: Sequence[str],
     added_before: Collection[str] = (),
+    lob_obstacles: Mapping[str, str] | None = None,
 ) -> Evolution:
     """Compare the query's result columns (name, source SQL type) with the target's (name -> type).
 
+    A source type ``result_type`` cannot have written (``_SOURCE_TYPE``) is taken as unknown: it is never
+    put into DDL.
+
     ``declared`` are query_insert's columns and ``added_before`` the columns earlier evolutions added:
     a target column that is either and that the query no longer returns is a removed column.
+    ``lob_obstacles`` (lower-cased target column -> why, ``target.alter.lob_obstacles``): columns that cannot
+    become TEXT/BLOB/JSON in place; such a widening is refused instead.
     """
     existing = {name.lower(): (name, kind) for name, kind in target_types.items()}
     returned = {name.lower() for name, _ in result}
     changes: list[ColumnChange] = []
     refusals: list[str] = []
-    for name, source_type in result:
+    for name, raw_type in result:
+        source_type = raw_type if raw_type is not None and _SOURCE_TYPE.fullmatch(raw_type) else None
         try:
             check_identifier(name, "column")
         except ConfigError:
@@ -223,7 +245,11 @@ def plan_evolution(
         if problem:
             refusals.append(problem)
         elif not holds(parse_type(target_type), parse_type(source_type)):
-            changes.append(ColumnChange(target_name, "widen", target_type, source_type))
+            obstacle = _lob_obstacle(target_name, target_type, source_type, lob_obstacles or {})
+            if obstacle:
+                refusals.append(obstacle)
+            else:
+                changes.append(ColumnChange(target_name, "widen", target_type, source_type))
     wanted = {c.lower() for c in (*declared, *added_before)}
     for lowered, (name, kind) in existing.items():
         if lowered in wanted and lowered not in returned:
@@ -253,6 +279,22 @@ def _type_problem(name: str, target_type: str, source_type: str) -> str | None:
     )
 
 
+def _lob_obstacle(name: str, target_type: str, source_type: str, obstacles: Mapping[str, str]) -> str | None:
+    # Into TEXT/BLOB/JSON from a type that is none of them: MySQL 8 refuses the column's literal default
+    # there (1101), both servers a key on it without a prefix length (1170). A LOB to a larger LOB keeps both.
+    why = obstacles.get(name.lower())
+    if why is None or parse_type(source_type).family not in _LOB_FAMILIES:
+        return None
+    if parse_type(target_type).family in _LOB_FAMILIES:
+        return None
+    return (
+        f"column {name}: the query now returns {source_type} but the target column is {target_type}, and widening "
+        f"it to {source_type} cannot be done in place: {why}. Widen it by hand (ALTER TABLE ... MODIFY {name} "
+        f"{source_type} without the default, with a prefix length in the index), or cast it in query_select to "
+        f"a VARCHAR/VARBINARY size the target column can be widened to"
+    )
+
+
 def _untyped(name: str) -> str:
     return (
         f"column {name} is not in the target table and its source type is unknown (an ENUM or SET, whose "
@@ -272,18 +314,27 @@ def refusal_message(table: str, evolution: Evolution) -> str:
 def evolve_table(job: LoadJob, table: str, record: bool) -> None:
     """Add and widen ``table``'s columns (one ALTER, before the transaction: DDL commits on its own).
 
-    ``record``: log the changes now, as they are live from here on whatever the load does next.
+    ``record``: log the changes first (committed on their own), as they are live from the ALTER on whatever
+    the load does next. Logged before, not after: a connection lost between the two would otherwise leave
+    a change nobody logged, which the retry (finding the column there) never logs either. A logged change
+    whose ALTER then failed is harmless: the retry plans and logs it again (``record_changes`` skips the
+    repeat), and ``plan_evolution`` only looks at logged columns the target has.
     """
     if not job.changes:
         return
     job.target.ensure_schema_log(job.schema)
-    job.target.alter_columns(job.schema, table, job.changes)
-    log.warning("%s.%s: schema evolution: %s", job.schema, table, describe_changes(job.changes))
     if record:
         record_changes(job)
+    job.target.alter_columns(job.schema, table, job.changes)
+    log.warning("%s.%s: schema evolution: %s", job.schema, table, describe_changes(job.changes))
 
 
 def record_changes(job: LoadJob) -> None:
-    """One ``report_schema_changes`` row per change of the load, in the current transaction."""
+    """One ``report_schema_changes`` row per change of the load (skipped when the column's latest row is the
+    same change), committed on its own, before the DDL (upsert, incremental) or the RENAME (swap) makes it live."""
+    if not job.changes:
+        return
+    job.target.begin()
     for change in job.changes:
         job.target.record_schema_change(job.schema, job.table, change, job.logical_date, job.run_id, job.load_key)
+    job.target.commit()

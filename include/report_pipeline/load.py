@@ -202,7 +202,8 @@ def evolution_of(
     types = target.column_types(schema, insert.table)
     if not types:
         return Evolution(refusals=(f"target table {schema}.{insert.table} does not exist",))
-    return plan_evolution(result, types, insert.columns, target.added_columns(schema, insert.table))
+    added = target.added_columns(schema, insert.table)
+    return plan_evolution(result, types, insert.columns, added, target.lob_obstacles(schema, insert.table))
 
 
 def column_problems(target: Target, schema: str, insert: InsertTarget, result_columns: Sequence[str]) -> list[str]:

@@ -23,8 +23,8 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, TypeVar
 
 from report_pipeline.chunks import Chunk
 from report_pipeline.csvformat import Encoding
@@ -93,6 +93,18 @@ class ManifestRef:
     key: str
     extract_id: str
     sha256: str
+
+
+_Record = TypeVar("_Record")
+
+
+def _known(cls: type[_Record], data: dict[str, Any]) -> _Record:
+    """``cls`` from the keys of ``data`` it knows: a manifest written by newer code (a rolling deploy
+    adds a key) still reads on a worker running older code; a missing required key is still a TypeError."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__} is not an object: {data!r}")
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def manifest_digest(raw: bytes) -> str:
@@ -225,16 +237,16 @@ class Manifest:
                 table=body["table"],
                 logical_date=body["logical_date"],
                 run_id=body["run_id"],
-                columns=tuple(Column(**c) for c in body["columns"]),
-                parts=tuple(Part(**p) for p in body["parts"]),
+                columns=tuple(_known(Column, c) for c in body["columns"]),
+                parts=tuple(_known(Part, p) for p in body["parts"]),
                 compression=body["compression"],
                 started_at=body["started_at"],
                 finished_at=body["finished_at"],
                 chunk=Chunk.from_json(body["chunk"]) if body.get("chunk") is not None else None,
-                cursor=CursorRange(**body["cursor"]) if body.get("cursor") else None,
+                cursor=_known(CursorRange, body["cursor"]) if body.get("cursor") else None,
                 keys=KeySet(
-                    columns=tuple(Column(**c) for c in body["keys"]["columns"]),
-                    parts=tuple(Part(**p) for p in body["keys"]["parts"]),
+                    columns=tuple(_known(Column, c) for c in body["keys"]["columns"]),
+                    parts=tuple(_known(Part, p) for p in body["keys"]["parts"]),
                     checksum=body["keys"].get("checksum"),
                 )
                 if body.get("keys")

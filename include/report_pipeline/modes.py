@@ -280,9 +280,9 @@ class Swap(LoadStrategy):
                 f"not swapping {job.schema}.{job.table}: a newer full refresh (logical date {newer}) was loaded "
                 f"while this load of {job.logical_date.date()} ran"
             )
+        record_changes(job)  # before the RENAME makes the new shape live (evolution.evolve_table says why)
         job.target.replace_table(job.schema, job.table, self.shadow, self.retired)
         job.target.begin()
-        record_changes(job)
         super().finish(loaded)
 
     def abort(self) -> None:

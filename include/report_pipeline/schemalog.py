@@ -2,9 +2,10 @@
 
 The only place with SQL on ``report_schema_changes``, as ``watermarks`` is for ``report_watermarks``.
 It lives in the company's target schema beside the tables it describes, so BI users see why a column
-appeared (or grew) and when. An upsert or incremental load records a change right after its ALTER
-(DDL commits on its own, so the change is real from then on, whatever the load does next); a swap
-records it in the transaction that records the load, after the RENAME made the new shape visible.
+appeared (or grew) and when. A load records its changes, committed on their own, BEFORE they go live:
+an upsert or incremental load before its ALTER, a swap before its RENAME. A lost connection in between
+must not leave a live change unlogged (the retry finds the column there and has nothing to log); a
+logged change that then failed is planned and logged again by the retry, and the repeat is skipped.
 """
 
 from __future__ import annotations
@@ -47,7 +48,20 @@ def ensure(cursor: Any, schema: str) -> None:
 def record(
     cursor: Any, schema: str, table: str, change: ColumnChange, logical_date: dt.datetime, run_id: str, load_key: str
 ) -> None:
-    """Add one change, in the caller's transaction; ``changed_at`` is the server's UTC now."""
+    """Add one change, in the caller's transaction; ``changed_at`` is the server's UTC now.
+
+    Not added when the column's latest row is this very change: a load whose ALTER or RENAME failed after
+    logging leaves it logged, and its retry (the same manifests, or a new extract) plans it again. (A change
+    undone by hand and then made again by evolution is therefore logged once, at its first time.)
+    """
+    cursor.execute(
+        f"SELECT change_kind, old_type, new_type FROM {_table(schema)} WHERE table_name = %s AND column_name = %s "
+        "ORDER BY id DESC LIMIT 1",
+        (table, change.column),
+    )
+    latest = cursor.fetchone()
+    if latest is not None and tuple(_text(v) for v in latest) == (change.change, change.old_type, change.new_type):
+        return
     cursor.execute(
         f"INSERT INTO {_table(schema)} (table_name, column_name, change_kind, old_type, new_type, logical_date, "
         "run_id, load_key, changed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
@@ -62,6 +76,10 @@ def record(
             load_key,
         ),
     )
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else None if value is None else str(value)
 
 
 def added_columns(cursor: Any, schema: str, table: str) -> list[str]:

@@ -139,9 +139,22 @@ def opened(conn: Any) -> Iterator[Any]:
 def probe_columns(conn: Any, query: str, parameters: Parameters) -> tuple[tuple[Any, ...], ...]:
     """The result description of ``query`` (name, type code, ...) from a zero-row run on the server.
 
-    The query runs as a derived table with ``LIMIT 0``, so the server plans it but reads no rows.
+    The query runs as a derived table with ``LIMIT 0``, so the server plans it but reads no rows. One query:
+    callers needing the columns' SQL types too (the extract, validate) use ``probe_types``.
     """
-    return probe_types(conn, query, parameters)[0]
+    cursor = conn.cursor()
+    try:
+        return _describe(cursor, query, parameters)[0]
+    finally:
+        cursor.close()
+
+
+def _describe(cursor: Any, query: str, parameters: Parameters) -> tuple[tuple[tuple[Any, ...], ...], tuple[int, ...]]:
+    cursor.execute(f"SELECT * FROM ({query}) AS _rp_probe LIMIT 0", parameters)
+    description = tuple(cursor.description or ())
+    flags = tuple(getattr(cursor, "description_flags", None) or (0,) * len(description))
+    cursor.fetchall()
+    return description, flags
 
 
 def probe_types(
@@ -157,10 +170,7 @@ def probe_types(
 
     cursor = conn.cursor()
     try:
-        cursor.execute(f"SELECT * FROM ({query}) AS _rp_probe LIMIT 0", parameters)
-        description = tuple(cursor.description or ())
-        flags = tuple(getattr(cursor, "description_flags", None) or (0,) * len(description))
-        cursor.fetchall()
+        description, flags = _describe(cursor, query, parameters)
         asked = [i for i, d in enumerate(description) if needs_charset(d[1], flags[i])]
         charsets: dict[int, str] = {}
         if asked:

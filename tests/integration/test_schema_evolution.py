@@ -364,6 +364,15 @@ def test_validate_says_what_an_evolve_table_would_change_without_changing_it(
         out = capsys.readouterr().out
         assert f"company '{alias}' table 'items' (tables row id={row_id}): column label: the query now returns " in out
         assert show_create(alias) == before
+
+        # A widening into TEXT of an indexed column: refused by validate as by the load.
+        change(alias, "CREATE INDEX ix_label ON items (label)")
+        before = show_create(alias)
+        change(source_db, "ALTER TABLE items MODIFY label TEXT NULL")
+        assert cli.main(["validate"], connect) == 1
+        out = capsys.readouterr().out
+        assert f"(tables row id={row_id}): column label: the query now returns TEXT but the target column is " in out
+        assert "part of index ix_label" in out and show_create(alias) == before
     finally:
         execute(mysql_root, f"DROP DATABASE `{admin_db}`", f"DROP DATABASE `{alias}`")
 
@@ -393,3 +402,171 @@ def test_a_load_failing_after_its_alter_leaves_only_the_added_null_column_and_th
     change(target_db, "ALTER TABLE items DROP COLUMN must")
     table.run(1)  # the retry: nothing left to change, the rows load
     assert table.target_rows() == table.source_rows() and len(table.logged_changes()) == 1
+
+
+class LostConnection(Exception):
+    """What the load sees when its target session dies between two statements."""
+
+
+@pytest.mark.parametrize("mode", ["swap", "upsert", "incremental"])
+def test_the_log_holds_a_change_whose_load_died_right_after_making_it_live(
+    source_db: str, target_db: str, bucket_name: str, mode: str, monkeypatch: pytest.MonkeyPatch
+):
+    """The ALTER (upsert, incremental) or RENAME (swap) runs, then the session is lost: the change is live, so
+    it must be in the log already; the retry (column there, nothing to change) logs nothing more, and a later
+    removal of the column at the source is refused as the removal of a column evolution added."""
+    from report_pipeline.target.mysql import MySqlTarget
+
+    table = loaded(source_db, target_db, bucket_name, mode)
+    live = "replace_table" if mode == "swap" else "alter_columns"
+    real = getattr(MySqlTarget, live)
+    dying = [True]
+
+    def then_lost(self: MySqlTarget, *args: Any) -> None:
+        real(self, *args)
+        if dying and (mode == "swap" or args[1] == "items"):
+            dying.clear()
+            raise LostConnection("lost connection to the target right after the change went live")
+
+    monkeypatch.setattr(MySqlTarget, live, then_lost)
+    change(source_db, "ALTER TABLE items ADD COLUMN extra INT NULL", f"UPDATE items SET extra = id, {table.touch('1')}")
+    with pytest.raises(LostConnection):
+        table.run(1)
+    assert column_types(target_db)["extra"] == "int"  # live
+    assert table.logged_changes() == [("extra", "add", None, "INT")]
+
+    table.run(1)  # the retry: the column is there, nothing left to change
+    assert table.target_rows() == table.source_rows()
+    assert table.logged_changes() == [("extra", "add", None, "INT")]
+    change(source_db, "ALTER TABLE items DROP COLUMN extra", f"UPDATE items SET {table.touch('1')}")
+    with pytest.raises(RefusedError, match=r"column extra \(int(\(11\))?\) is no longer returned"):
+        table.run(2)
+
+
+@pytest.mark.parametrize("mode", ["swap", "upsert"])
+def test_a_logged_change_whose_ddl_failed_is_logged_once_and_harmless(
+    source_db: str, target_db: str, bucket_name: str, mode: str, monkeypatch: pytest.MonkeyPatch
+):
+    """Logged first, then the ALTER/RENAME fails: the target keeps its shape, the retry makes the change and
+    does not log it a second time; a logged column the target never got is not a removed column."""
+    from report_pipeline.target.mysql import MySqlTarget
+
+    table = loaded(source_db, target_db, bucket_name, mode)
+    live = "replace_table" if mode == "swap" else "alter_columns"
+    real = getattr(MySqlTarget, live)
+    failing = [True]
+
+    def fails_once(self: MySqlTarget, *args: Any) -> None:
+        if failing:
+            failing.clear()
+            raise LostConnection("lost connection to the target before the change went live")
+        real(self, *args)
+
+    monkeypatch.setattr(MySqlTarget, live, fails_once)
+    before = show_create(target_db)
+    change(source_db, "ALTER TABLE items ADD COLUMN extra INT NULL", f"UPDATE items SET extra = id, {table.touch('1')}")
+    with pytest.raises(LostConnection):
+        table.run(1)
+    assert show_create(target_db) == before and table.logged_changes() == [("extra", "add", None, "INT")]
+    table.run(1)
+    assert table.target_rows() == table.source_rows()
+    assert table.logged_changes() == [("extra", "add", None, "INT")]
+
+
+def test_a_logged_column_the_target_does_not_have_is_not_a_removed_column(
+    source_db: str, target_db: str, bucket_name: str, monkeypatch: pytest.MonkeyPatch
+):
+    from report_pipeline.target.mysql import MySqlTarget
+
+    table = loaded(source_db, target_db, bucket_name, "upsert")
+
+    def lost(self: MySqlTarget, *args: Any) -> None:
+        raise LostConnection("lost connection to the target before the ALTER")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(MySqlTarget, "alter_columns", lost)
+        change(source_db, "ALTER TABLE items ADD COLUMN extra INT NULL", f"UPDATE items SET {table.touch('1')}")
+        with pytest.raises(LostConnection):
+            table.run(1)
+    assert table.logged_changes() == [("extra", "add", None, "INT")] and "extra" not in column_types(target_db)
+    change(source_db, "ALTER TABLE items DROP COLUMN extra", f"UPDATE items SET {table.touch('1')}")
+    table.run(2)  # the logged column never reached the target: nothing to refuse
+    assert table.target_rows() == table.source_rows()
+
+
+def test_probe_columns_is_one_query_and_only_probe_types_asks_for_charsets(source_db: str):
+    """verify, chunk planning and cursor checks only need the description: no CHARSET() query for them."""
+    from report_pipeline.session import probe_columns, probe_types
+
+    change(
+        source_db,
+        "CREATE TABLE raw (id INT, hash VARBINARY(20), code VARCHAR(10) COLLATE utf8mb4_bin) CHARACTER SET utf8mb4",
+    )
+    conn = mysql_connect(source_db)
+    try:
+        cursor = conn.cursor()
+
+        def questions() -> int:
+            cursor.execute("SHOW SESSION STATUS LIKE 'Questions'")
+            return int(cursor.fetchone()[1])
+
+        def statements(probe: Any) -> int:
+            before = questions()
+            result = probe(conn, "SELECT * FROM raw WHERE id > %(low)s", {"low": 0})
+            return questions() - before - 1, result  # minus the second SHOW itself
+
+        ran, description = statements(probe_columns)
+        assert ran == 1 and [d[0] for d in description] == ["id", "hash", "code"]
+        ran, (_, types) = statements(probe_types)
+        assert ran == 2 and types == ["INT", "VARBINARY(20)", "VARCHAR(10)"]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_indexed_varchar_widened_to_text_is_refused_and_the_target_is_unchanged(
+    source_db: str, target_db: str, bucket_name: str, mode: str
+):
+    """Both servers refuse a key on a TEXT column without a prefix length (1170): refused before any ALTER."""
+    table = loaded(source_db, target_db, bucket_name, mode)
+    change(target_db, "CREATE INDEX ix_label ON items (label)")
+    before = table.target_state()
+    change(source_db, "ALTER TABLE items MODIFY label TEXT NULL", f"UPDATE items SET {table.touch('id < 9')}")
+    with pytest.raises(
+        RefusedError,
+        match=r"column label: the query now returns TEXT but the target column is "
+        r"varchar\(50\), and widening it to TEXT cannot be done in place: it is part of index ix_label",
+    ):
+        table.run(1)
+    assert table.target_state() == before and table.logged_changes() == []
+
+
+def test_a_literal_default_is_refused_into_text_and_a_current_timestamp_default_follows_the_new_precision(
+    source_db: str, target_db: str, bucket_name: str
+):
+    """On the real server's SHOW CREATE TABLE: the literal default is found (MySQL 8 would refuse it on a TEXT),
+    and DATETIME -> DATETIME(6) restates DEFAULT/ON UPDATE CURRENT_TIMESTAMP as CURRENT_TIMESTAMP(6) (MariaDB
+    takes the old statement too and adjusts the precision itself: this part checks the server accepts the new
+    one; the statement's text, which MySQL 8 needs, is checked in tests/unit/test_evolution.py)."""
+    table = loaded(source_db, target_db, bucket_name, "upsert")
+    change(
+        target_db,
+        "ALTER TABLE items MODIFY label VARCHAR(50) NULL DEFAULT 'none', "
+        "ADD COLUMN stamp DATETIME NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP",
+    )
+    before = table.target_state()
+    change(source_db, "ALTER TABLE items MODIFY label TEXT NULL", f"UPDATE items SET {table.touch('id < 9')}")
+    with pytest.raises(RefusedError, match=r"column label: .* it has the literal default 'none'"):
+        table.run(1)
+    assert table.target_state() == before and table.logged_changes() == []
+
+    change(
+        source_db,
+        "ALTER TABLE items MODIFY label VARCHAR(50) NULL, ADD COLUMN stamp DATETIME(6) NULL",
+        f"UPDATE items SET stamp = '2026-11-02 03:04:05.123456', {table.touch('id < 9')}",
+    )
+    table.run(1)
+    assert table.target_rows() == table.source_rows()
+    stamp = next(line for line in show_create(target_db).splitlines() if "`stamp`" in line).lower()
+    assert "datetime(6)" in stamp and "default current_timestamp(6) on update current_timestamp(6)" in stamp
+    assert table.logged_changes() == [("stamp", "widen", "datetime", "DATETIME(6)")]

@@ -159,3 +159,120 @@ def test_a_manifest_written_before_sql_types_were_recorded_still_reads():
     del body["columns"][0]["sql_type"]
     old = Manifest.from_json(json.dumps(body).encode())
     assert old.columns[0] == Column("id", "LONG", "text", None)
+
+
+def test_a_manifest_with_keys_this_version_does_not_know_still_reads():
+    # Rolling deploys: a newer extract may write keys an older load does not know; it reads the rest.
+    manifest = Manifest(
+        "b", "p", "e", "c", "t", "2026-11-20", "r", (Column("id", "LONG", "text", "INT"),), (), "gzip", "", ""
+    )
+    body = json.loads(manifest.to_json())
+    body["columns"][0]["nullable"] = True
+    body["parts"] = [{"key": "k", "rows": 1, "csv_bytes": 2, "stored_bytes": 3, "sha256": "s", "codec": "zstd"}]
+    read = Manifest.from_json(json.dumps(body).encode())
+    assert read.columns[0] == Column("id", "LONG", "text", "INT")
+    assert read.parts[0].key == "k" and read.parts[0].rows == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "source"),
+    [
+        ("text", "VARCHAR(20000)"),  # 65,535 bytes vs 20,000 characters: a narrowing in latin1, too long in utf8mb4
+        ("tinytext", "VARCHAR(100)"),
+        ("mediumtext", "CHAR(255)"),
+        ("blob", "VARBINARY(65535)"),
+        ("tinyblob", "BINARY(255)"),
+    ],
+)
+def test_a_text_or_blob_column_never_becomes_a_char_or_varchar(target, source):
+    assert not holds(parse_type(source), parse_type(target))
+    evolution = plan_evolution([("note", source)], {"note": target}, ["note"])
+    assert evolution.changes == ()
+    assert len(evolution.refusals) == 1 and f"the target column is {target}" in evolution.refusals[0]
+
+
+def test_a_source_type_result_type_cannot_write_never_reaches_ddl():
+    # Manifests are files on S3: a hand-edited or corrupt sql_type must not be pasted into an ALTER TABLE.
+    injected = "INT, DROP COLUMN id"
+    evolution = plan_evolution([("id", "INT"), ("note", injected)], {"id": "int(11)"}, ["id"])
+    assert evolution.changes == ()
+    assert len(evolution.refusals) == 1
+    assert "column note is not in the target table and its source type is unknown" in evolution.refusals[0]
+    # An existing column with an unknown type is left alone (loaded as before), not altered.
+    for odd in ("VARCHAR(200) CHARACTER SET latin1", "varchar(200); DROP TABLE t", "ENUM('a')", "VARCHAR(200)\n"):
+        assert plan_evolution([("label", odd)], {"label": "varchar(50)"}, ["label"]) == plan_evolution(
+            [("label", None)], {"label": "varchar(50)"}, ["label"]
+        )
+    # Every type result_type writes passes.
+    known = [expected for _, expected in METADATA if expected]
+    evolution = plan_evolution([(f"c{i}", t) for i, t in enumerate(known)], {"id": "int"}, [])
+    assert evolution.refusals == () and [c.new_type for c in evolution.changes] == known
+
+
+CREATE_TABLE = """CREATE TABLE `items` (
+  `id` int(11) NOT NULL,
+  `label` varchar(50) NOT NULL DEFAULT 'none' COMMENT 'shown as DEFAULT ''x'' to users',
+  `note` varchar(50) DEFAULT NULL COMMENT 'DEFAULT 1',
+  `code` varchar(20) DEFAULT NULL,
+  `qty` int(11) DEFAULT 0,
+  `made_at` datetime DEFAULT current_timestamp() ON UPDATE current_timestamp() COMMENT 'ON UPDATE CURRENT_TIMESTAMP',
+  `seen_at` timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3) COMMENT 'DEFAULT now()',
+  `due` datetime(2) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  KEY `ix_code` (`code`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+
+
+def test_a_temporal_widening_restates_current_timestamp_with_the_new_precision():
+    from report_pipeline.target.alter import alter_statement
+
+    changes = [
+        ColumnChange("made_at", "widen", "datetime", "DATETIME(6)"),
+        ColumnChange("seen_at", "widen", "timestamp(3)", "TIMESTAMP(6)"),
+        ColumnChange("due", "widen", "datetime(2)", "DATETIME(6)"),
+        ColumnChange("qty", "widen", "int(11)", "BIGINT"),
+    ]
+    assert alter_statement("s", "items", CREATE_TABLE, changes) == (
+        "ALTER TABLE `s`.`items` "
+        "MODIFY COLUMN `made_at` DATETIME(6) DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6) "
+        "COMMENT 'ON UPDATE CURRENT_TIMESTAMP', "
+        "MODIFY COLUMN `seen_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6) "
+        "COMMENT 'DEFAULT now()', "
+        "MODIFY COLUMN `due` DATETIME(6) DEFAULT NULL, "
+        "MODIFY COLUMN `qty` BIGINT DEFAULT 0"
+    )
+
+
+def test_literal_defaults_are_told_from_null_expressions_and_comment_text():
+    from report_pipeline.target.alter import _column_lines, literal_default
+
+    rests = {name: line.group(3) for name, line in _column_lines(CREATE_TABLE).items()}
+    assert literal_default(rests["label"]) == "'none'"
+    assert literal_default(rests["qty"]) == "0"
+    for name in ("id", "note", "code", "made_at", "seen_at", "due"):
+        assert literal_default(rests[name]) is None, name
+    assert literal_default(" DEFAULT (uuid())") is None  # a MySQL 8 expression default
+    assert literal_default(" NOT NULL DEFAULT 'it''s' COMMENT 'x'") == "'it''s'"
+
+
+def test_a_column_with_a_literal_default_or_in_an_index_is_not_widened_into_a_lob():
+    target = {"id": "int(11)", "label": "varchar(50)", "code": "varchar(20)", "body": "text", "note": "varchar(50)"}
+    obstacles = {
+        "label": "it has the literal default 'none', which TEXT/BLOB/JSON columns cannot have",
+        "code": "it is part of index ix_code, which a TEXT/BLOB column can only be in with a prefix length",
+        "body": "it is part of index ix_body, which a TEXT/BLOB column can only be in with a prefix length",
+    }
+    result = [("id", "INT"), ("label", "TEXT"), ("code", "MEDIUMTEXT"), ("body", "MEDIUMTEXT"), ("note", "TEXT")]
+    evolution = plan_evolution(result, target, list(target), lob_obstacles=obstacles)
+    # A LOB into a larger LOB keeps its prefix index; a free column is widened; the other two are refused.
+    assert evolution.changes == (
+        ColumnChange("body", "widen", "text", "MEDIUMTEXT"),
+        ColumnChange("note", "widen", "varchar(50)", "TEXT"),
+    )
+    label, code = evolution.refusals
+    assert label.startswith("column label: the query now returns TEXT but the target column is varchar(50)")
+    assert "it has the literal default 'none'" in label and "Widen it by hand" in label
+    assert "cast it in query_select to a VARCHAR/VARBINARY size" in code and "part of index ix_code" in code
+    # A widening that stays out of TEXT/BLOB/JSON is not affected.
+    widened = plan_evolution([("label", "VARCHAR(200)")], target, ["label"], lob_obstacles=obstacles)
+    assert widened.changes == (ColumnChange("label", "widen", "varchar(50)", "VARCHAR(200)"),)

@@ -59,6 +59,9 @@ class Target(Protocol):
     def alter_columns(self, schema: str, table: str, changes: Sequence[ColumnChange]) -> None:
         """Add and widen columns in one statement (all or none), keeping each widened column's other attributes."""
 
+    def lob_obstacles(self, schema: str, table: str) -> dict[str, str]:
+        """Columns that cannot become TEXT/BLOB/JSON in place (lower-cased name -> why)."""
+
     def ensure_schema_log(self, schema: str) -> None:
         """Create the schema change log in ``schema`` if needed (before the load's transaction)."""
 

@@ -149,6 +149,10 @@ class MySqlTarget:
         """One ALTER TABLE adding and widening columns (``target.alter``)."""
         alter.alter_columns(self.cursor, schema, table, changes)
 
+    def lob_obstacles(self, schema: str, table: str) -> dict[str, str]:
+        """Literal defaults and index membership that keep a column from becoming TEXT/BLOB/JSON (``target.alter``)."""
+        return alter.lob_obstacles(self.cursor, schema, table)
+
     def ensure_schema_log(self, schema: str) -> None:
         """Create ``report_schema_changes`` if needed."""
         schemalog.ensure(self.cursor, schema)
