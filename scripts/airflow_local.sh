@@ -100,7 +100,10 @@ COMPONENTS=(api-server scheduler dag-processor triggerer)
 if [ "$EXECUTOR" = celery ]; then
     for ((i = 1; i <= WORKERS; i++)); do COMPONENTS+=("celery-worker-$i"); done
 fi
+# The DAG the readiness check waits for; with REPORTS_DAG_SHARDS=N > 1 the companies are in N shard DAGs
+# (README "Scaling out"; the dags folder must hold the files `report-pipeline write-dag-shards` writes).
 DAG_ID=populate_report_databases
+if [ "${REPORTS_DAG_SHARDS:-1}" -gt 1 ] 2>/dev/null; then DAG_ID=populate_report_databases_shard_01; fi
 # Python drivers for PostgreSQL: SQLAlchemy's sync engine (psycopg2) and Airflow's async engine
 # (asyncpg, derived from the sync URL). Neither comes with apache-airflow-core.
 PG_PY_DRIVERS=("psycopg2-binary==2.9.13" "asyncpg==0.32.0")
