@@ -45,6 +45,11 @@ def asked_for(config: pytest.Config, marker: str, directory: Path) -> bool:
     return False
 
 
+def mysql_url(db: str) -> str:
+    """The same `reports` user as an Airflow connection URI (AIRFLOW_CONN_* of scratch DAG tests)."""
+    return f"mysql://reports:reports@127.0.0.1:{os.environ['REPORTS_MYSQL_PORT']}/{db}?charset=utf8mb4"
+
+
 def mysql_connect(db: str | None = None, **extra: Any) -> Any:
     """A mysqlclient connection as the local `reports` user."""
     import MySQLdb

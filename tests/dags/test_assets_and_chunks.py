@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import REPO, execute, mysql_connect, s3_client
+from tests.conftest import REPO, execute, mysql_connect, mysql_url, s3_client
 
 pytestmark = pytest.mark.integration
 
@@ -54,10 +54,6 @@ def _import_consumer_module() -> Any:
         sys.modules["example_report_consumer"] = module
         spec.loader.exec_module(module)
     return sys.modules["example_report_consumer"]
-
-
-def _mysql_url(db: str) -> str:
-    return f"mysql://reports:reports@127.0.0.1:{os.environ['REPORTS_MYSQL_PORT']}/{db}?charset=utf8mb4"
 
 
 @pytest.fixture
@@ -115,8 +111,8 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mysql_root: Any) ->
         dags.mkdir()
         (dags / "rp_scratch_dags.py").write_text(DAG_FILE)
         _import_consumer_module()
-        monkeypatch.setenv("AIRFLOW_CONN_REPORTS_ADMIN_DB", _mysql_url(names["admin"]))
-        monkeypatch.setenv("AIRFLOW_CONN_REPORTS_SOURCE_DB", _mysql_url(names["source"]))
+        monkeypatch.setenv("AIRFLOW_CONN_REPORTS_ADMIN_DB", mysql_url(names["admin"]))
+        monkeypatch.setenv("AIRFLOW_CONN_REPORTS_SOURCE_DB", mysql_url(names["source"]))
         monkeypatch.setenv("REPORTS_SNAPSHOT_PATH", str(tmp_path / "snapshot.json"))
         monkeypatch.setenv("REPORTS_S3_BUCKET_TEMPLATE", "rp-dagtest-{alias}")
         monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))

@@ -21,7 +21,7 @@ from email.message import Message
 from typing import Any
 
 import pytest
-from tests.conftest import REPO, execute, mysql_connect, s3_client
+from tests.conftest import REPO, execute, mysql_connect, mysql_url, s3_client
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +36,6 @@ settings = Settings.from_env()
 plan, _ = current_plan(settings)
 dag = build_dag(plan, settings, dag_id=os.environ["RP_TEST_DAG"])
 '''
-
-
-def _mysql_url(db: str) -> str:
-    return f"mysql://reports:reports@127.0.0.1:{os.environ['REPORTS_MYSQL_PORT']}/{db}?charset=utf8mb4"
 
 
 class SmtpSink:
@@ -150,8 +146,8 @@ def observed_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         env = {
             **os.environ,
             "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}",
-            "AIRFLOW_CONN_REPORTS_ADMIN_DB": _mysql_url(admin_db),
-            "AIRFLOW_CONN_REPORTS_SOURCE_DB": _mysql_url(source_db),
+            "AIRFLOW_CONN_REPORTS_ADMIN_DB": mysql_url(admin_db),
+            "AIRFLOW_CONN_REPORTS_SOURCE_DB": mysql_url(source_db),
             "REPORTS_SNAPSHOT_PATH": str(tmp / "snapshot.json"),
             "REPORTS_S3_BUCKET_TEMPLATE": "rp-opview-{alias}",
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),

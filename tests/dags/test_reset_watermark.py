@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import execute, mysql_connect, s3_client
+from tests.conftest import execute, mysql_connect, mysql_url, s3_client
 
 pytestmark = pytest.mark.integration
 
@@ -37,10 +37,6 @@ settings = Settings.from_env()
 plan, _ = current_plan(settings)
 producer = build_dag(plan, settings, dag_id=os.environ["RP_TEST_PRODUCER"])
 '''
-
-
-def _mysql_url(db: str) -> str:
-    return f"mysql://reports:reports@127.0.0.1:{os.environ['REPORTS_MYSQL_PORT']}/{db}?charset=utf8mb4"
 
 
 def _rows(sql: str) -> list[tuple[Any, ...]]:
@@ -88,8 +84,8 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mysql_root: Any) ->
         dags = tmp_path / "dags"
         dags.mkdir()
         (dags / "rp_scratch_reset.py").write_text(DAG_FILE)
-        monkeypatch.setenv("AIRFLOW_CONN_REPORTS_ADMIN_DB", _mysql_url(names["admin"]))
-        monkeypatch.setenv("AIRFLOW_CONN_REPORTS_SOURCE_DB", _mysql_url(names["source"]))
+        monkeypatch.setenv("AIRFLOW_CONN_REPORTS_ADMIN_DB", mysql_url(names["admin"]))
+        monkeypatch.setenv("AIRFLOW_CONN_REPORTS_SOURCE_DB", mysql_url(names["source"]))
         monkeypatch.setenv("REPORTS_SNAPSHOT_PATH", str(tmp_path / "snapshot.json"))
         monkeypatch.setenv("REPORTS_S3_BUCKET_TEMPLATE", "rp-dagtest-{alias}")
         monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
