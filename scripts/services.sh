@@ -257,7 +257,9 @@ log_warnings                   = 1"
 log_bin                        = binlog
 binlog_format                  = ROW
 binlog_do_db                   = $REPLICATED_DB
-expire_logs_days               = 1"
+expire_logs_days               = 1
+# With a binlog, CREATE FUNCTION/TRIGGER would otherwise need SUPER or a DETERMINISTIC declaration.
+log_bin_trust_function_creators = 1"
     fi
     # Regenerated on every start so that option changes here take effect.
     cat >"$MYSQL_CNF" <<EOF
