@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import MySQLdb
 import pytest
 from tests.conftest import REPLICATED_DB, LocalConnections, Replica, execute, mysql_connect
 
@@ -27,6 +28,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600, method="thread")
 
 DATE = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
 SESSIONS = 20
+_INTERRUPTED = 1317  # KILL QUERY
+_UNKNOWN_THREAD = 1094
 
 
 def _spec(table: str) -> TableSpec:
@@ -81,9 +84,16 @@ class BusySessions:
             self.ids.append(conn.thread_id())
             cursor = conn.cursor()
             cursor.execute("SET time_zone = '+00:00'")
-            # SYSDATE() is read when it is evaluated, after the SLEEP to its left: the session's own end.
-            cursor.execute("SELECT SLEEP(%s), SYSDATE(6)", (self.seconds,))
-            self.ended.append(cursor.fetchone()[1].replace(tzinfo=dt.UTC))
+            try:
+                # SYSDATE() is read when it is evaluated, after the SLEEP to its left: the session's own end.
+                cursor.execute("SELECT SLEEP(%s), SYSDATE(6)", (self.seconds,))
+                end = cursor.fetchone()[1]
+            except MySQLdb.OperationalError as exc:
+                if exc.args[0] != _INTERRUPTED:
+                    raise
+                cursor.execute("SELECT SYSDATE(6)")  # ended by stop(): a moment after the end, never before
+                end = cursor.fetchone()[0]
+            self.ended.append(end.replace(tzinfo=dt.UTC))
             conn.close()
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             self.errors.append(exc)
@@ -98,6 +108,18 @@ class BusySessions:
             time.sleep(0.05)
         assert peak >= base + self.count, f"Threads_running rose only to {peak} (base {base})"
         return peak
+
+    def stop(self) -> None:
+        """End every session's query now (KILL QUERY), e.g. once a test saw what it waits for."""
+        conn = mysql_connect()
+        cursor = conn.cursor()
+        for thread_id in self.ids:
+            try:
+                cursor.execute(f"KILL QUERY {int(thread_id)}")
+            except MySQLdb.OperationalError as exc:
+                if exc.args[0] != _UNKNOWN_THREAD:  # ended already
+                    raise
+        conn.close()
 
     def join(self) -> None:
         for thread in self.threads:
@@ -148,18 +170,16 @@ def test_twenty_busy_sessions_hold_the_extract_back_until_they_end(source, bucke
 
 def test_a_source_busy_past_the_bound_fails_naming_the_figure_and_writes_nothing(source, bucket_name, s3):
     control = mysql_connect()
-    control.autocommit(True)
     base = _threads_running(control)
     settings = Settings(source_max_threads_running=base, governor_max_wait_seconds=3)
-    busy = BusySessions(3, 120)
+    busy = BusySessions(3, 300)
     busy.start(control, base)
     company, spec = _company(bucket_name, source["target"]), _spec("g")
     try:
         with pytest.raises(governor.SourceBusyError) as refused:
             tasks.extract_table(LocalConnections(source["db"]), settings, company, spec, DATE, "run-gov")
     finally:
-        for thread_id in busy.ids:
-            execute(control, f"KILL QUERY {int(thread_id)}")
+        busy.stop()
         busy.join()
     message = str(refused.value)
     assert message.startswith(
