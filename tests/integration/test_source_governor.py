@@ -261,8 +261,10 @@ def test_a_lagging_replica_holds_the_extract_back_until_it_caught_up(replica, bu
     manifest = outcome["manifest"]
     assert _utc(manifest.started_at) > released
     assert gate.waited > 0
-    print(f"\nSeconds_Behind_Master: {lag_before} s when the extract was asked, {lag_held} s while it waited; "
-          f"the extract waited {gate.waited:.1f} s")
+    print(
+        f"\nSeconds_Behind_Master: {lag_before} s when the extract was asked, {lag_held} s while it waited; "
+        f"the extract waited {gate.waited:.1f} s"
+    )
     tasks.load_table(LocalConnections(target), settings, company, spec, [manifest.ref], DATE, "run-lag")
     loaded = _rows(mysql_connect(target), table)
     assert loaded == _rows(primary, table)  # every late row and change: read after the replica caught up
