@@ -287,3 +287,34 @@ def test_the_lag_check_reads_the_replica_status_under_the_servers_own_names(repl
         assert not governor.read_load(primary, governor.Limits(max_lag_seconds=30)).replica
     finally:
         primary.close()
+
+
+def test_a_long_extract_pauses_between_its_parts_while_the_source_is_busy(source, bucket_name, monkeypatch):
+    execute(mysql_connect(source["db"]), "INSERT INTO g SELECT seq, REPEAT('x', 36) FROM seq_501_to_200000")
+    monkeypatch.setattr(governor, "PACER_INTERVAL_SECONDS", 0.0)  # look at every part boundary
+    control = mysql_connect()
+    base = _threads_running(control)
+    # Calm, mid-stream: the extract's own query runs too.
+    settings = Settings(source_max_threads_running=base + 1, governor_max_wait_seconds=300, part_bytes=1 << 20)
+    busy = BusySessions(SESSIONS, 6)
+    calls: list[tuple[float, int]] = []
+
+    def progress(rows: int, csv_bytes: int) -> None:
+        calls.append((time.time(), csv_bytes))
+        if csv_bytes >= 2 << 20 and not busy.ids:
+            busy.start(mysql_connect(), base)  # the next part boundary's look sees them
+
+    company, spec = _company(bucket_name, source["target"]), _spec("g")
+    conns = LocalConnections(source["db"])
+    gate = governor.Gate(governor.limits_of(settings), tasks.table_label(company, spec))
+    manifest = tasks.extract_table(conns, settings, company, spec, DATE, "run-pace", progress=progress, gate=gate)
+    busy.join()
+    assert not busy.errors and len(busy.ended) == SESSIONS
+    started = next(i for i, (_, size) in enumerate(calls) if size >= 2 << 20)
+    # The first batch read after the sessions started came only after every one of them ended.
+    resumed = dt.datetime.fromtimestamp(calls[started + 1][0], dt.UTC)
+    assert resumed > max(busy.ended), f"the extract read on at {resumed} while sessions ran"
+    assert gate.waited > 0
+    print(f"\nthe extract paused {gate.waited:.1f} s between parts")
+    tasks.load_table(conns, settings, company, spec, [manifest.ref], DATE, "run-pace")
+    assert _rows(mysql_connect(source["target"]), "g") == _rows(mysql_connect(source["db"]), "g")
