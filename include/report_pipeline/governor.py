@@ -227,7 +227,8 @@ class Pacer:
     Given to the extract as its progress callback (rows, CSV bytes so far): at each ``part_bytes``
     boundary, at most every ``PACER_INTERVAL_SECONDS``, it looks at the source through a connection of
     its own (the extract's is busy streaming) and, while busy, stops reading for up to ``max_pause``
-    seconds per pause; then the extract goes on whatever the figure. It never raises: a look that
+    seconds per pause, and all pauses and the wait before the extract (``already``) at most
+    ``max_wait_seconds``; then the extract goes on whatever the figure. It never raises: a look that
     fails is logged and the extract goes on. ``waited`` is the seconds spent paused. ``close`` ends its
     connection.
     """
@@ -241,6 +242,7 @@ class Pacer:
         part_bytes: int,
         max_pause: float,
         then: Callable[[int, int], None] | None = None,
+        already: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -248,6 +250,7 @@ class Pacer:
         self.part_bytes, self.max_pause, self.then = max(1, part_bytes), max_pause, then
         self.sleep, self.clock = sleep, clock
         self.waited = 0.0
+        self.already = already  # waited before the extract started: counts towards the same bound
         self._conn: Any = None
         self._part = 0
         self._last_look = clock()
@@ -268,7 +271,7 @@ class Pacer:
         self._last_look = self.clock()
 
     def _pause_while_busy(self) -> None:
-        budget = min(self.max_pause, self.limits.max_wait_seconds - self.waited)
+        budget = min(self.max_pause, self.limits.max_wait_seconds - self.already - self.waited)
         started, looks = self.clock(), 0
         while True:
             if self._conn is None:
@@ -321,4 +324,6 @@ class Gate:
         """The progress callback that pauses between parts, or None when the governor is off."""
         if not self.limits.enabled:
             return None
-        return Pacer(connect, self.limits, self.where, part_bytes=part_bytes, max_pause=max_pause, then=then)
+        return Pacer(
+            connect, self.limits, self.where, part_bytes=part_bytes, max_pause=max_pause, then=then, already=self.waited
+        )
