@@ -3,8 +3,8 @@
 A scratch DAG built by the same factory as ``populate_report_databases`` runs with ``dag.test()``
 while 20 sessions run ``SELECT SLEEP(n)`` on the source and REPORTS_SOURCE_MAX_THREADS_RUNNING is
 the server's idle figure. The extract task must go UP_FOR_RESCHEDULE (``task_reschedule`` rows, the
-same try number: a reschedule is not a retry), start its last run only after every session ended,
-and load the source's rows exactly.
+same try number: a reschedule is not a retry) holding no ``reports_source`` pool slot while it waits,
+start its last run only after every session ended, and load the source's rows exactly.
 """
 
 from __future__ import annotations
@@ -45,15 +45,39 @@ def _reschedules(dag_id: str) -> int:
         )
 
 
-def _end_after_reschedules(dag_id: str, busy: BusySessions, count: int) -> None:
+def _waiting_extract(dag_id: str) -> tuple[str, int] | None:
+    """While the extract is up for reschedule: its pool and how many of the pool's slots are taken."""
+    from airflow.models.pool import Pool
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    with create_session() as session:
+        ti = session.scalar(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.operator == "ReportMySqlToS3Operator"
+            )
+        )
+        if ti is None or ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
+            return None
+        pool = session.scalar(select(Pool).where(Pool.pool == ti.pool))
+        return ti.pool, -1 if pool is None else pool.occupied_slots(session=session)
+
+
+def _end_after_reschedules(dag_id: str, busy: BusySessions, count: int, seen: dict[str, Any]) -> None:
+    """Keep the sessions busy until the extract rescheduled ``count`` times and was seen waiting."""
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline:
         try:
-            if _reschedules(dag_id) >= count:
+            waiting = _waiting_extract(dag_id)
+            if waiting is not None:
+                seen["pool"], seen["occupied"] = waiting
+            if "pool" in seen and _reschedules(dag_id) >= count:
                 break
         except Exception:  # noqa: BLE001 - the metadata DB (SQLite) may be locked by the run a moment
             pass
-        time.sleep(0.5)
+        time.sleep(0.2)
     busy.stop()
 
 
@@ -80,8 +104,9 @@ def test_a_busy_source_reschedules_the_extract_until_it_is_calm(scratch: dict[st
     # The sessions stay busy until the extract has given its slot back twice (however long the run
     # takes to reach it on a loaded machine); then they end, and the extract may run.
     busy = BusySessions(20, 600)
+    seen: dict[str, Any] = {}
     peak = busy.start(control, base)
-    watcher = threading.Thread(target=_end_after_reschedules, args=(dag.dag_id, busy, 2), daemon=True)
+    watcher = threading.Thread(target=_end_after_reschedules, args=(dag.dag_id, busy, 2, seen), daemon=True)
     watcher.start()
     try:
         run = dag.test(logical_date=DAY)
@@ -101,6 +126,8 @@ def test_a_busy_source_reschedules_the_extract_until_it_is_calm(scratch: dict[st
         extract = next(ti for ti in tis if ti.operator == "ReportMySqlToS3Operator")
         reschedules = list(session.scalars(select(TaskReschedule).where(TaskReschedule.ti_id == extract.id)))
     assert reschedules, "the extract never gave its slot back"
+    # Seen while it waited: up for reschedule, and its pool (reports_source) had no slot taken.
+    assert seen == {"pool": "reports_source", "occupied": 0}, seen
     assert extract.try_number == 1, "a reschedule must not use up a retry"
     assert extract.start_date > max(busy.ended), "the extract ran while the sessions were still busy"
     print(f"\nThreads_running base {base}, peak {peak}; {len(reschedules)} reschedule(s) of {extract.task_id}")
