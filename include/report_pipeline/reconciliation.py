@@ -48,6 +48,10 @@ ROUNDS = 3
 RECORDED_KEYS = 100
 SHOWN_KEYS = 5
 KINDS = ("changed", "missing", "extra")
+RECONCILE_NEEDS_KEY = (
+    "reconcile compares rows by key, and the target table has no PRIMARY or UNIQUE key made of loaded columns; "
+    "add one (as the source table has)"
+)
 
 
 @dataclass(frozen=True)
@@ -117,10 +121,7 @@ def reconcile_key(target: MySqlTarget, company: Company, spec: TableSpec, column
     """The key rows are compared by; RefusedError (naming the fix) when the target table has none."""
     key = narrowest_key(target.unique_keys(company.schema, spec.target.table), columns)
     if key is None:
-        raise RefusedError(
-            f"{table_label(company, spec)}: reconcile compares rows by key, and {company.schema}.{spec.target.table} "
-            "has no PRIMARY or UNIQUE key made of loaded columns; add one (as the source table has)"
-        )
+        raise RefusedError(f"{table_label(company, spec)}: {RECONCILE_NEEDS_KEY}; the target was not changed")
     return key
 
 

@@ -161,3 +161,129 @@ def test_reconcile_names_random_drift_and_repair_makes_the_target_exact(dbs: tup
     assert {k[0] for k in json.loads(log[1][6])["extra"]} == extra
     loads = _rows(f"SELECT load_mode, rows_loaded, load_key FROM {target}.report_loads ORDER BY id")
     assert loads[-1] == ("repair", 20, log[1][7])
+
+
+PAIRS = (
+    "CREATE TABLE {db}.pairs (code VARCHAR(12) NOT NULL, b INT NULL, company INT NOT NULL, v VARCHAR(20) NULL, "
+    "UNIQUE KEY uq_pairs (code, b)) ENGINE=InnoDB"
+)
+
+
+def test_a_composite_nullable_key_is_compared_null_safely_and_extra_rows_stay_without_delete_detection(
+    dbs: tuple[str, str], bucket_name: str
+):
+    source, target = dbs
+    execute(mysql_connect(), PAIRS.format(db=source), PAIRS.format(db=target))
+    values = [f"('c{i}', {'NULL' if i % 10 == 0 else i * 2}, 1, 'v{i}')" for i in range(1, 301)]
+    # A UNIQUE key with a NULL does not make rows unique: two rows of key ('c50', NULL), and so on.
+    values += [f"('c{i}', NULL, 1, 'twin{i}')" for i in range(50, 301, 50)]
+    execute(mysql_connect(), f"INSERT INTO {source}.pairs VALUES {', '.join(values)}")
+    columns = "code, b, company, v"
+    table = Table(
+        source,
+        target,
+        bucket_name,
+        make_spec(
+            name="pairs",
+            query_select=f"SELECT {columns} FROM pairs WHERE company = %(company_id)s",
+            query_insert=f"REPLACE INTO pairs ({columns}) VALUES ",
+        ),
+    )
+    table.load()
+    everything = f"SELECT {columns} FROM {{}}.pairs ORDER BY code, b, v"
+    assert _rows(everything.format(target)) == _rows(everything.format(source))
+    execute(
+        mysql_connect(),
+        f"UPDATE {target}.pairs SET v = 'drifted' WHERE (code, b) = ('c7', 14)",
+        f"UPDATE {target}.pairs SET v = 'drifted' WHERE code = 'c50' AND v = 'twin50'",
+        f"DELETE FROM {target}.pairs WHERE code = 'c100' AND v = 'v100'",  # one of a NULL-key pair
+        f"DELETE FROM {target}.pairs WHERE code = 'c13'",
+        f"INSERT INTO {target}.pairs VALUES ('c999', NULL, 1, 'extra'), ('c998', 5, 1, 'extra')",
+    )
+
+    found = table.reconcile()
+    assert found.drift.key == ("code", "b") and "hash buckets of (code, b)" in found.drift.split
+    assert set(found.drift.changed) == {("c7", 14), ("c50", None), ("c100", None)}
+    assert set(found.drift.missing) == {("c13", 26)}
+    assert set(found.drift.extra) == {("c999", None), ("c998", 5)}
+
+    mended = table.reconcile(repair=True, day=2)
+    assert (mended.outcome, mended.rows_deleted, mended.extra_kept) == ("repaired", 0, 2)
+    assert "2 target-only rows kept (delete_detection 'none')" in mended.summary()
+    assert ["extra", 2, "kept: delete_detection 'none'"] == mended.kinds()[1][2][:3]
+    extras = [("c998", 5, 1, "extra"), ("c999", None, 1, "extra")]
+    assert _rows(everything.format(target)) == sorted(
+        _rows(everything.format(source)) + extras, key=lambda r: (r[0], r[1] is not None, r[1] or 0, r[3])
+    )
+    # Kept on purpose: the next reconcile reports them again, and is complete (the table keeps them).
+    again = table.reconcile(repair=True, day=3)
+    assert set(again.drift.extra) == {("c999", None), ("c998", 5)} and not again.drift.changed + again.drift.missing
+    assert again.outcome == "repaired" and again.rows_copied == 0 and again.exact
+
+
+def _racing_extract(
+    monkeypatch: pytest.MonkeyPatch, source: str, writes: list[str], every_time: bool = False
+) -> list[int]:
+    """Run ``writes`` on the source right after the repair's extract (the first one, or every one): the rows
+    it read are then older than the source when the repair rechecks them. Returns the calls made."""
+    real = reconciliation._Job._extract
+    calls: list[int] = []
+
+    def extract_then_write(self: Any, keys: Any) -> Any:
+        manifest = real(self, keys)
+        calls.append(manifest.rows)
+        if every_time or len(calls) == 1:
+            execute(mysql_connect(source), *[w.format(n=len(calls)) for w in writes])
+        return manifest
+
+    monkeypatch.setattr(reconciliation._Job, "_extract", extract_then_write)
+    return calls
+
+
+def test_a_source_write_racing_the_repair_is_rechecked_and_the_target_ends_exact_or_unchanged(
+    dbs: tuple[str, str], bucket_name: str, monkeypatch: pytest.MonkeyPatch
+):
+    source, target = dbs
+    spec = make_spec(load_mode="incremental", cursor_column="updated_at", delete_detection="keys")
+    table = Table(source, target, bucket_name, spec)
+    table.load()
+    changed, missing, extra = drift(target, [10, 20, 30, 40, 50, 60])
+    # After the repair extracted row 10's source row, the source changes it again (and adds row 70's twin).
+    calls = _racing_extract(
+        monkeypatch, source, ["UPDATE orders SET note = 'raced {n}', updated_at = NOW(6) WHERE id IN (10, 40)"]
+    )
+    mended = table.reconcile(repair=True)
+    assert len(calls) == 2 and mended.rounds == 2  # the first attempt was rolled back
+    assert table.target_rows() == table.source_rows()
+    assert ("raced 1",) in _rows(f"SELECT note FROM {target}.orders WHERE id = 10")
+    assert _rows(f"SELECT COUNT(*) FROM {target}.report_loads WHERE load_mode = 'repair'") == [(1,)]
+
+    # A source that changes the repaired rows every time: refused after every attempt rolled back.
+    monkeypatch.undo()
+    drift(target, [11, 22, 31])
+    before = table.target_rows()
+    calls = _racing_extract(
+        monkeypatch, source, ["UPDATE orders SET note = 'busy {n}' WHERE id = 11"], every_time=True
+    )
+    with pytest.raises(RefusedError, match=r"the source kept changing rows being repaired \(1 keys .* id=11\)"):
+        table.reconcile(repair=True, day=2)
+    assert len(calls) == reconciliation.ROUNDS
+    assert table.target_rows() == before
+    last = _rows(f"SELECT outcome, message FROM {target}.report_reconciles ORDER BY id DESC LIMIT 1")[0]
+    assert last[0] == "refused" and "the target was not changed" in last[1]
+    assert _rows(f"SELECT COUNT(*) FROM {target}.report_loads WHERE load_mode = 'repair'") == [(1,)]
+
+
+def test_an_older_incremental_extract_never_loads_over_repaired_rows(dbs: tuple[str, str], bucket_name: str):
+    source, target = dbs
+    spec = make_spec(load_mode="incremental", cursor_column="updated_at", cursor_overlap=0)
+    table = Table(source, target, bucket_name, spec)
+    table.load()
+    execute(mysql_connect(source), f"UPDATE orders SET note = 'new', updated_at = '{T0 + dt.timedelta(days=9)}' WHERE id = 5")
+    when = DAY + dt.timedelta(days=1)
+    stale = tasks.extract_table(table.conns, table.settings, table.company, table.spec, when, "stale")
+    execute(mysql_connect(source), "UPDATE orders SET note = 'newer' WHERE id = 5")  # the cursor does not move
+    assert table.reconcile(repair=True, day=1).rows_copied == 1
+    result = tasks.load_table(table.conns, table.settings, table.company, table.spec, [stale.ref], when, "stale")
+    assert result.skip_reason == "older-extract"
+    assert table.target_rows() == table.source_rows()
