@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from tests.conftest import LocalConnections, execute, mysql_connect
 
-from report_pipeline import reconciliation, repair, tasks
+from report_pipeline import reconciliation, tasks
 from report_pipeline.config import Company, TableSpec, build_table
 from report_pipeline.errors import RefusedError
 from report_pipeline.settings import Settings
@@ -46,7 +46,7 @@ def _rows(sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 def _note(i: int) -> str:
-    return "NULL" if i % 7 == 0 else ("''" if i % 11 == 0 else repr(f"n{i}, \"q\""))
+    return "NULL" if i % 7 == 0 else ("''" if i % 11 == 0 else repr(f'n{i}, "q"'))
 
 
 @pytest.fixture
@@ -126,8 +126,12 @@ def drift(target: str, ids: list[int]) -> tuple[set[int], set[int], set[int]]:
 
 def test_reconcile_names_random_drift_and_repair_makes_the_target_exact(dbs: tuple[str, str], bucket_name: str):
     source, target = dbs
-    table = Table(source, target, bucket_name, make_spec(load_mode="incremental", cursor_column="updated_at",
-                                                          delete_detection="keys"))
+    table = Table(
+        source,
+        target,
+        bucket_name,
+        make_spec(load_mode="incremental", cursor_column="updated_at", delete_detection="keys"),
+    )
     table.load()
     assert table.target_rows() == table.source_rows()
     ids = random.Random(20).sample([i for i in range(1, ROWS + 1) if i % 9], 30)
@@ -247,8 +251,8 @@ def test_a_source_write_racing_the_repair_is_rechecked_and_the_target_ends_exact
     spec = make_spec(load_mode="incremental", cursor_column="updated_at", delete_detection="keys")
     table = Table(source, target, bucket_name, spec)
     table.load()
-    changed, missing, extra = drift(target, [10, 20, 30, 40, 50, 60])
-    # After the repair extracted row 10's source row, the source changes it again (and adds row 70's twin).
+    drift(target, [10, 20, 30, 40, 50, 60])
+    # After the repair extracted the rows of ids 10 (changed) and 40 (missing), the source changes them again.
     calls = _racing_extract(
         monkeypatch, source, ["UPDATE orders SET note = 'raced {n}', updated_at = NOW(6) WHERE id IN (10, 40)"]
     )
@@ -262,9 +266,7 @@ def test_a_source_write_racing_the_repair_is_rechecked_and_the_target_ends_exact
     monkeypatch.undo()
     drift(target, [11, 22, 31])
     before = table.target_rows()
-    calls = _racing_extract(
-        monkeypatch, source, ["UPDATE orders SET note = 'busy {n}' WHERE id = 11"], every_time=True
-    )
+    calls = _racing_extract(monkeypatch, source, ["UPDATE orders SET note = 'busy {n}' WHERE id = 11"], every_time=True)
     with pytest.raises(RefusedError, match=r"the source kept changing rows being repaired \(1 keys .* id=11\)"):
         table.reconcile(repair=True, day=2)
     assert len(calls) == reconciliation.ROUNDS
@@ -279,7 +281,10 @@ def test_an_older_incremental_extract_never_loads_over_repaired_rows(dbs: tuple[
     spec = make_spec(load_mode="incremental", cursor_column="updated_at", cursor_overlap=0)
     table = Table(source, target, bucket_name, spec)
     table.load()
-    execute(mysql_connect(source), f"UPDATE orders SET note = 'new', updated_at = '{T0 + dt.timedelta(days=9)}' WHERE id = 5")
+    execute(
+        mysql_connect(source),
+        f"UPDATE orders SET note = 'new', updated_at = '{T0 + dt.timedelta(days=9)}' WHERE id = 5",
+    )
     when = DAY + dt.timedelta(days=1)
     stale = tasks.extract_table(table.conns, table.settings, table.company, table.spec, when, "stale")
     execute(mysql_connect(source), "UPDATE orders SET note = 'newer' WHERE id = 5")  # the cursor does not move
@@ -287,3 +292,96 @@ def test_an_older_incremental_extract_never_loads_over_repaired_rows(dbs: tuple[
     result = tasks.load_table(table.conns, table.settings, table.company, table.spec, [stale.ref], when, "stale")
     assert result.skip_reason == "older-extract"
     assert table.target_rows() == table.source_rows()
+
+
+class _CliConnections(LocalConnections):
+    def __init__(self, source_db: str, admin_db: str) -> None:
+        super().__init__(source_db)
+        self.admin_db = admin_db
+
+    def admin(self) -> Any:
+        return mysql_connect(self.admin_db)
+
+
+def test_the_cli_reconciles_names_the_rows_repairs_them_and_plan_and_validate_show_the_schedule(
+    dbs: tuple[str, str], mysql_root: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: Any
+):
+    from report_pipeline import admin, cli
+
+    source, _ = dbs
+    tag = uuid.uuid4().hex[:8]
+    alias, admin_db = f"rec{tag}", f"t_adm_{tag}"
+    execute(mysql_root, f"CREATE DATABASE `{admin_db}`", f"CREATE DATABASE `{alias}` CHARACTER SET utf8mb4")
+    execute(mysql_root, DDL.format(db=alias), f"CREATE TABLE {alias}.keyless (id INT, note VARCHAR(40))")
+    monkeypatch.setenv("REPORTS_SNAPSHOT_PATH", str(tmp_path / "snapshot.json"))
+    conn = mysql_connect(admin_db)
+    admin.init_admin(conn)
+    cursor = conn.cursor()
+    admin.add_company(cursor, 1, alias)
+    for name, insert in (
+        ("orders", f"REPLACE INTO orders ({COLUMNS}) VALUES"),
+        ("keyless", "INSERT INTO keyless (id, note) VALUES"),
+    ):
+        admin.add_table(
+            cursor,
+            admin.TableRow(
+                name=name,
+                query_select=f"SELECT {COLUMNS if name == 'orders' else 'id, note'} FROM orders "
+                "WHERE company = %(company_id)s",
+                query_insert=insert,
+                load_mode="upsert" if name == "orders" else "swap",
+                reconcile_every_days=3,
+            ),
+        )
+    conn.commit()
+    connect = lambda _settings: _CliConnections(source, admin_db)  # noqa: E731
+    table = ("--company", alias, "--table", "orders")
+    try:
+        assert cli.main(["run", *table, "--date", "2026-11-20"], connect) == 0
+        execute(
+            mysql_root,
+            f"UPDATE {alias}.orders SET amount = NULL WHERE id = 100",
+            f"DELETE FROM {alias}.orders WHERE id = 200",
+            f"INSERT INTO {alias}.orders SELECT id + 5000, {COLUMNS[4:]} FROM {alias}.orders WHERE id = 1",
+        )
+        capsys.readouterr()
+        assert cli.main(["reconcile", *table, "--date", "2026-11-21"], connect) == 1
+        out = capsys.readouterr().out
+        assert f"{alias}.orders -> {alias}.orders by key (id): source 2,667 rows, target 2,667" in out
+        assert "DIFFERENT (run with --repair to re-copy them)" in out
+        lines = [" ".join(line.split()) for line in out.splitlines()]
+        assert lines[1:6] == [
+            "difference keys mended first keys",
+            "---------- ---- ------ ----------",
+            "changed 1 - id=100",
+            "missing 1 - id=200",
+            "extra 1 - id=5001",
+        ]
+        assert cli.main(["reconcile", *table, "--date", "2026-11-21", "--repair"], connect) == 0
+        out = capsys.readouterr().out
+        assert "repaired: 2 rows re-copied, 0 target-only rows deleted, 1 target-only rows kept" in out
+        assert "extra 1 kept: delete_detection 'none' id=5001" in [" ".join(line.split()) for line in out.splitlines()]
+        assert f"recorded in {alias}.report_reconciles (id 2)" in out
+        target = _rows(f"SELECT {COLUMNS} FROM {alias}.orders WHERE id < 5000 ORDER BY id")
+        assert target == _rows(f"SELECT {COLUMNS} FROM {source}.orders WHERE company = 1 ORDER BY id")
+
+        assert cli.main(["plan"], connect) == 0
+        out = capsys.readouterr().out
+        assert "reconcile" in out.splitlines()[1].split()  # the column's header
+        plan = [line for line in out.splitlines() if line.startswith(alias)]
+        assert len(plan) == 2 and all("every 3d" in line for line in plan)
+        assert cli.main(["validate"], connect) == 1
+        out = capsys.readouterr().out
+        assert (
+            "table 'keyless' (tables row id=2): reconcile_every_days is set, but reconcile compares rows by key" in out
+        )
+        assert "table 'orders'" not in out
+    finally:
+        execute(mysql_root, f"DROP DATABASE `{admin_db}`", f"DROP DATABASE `{alias}`")
+        from tests.conftest import s3_client
+
+        s3 = s3_client()
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=f"reports-{alias}"):
+            for item in page.get("Contents", []):
+                s3.delete_object(Bucket=f"reports-{alias}", Key=item["Key"])
+        s3.delete_bucket(Bucket=f"reports-{alias}")
