@@ -83,7 +83,7 @@ class _Split:
         self.by_interval = first_integer
         if first_integer:
             # Whole numbers computed here, never from the admin DB: written into the SQL as they are.
-            self.group = f"({self.first} - {int(low)}) DIV {int(width)}"
+            self.group = f"({self.first} - ({int(low)})) DIV {int(width)}"
         else:
             values = [f"_rp_v.{quote_identifier(c)}" for c in key]
             flags = [f"ISNULL({v})" for v in values]
