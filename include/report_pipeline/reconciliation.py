@@ -86,6 +86,8 @@ class Reconciliation:
         )
         if self.outcome == "match":
             return f"{head}; match"
+        if self.outcome == "differs" and d.overflow:
+            return f"{head}; DIFFERENT: more than {MAX_KEYS:,} keys differ (the first are named); reload the table"
         if self.outcome == "differs":
             return f"{head}; DIFFERENT (run with --repair to re-copy them)"
         kept = f", {self.extra_kept:,} target-only rows kept (delete_detection 'none')" if self.extra_kept else ""
