@@ -888,6 +888,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--incremental", action="store_true", help="only the incremental row (scripts/bench_incremental.py)"
     )
+    parser.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="only the reconcile row (scripts/bench_reconcile.py): 5M rows, 0.1%% drifted, beside a full swap",
+    )
+    parser.add_argument(
+        "--no-reconcile", dest="with_reconcile", action="store_false", help="leave the reconcile row out of a full run"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -896,6 +904,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench_incremental import main as incremental_main
 
         return incremental_main(args.rows)
+    if args.reconcile:
+        from bench_reconcile import main as reconcile_main
+
+        return reconcile_main(BIG_ROWS if args.big else args.rows, args.repeat)
     if args.rows < 1:
         parser.error("--rows must be positive")
 
@@ -1015,7 +1027,13 @@ def main(argv: list[str] | None = None) -> int:
         + "\n"
     )
     print(f"results: {args.output.relative_to(REPO) if args.output.is_relative_to(REPO) else args.output}")
-    return 0 if all(r.get("exact_copy") for r in summary) else 1
+    reconciled = 0
+    if args.with_reconcile and not args.only:
+        from bench_reconcile import main as reconcile_main
+
+        print()
+        reconciled = reconcile_main(BIG_ROWS if args.big else args.rows, args.repeat)
+    return 0 if all(r.get("exact_copy") for r in summary) and reconciled == 0 else 1
 
 
 if __name__ == "__main__":

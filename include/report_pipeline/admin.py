@@ -31,6 +31,7 @@ ADDED_COLUMNS = {
         ("verify_after_load", "TINYINT(1) NOT NULL DEFAULT 0"),
         ("delete_detection", "VARCHAR(8) NOT NULL DEFAULT 'none'"),
         ("schema_evolution", "VARCHAR(8) NOT NULL DEFAULT 'fail'"),
+        ("reconcile_every_days", "INT UNSIGNED NOT NULL DEFAULT 0"),
     ),
 }
 
@@ -127,6 +128,7 @@ class TableRow:
     verify_after_load: int = 0
     delete_detection: str = "none"
     schema_evolution: str = "fail"
+    reconcile_every_days: int = 0
     id: int | None = None
 
 

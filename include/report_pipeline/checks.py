@@ -14,10 +14,11 @@ from typing import Any
 from report_pipeline import ownership
 from report_pipeline.config import Plan
 from report_pipeline.evolution import describe_changes
-from report_pipeline.guards import key_problem
+from report_pipeline.guards import key_problem, narrowest_key
 from report_pipeline.incremental import cursor_problem
 from report_pipeline.load import column_problems, evolution_of
 from report_pipeline.modes import strategy_for
+from report_pipeline.reconciliation import RECONCILE_NEEDS_KEY
 from report_pipeline.runs import bind_parameters, window_for
 from report_pipeline.session import opened, probe_columns, probe_types
 from report_pipeline.settings import Settings
@@ -67,6 +68,9 @@ def server_problems(plan: Plan, settings: Settings, conns: Any, notes: list[str]
                 if not found and strategy_for(spec.load_mode).needs_key:
                     keyless = key_problem(target.unique_keys(c.schema, spec.target.table), spec.target.columns)
                     found += [f"target table {c.schema}.{spec.target.table} {keyless}"] if keyless else []
+                if not found and spec.reconcile_every_days:
+                    keyed = narrowest_key(target.unique_keys(c.schema, spec.target.table), names)
+                    found += [] if keyed else [f"reconcile_every_days is set, but {RECONCILE_NEEDS_KEY}"]
                 problems += [f"{where}: {p}" for p in found]
     return problems
 

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from report_pipeline import admin, admin_commands, checks, ledger, onboard, shards, tasks
+from report_pipeline import admin, admin_commands, checks, ledger, onboard, reconcilelog, reconciliation, shards, tasks
 from report_pipeline.chunks import Chunk
 from report_pipeline.config import Company, Plan, TableSpec, build_plan, build_table
 from report_pipeline.errors import ReportPipelineError
@@ -112,18 +112,19 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, connect: ConnectionsF
                     spec.load_mode,
                     f"{spec.chunk_column}/{spec.chunk_rows}" if spec.chunk_column else "-",
                     f"{c.lookback_days}d ({c.lookback_source})",
+                    f"every {spec.reconcile_every_days}d" if spec.reconcile_every_days else "-",
                     json.dumps(bind_parameters(spec, c, window), default=str),
                 ]
             )
         for broken in cp.broken:
-            rows.append([c.alias, broken.name, c.bucket, c.schema, "-", "-", "-", "-", f"ERROR {broken.problem}"])
+            rows.append([c.alias, broken.name, c.bucket, c.schema, "-", "-", "-", "-", "-", f"ERROR {broken.problem}"])
     for bc in plan.broken_companies:
-        rows.append([bc.key, "-", "-", "-", "-", "-", "-", "-", f"ERROR {bc.problem}"])
+        rows.append([bc.key, "-", "-", "-", "-", "-", "-", "-", "-", f"ERROR {bc.problem}"])
     print(
         f"plan for logical date {logical.date()}: {len(plan.companies)} active companies, "
         f"{plan.inactive_companies} inactive; {plan.inactive_tables} inactive tables"
     )
-    headers = ["company", "table", "bucket", "schema", "target", "mode", "chunks", "look-back", "parameters"]
+    headers = "company table bucket schema target mode chunks look-back reconcile parameters".split()
     if settings.dag_shards > 1:
         # Which DAG to trigger or backfill for a company (README "Scaling out").
         print(f"companies split over {settings.dag_shards} DAGs (REPORTS_DAG_SHARDS)")
@@ -267,6 +268,30 @@ def cmd_verify(args: argparse.Namespace, settings: Settings, connect: Connection
     return 0 if verdict.matches else 1
 
 
+def cmd_reconcile(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
+    """Compare source and target by key; name the differing rows; with --repair re-copy them (report_reconciles)."""
+    plan = _fresh_plan(settings, connect)
+    company, spec = _spec_of(plan, args.company, args.table)
+    logical = _parse_date(args.date)
+    run_id = f"cli_reconcile__{logical.isoformat()}__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
+    result = reconciliation.reconcile_table(
+        connect(settings),
+        settings,
+        company,
+        spec,
+        logical,
+        run_id,
+        repair=args.repair,
+        lookback_days=args.lookback_days,
+        company_tables=[t.target.table for t in plan.company(args.company).tables],
+    )
+    print(result.summary())
+    if not result.drift.matches:
+        print_table(*result.kinds())
+    print(f"recorded in {company.schema}.{reconcilelog.TABLE} (id {result.record_id}) in {result.seconds:.2f} s")
+    return 0 if result.exact else 1
+
+
 def _extracted_rows(bucket: Any, keys: Sequence[str]) -> Any:
     """Rows the extract(s) of one load wrote, from their manifests ("-" when one is gone)."""
     try:
@@ -373,6 +398,17 @@ def build_parser(extra: Mapping[str, tuple[str, Command]] | None = None) -> argp
     p.add_argument("--table", required=True)
     p.add_argument("--date", help="logical date the query's parameters are bound for (default: today, UTC)")
     p.add_argument("--lookback-days", type=int, help="override the company's look-back for the comparison")
+    p = sub.add_parser("reconcile", help="compare source and target by key ranges, naming the rows that differ")
+    p.add_argument("--company", required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="re-copy the differing rows through S3 as a load does (and delete target-only keys where the table "
+        "detects deletes); exit 0 once repaired, 1 while rows differ",
+    )
+    p.add_argument("--date", help="logical date the query's parameters are bound for (default: today, UTC)")
+    p.add_argument("--lookback-days", type=int, help="override the company's look-back for the comparison")
     p = sub.add_parser("report", help="rows extracted and loaded per company and table (latest, by day or by run)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--date", help="loads of this logical day, YYYY-MM-DD (scheduled, manual and CLI runs)")
@@ -392,6 +428,7 @@ COMMANDS: dict[str, Command] = {
     "onboard": cmd_onboard,
     "run": cmd_run,
     "verify": cmd_verify,
+    "reconcile": cmd_reconcile,
     "report": cmd_report,
     "check-settings": cmd_check_settings,
     **admin_commands.COMMANDS,

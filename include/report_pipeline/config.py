@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from report_pipeline import ledger, legacy, schemalog, validation, watermarks
+from report_pipeline import ledger, legacy, reconcilelog, schemalog, validation, watermarks
 from report_pipeline.errors import ConfigError
 from report_pipeline.evolution import DEFAULT_SCHEMA_EVOLUTION, SCHEMA_EVOLUTIONS, SchemaEvolution
 from report_pipeline.modes import DEFAULT_LOAD_MODE, LOAD_MODES, LoadMode
@@ -25,7 +25,7 @@ DEFAULT_CHUNK_ROWS = 1_000_000
 MAX_LOOKBACK_DAYS = 36_600
 # Tables the load itself owns in every target schema (ledger.TABLE, watermarks.TABLE, and the shadow and retired
 # tables of a swap, modes.shadow_names): a table spec loading into them would corrupt the load status.
-RESERVED_TARGET_TABLES = frozenset({ledger.TABLE, watermarks.TABLE, schemalog.TABLE})
+RESERVED_TARGET_TABLES = frozenset({ledger.TABLE, watermarks.TABLE, schemalog.TABLE, reconcilelog.TABLE})
 RESERVED_TARGET_PREFIX = "_rp_"
 
 # ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits, which int() rejects
@@ -92,6 +92,8 @@ class TableSpec:
     delete_detection: str = "none"
     # "fail": the target's columns are fixed; "evolve": added columns are added, widened ones widened.
     schema_evolution: SchemaEvolution = DEFAULT_SCHEMA_EVOLUTION
+    # Reconcile (compare by key and repair) every N days, as a task after the load; 0: never.
+    reconcile_every_days: int = 0
 
     @property
     def where(self) -> str:
@@ -299,7 +301,15 @@ def build_table(row: Row) -> TableSpec:
         verify_after_load=_flag(row.get("verify_after_load"), "verify_after_load"),
         delete_detection=_delete_detection(row, mode, references, named),
         schema_evolution=_schema_evolution(row),
+        reconcile_every_days=_days(row.get("reconcile_every_days"), "reconcile_every_days"),
     )
+
+
+def _days(value: Any, what: str) -> int:
+    days = 0 if value is None else _as_int(value, what)
+    if not 0 <= days <= MAX_LOOKBACK_DAYS:
+        raise ConfigError(f"{what} must be between 0 and {MAX_LOOKBACK_DAYS}, got {days}")
+    return days
 
 
 def _schema_evolution(row: Row) -> SchemaEvolution:

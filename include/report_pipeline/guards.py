@@ -46,3 +46,13 @@ def key_problem(unique_keys: Sequence[Sequence[str]], columns: Sequence[str]) ->
         "earlier extract and a re-run of the same date would insert them again; add a PRIMARY KEY on the "
         "rows' identity (as the source has), or use load_mode 'swap'"
     )
+
+
+def narrowest_key(unique_keys: Sequence[Sequence[str]], columns: Sequence[str]) -> tuple[str, ...] | None:
+    """The PRIMARY or UNIQUE key with the fewest columns, all of them in ``columns`` (spelled as there), or None.
+
+    What identifies a row across source and target: delete detection and reconcile compare by it.
+    """
+    by_name = {c.lower(): c for c in columns}
+    usable = sorted((k for k in unique_keys if k and {c.lower() for c in k} <= by_name.keys()), key=len)
+    return tuple(by_name[c.lower()] for c in usable[0]) if usable else None

@@ -33,7 +33,7 @@ from report_pipeline.evolution import DEFAULT_SCHEMA_EVOLUTION, Evolution, plan_
 from report_pipeline.guards import SwapGuard
 from report_pipeline.incremental import merge_keys, merge_ranges
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, Part, manifest_digest
-from report_pipeline.modes import LoadJob, strategy_for
+from report_pipeline.modes import LoadJob, LoadStrategy, strategy_for
 from report_pipeline.storage import Bucket
 from report_pipeline.target import Target
 from report_pipeline.validation import InsertTarget
@@ -79,6 +79,8 @@ class LoadRequest:
     parallelism: int = 1
     # Swap: build the shadow's plain secondary indexes after the rows (REPORTS_SWAP_DEFER_INDEXES).
     defer_indexes: bool = False
+    # Who loads the rows instead of ``load_mode``'s strategy (a reconcile's repair, ``report_pipeline.repair``).
+    strategy: Callable[[LoadJob], LoadStrategy] | None = None
 
 
 @dataclass(frozen=True)
@@ -398,7 +400,7 @@ def _load_locked(
         defer_indexes=request.defer_indexes,
         changes=evolution.changes if evolution is not None else (),
     )
-    strategy = strategy_for(request.load_mode)(job)
+    strategy = (request.strategy or strategy_for(request.load_mode))(job)
     skip_reason = strategy.refusal()
     if skip_reason is not None:
         return LoadResult(0, 0, 0, time.monotonic() - started, load_key, skipped=True, skip_reason=skip_reason)

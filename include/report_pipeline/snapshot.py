@@ -255,6 +255,7 @@ def _table_from_dict(d: Mapping[str, Any]) -> TableSpec:
         verify_after_load=d.get("verify_after_load", False),
         delete_detection=d.get("delete_detection", "none"),
         schema_evolution=d.get("schema_evolution", "fail"),
+        reconcile_every_days=d.get("reconcile_every_days", 0),
     )
 
 

@@ -19,7 +19,7 @@ from report_pipeline import verify as verify_module
 from report_pipeline.chunks import Chunk, plan_chunks
 from report_pipeline.config import Company, TableSpec
 from report_pipeline.errors import ConfigError, MismatchError, RefusedError
-from report_pipeline.guards import SwapGuard
+from report_pipeline.guards import SwapGuard, narrowest_key
 from report_pipeline.incremental import CursorRequest, narrowed
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, extract_prefix, new_extract_id, table_prefix
 from report_pipeline.runs import bind_parameters, window_for, with_overrides
@@ -116,15 +116,13 @@ def delete_key(connections: Connections, company: Company, spec: TableSpec) -> t
         return ()
     with opened(connections.target()) as conn:
         keys = MySqlTarget(conn).unique_keys(company.schema, spec.target.table)
-    loaded = {c.lower() for c in spec.target.columns}
-    usable = sorted((k for k in keys if k and {c.lower() for c in k} <= loaded), key=len)
-    if not usable:
+    key = narrowest_key(keys, spec.target.columns)
+    if key is None:
         raise RefusedError(
             f"company {company.alias!r} {spec.where}: delete_detection 'keys' needs a PRIMARY or UNIQUE key of "
             f"loaded columns on {company.schema}.{spec.target.table}"
         )
-    by_name = {c.lower(): c for c in spec.target.columns}
-    return tuple(by_name[c.lower()] for c in usable[0])
+    return key
 
 
 def plan_table_chunks(
@@ -300,10 +298,6 @@ def verify_table(
         target = MySqlTarget(target_conn, settings)
         unique = [k[0] for k in target.unique_keys(company.schema, spec.target.table) if len(k) == 1]
         keys = [k for k in (spec.chunk_column, *unique) if k]
-        columns: Sequence[str] = spec.target.columns
-        if spec.schema_evolution == "evolve":
-            # Evolution keeps every column the query returns in the target (added ones too): compare them all.
-            columns = [str(d[0]) for d in probe_columns(source, spec.query_select, parameters)]
         return verify_module.verify(
             source,
             spec.query_select,
@@ -311,9 +305,17 @@ def verify_table(
             target_conn,
             company.schema,
             spec.target.table,
-            columns,
+            compared_columns(source, spec, parameters),
             keys,
         )
+
+
+def compared_columns(source: Any, spec: TableSpec, parameters: Parameters) -> Sequence[str]:
+    """The columns verify and reconcile compare: query_insert's, or for an ``evolve`` table every column
+    the query returns (evolution keeps them all in the target, added ones too)."""
+    if spec.schema_evolution == "evolve":
+        return [str(d[0]) for d in probe_columns(source, spec.query_select, parameters)]
+    return spec.target.columns
 
 
 def verify_after_load(

@@ -30,6 +30,17 @@ SMALL_RANGE = 16
 MAX_STEPS = 64
 
 
+def bind_after(parameters: Parameters, values: Sequence[Any]) -> tuple[list[str], Parameters]:
+    """Placeholders for ``values`` placed after a query's own placeholders, and all the parameters.
+
+    The values are bound like the query's own parameters: by name, or after them in order.
+    """
+    if isinstance(parameters, Mapping):
+        names = [f"_rp_{i}" for i in range(len(values))]
+        return [f"%({n})s" for n in names], {**parameters, **dict(zip(names, values, strict=True))}
+    return ["%s"] * len(values), (*parameters, *values)
+
+
 @dataclass(frozen=True)
 class Totals:
     """One side's row count and checksum."""
@@ -69,18 +80,25 @@ class Verdict:
         return f"DIFFERENT: {totals}{where}"
 
 
-class _Side:
-    """One server's relation (the source query as a derived table, or the target table) under one alias."""
+class Side:
+    """One server's relation (the source query as a derived table, or the target table) under one alias.
 
-    def __init__(self, conn: Any, relation: str, parameters: Parameters, columns: Sequence[str]) -> None:
+    Every count, checksum and row of one side is read in one consistent snapshot, started here; with
+    ``snapshot`` False the side reads in the session's current transaction instead (what a load about
+    to commit sees of its own rows). ``row_text`` is the text each row's CRC32 is taken of.
+    """
+
+    def __init__(
+        self, conn: Any, relation: str, parameters: Parameters, columns: Sequence[str], *, snapshot: bool = True
+    ) -> None:
         self.conn = conn
         self.relation = relation
         self.parameters = parameters
-        prepare_session(conn)
-        # Every count, checksum and halving step of one side reads the same snapshot.
-        cursor = conn.cursor()
-        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-        cursor.close()
+        if snapshot:
+            prepare_session(conn)
+            cursor = conn.cursor()
+            cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            cursor.close()
         described = {str(d[0]).lower(): d[1] for d in probe_columns(conn, f"SELECT * FROM {relation}", parameters)}
         self.types = {c.lower(): described.get(c.lower()) for c in columns}
         values = [self._value(c) for c in columns]
@@ -91,14 +109,23 @@ class _Side:
         quoted = f"_rp_v.{quote_identifier(column)}"
         return f"CAST({quoted} AS DOUBLE)" if self.types.get(column.lower()) == FLOAT else quoted
 
-    def _run(self, select: str, where: str = "", parameters: Parameters | None = None) -> tuple[Any, ...]:
+    def bind(self, values: Sequence[Any]) -> tuple[list[str], Parameters]:
+        """Placeholders for ``values`` in a WHERE after the relation, and every parameter to run it with."""
+        return bind_after(self.parameters, values)
+
+    def rows(self, select: str, tail: str = "", parameters: Parameters | None = None) -> list[tuple[Any, ...]]:
+        """``SELECT select FROM relation tail``, every row (``tail``: WHERE / GROUP BY, bound by ``bind``)."""
         cursor = self.conn.cursor()
         try:
-            bound = self.parameters if parameters is None else parameters
-            cursor.execute(f"SELECT {select} FROM {self.relation} {where}", bound)
-            return tuple(cursor.fetchone())
+            cursor.execute(
+                f"SELECT {select} FROM {self.relation} {tail}", self.parameters if parameters is None else parameters
+            )
+            return [tuple(r) for r in cursor.fetchall()]
         finally:
             cursor.close()
+
+    def _run(self, select: str, where: str = "", parameters: Parameters | None = None) -> tuple[Any, ...]:
+        return self.rows(select, where, parameters)[0]
 
     def totals(self, key: str | None = None, lo: int = 0, hi: int = 0) -> Totals:
         """Count and checksum, of every row or of ``lo <= key <= hi``."""
@@ -106,19 +133,26 @@ class _Side:
         if key is None:
             rows, checksum = self._run(select)
             return Totals(int(rows), int(checksum))
-        column = f"_rp_v.{quote_identifier(key)}"
-        # The range is bound like the query's own parameters: by name, or after them in order.
-        if isinstance(self.parameters, Mapping):
-            where = f"WHERE {column} BETWEEN %(_rp_lo)s AND %(_rp_hi)s"
-            rows, checksum = self._run(select, where, {**self.parameters, "_rp_lo": lo, "_rp_hi": hi})
-        else:
-            rows, checksum = self._run(select, f"WHERE {column} BETWEEN %s AND %s", (*self.parameters, lo, hi))
+        marks, bound = self.bind((lo, hi))
+        rows, checksum = self._run(
+            select, f"WHERE _rp_v.{quote_identifier(key)} BETWEEN {marks[0]} AND {marks[1]}", bound
+        )
         return Totals(int(rows), int(checksum))
 
     def key_bounds(self, key: str) -> tuple[int | None, int | None]:
         """MIN and MAX of the key."""
         lo, hi = self._run(f"MIN(_rp_v.{quote_identifier(key)}), MAX(_rp_v.{quote_identifier(key)})")
         return (None if lo is None else int(lo)), (None if hi is None else int(hi))
+
+
+def source_side(conn: Any, query: str, parameters: Parameters, columns: Sequence[str]) -> Side:
+    """The source query's rows as a ``Side``, in a snapshot of their own."""
+    return Side(conn, f"({query}) AS _rp_v", parameters, columns)
+
+
+def target_side(conn: Any, schema: str, table: str, columns: Sequence[str], *, snapshot: bool = True) -> Side:
+    """The target table's rows as a ``Side`` (``snapshot`` False: in the session's current transaction)."""
+    return Side(conn, f"{quote_identifier(schema)}.{quote_identifier(table)} AS _rp_v", (), columns, snapshot=snapshot)
 
 
 def verify(
@@ -136,8 +170,8 @@ def verify(
     ``keys`` are candidate integer key columns in order of preference (the chunk column, then the
     target's single-column keys); the first that is an integer on both sides narrows a difference.
     """
-    tgt = _Side(target, f"{quote_identifier(schema)}.{quote_identifier(table)} AS _rp_v", (), columns)
-    src = _Side(source, f"({query}) AS _rp_v", parameters, columns)
+    tgt = target_side(target, schema, table, columns)
+    src = source_side(source, query, parameters, columns)
     try:
         verdict = Verdict(src.totals(), tgt.totals())
         if verdict.matches:
@@ -158,7 +192,7 @@ def verify(
         rollback_quietly(target)
 
 
-def _first_difference(src: _Side, tgt: _Side, key: str) -> tuple[int, int] | None:
+def _first_difference(src: Side, tgt: Side, key: str) -> tuple[int, int] | None:
     """Halve the key range on both servers, keeping the lower half whenever it differs."""
     bounds = [b for side in (src, tgt) for b in side.key_bounds(key) if b is not None]
     if not bounds:

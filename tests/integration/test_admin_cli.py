@@ -176,7 +176,8 @@ def test_seed_era_schema_is_read_as_is_then_upgraded_in_place_with_defaults(scra
     plan = cli(scratch["env"], "plan", "--date", "2026-11-26")
     assert plan.returncode == 0, plan.stderr
     (row,) = _table_lines(plan.stdout)
-    assert row == ["seedco", "users", "reports-seedco", "seedco", "users", "upsert", "-", "60d (configuration)", "[1]"]
+    expected = ["seedco", "users", "reports-seedco", "seedco", "users", "upsert", "-", "60d (configuration)"]
+    assert row == [*expected, "-", "[1]"]  # "-": no reconcile schedule
 
     from report_pipeline.airflow.factory import dag_from_admin
 
@@ -224,7 +225,7 @@ def test_plan_prints_every_pair_with_resolved_parameters_and_config_errors(scrat
     )
     rows = {(r[0], r[1]): r for r in _table_lines(out.stdout)}
     # Default look-back (1 day) for a company without configuration: date = 2026-11-25.
-    assert rows[("goodco", "orders")][-2:] == ["1d (default)", '[71, "2026-11-25"]']
+    assert rows[("goodco", "orders")][-3:] == ["1d (default)", "-", '[71, "2026-11-25"]']  # "-": no reconcile
     assert rows[("goodco", "users")][-1] == "[71]"
     assert rows[("goodco", "wipe")][-1].startswith("ERROR admin tables row id=3: ")
     assert rows[("company_2", "-")][-1].startswith("ERROR admin companies row id=2: company alias 'Bad-Alias'")

@@ -23,6 +23,7 @@ from report_pipeline.airflow.operators import (
     ConfigErrorOperator,
     ReportChunkPlanOperator,
     ReportMySqlToS3Operator,
+    ReportReconcileOperator,
     ReportS3ToMySqlOperator,
 )
 from report_pipeline.airflow.params import skip_unless_selected
@@ -225,6 +226,13 @@ def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
                 **common,
             )
             _feed(load, extract)
+            if spec.reconcile_every_days:
+                reconcile = ReportReconcileOperator(
+                    task_id=f"{spec.name}__reconcile", pool=settings.source_pool, **common
+                )
+                # As _feed links the load: without Airflow's generic set_upstream (hashes the DAG).
+                load.downstream_task_ids.add(reconcile.node_id)
+                reconcile.upstream_task_ids.add(load.node_id)
         for broken in company_plan.broken:
             ConfigErrorOperator(
                 task_id=f"{broken.name}__invalid_config",

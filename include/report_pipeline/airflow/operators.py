@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from report_pipeline import tasks
+from report_pipeline import reconciliation, tasks
 from report_pipeline.airflow.connections import HookConnections
 from report_pipeline.airflow.gate import governed
 from report_pipeline.airflow.lineage import extract_lineage, load_lineage, safe_lineage
@@ -402,6 +402,38 @@ class ReportS3ToMySqlOperator(_TableOperator):
         }
         for outlet in self.outlets or ():
             outlet_events[outlet].extra.update(extra)
+
+
+class ReportReconcileOperator(_TableOperator):
+    """A table's scheduled reconcile (``tables.reconcile_every_days``): on the days it is due, compares the
+    source with the target by key and repairs what differs (``report_pipeline.reconciliation``); skips
+    on the other days. Runs after the table's load, in the source pool (it reads the source as extracts do).
+    """
+
+    template_fields: Sequence[str] = ("sql", "source_conn_id", "target_conn_id", "s3_conn_id")
+
+    @_refusals_fail_at_once
+    def execute(self, context: Context) -> dict[str, Any]:
+        _selected(context, self.company, self.spec)
+        logical_date = logical_date_of(context)
+        not_due = reconciliation.due(self.connections(), self.company, self.spec, logical_date)
+        if not_due:
+            raise AirflowSkipException(f"{self.company.alias}.{self.spec.name}: reconcile not due: {not_due}")
+        result = reconciliation.reconcile_table(
+            self.connections(),
+            self.settings,
+            self.company,
+            self.spec,
+            logical_date,
+            context["run_id"],
+            repair=True,
+            lookback_days=_lookback_override(context),
+        )
+        self.log.info("%s", result.summary())
+        headers, rows = result.kinds()
+        for row in rows:
+            self.log.info("%s", "  ".join(f"{h} {v}" for h, v in zip(headers, row, strict=True)))
+        return {"outcome": result.outcome, "record_id": result.record_id, "rows_copied": result.rows_copied}
 
 
 class ConfigErrorOperator(BaseOperator):
