@@ -893,9 +893,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child_main(args.child)
     if args.incremental:
-        from bench_incremental import main as incremental_main
-
-        return incremental_main(args.rows)
+        # Its own process: bench_incremental builds on this module, which must not import it back.
+        script = Path(__file__).with_name("bench_incremental.py")
+        return subprocess.call([sys.executable, str(script), "--rows", str(args.rows)])
     if args.rows < 1:
         parser.error("--rows must be positive")
 

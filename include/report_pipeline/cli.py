@@ -19,16 +19,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from report_pipeline import admin, admin_commands, checks, ledger, onboard, shards, tasks
-from report_pipeline.chunks import Chunk
 from report_pipeline.config import Company, Plan, TableSpec, build_plan, build_table
+from report_pipeline.environment import check_environment
 from report_pipeline.errors import ReportPipelineError
 from report_pipeline.manifest import Manifest
-from report_pipeline.modes import LOAD_MODES
 from report_pipeline.progress import ProgressLine
 from report_pipeline.runs import bind_parameters, window_for
 from report_pipeline.session import opened
-from report_pipeline.settings import Settings, check_environment
+from report_pipeline.settings import Settings
 from report_pipeline.snapshot import expire_snapshot, plan_to_dict
+from report_pipeline.vocabulary import LOAD_MODES, Chunk
 
 
 class CliConnections(tasks.Connections, Protocol):

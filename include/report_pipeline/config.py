@@ -13,20 +13,24 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from report_pipeline import ledger, legacy, schemalog, validation, watermarks
+from report_pipeline import legacy, validation
 from report_pipeline.errors import ConfigError
-from report_pipeline.evolution import DEFAULT_SCHEMA_EVOLUTION, SCHEMA_EVOLUTIONS, SchemaEvolution
-from report_pipeline.modes import DEFAULT_LOAD_MODE, LOAD_MODES, LoadMode
 from report_pipeline.settings import Settings
+from report_pipeline.vocabulary import (
+    DEFAULT_LOAD_MODE,
+    DEFAULT_SCHEMA_EVOLUTION,
+    LOAD_MODES,
+    RESERVED_TARGET_PREFIX,
+    RESERVED_TARGET_TABLES,
+    SCHEMA_EVOLUTIONS,
+    LoadMode,
+    SchemaEvolution,
+)
 
 LOOKBACK_CONFIGURATION = "date Y-M-D"
 DEFAULT_CHUNK_ROWS = 1_000_000
 # About 100 years: more cannot be meant, and a window must stay inside the calendar (year >= 1).
 MAX_LOOKBACK_DAYS = 36_600
-# Tables the load itself owns in every target schema (ledger.TABLE, watermarks.TABLE, and the shadow and retired
-# tables of a swap, modes.shadow_names): a table spec loading into them would corrupt the load status.
-RESERVED_TARGET_TABLES = frozenset({ledger.TABLE, watermarks.TABLE, schemalog.TABLE})
-RESERVED_TARGET_PREFIX = "_rp_"
 
 # ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits, which int() rejects
 # or misreads, and at most 18 of them, so a huge value is an error rather than an enormous number.

@@ -29,14 +29,16 @@ from report_pipeline.attempts import DEFAULT_MAX_AGE, ThisLoad, previously_loade
 from report_pipeline.chunks import chunk_set_problem
 from report_pipeline.csvformat import merge_encodings
 from report_pipeline.errors import RefusedError, ReportPipelineError, TransferError
-from report_pipeline.evolution import DEFAULT_SCHEMA_EVOLUTION, Evolution, plan_evolution, refusal_message
+from report_pipeline.evolution import Evolution, plan_evolution, refusal_message
 from report_pipeline.guards import SwapGuard
 from report_pipeline.incremental import merge_keys, merge_ranges
+from report_pipeline.job import LoadJob
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, Part, manifest_digest
-from report_pipeline.modes import LoadJob, strategy_for
+from report_pipeline.modes import strategy_for
 from report_pipeline.storage import Bucket
 from report_pipeline.target import Target
 from report_pipeline.validation import InsertTarget
+from report_pipeline.vocabulary import DEFAULT_SCHEMA_EVOLUTION
 
 log = logging.getLogger(__name__)
 

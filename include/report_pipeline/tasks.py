@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from report_pipeline import extract as extract_module
 from report_pipeline import load as load_module
 from report_pipeline import verify as verify_module
-from report_pipeline.chunks import Chunk, plan_chunks
+from report_pipeline.chunks import plan_chunks
 from report_pipeline.config import Company, TableSpec
 from report_pipeline.errors import ConfigError, MismatchError, RefusedError
 from report_pipeline.guards import SwapGuard
@@ -26,6 +26,7 @@ from report_pipeline.session import Parameters, bound_note, bound_source_session
 from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
+from report_pipeline.vocabulary import Chunk
 
 log = logging.getLogger(__name__)
 

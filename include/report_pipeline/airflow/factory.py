@@ -29,10 +29,10 @@ from report_pipeline.airflow.params import skip_unless_selected
 from report_pipeline.airflow.retry import retry_arguments
 from report_pipeline.config import AdminRows, CompanyPlan, Plan
 from report_pipeline.errors import ConfigError
-from report_pipeline.modes import LOAD_MODES
 from report_pipeline.settings import Settings
 from report_pipeline.shards import DAG_ID, check_shard, missing_shard_files, shard_dag_id, shard_of, shard_plan
 from report_pipeline.snapshot import PlanSource, expire_snapshot, load_plan
+from report_pipeline.vocabulary import LOAD_MODES
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from report_pipeline.airflow.connections import HookConnections
 from report_pipeline.airflow.lineage import extract_lineage, load_lineage, safe_lineage
 from report_pipeline.airflow.metrics import TableMetrics
 from report_pipeline.airflow.params import skip_unless_selected
-from report_pipeline.chunks import Chunk
 from report_pipeline.config import Company, TableSpec
 from report_pipeline.errors import ConfigError, MismatchError, RefusedError
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, table_prefix
 from report_pipeline.settings import S3_CONN_ID, SOURCE_CONN_ID, TARGET_CONN_ID, Settings
+from report_pipeline.vocabulary import Chunk
 
 T = TypeVar("T")
 

@@ -12,15 +12,15 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from report_pipeline import ledger, schemalog, watermarks
-from report_pipeline.csvformat import LOAD_DATA_FORMAT, Encoding, load_data_columns
+from report_pipeline.csvformat import LOAD_DATA_FORMAT, load_data_columns
 from report_pipeline.errors import TransferError
-from report_pipeline.evolution import ColumnChange
 from report_pipeline.ledger import LoadRecord
 from report_pipeline.session import bound_target_session, close_quietly, prepare_session, rollback_quietly
 from report_pipeline.settings import Settings
-from report_pipeline.target import Duplicates, alter, keysets
+from report_pipeline.target import alter, keysets
 from report_pipeline.target.infile import LocalInfileGuard
 from report_pipeline.validation import quote_identifier
+from report_pipeline.vocabulary import ColumnChange, Duplicates, Encoding
 from report_pipeline.watermarks import Watermark
 
 log = logging.getLogger(__name__)
