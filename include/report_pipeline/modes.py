@@ -45,7 +45,7 @@ def load_part(target: Target, job: LoadJob, into: str, duplicates: Duplicates, p
     try:
         records = target.bulk_load(path, job.schema, into, job.columns, job.encodings, duplicates)
     except TransferError as exc:
-        raise TransferError(f"{part.key}: {exc}") from exc
+        raise type(exc)(f"{part.key}: {exc}") from exc  # the class says whether a retry can help
     finally:
         _remove_quietly(path)
     if records != part.rows:

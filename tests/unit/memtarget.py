@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from report_pipeline.csvformat import decode_rows
-from report_pipeline.errors import TransferError
+from report_pipeline.errors import TargetBusyError, TransferError
 from report_pipeline.ledger import LoadRecord, utc_naive
 from report_pipeline.target.keysets import DELETE_BATCH, KEYS_IN_MEMORY
 from report_pipeline.vocabulary import (
@@ -263,7 +263,7 @@ class MemoryTarget:
             while self.server.locks.get(name, self.id) != self.id:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TransferError(
+                    raise TargetBusyError(
                         f"another load of {schema}.{table} still runs after {timeout_seconds} s "
                         "(REPORTS_TABLE_LOCK_TIMEOUT); loads of one table run one at a time"
                     )

@@ -22,7 +22,7 @@ from report_pipeline.airflow.lineage import extract_lineage, load_lineage, safe_
 from report_pipeline.airflow.metrics import TableMetrics
 from report_pipeline.airflow.params import skip_unless_selected
 from report_pipeline.config import Company, TableSpec
-from report_pipeline.errors import ConfigError, MismatchError, RefusedError
+from report_pipeline.errors import ReportPipelineError, is_retryable
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, table_prefix
 from report_pipeline.settings import S3_CONN_ID, SOURCE_CONN_ID, TARGET_CONN_ID, Settings
 from report_pipeline.vocabulary import Chunk
@@ -74,16 +74,18 @@ def shown_sql(query: str) -> str:
     return query
 
 
-def _refusals_fail_at_once(execute: Callable[..., T]) -> Callable[..., T]:
-    """A refusal (bad admin row, a load the pipeline cannot be sure of) fails the task without retries:
-    retrying cannot change the verdict, and the target is already as it was. A verify that found a
-    difference fails at once too: a retry would compare the same rows again."""
+def _terminal_errors_fail_at_once(execute: Callable[..., T]) -> Callable[..., T]:
+    """An error whose class says a retry cannot help (``errors.is_retryable``: a bad admin row, a load the
+    pipeline cannot be sure of, a verify that found a difference, a transfer that would meet the same data
+    again) fails the task without retries; the target is already as it was. Others go to the retry policy."""
 
     @functools.wraps(execute)
     def run(self: BaseOperator, context: Any) -> T:
         try:
             return execute(self, context)
-        except (ConfigError, RefusedError, MismatchError) as exc:
+        except ReportPipelineError as exc:
+            if is_retryable(exc):
+                raise
             raise AirflowFailException(str(exc)) from exc
 
     return run
@@ -169,7 +171,7 @@ class ReportChunkPlanOperator(_TableOperator):
 
     template_fields: Sequence[str] = ("sql", "source_conn_id")
 
-    @_refusals_fail_at_once
+    @_terminal_errors_fail_at_once
     def execute(self, context: Context) -> list[dict[str, Any]]:
         _selected(context, self.company, self.spec)
         chunks = tasks.plan_table_chunks(
@@ -204,7 +206,7 @@ class ReportMySqlToS3Operator(_TableOperator):
     _manifest: Manifest | None = None
     _logical_date: dt.datetime | None = None
 
-    @_refusals_fail_at_once
+    @_terminal_errors_fail_at_once
     def execute(self, context: Context) -> dict[str, Any]:
         chunk = Chunk.from_json(self.chunk) if self.chunk is not None else None
         if chunk is not None:
@@ -279,7 +281,7 @@ class ReportS3ToMySqlOperator(_TableOperator):
     # Set by execute, for the lineage facets after it.
     _loaded: tuple[Any, dt.datetime] | None = None
 
-    @_refusals_fail_at_once
+    @_terminal_errors_fail_at_once
     def execute(self, context: Context) -> dict[str, Any]:
         _selected(context, self.company, self.spec)
         extracted = self._extracted_items()
