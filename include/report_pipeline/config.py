@@ -16,6 +16,7 @@ from typing import Any
 from report_pipeline import legacy, validation
 from report_pipeline.errors import ConfigError
 from report_pipeline.settings import Settings
+from report_pipeline.taskids import group_id
 from report_pipeline.vocabulary import (
     DEFAULT_LOAD_MODE,
     DEFAULT_SCHEMA_EVOLUTION,
@@ -431,7 +432,7 @@ def build_plan(rows: AdminRows, settings: Settings) -> Plan:
                     raise ConfigError(f"{resource} {value!r} is already used by company {other!r}")
             claimed[f"bucket:{company.bucket}"] = claimed[f"schema:{company.schema}"] = company.alias
         except ConfigError as exc:
-            broken.append(BrokenCompany(f"company_{row.get('id')}", Problem("companies", row.get("id"), str(exc))))
+            broken.append(BrokenCompany(group_id(str(row.get("id"))), Problem("companies", row.get("id"), str(exc))))
             continue
         good = tuple(s for s in specs if isinstance(s, TableSpec))
         bad = tuple(s for s in specs if isinstance(s, BrokenTable))

@@ -23,6 +23,7 @@ CONFIG_MAY_REACH = {
     "report_pipeline.errors",
     "report_pipeline.legacy",
     "report_pipeline.settings",
+    "report_pipeline.taskids",
     "report_pipeline.vocabulary",
 }
 CONFIG_MAY_REACH_PACKAGES = ("report_pipeline.validation",)

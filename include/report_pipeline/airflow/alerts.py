@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from report_pipeline.settings import AlertTarget, Settings
+from report_pipeline.taskids import parse_task_id
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,8 @@ def first_line(error: Any) -> str:
 
 def _table_of(task_id: str) -> tuple[str, str]:
     """(company alias, table) from a task id ``company_<alias>.<table>__<step>``."""
-    group, _, task = task_id.partition(".")
-    alias = group.removeprefix("company_") if group.startswith("company_") else group
-    return alias, task.split("__", 1)[0] or "-"
+    ref = parse_task_id(task_id)
+    return ref.company, ref.table or "-"
 
 
 def _logical_date(context: Mapping[str, Any]) -> str:
