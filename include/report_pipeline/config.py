@@ -40,6 +40,13 @@ _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")
 Row = Mapping[str, Any]
 
 
+def table_label(company: str | None, table: str, row_id: int | None = None) -> str:
+    """How every message names a table: ``company 'acme' table 'orders' (tables row id=2)``, leaving out
+    what the caller does not know (the company alias, the admin ``tables`` row)."""
+    label = f"table {table!r}" if company is None else f"company {company!r} table {table!r}"
+    return label if row_id is None else f"{label} (tables row id={row_id})"
+
+
 @dataclass(frozen=True)
 class AdminRows:
     """The admin database's four tables as fetched, one mapping per row."""
@@ -100,8 +107,8 @@ class TableSpec:
 
     @property
     def where(self) -> str:
-        """How messages name this table: by name and admin row."""
-        return f"table {self.name!r} (tables row id={self.id})"
+        """How messages name this table without its company: by name and admin row (``table_label``)."""
+        return table_label(None, self.name, self.id)
 
     @property
     def uses_dates(self) -> bool:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from report_pipeline import ownership
 from report_pipeline.attempts import DEFAULT_MAX_AGE, ThisLoad, previously_loaded, remove_stale_attempts
 from report_pipeline.chunks import chunk_set_problem
+from report_pipeline.config import table_label
 from report_pipeline.csvformat import merge_encodings
 from report_pipeline.errors import RefusedError, ReportPipelineError, TransferError
 from report_pipeline.evolution import Evolution, plan_evolution, refusal_message
@@ -76,7 +77,7 @@ class LoadRequest:
     @property
     def label(self) -> str:
         """How refusals name this load: company, table and admin row when known."""
-        return self.where or f"company {self.company!r} table {self.target.table!r}"
+        return self.where or table_label(self.company, self.target.table)
     # Target sessions a swap loads its shadow over (REPORTS_LOAD_PARALLELISM); needs a target that forks.
     parallelism: int = 1
     # Swap: build the shadow's plain secondary indexes after the rows (REPORTS_SWAP_DEFER_INDEXES).

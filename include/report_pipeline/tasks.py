@@ -16,7 +16,7 @@ from report_pipeline import extract as extract_module
 from report_pipeline import load as load_module
 from report_pipeline import verify as verify_module
 from report_pipeline.chunks import plan_chunks
-from report_pipeline.config import Company, TableSpec
+from report_pipeline.config import Company, TableSpec, table_label
 from report_pipeline.errors import ConfigError, MismatchError, RefusedError
 from report_pipeline.guards import SwapGuard
 from report_pipeline.incremental import CursorRequest, narrowed
@@ -63,11 +63,6 @@ class Connections(Protocol):
 
     def protected_schemas(self) -> dict[str, str]:
         """Schemas on the target's server that belong to something else (admin, source), lower case."""
-
-
-def table_label(company: Company, spec: TableSpec) -> str:
-    """How refusals name a table: ``company 'acme' table 'orders' (tables row id=2)``."""
-    return f"company {company.alias!r} table {spec.name!r} (tables row id={spec.id})"
 
 
 def company_bucket(connections: Connections, settings: Settings, company: Company) -> Bucket:
@@ -120,8 +115,8 @@ def delete_key(connections: Connections, company: Company, spec: TableSpec) -> t
     usable = sorted((k for k in keys if k and {c.lower() for c in k} <= loaded), key=len)
     if not usable:
         raise RefusedError(
-            f"company {company.alias!r} {spec.where}: delete_detection 'keys' needs a PRIMARY or UNIQUE key of "
-            f"loaded columns on {company.schema}.{spec.target.table}"
+            f"{table_label(company.alias, spec.name, spec.id)}: delete_detection 'keys' needs a PRIMARY or "
+            f"UNIQUE key of loaded columns on {company.schema}.{spec.target.table}"
         )
     by_name = {c.lower(): c for c in spec.target.columns}
     return tuple(by_name[c.lower()] for c in usable[0])
@@ -158,7 +153,7 @@ def plan_table_chunks(
                 query, parameters, _, _ = narrowed(conn, query, parameters, cursor)
             return plan_chunks(conn, query, parameters, spec.chunk_column, spec.chunk_rows)
         except ConfigError as exc:
-            raise ConfigError(f"{table_label(company, spec)}: {exc}") from exc
+            raise ConfigError(f"{table_label(company.alias, spec.name, spec.id)}: {exc}") from exc
 
 
 def extract_table(
@@ -226,7 +221,7 @@ def load_table(
     ``allow_shrink`` (a manual run's choice) lifts the swap guard; ``company_tables`` are the company's
     report tables, which tell a seed-era company schema from somebody else's.
     """
-    where = table_label(company, spec)
+    where = table_label(company.alias, spec.name, spec.id)
     spec = with_overrides(spec, load_mode)
     guard = SwapGuard(
         allow_empty=allow_shrink or spec.allow_empty_swap,
@@ -311,4 +306,5 @@ def verify_after_load(
         return
     verdict = verify_table(connections, company, spec, logical_date)
     if not verdict.matches:
-        raise MismatchError(f"company {company.alias!r} {spec.where}: verify after load: {verdict.describe()}")
+        label = table_label(company.alias, spec.name, spec.id)
+        raise MismatchError(f"{label}: verify after load: {verdict.describe()}")

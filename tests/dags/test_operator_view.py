@@ -257,8 +257,8 @@ def test_the_failed_task_and_the_failed_run_are_mailed(observed_run: dict[str, A
     run_mail = next(m for m in mails if "finished with 1 failed table(s)" in m["Subject"])
     assert f"{alias}.broken" in run_mail["Subject"]
     run_body = _mail_text(run_mail)
-    assert f"company {alias} table broken task company_{alias}.broken__mysql_to_s3" in run_body
-    assert f"company {alias} table items" not in run_body
+    assert f"company {alias!r} table 'broken' task company_{alias}.broken__mysql_to_s3" in run_body
+    assert f"company {alias!r} table 'items'" not in run_body
 
 
 def _datasets(event: dict[str, Any], side: str) -> list[tuple[str, str]]:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from report_pipeline.config import table_label
 from report_pipeline.settings import AlertTarget, Settings
 from report_pipeline.taskids import parse_task_id
 
@@ -103,7 +104,7 @@ def run_failure_alert(context: Mapping[str, Any], failed: Sequence[Mapping[str, 
     lines = [f"run: {run_id}", f"logical date: {date}", f"reason: {context.get('reason') or '-'}", "failed:"]
     for f in failed:
         alias, table = _table_of(str(f["task_id"]))
-        lines.append(f"- company {alias} table {table} task {f['task_id']}")
+        lines.append(f"- {table_label(alias, table)} task {f['task_id']}")
         if f.get("log_url"):
             lines.append(f"log: {f['log_url']}")
     return Alert(subject[:250], "\n".join(lines))

@@ -21,7 +21,7 @@ from report_pipeline.airflow.connections import HookConnections
 from report_pipeline.airflow.lineage import extract_lineage, load_lineage, safe_lineage
 from report_pipeline.airflow.metrics import TableMetrics
 from report_pipeline.airflow.params import skip_unless_selected
-from report_pipeline.config import Company, TableSpec
+from report_pipeline.config import Company, TableSpec, table_label
 from report_pipeline.errors import ReportPipelineError, is_retryable
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, table_prefix
 from report_pipeline.settings import S3_CONN_ID, SOURCE_CONN_ID, TARGET_CONN_ID, Settings
@@ -285,8 +285,9 @@ class ReportS3ToMySqlOperator(_TableOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         _selected(context, self.company, self.spec)
         extracted = self._extracted_items()
+        label = table_label(self.company.alias, self.spec.name, self.spec.id)
         if not extracted:
-            raise AirflowFailException(f"{self.company.alias}.{self.spec.name}: the extract returned no manifest")
+            raise AirflowFailException(f"{label}: the extract returned no manifest")
         logical_date = logical_date_of(context)
         # Only this company's bucket and this table's prefix for this run's date: an XCom from another
         # table, company or date (a mis-wired or hand-edited value) must never be loaded here.
@@ -295,8 +296,7 @@ class ReportS3ToMySqlOperator(_TableOperator):
             if item["bucket"] != self.company.bucket or not str(item["manifest_key"]).startswith(prefix):
                 raise AirflowFailException(
                     f"refusing to load s3://{item['bucket']}/{item['manifest_key']}: not under "
-                    f"s3://{self.company.bucket}/{prefix} (company {self.company.alias!r}, table "
-                    f"{self.spec.name!r}, this run's logical date)"
+                    f"s3://{self.company.bucket}/{prefix} ({label}, this run's logical date)"
                 )
         params = context.get("params") or {}
         result = tasks.load_table(
@@ -359,7 +359,7 @@ class ReportS3ToMySqlOperator(_TableOperator):
         extract_id, sha256 = item.get("extract_id"), item.get("sha256")
         if not isinstance(extract_id, str) or not isinstance(sha256, str):
             raise AirflowFailException(
-                f"{tasks.table_label(self.company, self.spec)}: refusing to load "
+                f"{table_label(self.company.alias, self.spec.name, self.spec.id)}: refusing to load "
                 f"s3://{item['bucket']}/{item['manifest_key']}: the extract's XCom carries no extract id and "
                 "sha256 to verify it by; re-run the extract (clear its task)"
             )
