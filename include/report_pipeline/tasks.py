@@ -146,7 +146,8 @@ def plan_table_chunks(
     if spec.chunk_column is None or spec.chunk_rows is None:
         raise ValueError(f"table {spec.name!r} is not chunked")
     settings = settings or Settings.from_env()
-    (gate or governor.Gate(governor.limits_of(settings), table_label(company, spec))).admit(connections.source)
+    label = table_label(company.alias, spec.name, spec.id)
+    (gate or governor.Gate(governor.limits_of(settings), label)).admit(connections.source)
     query: str = spec.query_select
     parameters: Parameters = _parameters(spec, company, logical_date, lookback_days)
     cursor = cursor_request(connections, company, spec, reset_watermark=reset_watermark)
@@ -184,7 +185,7 @@ def extract_table(
     The governor's ``gate`` admits the extract once the source is calm and pauses it between parts
     while the source is busy (by default in-process; ``gate.waited`` adds up the seconds waited).
     """
-    gate = gate or governor.Gate(governor.limits_of(settings), table_label(company, spec))
+    gate = gate or governor.Gate(governor.limits_of(settings), table_label(company.alias, spec.name, spec.id))
     gate.admit(connections.source)
     # A pause holds the open query: below the server's patience with a silent reader and its query bound.
     pacer = gate.pacer(
