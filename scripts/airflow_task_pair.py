@@ -28,6 +28,8 @@ from typing import Any
 
 import requests
 
+from report_pipeline.taskids import task_id
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench
@@ -36,9 +38,8 @@ import small_table
 REPO = Path(__file__).resolve().parent.parent
 API = f"http://127.0.0.1:{os.environ.get('AIRFLOW_REAL_PORT', '8080')}"
 DAG_ID = "populate_report_databases"
-GROUP = f"company_{small_table.COMPANY}"
-EXTRACT = f"{GROUP}.{small_table.TABLE}__mysql_to_s3"
-LOAD = f"{GROUP}.{small_table.TABLE}__s3_to_mysql"
+EXTRACT = task_id(small_table.COMPANY, small_table.TABLE, "mysql_to_s3")
+LOAD = task_id(small_table.COMPANY, small_table.TABLE, "s3_to_mysql")
 SNAPSHOT = REPO / ".local" / "airflow-real" / "report_pipeline" / "admin_snapshot.json"
 
 

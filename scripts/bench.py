@@ -901,13 +901,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child_main(args.child)
     if args.incremental:
-        from bench_incremental import main as incremental_main
-
-        return incremental_main(args.rows)
+        # Its own process: bench_incremental builds on this module, which must not import it back.
+        script = Path(__file__).with_name("bench_incremental.py")
+        return subprocess.call([sys.executable, str(script), "--rows", str(args.rows)])
     if args.reconcile:
-        from bench_reconcile import main as reconcile_main
-
-        return reconcile_main(BIG_ROWS if args.big else args.rows, args.repeat)
+        return reconcile_row(BIG_ROWS if args.big else args.rows, args.repeat)
     if args.rows < 1:
         parser.error("--rows must be positive")
 
@@ -1029,11 +1027,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {args.output.relative_to(REPO) if args.output.is_relative_to(REPO) else args.output}")
     reconciled = 0
     if args.with_reconcile and not args.only:
-        from bench_reconcile import main as reconcile_main
-
         print()
-        reconciled = reconcile_main(BIG_ROWS if args.big else args.rows, args.repeat)
+        reconciled = reconcile_row(BIG_ROWS if args.big else args.rows, args.repeat)
     return 0 if all(r.get("exact_copy") for r in summary) and reconciled == 0 else 1
+
+
+def reconcile_row(rows: int, repeat: int) -> int:
+    """The reconcile row, in its own process: bench_reconcile builds on this module, which must not import it back."""
+    script = Path(__file__).with_name("bench_reconcile.py")
+    return subprocess.call([sys.executable, str(script), "--rows", str(rows), "--repeat", str(repeat)])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The incremental row of the benchmark (issue 12): ``python scripts/bench.py --incremental [--rows N]``.
+"""The incremental row of the benchmark (issue 12): ``python scripts/bench.py --incremental [--rows N]``
+(which runs this file in a process of its own).
 
 On a copy of the benchmark's mixed-type table with an ``updated_at`` cursor column:
 
@@ -23,13 +24,16 @@ its time follows (see the note printed under the table).
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import sys
 import time
 from typing import Any
 
 from bench import (
     BUCKET_OURS,
     COLS,
+    DEFAULT_ROWS,
     FINGERPRINT,
     SRC_DB,
     TGT_DB,
@@ -255,3 +259,9 @@ def main(rows: int) -> int:
         )
     )
     return 0 if second_exact and quiet_exact else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="the incremental row of the benchmark (bench.py --incremental)")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows of the benchmark's source table")
+    sys.exit(main(parser.parse_args().rows))

@@ -17,9 +17,11 @@ Runs in this process against the same servers as ``bench.py`` (no Airflow), medi
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import random
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -296,3 +298,11 @@ def main(rows: int = BIG_ROWS, repeat: int = 3) -> int:
         "differing ranges' key checksums cross the wire); the repair re-extracts only the differing rows."
     )
     return 0 if all(exacts) else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="the reconcile row of the benchmark (bench.py --reconcile)")
+    parser.add_argument("--rows", type=int, default=BIG_ROWS, help="rows of the drifted table")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved swap / reconcile rounds")
+    parsed = parser.parse_args()
+    sys.exit(main(parsed.rows, parsed.repeat))

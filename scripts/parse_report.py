@@ -45,6 +45,7 @@ sys.path.insert(0, str(REPO / "include"))
 
 from report_pipeline import admin  # noqa: E402
 from report_pipeline.shards import DAG_ID, shard_dag_id, shard_of, write_shard_files  # noqa: E402
+from report_pipeline.taskids import task_id  # noqa: E402
 
 DAG_FILE = REPO / "dags" / f"{DAG_ID}.py"
 
@@ -209,7 +210,7 @@ def one_dag(env: dict[str, str], down: dict[str, str], warm_runs: int, timeout: 
     worker = {
         **down,
         "_AIRFLOW_PARSING_CONTEXT_DAG_ID": DAG_ID,
-        "_AIRFLOW_PARSING_CONTEXT_TASK_ID": "company_pr0001.table_01__mysql_to_s3",
+        "_AIRFLOW_PARSING_CONTEXT_TASK_ID": task_id("pr0001", "table_01", "mysql_to_s3"),
     }
     (snapshot.parent / (snapshot.name + ".failed")).unlink(missing_ok=True)
     results.append(("worker parse, expired, admin DB down", dags_report(worker, count_file, timeout)))
@@ -244,7 +245,7 @@ def sharded(env: dict[str, str], down: dict[str, str], shards: int, warm_runs: i
         **down,
         "_AIRFLOW_PARSING_CONTEXT_DAG_ID": shard_dag_id(1),
         # A company of shard 1, so the worker's task is one the file builds.
-        "_AIRFLOW_PARSING_CONTEXT_TASK_ID": f"company_{_first_of(1, shards)}.table_01__mysql_to_s3",
+        "_AIRFLOW_PARSING_CONTEXT_TASK_ID": task_id(_first_of(1, shards), "table_01", "mysql_to_s3"),
     }
     parsed = file_parse(worker, files[0], timeout)
     results.append(

@@ -14,10 +14,10 @@ from typing import Any
 from report_pipeline import admin
 from report_pipeline.config import build_table
 from report_pipeline.errors import ConfigError
-from report_pipeline.modes import LOAD_MODES
 from report_pipeline.session import opened
 from report_pipeline.settings import Settings
 from report_pipeline.snapshot import expire_snapshot
+from report_pipeline.vocabulary import LOAD_MODES
 
 Connect = Callable[[Settings], Any]
 

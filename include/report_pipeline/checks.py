@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from report_pipeline import ownership
-from report_pipeline.config import Plan
+from report_pipeline.config import Plan, table_label
 from report_pipeline.evolution import describe_changes
 from report_pipeline.guards import key_problem, narrowest_key
 from report_pipeline.incremental import cursor_problem
@@ -45,7 +45,7 @@ def server_problems(plan: Plan, settings: Settings, conns: Any, notes: list[str]
                 problems.append(f"company {c.alias!r} (companies row id={c.id}): {owner}")
                 continue
             for spec in cp.tables:
-                where = f"company {c.alias!r} {spec.where}"
+                where = table_label(c.alias, spec.name, spec.id)
                 try:
                     params = bind_parameters(spec, c, window_for(logical, c.lookback_days))
                     if spec.schema_evolution == "evolve":  # only the evolution check needs the types

@@ -15,13 +15,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from report_pipeline.csvformat import INTEGER_TYPES, type_name
-from report_pipeline.errors import ConfigError, TransferError
+from report_pipeline.errors import ConfigError
 from report_pipeline.session import Parameters, prepare_session, probe_columns
 from report_pipeline.validation import quote_identifier
+from report_pipeline.vocabulary import Chunk
 
 MAX_CHUNKS = 256
 
@@ -41,79 +41,29 @@ _SQL_TYPE_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class Chunk:
-    """One chunk of a plan: the rows with ``low <= column < high`` (None: open), or those with NULL.
+def bind_chunk(chunk: Chunk, query: str, column: str, parameters: Parameters) -> tuple[str, Parameters]:
+    """``query`` narrowed to ``chunk``'s rows, and its parameters plus the chunk's bounds.
 
-    ``index`` and ``count`` place it in its plan, so the load can tell that it was given every chunk.
-    It travels as JSON (``to_json``): through XCom to its extract, and inside the extract's manifest.
+    Bounds are bound like the query's own parameters (``%s`` or ``%(name)s``), never pasted in.
     """
-
-    index: int
-    count: int
-    low: int | None = None
-    high: int | None = None
-    nulls: bool = False
-
-    def label(self, column: str | None) -> str:
-        """What the chunk covers, as the UI names its mapped extract: ``id [250, 500)``, ``id IS NULL``."""
-        col = column or "chunk"
-        if self.nulls:
-            return f"{col} IS NULL"
-        if self.low is None and self.high is None:
-            return f"{col} IS NOT NULL"
-        if self.low is None:
-            return f"{col} < {self.high}"
-        if self.high is None:
-            return f"{col} >= {self.low}"
-        return f"{col} [{self.low}, {self.high})"
-
-    def to_json(self) -> dict[str, Any]:
-        """The chunk as a JSON object; ``None`` bounds are open ends, ``nulls`` marks the NULL chunk."""
-        return {"index": self.index, "count": self.count, "low": self.low, "high": self.high, "nulls": self.nulls}
-
-    @classmethod
-    def from_json(cls, value: Any) -> Chunk:
-        """Read ``to_json``'s form back; TransferError for anything else (a hand-edited XCom)."""
-        try:
-            if not isinstance(value, Mapping):
-                raise TypeError(f"not an object: {value!r}")
-            index, count, nulls = value["index"], value["count"], value.get("nulls", False)
-            low, high = value.get("low"), value.get("high")
-            ints = (index, count, *(b for b in (low, high) if b is not None))
-            if any(isinstance(v, bool) or not isinstance(v, int) for v in ints) or not isinstance(nulls, bool):
-                raise TypeError(f"index, count and bounds must be integers: {dict(value)!r}")
-            if not 0 <= index < count or (nulls and (low, high) != (None, None)):
-                raise ValueError(f"not a chunk of a plan: {dict(value)!r}")
-            if low is not None and high is not None and low >= high:
-                raise ValueError(f"empty range: {dict(value)!r}")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TransferError(f"malformed chunk: {exc}") from exc
-        return cls(index, count, low, high, nulls)
-
-    def bind(self, query: str, column: str, parameters: Parameters) -> tuple[str, Parameters]:
-        """``query`` narrowed to this chunk's rows, and its parameters plus the chunk's bounds.
-
-        Bounds are bound like the query's own parameters (``%s`` or ``%(name)s``), never pasted in.
-        """
-        col = f"_rp_chunk.{quote_identifier(column)}"
-        named = isinstance(parameters, Mapping)
-        conditions: list[str] = []
-        bounds: dict[str, int] = {}
-        if self.nulls:
-            conditions.append(f"{col} IS NULL")
-        elif self.low is None and self.high is None:
-            conditions.append(f"{col} IS NOT NULL")
-        if self.low is not None:
-            conditions.append(f"{col} >= " + ("%(_rp_lo)s" if named else "%s"))
-            bounds["_rp_lo"] = self.low
-        if self.high is not None:
-            conditions.append(f"{col} < " + ("%(_rp_hi)s" if named else "%s"))
-            bounds["_rp_hi"] = self.high
-        sql = f"SELECT * FROM ({query}) AS _rp_chunk WHERE " + " AND ".join(conditions)
-        if isinstance(parameters, Mapping):
-            return sql, {**parameters, **bounds}
-        return sql, (*parameters, *bounds.values())
+    col = f"_rp_chunk.{quote_identifier(column)}"
+    named = isinstance(parameters, Mapping)
+    conditions: list[str] = []
+    bounds: dict[str, int] = {}
+    if chunk.nulls:
+        conditions.append(f"{col} IS NULL")
+    elif chunk.low is None and chunk.high is None:
+        conditions.append(f"{col} IS NOT NULL")
+    if chunk.low is not None:
+        conditions.append(f"{col} >= " + ("%(_rp_lo)s" if named else "%s"))
+        bounds["_rp_lo"] = chunk.low
+    if chunk.high is not None:
+        conditions.append(f"{col} < " + ("%(_rp_hi)s" if named else "%s"))
+        bounds["_rp_hi"] = chunk.high
+    sql = f"SELECT * FROM ({query}) AS _rp_chunk WHERE " + " AND ".join(conditions)
+    if isinstance(parameters, Mapping):
+        return sql, {**parameters, **bounds}
+    return sql, (*parameters, *bounds.values())
 
 
 def boundaries(low: int, high: int, count: int, chunk_rows: int) -> list[int]:

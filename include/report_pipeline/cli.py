@@ -18,17 +18,17 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from report_pipeline import admin, admin_commands, checks, ledger, onboard, reconcilelog, reconciliation, shards, tasks
-from report_pipeline.chunks import Chunk
+from report_pipeline import admin, admin_commands, checks, ledger, onboard, reconciliation, shards, tasks
 from report_pipeline.config import Company, Plan, TableSpec, build_plan, build_table
+from report_pipeline.environment import check_environment
 from report_pipeline.errors import ReportPipelineError
 from report_pipeline.manifest import Manifest
-from report_pipeline.modes import LOAD_MODES
 from report_pipeline.progress import ProgressLine
 from report_pipeline.runs import bind_parameters, window_for
 from report_pipeline.session import opened
-from report_pipeline.settings import Settings, check_environment
+from report_pipeline.settings import Settings
 from report_pipeline.snapshot import expire_snapshot, plan_to_dict
+from report_pipeline.vocabulary import LOAD_MODES, RECONCILE_LOG_TABLE, Chunk
 
 
 class CliConnections(tasks.Connections, Protocol):
@@ -288,7 +288,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings, connect: Connect
     print(result.summary())
     if not result.drift.matches:
         print_table(*result.kinds())
-    print(f"recorded in {company.schema}.{reconcilelog.TABLE} (id {result.record_id}) in {result.seconds:.2f} s")
+    print(f"recorded in {company.schema}.{RECONCILE_LOG_TABLE} (id {result.record_id}) in {result.seconds:.2f} s")
     return 0 if result.exact else 1
 
 

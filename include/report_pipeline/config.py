@@ -13,26 +13,38 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from report_pipeline import ledger, legacy, reconcilelog, schemalog, validation, watermarks
+from report_pipeline import legacy, validation
 from report_pipeline.errors import ConfigError
-from report_pipeline.evolution import DEFAULT_SCHEMA_EVOLUTION, SCHEMA_EVOLUTIONS, SchemaEvolution
-from report_pipeline.modes import DEFAULT_LOAD_MODE, LOAD_MODES, LoadMode
 from report_pipeline.settings import Settings
+from report_pipeline.taskids import group_id
+from report_pipeline.vocabulary import (
+    DEFAULT_LOAD_MODE,
+    DEFAULT_SCHEMA_EVOLUTION,
+    LOAD_MODES,
+    RESERVED_TARGET_PREFIX,
+    RESERVED_TARGET_TABLES,
+    SCHEMA_EVOLUTIONS,
+    LoadMode,
+    SchemaEvolution,
+)
 
 LOOKBACK_CONFIGURATION = "date Y-M-D"
 DEFAULT_CHUNK_ROWS = 1_000_000
 # About 100 years: more cannot be meant, and a window must stay inside the calendar (year >= 1).
 MAX_LOOKBACK_DAYS = 36_600
-# Tables the load itself owns in every target schema (ledger.TABLE, watermarks.TABLE, and the shadow and retired
-# tables of a swap, modes.shadow_names): a table spec loading into them would corrupt the load status.
-RESERVED_TARGET_TABLES = frozenset({ledger.TABLE, watermarks.TABLE, schemalog.TABLE, reconcilelog.TABLE})
-RESERVED_TARGET_PREFIX = "_rp_"
 
 # ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits, which int() rejects
 # or misreads, and at most 18 of them, so a huge value is an error rather than an enormous number.
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")
 
 Row = Mapping[str, Any]
+
+
+def table_label(company: str | None, table: str, row_id: int | None = None) -> str:
+    """How every message names a table: ``company 'acme' table 'orders' (tables row id=2)``, leaving out
+    what the caller does not know (the company alias, the admin ``tables`` row)."""
+    label = f"table {table!r}" if company is None else f"company {company!r} table {table!r}"
+    return label if row_id is None else f"{label} (tables row id={row_id})"
 
 
 @dataclass(frozen=True)
@@ -97,8 +109,8 @@ class TableSpec:
 
     @property
     def where(self) -> str:
-        """How messages name this table: by name and admin row."""
-        return f"table {self.name!r} (tables row id={self.id})"
+        """How messages name this table without its company: by name and admin row (``table_label``)."""
+        return table_label(None, self.name, self.id)
 
     @property
     def uses_dates(self) -> bool:
@@ -437,7 +449,7 @@ def build_plan(rows: AdminRows, settings: Settings) -> Plan:
                     raise ConfigError(f"{resource} {value!r} is already used by company {other!r}")
             claimed[f"bucket:{company.bucket}"] = claimed[f"schema:{company.schema}"] = company.alias
         except ConfigError as exc:
-            broken.append(BrokenCompany(f"company_{row.get('id')}", Problem("companies", row.get("id"), str(exc))))
+            broken.append(BrokenCompany(group_id(str(row.get("id"))), Problem("companies", row.get("id"), str(exc))))
             continue
         good = tuple(s for s in specs if isinstance(s, TableSpec))
         bad = tuple(s for s in specs if isinstance(s, BrokenTable))

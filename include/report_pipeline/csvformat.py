@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal
+from typing import Any
 
-Encoding = Literal["text", "hex", "bit"]
+from report_pipeline.vocabulary import Encoding
 
 # MySQL field type codes (MySQLdb.constants.FIELD_TYPE), spelled out so this module imports without it.
 TYPE_NAMES = {

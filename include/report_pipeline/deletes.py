@@ -21,8 +21,8 @@ import os
 from collections.abc import Iterable
 
 from report_pipeline.errors import RefusedError, TransferError
+from report_pipeline.job import LoadJob
 from report_pipeline.manifest import Part
-from report_pipeline.modes import LoadJob
 
 # The load mode's logger, as before this step moved out of modes.py: log filters keep finding it.
 log = logging.getLogger("report_pipeline.modes")

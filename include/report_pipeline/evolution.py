@@ -23,20 +23,14 @@ import logging
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
 
 from report_pipeline.csvformat import TYPE_NAMES
 from report_pipeline.errors import ConfigError
+from report_pipeline.job import LoadJob
 from report_pipeline.validation import check_identifier
-
-if TYPE_CHECKING:  # modes imports this module; the load's steps below only take its LoadJob
-    from report_pipeline.modes import LoadJob
+from report_pipeline.vocabulary import ColumnChange
 
 log = logging.getLogger(__name__)
-
-SchemaEvolution = Literal["fail", "evolve"]
-SCHEMA_EVOLUTIONS: tuple[SchemaEvolution, ...] = ("fail", "evolve")
-DEFAULT_SCHEMA_EVOLUTION: SchemaEvolution = "fail"
 
 # Result metadata flags (MySQLdb.constants.FLAG).
 _UNSIGNED, _BINARY, _ENUM, _SET = 32, 128, 256, 2048
@@ -176,16 +170,6 @@ def holds(wide: SqlType, narrow: SqlType) -> bool:
 def _capacity(kind: SqlType) -> int:
     # Text types hold bytes; a VARCHAR or CHAR of n utf8mb4 characters needs up to 4n of them.
     return kind.size if kind.family == "text" else kind.size * _RESULT_BYTES_PER_CHAR
-
-
-@dataclass(frozen=True)
-class ColumnChange:
-    """One change schema evolution makes to a target table."""
-
-    column: str
-    change: Literal["add", "widen"]
-    old_type: str | None
-    new_type: str
 
 
 @dataclass(frozen=True)

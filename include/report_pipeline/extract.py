@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from report_pipeline.chunks import Chunk
+from report_pipeline.chunks import bind_chunk
 from report_pipeline.csvformat import (
     BIT,
     FLOAT,
@@ -34,10 +34,11 @@ from report_pipeline.csvformat import (
 )
 from report_pipeline.errors import TransferError
 from report_pipeline.incremental import CursorRequest, MaxTracker, narrowed
-from report_pipeline.manifest import Column, CursorRange, KeySet, Manifest, Part
+from report_pipeline.manifest import Column, KeySet, Manifest, Part
 from report_pipeline.session import close_quietly, prepare_session, probe_types
 from report_pipeline.storage import Bucket
 from report_pipeline.validation import backtick
+from report_pipeline.vocabulary import Chunk, CursorRange
 
 log = logging.getLogger(__name__)
 
@@ -349,8 +350,8 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     if request.chunk is not None:
         if request.chunk_column is None:
             raise TransferError("a chunked extract needs its chunk column")
-        query, parameters = request.chunk.bind(query, request.chunk_column, parameters)
-        key_query, key_parameters = request.chunk.bind(key_query, request.chunk_column, key_parameters)
+        query, parameters = bind_chunk(request.chunk, query, request.chunk_column, parameters)
+        key_query, key_parameters = bind_chunk(request.chunk, key_query, request.chunk_column, key_parameters)
     query, source_types, sql_types = _exact_floats(conn, query, parameters)
 
     uploader = _PartUploader(request)

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from report_pipeline import ledger
 from report_pipeline.config import Plan
+from report_pipeline.taskids import parse_task_id
 
 Status = Literal["green", "amber", "red"]
 PRESETS = {"@hourly": 3600, "@daily": 86400, "@weekly": 7 * 86400, "@monthly": 31 * 86400, "@yearly": 366 * 86400}
@@ -179,7 +180,7 @@ def render_page(
         if r.failure is not None:
             when = f"{r.failure.when:%Y-%m-%d %H:%M} UTC" if r.failure.when else ""
             failure = (
-                f'<span class="err">{html.escape(r.failure.task_id.split(".", 1)[-1])} failed {when} '
+                f'<span class="err">{html.escape(parse_task_id(r.failure.task_id).name)} failed {when} '
                 f'(try {r.failure.try_number})</span> <a href="{html.escape(r.failure.log_url, quote=True)}" '
                 'target="_top">log</a>'
             )

@@ -14,11 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from report_pipeline.csvformat import INTEGER_TYPES, Encoding, merge_encodings, type_name
+from report_pipeline.csvformat import INTEGER_TYPES, merge_encodings, type_name
 from report_pipeline.errors import ConfigError, TransferError
-from report_pipeline.manifest import CursorRange, KeySet
+from report_pipeline.manifest import KeySet
 from report_pipeline.session import Parameters, probe_columns
 from report_pipeline.validation import quote_identifier
+from report_pipeline.vocabulary import CursorRange, KeyColumns
 
 CursorKind = Literal["integer", "time"]
 
@@ -175,16 +176,6 @@ def merge_ranges(ranges: Sequence[CursorRange | None]) -> CursorRange | None:
         snapshot_at=min((r.snapshot_at for r in known), key=_time),
         reset=any(r.reset for r in known),
     )
-
-
-@dataclass(frozen=True)
-class KeyColumns:
-    """The key set of one load: its columns and encodings, and its row count and checksum (if known)."""
-
-    columns: tuple[str, ...]
-    encodings: tuple[Encoding, ...]
-    rows: int
-    checksum: int | None
 
 
 def merge_keys(key_sets: Sequence[KeySet | None]) -> KeyColumns | None:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from report_pipeline.validation import quote_identifier
+from report_pipeline.vocabulary import LEDGER_TABLE
 
-TABLE = "report_loads"
 _DDL = """CREATE TABLE IF NOT EXISTS {table} (
   `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   `table_name` VARCHAR(64) NOT NULL,
@@ -54,7 +54,7 @@ class LoadRecord:
 
 
 def _table(schema: str) -> str:
-    return f"{quote_identifier(schema)}.`{TABLE}`"
+    return f"{quote_identifier(schema)}.`{LEDGER_TABLE}`"
 
 
 def utc_naive(moment: dt.datetime) -> dt.datetime:
@@ -167,6 +167,6 @@ def of_run(cursor: Any, schema: str, run_id: str) -> list[LoadRecord]:
 def exists(cursor: Any, schema: str) -> bool:
     """Whether ``schema`` has a ledger yet (a company onboarded but never loaded has none)."""
     cursor.execute(
-        "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (schema, TABLE)
+        "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (schema, LEDGER_TABLE)
     )
     return cursor.fetchone() is not None

@@ -27,16 +27,19 @@ from dataclasses import dataclass, field
 from report_pipeline import ownership
 from report_pipeline.attempts import DEFAULT_MAX_AGE, ThisLoad, previously_loaded, remove_stale_attempts
 from report_pipeline.chunks import chunk_set_problem
+from report_pipeline.config import table_label
 from report_pipeline.csvformat import merge_encodings
 from report_pipeline.errors import RefusedError, ReportPipelineError, TransferError
-from report_pipeline.evolution import DEFAULT_SCHEMA_EVOLUTION, Evolution, plan_evolution, refusal_message
+from report_pipeline.evolution import Evolution, plan_evolution, refusal_message
 from report_pipeline.guards import SwapGuard
 from report_pipeline.incremental import merge_keys, merge_ranges
+from report_pipeline.job import LoadJob
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, Part, manifest_digest
-from report_pipeline.modes import LoadJob, LoadStrategy, strategy_for
+from report_pipeline.modes import LoadStrategy, strategy_for
 from report_pipeline.storage import Bucket
 from report_pipeline.target import Target
 from report_pipeline.validation import InsertTarget
+from report_pipeline.vocabulary import DEFAULT_SCHEMA_EVOLUTION
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ class LoadRequest:
     @property
     def label(self) -> str:
         """How refusals name this load: company, table and admin row when known."""
-        return self.where or f"company {self.company!r} table {self.target.table!r}"
+        return self.where or table_label(self.company, self.target.table)
     # Target sessions a swap loads its shadow over (REPORTS_LOAD_PARALLELISM); needs a target that forks.
     parallelism: int = 1
     # Swap: build the shadow's plain secondary indexes after the rows (REPORTS_SWAP_DEFER_INDEXES).

@@ -26,9 +26,8 @@ import uuid
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, TypeVar
 
-from report_pipeline.chunks import Chunk
-from report_pipeline.csvformat import Encoding
 from report_pipeline.errors import TransferError
+from report_pipeline.vocabulary import Chunk, CursorRange, Encoding
 
 # 2: extract attempts in folders of their own, chunks with open ends and a NULL chunk (``Chunk``).
 MANIFEST_VERSION = 2
@@ -135,23 +134,6 @@ class Part:
     csv_bytes: int
     stored_bytes: int
     sha256: str
-
-
-@dataclass(frozen=True)
-class CursorRange:
-    """What an incremental extract read: rows whose cursor column is >= ``since`` (None: every row).
-
-    Values are the source's own text forms (an integer, or ``YYYY-MM-DD[ HH:MM:SS[.ffffff]]`` in UTC).
-    ``snapshot_at`` is the source server's UTC clock when the extract's consistent snapshot began:
-    loads of one table are ordered by it, so an older extract never overwrites newer rows.
-    """
-
-    column: str
-    kind: Literal["integer", "time"]
-    since: str | None
-    max_seen: str | None
-    snapshot_at: str
-    reset: bool = False
 
 
 @dataclass(frozen=True)

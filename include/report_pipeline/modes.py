@@ -1,10 +1,10 @@
 """Load modes: one closed set of names, each a small strategy class chosen from a registry.
 
-``LoadMode`` is the single source of truth; ``LOAD_MODES`` is derived from it (as dlt derives its write
-dispositions from ``TWriteDisposition``). A strategy decides where the rows go and how they become
-visible: ``prepare`` (or say why nothing is to be done), ``load_parts``, ``finish``, and ``abort`` on
-failure. ``load.py`` runs every strategy the same way and has no mode branches. To add a mode: add its
-name to ``LoadMode``, write its class here, and register it in ``STRATEGIES``.
+``vocabulary.LoadMode`` is the single source of truth; ``LOAD_MODES`` is derived from it (as dlt derives
+its write dispositions from ``TWriteDisposition``). A strategy decides where the rows go and how they
+become visible: ``prepare`` (or say why nothing is to be done), ``load_parts``, ``finish``, and ``abort``
+on failure. ``load.py`` runs every strategy the same way and has no mode branches. To add a mode: add its
+name to ``vocabulary.LoadMode``, write its class here, and register it in ``STRATEGIES``.
 """
 
 from __future__ import annotations
@@ -14,53 +14,22 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import ClassVar, Literal, get_args
+from typing import ClassVar
 
-from report_pipeline.csvformat import Encoding
+from report_pipeline.deletes import delete_missing
 from report_pipeline.errors import RefusedError, TransferError
-from report_pipeline.evolution import ColumnChange, evolve_table, record_changes
-from report_pipeline.guards import SwapGuard, key_problem
-from report_pipeline.incremental import KeyColumns, later
+from report_pipeline.evolution import evolve_table, record_changes
+from report_pipeline.guards import key_problem
+from report_pipeline.incremental import later
+from report_pipeline.job import LoadJob
 from report_pipeline.ledger import LoadRecord
-from report_pipeline.manifest import CursorRange, Part
+from report_pipeline.manifest import Part
 from report_pipeline.parallel import load_in_parallel
-from report_pipeline.target import Duplicates, Target
+from report_pipeline.target import Target
+from report_pipeline.vocabulary import LOAD_MODES, CursorRange, Duplicates, LoadMode
 from report_pipeline.watermarks import Watermark
 
 log = logging.getLogger(__name__)
-
-LoadMode = Literal["upsert", "swap", "incremental"]
-LOAD_MODES: tuple[LoadMode, ...] = get_args(LoadMode)
-DEFAULT_LOAD_MODE: LoadMode = "upsert"
-
-
-@dataclass(frozen=True)
-class LoadJob:
-    """Everything a strategy needs to know about one load."""
-
-    target: Target
-    schema: str
-    table: str
-    columns: tuple[str, ...]
-    encodings: tuple[Encoding, ...]
-    duplicates: Duplicates
-    expected_rows: int
-    logical_date: dt.datetime
-    run_id: str
-    load_key: str
-    manifest_keys: tuple[str, ...]
-    guard: SwapGuard = field(default_factory=lambda: SwapGuard())
-    # What the manifests' incremental extracts read (incremental.merge_ranges), or None.
-    cursor: CursorRange | None = None
-    # Delete detection: the key columns (and their CSV encodings) the manifests' key sets hold.
-    keys: KeyColumns | None = None
-    # Target sessions a strategy that loads a table no reader sees may use at once (1: serial).
-    parallelism: int = 1
-    # Swap: build the shadow's plain secondary indexes after its rows are in, in one ALTER.
-    defer_indexes: bool = False
-    # Schema evolution: columns to add or widen before the rows load (evolution.plan_evolution).
-    changes: tuple[ColumnChange, ...] = ()
 
 
 def _remove_quietly(path: str) -> None:
@@ -76,7 +45,7 @@ def load_part(target: Target, job: LoadJob, into: str, duplicates: Duplicates, p
     try:
         records = target.bulk_load(path, job.schema, into, job.columns, job.encodings, duplicates)
     except TransferError as exc:
-        raise TransferError(f"{part.key}: {exc}") from exc
+        raise type(exc)(f"{part.key}: {exc}") from exc  # the class says whether a retry can help
     finally:
         _remove_quietly(path)
     if records != part.rows:
@@ -361,8 +330,6 @@ class Incremental(Upsert):
 
     def delete_missing(self, key_parts: Iterable[tuple[Part, str]]) -> int:
         """Delete, in the load's transaction, the target rows the source no longer has (``deletes``)."""
-        from report_pipeline.deletes import delete_missing  # it builds on this module's LoadJob
-
         return delete_missing(self.job, key_parts)
 
     def finish(self, loaded: int) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from report_pipeline import ledger
+from report_pipeline.vocabulary import LEDGER_TABLE
 
 SERVER_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 OWN_TABLE_PREFIX = "_rp_"
@@ -39,7 +39,7 @@ def adoption_problem(schema: str, tables: Collection[str], company_tables: Colle
     company's report tables (or the pipeline's own ``_rp_`` tables); an empty schema is adopted too.
     """
     names = {t.lower() for t in tables}
-    if ledger.TABLE in names:
+    if LEDGER_TABLE in names:
         return None
     known = {t.lower() for t in company_tables}
     foreign = sorted(t for t in tables if t.lower() not in known and not t.lower().startswith(OWN_TABLE_PREFIX))
@@ -47,7 +47,7 @@ def adoption_problem(schema: str, tables: Collection[str], company_tables: Colle
         return None
     shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
     return (
-        f"target schema {schema!r} exists, has no {ledger.TABLE} table and holds tables that are not this "
+        f"target schema {schema!r} exists, has no {LEDGER_TABLE} table and holds tables that are not this "
         f"company's report tables ({shown}), so it looks like somebody else's schema; change "
         "REPORTS_TARGET_SCHEMA_TEMPLATE or the company's alias, or, if the schema really is this company's, adopt "
         "it with `report-pipeline onboard --company-id N --alias A --adopt-schema`"

@@ -18,8 +18,8 @@ from typing import Any
 
 from report_pipeline.ledger import utc_naive
 from report_pipeline.validation import quote_identifier
+from report_pipeline.vocabulary import RECONCILE_LOG_TABLE
 
-TABLE = "report_reconciles"
 _DDL = """CREATE TABLE IF NOT EXISTS {table} (
   `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   `table_name` VARCHAR(64) NOT NULL,
@@ -90,7 +90,7 @@ class ReconcileRecord:
 
 
 def _table(schema: str) -> str:
-    return f"{quote_identifier(schema)}.`{TABLE}`"
+    return f"{quote_identifier(schema)}.`{RECONCILE_LOG_TABLE}`"
 
 
 def ensure(cursor: Any, schema: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 from report_pipeline import extract as extract_module
 from report_pipeline import load as load_module
 from report_pipeline import reconcilelog
-from report_pipeline.config import Company, TableSpec
+from report_pipeline.config import Company, TableSpec, table_label
 from report_pipeline.drift import MAX_KEYS, Drift, Key, compare_keys, find_drift
 from report_pipeline.errors import RefusedError, ReportPipelineError
 from report_pipeline.guards import narrowest_key
@@ -39,7 +39,7 @@ from report_pipeline.runs import bind_parameters, window_for
 from report_pipeline.session import Parameters, bound_source_session, opened, rollback_quietly
 from report_pipeline.settings import Settings
 from report_pipeline.target.mysql import MySqlTarget
-from report_pipeline.tasks import Connections, bounds_named, company_bucket, compared_columns, table_label
+from report_pipeline.tasks import Connections, bounds_named, company_bucket, compared_columns
 from report_pipeline.verify import source_side, target_side
 
 # Repair attempts (each rolled back when a source write raced it) before the reconcile refuses.
@@ -123,7 +123,8 @@ def reconcile_key(target: MySqlTarget, company: Company, spec: TableSpec, column
     """The key rows are compared by; RefusedError (naming the fix) when the target table has none."""
     key = narrowest_key(target.unique_keys(company.schema, spec.target.table), columns)
     if key is None:
-        raise RefusedError(f"{table_label(company, spec)}: {RECONCILE_NEEDS_KEY}; the target was not changed")
+        label = table_label(company.alias, spec.name, spec.id)
+        raise RefusedError(f"{label}: {RECONCILE_NEEDS_KEY}; the target was not changed")
     return key
 
 
@@ -196,7 +197,7 @@ class _Job:
         self, source: Any, target: MySqlTarget, found: Reconciliation, company_tables: Sequence[str] | None
     ) -> Reconciliation:
         """Re-copy the differing keys' rows (``repair``), up to ``ROUNDS`` attempts; RefusedError after."""
-        drift, label = found.drift, table_label(self.company, self.spec)
+        drift, label = found.drift, table_label(self.company.alias, self.spec.name, self.spec.id)
         if drift.overflow:
             raise RefusedError(
                 f"{label}: reconcile found more than {MAX_KEYS:,} differing keys ({drift.differing_ranges:,} of "
@@ -301,7 +302,7 @@ class _Job:
             logical_date=self.logical_date,
             run_id=self.run_id,
             expected=(manifest.ref,),
-            where=table_label(company, spec),
+            where=table_label(company.alias, spec.name, spec.id),
             attempt_max_age=dt.timedelta(hours=settings.attempt_max_age_hours),
             company_tables=None if company_tables is None else tuple(company_tables),
             protected_schemas=self.connections.protected_schemas(),

@@ -22,10 +22,12 @@ from typing import ClassVar
 
 from report_pipeline.drift import Drift, Key, key_condition, key_values
 from report_pipeline.errors import TransferError
+from report_pipeline.job import LoadJob
 from report_pipeline.manifest import Part
-from report_pipeline.modes import LoadJob, LoadMode, Upsert
+from report_pipeline.modes import Upsert
 from report_pipeline.session import Parameters
 from report_pipeline.verify import bind_after
+from report_pipeline.vocabulary import LoadMode
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from report_pipeline.config import Company, TableSpec
 from report_pipeline.errors import ConfigError, RefusedError
-from report_pipeline.modes import DEFAULT_LOAD_MODE, LOAD_MODES
+from report_pipeline.vocabulary import DEFAULT_LOAD_MODE, LOAD_MODES
 
 
 @dataclass(frozen=True)

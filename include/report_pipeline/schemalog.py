@@ -13,11 +13,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from report_pipeline.evolution import ColumnChange
 from report_pipeline.ledger import utc_naive
 from report_pipeline.validation import quote_identifier
+from report_pipeline.vocabulary import SCHEMA_LOG_TABLE, ColumnChange
 
-TABLE = "report_schema_changes"
 _DDL = """CREATE TABLE IF NOT EXISTS {table} (
   `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   `table_name` VARCHAR(64) NOT NULL,
@@ -37,7 +36,7 @@ _NO_SUCH_SCHEMA = 1049
 
 
 def _table(schema: str) -> str:
-    return f"{quote_identifier(schema)}.`{TABLE}`"
+    return f"{quote_identifier(schema)}.`{SCHEMA_LOG_TABLE}`"
 
 
 def ensure(cursor: Any, schema: str) -> None:

@@ -66,7 +66,7 @@ SETTINGS_VARIABLES = (
 )
 # REPORTS_* variables of the tooling around the package rather than of the package itself: the
 # compose stack's .env (docker-compose.yaml) and the local servers (scripts/env.sh, services.sh).
-# They are known, so that check_environment() accepts them wherever the same .env is shared.
+# They are known, so that environment.check_environment() accepts them wherever the same .env is shared.
 TOOLING_VARIABLES = (
     "REPORTS_DEMO_SETUP",
     "REPORTS_SOURCE_POOL_SLOTS",
@@ -328,36 +328,3 @@ def _safety(env: Mapping[str, str]) -> dict[str, Any]:
 def unknown_variables(env: Mapping[str, str]) -> list[str]:
     """The ``REPORTS_*`` names in ``env`` that nothing reads: typos, or settings that do not exist."""
     return sorted(name for name in env if name.startswith("REPORTS_") and name not in KNOWN_VARIABLES)
-
-
-def check_environment(env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from ``env``, refusing unknown ``REPORTS_*`` names as well as malformed values.
-
-    What a container runs before it starts (``report-pipeline check-settings``), so that a typo in a
-    deployment's environment stops the deployment with the variable named, instead of being ignored
-    (an unknown name) or surfacing later as a broken DAG (a malformed value). ConfigError names every
-    unknown variable, with the known name it most resembles.
-    """
-    import difflib
-
-    env = os.environ if env is None else env
-    unknown = unknown_variables(env)
-    if unknown:
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, sorted(KNOWN_VARIABLES), n=1)
-            hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
-        raise ConfigError(f"unknown setting(s): {', '.join(hints)}; README 'Settings' lists the known ones")
-    settings = Settings.from_env(env)
-    # The templates fail only once a company is named: try them on a sample alias now.
-    from report_pipeline import validation
-
-    for variable, apply, template in (
-        ("REPORTS_S3_BUCKET_TEMPLATE", validation.bucket_name, settings.bucket_template),
-        ("REPORTS_TARGET_SCHEMA_TEMPLATE", validation.schema_name, settings.schema_template),
-    ):
-        try:
-            apply(template, "acme")
-        except ConfigError as error:
-            raise ConfigError(f"{variable}={template!r}: {error}") from None
-    return settings

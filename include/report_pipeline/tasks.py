@@ -16,8 +16,8 @@ from report_pipeline import extract as extract_module
 from report_pipeline import governor
 from report_pipeline import load as load_module
 from report_pipeline import verify as verify_module
-from report_pipeline.chunks import Chunk, plan_chunks
-from report_pipeline.config import Company, TableSpec
+from report_pipeline.chunks import plan_chunks
+from report_pipeline.config import Company, TableSpec, table_label
 from report_pipeline.errors import ConfigError, MismatchError, RefusedError
 from report_pipeline.guards import SwapGuard, narrowest_key
 from report_pipeline.incremental import CursorRequest, narrowed
@@ -27,6 +27,7 @@ from report_pipeline.session import Parameters, bound_note, bound_source_session
 from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
+from report_pipeline.vocabulary import Chunk
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,6 @@ class Connections(Protocol):
 
     def protected_schemas(self) -> dict[str, str]:
         """Schemas on the target's server that belong to something else (admin, source), lower case."""
-
-
-def table_label(company: Company, spec: TableSpec) -> str:
-    """How refusals name a table: ``company 'acme' table 'orders' (tables row id=2)``."""
-    return f"company {company.alias!r} table {spec.name!r} (tables row id={spec.id})"
 
 
 def company_bucket(connections: Connections, settings: Settings, company: Company) -> Bucket:
@@ -119,8 +115,8 @@ def delete_key(connections: Connections, company: Company, spec: TableSpec) -> t
     key = narrowest_key(keys, spec.target.columns)
     if key is None:
         raise RefusedError(
-            f"company {company.alias!r} {spec.where}: delete_detection 'keys' needs a PRIMARY or UNIQUE key of "
-            f"loaded columns on {company.schema}.{spec.target.table}"
+            f"{table_label(company.alias, spec.name, spec.id)}: delete_detection 'keys' needs a PRIMARY or "
+            f"UNIQUE key of loaded columns on {company.schema}.{spec.target.table}"
         )
     return key
 
@@ -148,7 +144,8 @@ def plan_table_chunks(
     if spec.chunk_column is None or spec.chunk_rows is None:
         raise ValueError(f"table {spec.name!r} is not chunked")
     settings = settings or Settings.from_env()
-    (gate or governor.Gate(governor.limits_of(settings), table_label(company, spec))).admit(connections.source)
+    label = table_label(company.alias, spec.name, spec.id)
+    (gate or governor.Gate(governor.limits_of(settings), label)).admit(connections.source)
     query: str = spec.query_select
     parameters: Parameters = _parameters(spec, company, logical_date, lookback_days)
     cursor = cursor_request(connections, company, spec, reset_watermark=reset_watermark)
@@ -159,7 +156,7 @@ def plan_table_chunks(
                 query, parameters, _, _ = narrowed(conn, query, parameters, cursor)
             return plan_chunks(conn, query, parameters, spec.chunk_column, spec.chunk_rows)
         except ConfigError as exc:
-            raise ConfigError(f"{table_label(company, spec)}: {exc}") from exc
+            raise ConfigError(f"{table_label(company.alias, spec.name, spec.id)}: {exc}") from exc
 
 
 def extract_table(
@@ -186,7 +183,7 @@ def extract_table(
     The governor's ``gate`` admits the extract once the source is calm and pauses it between parts
     while the source is busy (by default in-process; ``gate.waited`` adds up the seconds waited).
     """
-    gate = gate or governor.Gate(governor.limits_of(settings), table_label(company, spec))
+    gate = gate or governor.Gate(governor.limits_of(settings), table_label(company.alias, spec.name, spec.id))
     gate.admit(connections.source)
     # A pause holds the open query: below the server's patience with a silent reader and its query bound.
     pacer = gate.pacer(
@@ -244,7 +241,7 @@ def load_table(
     ``allow_shrink`` (a manual run's choice) lifts the swap guard; ``company_tables`` are the company's
     report tables, which tell a seed-era company schema from somebody else's.
     """
-    where = table_label(company, spec)
+    where = table_label(company.alias, spec.name, spec.id)
     spec = with_overrides(spec, load_mode)
     guard = SwapGuard(
         allow_empty=allow_shrink or spec.allow_empty_swap,
@@ -333,4 +330,5 @@ def verify_after_load(
         return
     verdict = verify_table(connections, company, spec, logical_date)
     if not verdict.matches:
-        raise MismatchError(f"company {company.alias!r} {spec.where}: verify after load: {verdict.describe()}")
+        label = table_label(company.alias, spec.name, spec.id)
+        raise MismatchError(f"{label}: verify after load: {verdict.describe()}")

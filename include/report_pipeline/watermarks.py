@@ -16,8 +16,8 @@ from typing import Any
 
 from report_pipeline.ledger import utc_naive
 from report_pipeline.validation import quote_identifier
+from report_pipeline.vocabulary import WATERMARK_TABLE
 
-TABLE = "report_watermarks"
 _DDL = """CREATE TABLE IF NOT EXISTS {table} (
   `table_name` VARCHAR(64) NOT NULL,
   `cursor_column` VARCHAR(64) NOT NULL,
@@ -58,7 +58,7 @@ class Watermark:
 
 
 def _table(schema: str) -> str:
-    return f"{quote_identifier(schema)}.`{TABLE}`"
+    return f"{quote_identifier(schema)}.`{WATERMARK_TABLE}`"
 
 
 def ensure(cursor: Any, schema: str) -> None:

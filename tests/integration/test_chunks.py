@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import LocalConnections, execute, mysql_connect
 
 from report_pipeline import tasks
-from report_pipeline.chunks import Chunk, plan_chunks
+from report_pipeline.chunks import plan_chunks
 from report_pipeline.config import Company, TableSpec, build_table
 from report_pipeline.errors import ConfigError, TransferError
 from report_pipeline.extract import ExtractRequest, extract
@@ -33,6 +33,7 @@ from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
 from report_pipeline.validation import InsertTarget
+from report_pipeline.vocabulary import Chunk
 
 pytestmark = pytest.mark.integration
 

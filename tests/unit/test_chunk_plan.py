@@ -6,13 +6,14 @@ import pytest
 
 from report_pipeline.chunks import (
     MAX_CHUNKS,
-    Chunk,
+    bind_chunk,
     boundaries,
     check_chunk_column,
     chunk_set_problem,
     chunks_between,
 )
 from report_pipeline.errors import ConfigError, TransferError
+from report_pipeline.vocabulary import Chunk
 
 
 def covering(chunks: list[Chunk], value: int | None) -> list[int]:
@@ -80,15 +81,18 @@ def test_a_malformed_chunk_is_refused(value):
 def test_bounds_are_bound_as_parameters_in_the_querys_own_style():
     first, middle, last, nulls = chunks_between([10, 20])
     query = "SELECT id FROM t WHERE c = %s"
-    assert middle.bind(query, "id", (7,)) == (
+    assert bind_chunk(middle, query, "id", (7,)) == (
         f"SELECT * FROM ({query}) AS _rp_chunk WHERE _rp_chunk.`id` >= %s AND _rp_chunk.`id` < %s",
         (7, 10, 20),
     )
-    assert first.bind(query, "id", (7,))[1] == (7, 10)
-    assert last.bind(query, "id", (7,))[1] == (7, 20)
-    assert nulls.bind(query, "id", (7,)) == (f"SELECT * FROM ({query}) AS _rp_chunk WHERE _rp_chunk.`id` IS NULL", (7,))
+    assert bind_chunk(first, query, "id", (7,))[1] == (7, 10)
+    assert bind_chunk(last, query, "id", (7,))[1] == (7, 20)
+    assert bind_chunk(nulls, query, "id", (7,)) == (
+        f"SELECT * FROM ({query}) AS _rp_chunk WHERE _rp_chunk.`id` IS NULL",
+        (7,),
+    )
     named = "SELECT id FROM t WHERE c = %(company_id)s"
-    sql, params = last.bind(named, "id", {"company_id": 7})
+    sql, params = bind_chunk(last, named, "id", {"company_id": 7})
     assert sql.endswith("_rp_chunk.`id` >= %(_rp_lo)s") and params == {"company_id": 7, "_rp_lo": 20}
 
 

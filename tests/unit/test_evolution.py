@@ -8,10 +8,11 @@ import pytest
 
 from report_pipeline.config import AdminRows, build_plan, build_table
 from report_pipeline.errors import ConfigError
-from report_pipeline.evolution import ColumnChange, holds, parse_type, plan_evolution, result_type
+from report_pipeline.evolution import holds, parse_type, plan_evolution, result_type
 from report_pipeline.manifest import Column, Manifest
 from report_pipeline.settings import Settings
 from report_pipeline.snapshot import plan_from_dict, plan_to_dict
+from report_pipeline.vocabulary import ColumnChange
 
 # (type code, length, decimals, flags, charset) as MariaDB 10.11 describes each column to a utf8mb4 session
 # (measured: tests/integration/test_schema_evolution.py creates the same columns on the real server).

@@ -15,9 +15,10 @@ from report_pipeline.incremental import (
     merge_ranges,
     since,
 )
-from report_pipeline.manifest import CursorRange, Manifest
+from report_pipeline.manifest import Manifest
 from report_pipeline.settings import Settings
 from report_pipeline.snapshot import plan_from_dict, plan_to_dict
+from report_pipeline.vocabulary import CursorRange
 
 ROW = {
     "id": 4,

@@ -7,7 +7,8 @@ from typing import get_args
 import pytest
 
 from report_pipeline.errors import TransferError
-from report_pipeline.modes import LOAD_MODES, STRATEGIES, LoadMode, shadow_names, shadow_prefixes, strategy_for
+from report_pipeline.modes import STRATEGIES, shadow_names, shadow_prefixes, strategy_for
+from report_pipeline.vocabulary import LOAD_MODES, LoadMode
 
 
 def test_the_mode_list_is_the_literal_and_every_mode_has_a_strategy():

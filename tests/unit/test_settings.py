@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from report_pipeline.environment import check_environment
 from report_pipeline.errors import ConfigError
-from report_pipeline.settings import KNOWN_VARIABLES, SETTINGS_VARIABLES, Settings, check_environment
+from report_pipeline.settings import KNOWN_VARIABLES, SETTINGS_VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

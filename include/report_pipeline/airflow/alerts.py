@@ -22,7 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from report_pipeline.config import table_label
 from report_pipeline.settings import AlertTarget, Settings
+from report_pipeline.taskids import parse_task_id
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +59,8 @@ def first_line(error: Any) -> str:
 
 def _table_of(task_id: str) -> tuple[str, str]:
     """(company alias, table) from a task id ``company_<alias>.<table>__<step>``."""
-    group, _, task = task_id.partition(".")
-    alias = group.removeprefix("company_") if group.startswith("company_") else group
-    return alias, task.split("__", 1)[0] or "-"
+    ref = parse_task_id(task_id)
+    return ref.company, ref.table or "-"
 
 
 def _logical_date(context: Mapping[str, Any]) -> str:
@@ -103,7 +104,7 @@ def run_failure_alert(context: Mapping[str, Any], failed: Sequence[Mapping[str, 
     lines = [f"run: {run_id}", f"logical date: {date}", f"reason: {context.get('reason') or '-'}", "failed:"]
     for f in failed:
         alias, table = _table_of(str(f["task_id"]))
-        lines.append(f"- company {alias} table {table} task {f['task_id']}")
+        lines.append(f"- {table_label(alias, table)} task {f['task_id']}")
         if f.get("log_url"):
             lines.append(f"log: {f['log_url']}")
     return Alert(subject[:250], "\n".join(lines))

@@ -30,10 +30,11 @@ from report_pipeline.airflow.params import skip_unless_selected
 from report_pipeline.airflow.retry import retry_arguments
 from report_pipeline.config import AdminRows, CompanyPlan, Plan
 from report_pipeline.errors import ConfigError
-from report_pipeline.modes import LOAD_MODES
 from report_pipeline.settings import Settings
 from report_pipeline.shards import DAG_ID, check_shard, missing_shard_files, shard_dag_id, shard_of, shard_plan
 from report_pipeline.snapshot import PlanSource, expire_snapshot, load_plan
+from report_pipeline.taskids import INVALID_COMPANY, group_id, parse_task_id, table_task
+from report_pipeline.vocabulary import LOAD_MODES
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,6 @@ def _load_outlet(alias: str, table: str) -> Asset:
     return asset
 
 
-def group_id(alias: str) -> str:
-    """The task group id of a company."""
-    return f"company_{alias}"
-
-
 def _fetch_admin_rows(settings: Settings) -> AdminRows:
     # Imported here: only a parse that refreshes the snapshot (once per TTL) needs the MySQL hook.
     from report_pipeline.admin import read_admin_rows
@@ -90,8 +86,8 @@ def _fetch_admin_rows(settings: Settings) -> AdminRows:
 
 def plan_has_task(plan: Plan, task_id: str) -> bool:
     """Whether the DAG built from ``plan`` has a task ``task_id`` (checked without building the DAG)."""
-    group, _, task = task_id.partition(".")
-    table = task.split("__", 1)[0]
+    ref = parse_task_id(task_id)
+    group, table = ref.group, ref.table
     for company_plan in plan.companies:
         if group_id(company_plan.company.alias) == group:
             return any(t.name == table for t in company_plan.tables) or any(
@@ -206,20 +202,20 @@ def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
             extract: Any
             if spec.chunk_column is not None:
                 chunks = ReportChunkPlanOperator(
-                    task_id=f"{spec.name}__plan_chunks", pool=settings.source_pool, **common
+                    task_id=table_task(spec.name, "plan_chunks"), pool=settings.source_pool, **common
                 )
                 extract = ReportMySqlToS3Operator.partial(
-                    task_id=f"{spec.name}__mysql_to_s3",
+                    task_id=table_task(spec.name, "mysql_to_s3"),
                     pool=settings.source_pool,
                     map_index_template="{{ chunk_label }}",
                     **common,
                 ).expand(chunk=chunks.output)
             else:
                 extract = ReportMySqlToS3Operator(
-                    task_id=f"{spec.name}__mysql_to_s3", pool=settings.source_pool, **common
+                    task_id=table_task(spec.name, "mysql_to_s3"), pool=settings.source_pool, **common
                 )
             load = ReportS3ToMySqlOperator(
-                task_id=f"{spec.name}__s3_to_mysql",
+                task_id=table_task(spec.name, "s3_to_mysql"),
                 company_tables=company_tables,
                 pool=settings.target_pool,
                 outlets=[_load_outlet(company.alias, spec.name)],
@@ -235,7 +231,7 @@ def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
                 reconcile.upstream_task_ids.add(load.node_id)
         for broken in company_plan.broken:
             ConfigErrorOperator(
-                task_id=f"{broken.name}__invalid_config",
+                task_id=table_task(broken.name, "invalid_config"),
                 message=str(broken.problem),
                 pre_execute=_skip_unless_selected(company.alias, broken.name),
             )
@@ -288,7 +284,7 @@ def build_dag(
                 continue
             with TaskGroup(broken.key):
                 ConfigErrorOperator(
-                    task_id="invalid_company",
+                    task_id=INVALID_COMPANY,
                     message=str(broken.problem),
                     pre_execute=_skip_unless_selected(None, None),
                 )
@@ -365,8 +361,8 @@ def dag_from_admin(
         keep = lambda key: shard_of(key, total) == shard  # noqa: E731 - one use, below
     context = get_parsing_context()
     only_group = None
-    if context.dag_id == dag_id and context.task_id and "." in context.task_id:
-        only_group = context.task_id.split(".", 1)[0]
+    if context.dag_id == dag_id and context.task_id:
+        only_group = parse_task_id(context.task_id).group or None
     with _collection_paused():
         plan, _ = current_plan(settings, keep)
         if label is not None:

@@ -21,6 +21,7 @@ from report_pipeline.airflow.connections import HookConnections
 from report_pipeline.session import opened
 from report_pipeline.settings import Settings
 from report_pipeline.shards import dag_ids
+from report_pipeline.taskids import group_id, parse_task_id, task_id
 
 log = logging.getLogger(__name__)
 URL_PREFIX = "/report-freshness"
@@ -58,12 +59,12 @@ def _task_facts(rows: Sequence[freshness.TableFreshness], base_url: str, dags: S
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select
 
-    by_task = {f"company_{r.company}.{r.table}__s3_to_mysql": r for r in rows}
-    prefixes = {f"company_{r.company}.{r.table}__": r for r in rows}
+    by_task = {task_id(r.company, r.table, "s3_to_mysql"): r for r in rows}
+    by_table = {(group_id(r.company), r.table): r for r in rows}
     run_ids = {load.run_id for r in rows for load in r.loads}
     with create_session() as session:
         if run_ids and by_task:
-            for task_id, run_id, start, end in session.execute(
+            for load_id, run_id, start, end in session.execute(
                 select(TaskInstance.task_id, TaskInstance.run_id, TaskInstance.start_date, TaskInstance.end_date).where(
                     TaskInstance.dag_id.in_(list(dags)),
                     TaskInstance.task_id.in_(list(by_task)),
@@ -71,7 +72,7 @@ def _task_facts(rows: Sequence[freshness.TableFreshness], base_url: str, dags: S
                 )
             ):
                 if start is not None and end is not None:
-                    by_task[task_id].durations[run_id] = (end - start).total_seconds()
+                    by_task[load_id].durations[run_id] = (end - start).total_seconds()
         failed = session.execute(
             select(
                 TaskInstance.dag_id,
@@ -85,16 +86,17 @@ def _task_facts(rows: Sequence[freshness.TableFreshness], base_url: str, dags: S
             .order_by(TaskInstance.end_date.desc())
             .limit(2000)
         ).all()
-    for dag_id, task_id, run_id, end, try_number, map_index in failed:
-        row = next((r for p, r in prefixes.items() if task_id.startswith(p)), None)
+    for dag_id, failed_id, run_id, end, try_number, map_index in failed:
+        ref = parse_task_id(failed_id)
+        row = by_table.get((ref.group, ref.table)) if ref.step else None
         if row is None or row.failure is not None:
             continue
         last = row.last
         if last is not None and last.finished_at is not None and end is not None:
             if end.astimezone(dt.UTC).replace(tzinfo=None) <= last.finished_at:
                 continue  # a failure a later successful load made good
-        url = freshness.log_url(base_url, dag_id, run_id, task_id, map_index, try_number)
-        row.failure = freshness.Failure(task_id, run_id, end, try_number, url)
+        url = freshness.log_url(base_url, dag_id, run_id, failed_id, map_index, try_number)
+        row.failure = freshness.Failure(failed_id, run_id, end, try_number, url)
 
 
 def build_rows(company: str | None) -> tuple[list[freshness.TableFreshness], list[str], Settings, dt.datetime]:

@@ -24,9 +24,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleExcept
 
 from report_pipeline import governor
 from report_pipeline.airflow.metrics import TableMetrics
-from report_pipeline.config import Company, TableSpec
+from report_pipeline.config import Company, TableSpec, table_label
 from report_pipeline.settings import Settings
-from report_pipeline.tasks import table_label
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ def governed(
 
     A bound that ran out fails the task without retries: each retry would wait the whole bound again.
     """
-    gate = RescheduleGate(governor.limits_of(settings), table_label(company, spec), context)
+    gate = RescheduleGate(governor.limits_of(settings), table_label(company.alias, spec.name, spec.id), context)
     try:
         yield gate
     except governor.SourceBusyError as exc:

@@ -22,11 +22,11 @@ from report_pipeline.airflow.gate import governed
 from report_pipeline.airflow.lineage import extract_lineage, load_lineage, safe_lineage
 from report_pipeline.airflow.metrics import TableMetrics
 from report_pipeline.airflow.params import skip_unless_selected
-from report_pipeline.chunks import Chunk
-from report_pipeline.config import Company, TableSpec
-from report_pipeline.errors import ConfigError, MismatchError, RefusedError
+from report_pipeline.config import Company, TableSpec, table_label
+from report_pipeline.errors import ReportPipelineError, is_retryable
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, table_prefix
 from report_pipeline.settings import S3_CONN_ID, SOURCE_CONN_ID, TARGET_CONN_ID, Settings
+from report_pipeline.vocabulary import Chunk
 
 T = TypeVar("T")
 
@@ -75,16 +75,18 @@ def shown_sql(query: str) -> str:
     return query
 
 
-def _refusals_fail_at_once(execute: Callable[..., T]) -> Callable[..., T]:
-    """A refusal (bad admin row, a load the pipeline cannot be sure of) fails the task without retries:
-    retrying cannot change the verdict, and the target is already as it was. A verify that found a
-    difference fails at once too: a retry would compare the same rows again."""
+def _terminal_errors_fail_at_once(execute: Callable[..., T]) -> Callable[..., T]:
+    """An error whose class says a retry cannot help (``errors.is_retryable``: a bad admin row, a load the
+    pipeline cannot be sure of, a verify that found a difference, a transfer that would meet the same data
+    again) fails the task without retries; the target is already as it was. Others go to the retry policy."""
 
     @functools.wraps(execute)
     def run(self: BaseOperator, context: Any) -> T:
         try:
             return execute(self, context)
-        except (ConfigError, RefusedError, MismatchError) as exc:
+        except ReportPipelineError as exc:
+            if is_retryable(exc):
+                raise
             raise AirflowFailException(str(exc)) from exc
 
     return run
@@ -170,7 +172,7 @@ class ReportChunkPlanOperator(_TableOperator):
 
     template_fields: Sequence[str] = ("sql", "source_conn_id")
 
-    @_refusals_fail_at_once
+    @_terminal_errors_fail_at_once
     def execute(self, context: Context) -> list[dict[str, Any]]:
         _selected(context, self.company, self.spec)
         with governed(self.settings, self.company, self.spec, context, self.log) as gate:
@@ -207,7 +209,7 @@ class ReportMySqlToS3Operator(_TableOperator):
     _manifest: Manifest | None = None
     _logical_date: dt.datetime | None = None
 
-    @_refusals_fail_at_once
+    @_terminal_errors_fail_at_once
     def execute(self, context: Context) -> dict[str, Any]:
         chunk = Chunk.from_json(self.chunk) if self.chunk is not None else None
         if chunk is not None:
@@ -284,12 +286,13 @@ class ReportS3ToMySqlOperator(_TableOperator):
     # Set by execute, for the lineage facets after it.
     _loaded: tuple[Any, dt.datetime] | None = None
 
-    @_refusals_fail_at_once
+    @_terminal_errors_fail_at_once
     def execute(self, context: Context) -> dict[str, Any]:
         _selected(context, self.company, self.spec)
         extracted = self._extracted_items()
+        label = table_label(self.company.alias, self.spec.name, self.spec.id)
         if not extracted:
-            raise AirflowFailException(f"{self.company.alias}.{self.spec.name}: the extract returned no manifest")
+            raise AirflowFailException(f"{label}: the extract returned no manifest")
         logical_date = logical_date_of(context)
         # Only this company's bucket and this table's prefix for this run's date: an XCom from another
         # table, company or date (a mis-wired or hand-edited value) must never be loaded here.
@@ -298,8 +301,7 @@ class ReportS3ToMySqlOperator(_TableOperator):
             if item["bucket"] != self.company.bucket or not str(item["manifest_key"]).startswith(prefix):
                 raise AirflowFailException(
                     f"refusing to load s3://{item['bucket']}/{item['manifest_key']}: not under "
-                    f"s3://{self.company.bucket}/{prefix} (company {self.company.alias!r}, table "
-                    f"{self.spec.name!r}, this run's logical date)"
+                    f"s3://{self.company.bucket}/{prefix} ({label}, this run's logical date)"
                 )
         params = context.get("params") or {}
         result = tasks.load_table(
@@ -362,7 +364,7 @@ class ReportS3ToMySqlOperator(_TableOperator):
         extract_id, sha256 = item.get("extract_id"), item.get("sha256")
         if not isinstance(extract_id, str) or not isinstance(sha256, str):
             raise AirflowFailException(
-                f"{tasks.table_label(self.company, self.spec)}: refusing to load "
+                f"{table_label(self.company.alias, self.spec.name, self.spec.id)}: refusing to load "
                 f"s3://{item['bucket']}/{item['manifest_key']}: the extract's XCom carries no extract id and "
                 "sha256 to verify it by; re-run the extract (clear its task)"
             )
@@ -412,7 +414,7 @@ class ReportReconcileOperator(_TableOperator):
 
     template_fields: Sequence[str] = ("sql", "source_conn_id", "target_conn_id", "s3_conn_id")
 
-    @_refusals_fail_at_once
+    @_terminal_errors_fail_at_once
     def execute(self, context: Context) -> dict[str, Any]:
         _selected(context, self.company, self.spec)
         logical_date = logical_date_of(context)

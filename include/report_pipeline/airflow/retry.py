@@ -3,6 +3,10 @@
 ``ErrorEquals: States.ALL, IntervalSeconds: 1, MaxAttempts: 3, BackoffRate: 2``: every error is
 retried 3 times after the first try, waiting exactly 1 s, 2 s, then 4 s. Airflow's own
 ``retry_exponential_backoff`` would add up to 100 % hash jitter, so the policy returns exact delays.
+
+Except where the error's class says a retry cannot help (``errors.is_retryable``: a bad admin row, a
+refused load, a verify that found a difference, a transfer that would meet the same data again): then
+the task fails at once, as the seed's states would have with that error left out of ErrorEquals.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
+
+from report_pipeline.errors import is_retryable
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -21,7 +27,7 @@ BACKOFF_RATE = 2.0
 
 
 class SeedRetrier(RetryPolicy):
-    """Retry any error after ``interval * rate ** (try_number - 1)`` seconds: 1 s, 2 s, 4 s."""
+    """Retry an error a retry can help after ``interval * rate ** (try_number - 1)`` seconds: 1 s, 2 s, 4 s."""
 
     def __init__(self, interval_seconds: float = INTERVAL_SECONDS, backoff_rate: float = BACKOFF_RATE) -> None:
         self.interval_seconds = interval_seconds
@@ -38,7 +44,12 @@ class SeedRetrier(RetryPolicy):
         max_tries: int,
         context: Context | None = None,
     ) -> RetryDecision:
-        """Retry every error (States.ALL) with the seed's exact delay; after the last try, fail as usual."""
+        """Retry every error a retry can help (States.ALL but the terminal ones) with the seed's exact delay;
+        fail a terminal one at once; after the last try, fail as usual."""
+        if not is_retryable(exception):
+            return RetryDecision.fail(
+                reason=f"{type(exception).__name__} is terminal: a retry cannot help; fix what the message says"
+            )
         if max_tries and try_number > max_tries:
             return RetryDecision.default()
         wait = self.delay(try_number)

@@ -10,14 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from report_pipeline.csvformat import Encoding
-from report_pipeline.evolution import ColumnChange
 from report_pipeline.ledger import LoadRecord
+from report_pipeline.vocabulary import ColumnChange, Duplicates, Encoding
 from report_pipeline.watermarks import Watermark
-
-Duplicates = Literal["replace", "insert", "ignore"]
 
 
 class Target(Protocol):

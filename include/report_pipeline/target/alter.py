@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from report_pipeline.errors import TransferError
-from report_pipeline.evolution import ColumnChange, parse_type
+from report_pipeline.evolution import parse_type
 from report_pipeline.validation import quote_identifier
+from report_pipeline.vocabulary import ColumnChange
 
 # A column line of SHOW CREATE TABLE: its quoted name, its type (with UNSIGNED/ZEROFILL), the rest.
 _COLUMN_LINE = re.compile(

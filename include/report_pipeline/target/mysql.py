@@ -12,15 +12,15 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from report_pipeline import ledger, schemalog, watermarks
-from report_pipeline.csvformat import LOAD_DATA_FORMAT, Encoding, load_data_columns
-from report_pipeline.errors import TransferError
-from report_pipeline.evolution import ColumnChange
+from report_pipeline.csvformat import LOAD_DATA_FORMAT, load_data_columns
+from report_pipeline.errors import TargetBusyError, TransferError
 from report_pipeline.ledger import LoadRecord
 from report_pipeline.session import bound_target_session, close_quietly, prepare_session, rollback_quietly
 from report_pipeline.settings import Settings
-from report_pipeline.target import Duplicates, alter, keysets
+from report_pipeline.target import alter, keysets
 from report_pipeline.target.infile import LocalInfileGuard
 from report_pipeline.validation import quote_identifier
+from report_pipeline.vocabulary import ColumnChange, Duplicates, Encoding
 from report_pipeline.watermarks import Watermark
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class MySqlTarget:
         self.cursor.execute("SELECT GET_LOCK(%s, %s)", (name, timeout_seconds))
         got = self.cursor.fetchone()[0]
         if got != 1:
-            raise TransferError(
+            raise TargetBusyError(
                 f"another load of {schema}.{table} still runs after {timeout_seconds} s "
                 "(REPORTS_TABLE_LOCK_TIMEOUT); loads of one table run one at a time"
             )
@@ -286,7 +286,7 @@ class MySqlTarget:
                         raise
                     self.rename_waits += 1
                     if attempt == settings.rename_attempts:
-                        raise TransferError(
+                        raise TargetBusyError(
                             f"RENAME of {schema}.{live} waited {attempt} x {settings.rename_lock_wait_seconds} s "
                             "(REPORTS_RENAME_ATTEMPTS x REPORTS_RENAME_LOCK_WAIT) for readers holding the table "
                             "open and gave up; the live table is unchanged"

@@ -1,0 +1,44 @@
+"""The deployment's environment checked before it starts (``report-pipeline check-settings``).
+
+Not in ``settings``: it tries the name templates with ``validation``, which itself reads ``settings``
+(the source query bound); from here, the imports run one way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+
+from report_pipeline import validation
+from report_pipeline.errors import ConfigError
+from report_pipeline.settings import KNOWN_VARIABLES, Settings, unknown_variables
+
+
+def check_environment(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``env``, refusing unknown ``REPORTS_*`` names as well as malformed values.
+
+    What a container runs before it starts (``report-pipeline check-settings``), so that a typo in a
+    deployment's environment stops the deployment with the variable named, instead of being ignored
+    (an unknown name) or surfacing later as a broken DAG (a malformed value). ConfigError names every
+    unknown variable, with the known name it most resembles.
+    """
+    env = os.environ if env is None else env
+    unknown = unknown_variables(env)
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, sorted(KNOWN_VARIABLES), n=1)
+            hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        raise ConfigError(f"unknown setting(s): {', '.join(hints)}; README 'Settings' lists the known ones")
+    settings = Settings.from_env(env)
+    # The templates fail only once a company is named: try them on a sample alias now.
+    for variable, apply, template in (
+        ("REPORTS_S3_BUCKET_TEMPLATE", validation.bucket_name, settings.bucket_template),
+        ("REPORTS_TARGET_SCHEMA_TEMPLATE", validation.schema_name, settings.schema_template),
+    ):
+        try:
+            apply(template, "acme")
+        except ConfigError as error:
+            raise ConfigError(f"{variable}={template!r}: {error}") from None
+    return settings
