@@ -8,7 +8,9 @@ Every client gets bounded waits (``REPORTS_NET_TIMEOUT``): connect, read and wri
 MySQL clients, connect/read timeouts and a bounded number of attempts on the S3 client. No connection
 may send several statements in one query (mysqlclient allows it by default), and only the target may
 answer LOAD DATA LOCAL requests, only right after a LOAD statement (libmariadb's "auto" mode), and
-only with the file that statement loads (``report_pipeline.target.infile``).
+only with the file that statement loads (``report_pipeline.target.infile``). Every MySQL connection
+gets that guard before it sends its first statement: the UTC session is set afterwards, never as the
+connection's ``init_command`` (which the client library sends while connecting).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from airflow.providers.mysql.hooks.mysql import MySqlHook
 
 from report_pipeline.errors import ConfigError
 from report_pipeline.session import UTC_SESSION
+from report_pipeline.target.infile import connect_guarded, require_confinable_client
 from report_pipeline.settings import (
     ADMIN_CONN_ID,
     S3_CONN_ID,
@@ -71,6 +74,32 @@ class ReportsMySqlHook(MySqlHook):
     def get_conn_id(self) -> str:
         """The connection id this hook opens."""
         return str(getattr(self, self.conn_name_attr))
+
+    def get_conn(self) -> Any:
+        """A mysqlclient connection, LOCAL INFILE guard installed before its first statement, then UTC.
+
+        Only mysqlclient can be guarded: a connection whose extra picks another client is refused, as is
+        a client library without per-connection local-infile callbacks (before anything is sent).
+        """
+        conn = self.connection or self.get_connection(self.get_conn_id())
+        client = conn.extra_dejson.get("client", "mysqlclient")
+        if client != "mysqlclient":
+            raise ConfigError(
+                f"connection {self.get_conn_id()!r} asks for the MySQL client {client!r}: only mysqlclient can "
+                "confine LOAD DATA LOCAL per connection; remove \"client\" from the connection's extra"
+            )
+        require_confinable_client()
+        config = self._get_conn_config_mysql_client(conn)
+        config.pop("init_command", None)
+        mysql = connect_guarded(**config)
+        try:
+            cursor = mysql.cursor()
+            cursor.execute(UTC_SESSION)
+            cursor.close()
+        except BaseException:
+            mysql.close()
+            raise
+        return mysql
 
 
 def check_verified_tls(conn_id: str, config: dict[str, Any]) -> None:
@@ -128,7 +157,7 @@ class HookConnections:
     def admin(self) -> Any:
         """The admin DB, with short timeouts: it is read while the DAG file is parsed."""
         hook = ReportsMySqlHook(
-            mysql_conn_id=ADMIN_CONN_ID, init_command=UTC_SESSION, timeouts=self._timeouts(self.admin_timeout_seconds)
+            mysql_conn_id=ADMIN_CONN_ID, timeouts=self._timeouts(self.admin_timeout_seconds)
         )
         return hook.get_conn()
 
@@ -157,14 +186,13 @@ class HookConnections:
         conn_id = self.extract_conn_id()
         log.info("reading the source through connection %s", conn_id)
         return ReportsMySqlHook(
-            mysql_conn_id=conn_id, init_command=UTC_SESSION, timeouts=self._timeouts(self.settings.net_timeout_seconds)
+            mysql_conn_id=conn_id, timeouts=self._timeouts(self.settings.net_timeout_seconds)
         ).get_conn()
 
     def target(self) -> Any:
         """The target (reporting) DB: LOAD DATA LOCAL only right after a LOAD statement, TLS as required."""
         return ReportsMySqlHook(
             mysql_conn_id=self.target_conn_id,
-            init_command=UTC_SESSION,
             timeouts=self._timeouts(self.settings.net_timeout_seconds),
             local_infile_mode=LOCAL_INFILE_AFTER_LOAD_ONLY,
             require_tls=self.settings.target_require_tls,
