@@ -22,6 +22,7 @@ from report_pipeline.runs import bind_parameters, window_for
 from report_pipeline.session import opened, probe_columns, probe_types
 from report_pipeline.settings import Settings
 from report_pipeline.target.mysql import MySqlTarget
+from report_pipeline.tasks import source_session
 
 
 def server_problems(plan: Plan, settings: Settings, conns: Any, notes: list[str] | None = None) -> list[str]:
@@ -35,7 +36,7 @@ def server_problems(plan: Plan, settings: Settings, conns: Any, notes: list[str]
     today = dt.datetime.now(dt.UTC)
     logical = dt.datetime.combine(today.date(), dt.time(), dt.UTC)
     protected = conns.protected_schemas()
-    with opened(conns.source()) as source, opened(conns.target()) as target_conn:
+    with source_session(conns, settings) as source, opened(conns.target()) as target_conn:
         target = MySqlTarget(target_conn, settings)
         for cp in plan.companies:
             c = cp.company

@@ -153,7 +153,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, connect: Connecti
 
 def cmd_onboard(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
     conns = connect(settings)
-    with opened(conns.admin()) as adm, opened(conns.source()) as src, opened(conns.target()) as tgt:
+    with opened(conns.admin()) as adm, tasks.source_session(conns, settings) as src, opened(conns.target()) as tgt:
         tables: list[TableSpec] = []
         for row in _active_table_rows(adm):
             # Broken rows are reported by `validate`; onboarding creates what the valid ones need.

@@ -48,6 +48,20 @@ def bounds_named(settings: Settings, *, source: bool) -> Iterator[None]:
         raise
 
 
+@contextlib.contextmanager
+def source_session(connections: Connections, settings: Settings) -> Iterator[Any]:
+    """The one way to read the source: a connection whose every query is bounded, closed afterwards.
+
+    The server kills a query after ``REPORTS_QUERY_TIMEOUT`` (and stops waiting on a reader after the
+    stream timeout); the client gives up on a silent server after ``REPORTS_NET_TIMEOUT`` (the hook's
+    timeouts). A timeout's error names the setting that tripped. Extracts, chunk planning, verify,
+    reconcile, validate's probes and onboarding all read through it.
+    """
+    with bounds_named(settings, source=True), opened(connections.source()) as conn:
+        bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
+        yield conn
+
+
 class Connections(Protocol):
     """Opens connections; in Airflow through the providers' hooks."""
 
@@ -150,8 +164,7 @@ def plan_table_chunks(
     query: str = spec.query_select
     parameters: Parameters = _parameters(spec, company, logical_date, lookback_days)
     cursor = cursor_request(connections, company, spec, reset_watermark=reset_watermark)
-    with bounds_named(settings, source=True), opened(connections.source()) as conn:
-        bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
+    with source_session(connections, settings) as conn:
         try:
             if cursor is not None:
                 query, parameters, _, _ = narrowed(conn, query, parameters, cursor)
@@ -200,8 +213,7 @@ def extract_table(
         cursor=cursor_request(connections, company, spec, reset_watermark=reset_watermark),
         key_columns=delete_key(connections, company, spec),
     )
-    with bounds_named(settings, source=True), opened(connections.source()) as conn:
-        bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
+    with source_session(connections, settings) as conn:
         return extract_module.extract(conn, request)
 
 
@@ -275,7 +287,7 @@ def verify_table(
     """
     parameters = _parameters(spec, company, logical_date, lookback_days)
     settings = settings or Settings.from_env()
-    with opened(connections.source()) as source, opened(connections.target()) as target_conn:
+    with source_session(connections, settings) as source, opened(connections.target()) as target_conn:
         target = MySqlTarget(target_conn, settings)
         unique = [k[0] for k in target.unique_keys(company.schema, spec.target.table) if len(k) == 1]
         keys = [k for k in (spec.chunk_column, *unique) if k]
