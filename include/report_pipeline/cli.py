@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -166,7 +167,7 @@ def cmd_onboard(args: argparse.Namespace, settings: Settings, connect: Connectio
             source=src,
             target=tgt,
             s3=conns.s3(),
-            settings=settings,
+            settings=dataclasses.replace(settings, s3_expected_owner=tasks.bucket_owner(conns, settings)[0]),
             company_id=args.company_id,
             alias=args.alias,
             tables=tables,

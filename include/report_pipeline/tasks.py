@@ -85,7 +85,28 @@ def table_label(company: Company, spec: TableSpec) -> str:
 
 def company_bucket(connections: Connections, settings: Settings, company: Company) -> Bucket:
     """The company's own bucket, written with the configured server-side encryption."""
-    return Bucket(connections.s3(), company.bucket, settings.sse, settings.sse_kms_key_id, settings.s3_expected_owner)
+    owner, owner_is_caller = bucket_owner(connections, settings)
+    return Bucket(
+        connections.s3(),
+        company.bucket,
+        settings.sse,
+        settings.sse_kms_key_id,
+        owner,
+        settings.s3_expire_days,
+        owner_is_caller,
+    )
+
+
+def bucket_owner(connections: Any, settings: Settings) -> tuple[str | None, bool]:
+    """The account company buckets must belong to, and whether the S3 connection authenticates as it.
+
+    REPORTS_S3_EXPECTED_OWNER, else the connection's own account (``s3_caller_account``, in Airflow STS
+    GetCallerIdentity); None where neither is known (an S3 server without accounts).
+    """
+    caller = getattr(connections, "s3_caller_account", None)
+    account = caller() if caller is not None else None
+    owner = settings.s3_expected_owner or account
+    return owner, owner is not None and owner == account
 
 
 def _parameters(

@@ -34,6 +34,10 @@ from report_pipeline.settings import (
 
 log = logging.getLogger(__name__)
 
+# The account each S3 connection (id and endpoint) authenticates as (None: the server has no STS), asked
+# once per process.
+_caller_accounts: dict[str, str | None] = {}
+
 # MYSQL_OPT_LOCAL_INFILE values: 0 off; 2 (libmariadb's LOCAL_INFILE_MODE_AUTO) accepts a file request
 # only as the answer to a query that starts with LOAD. libmariadb's own default is that auto mode, so
 # connections that never load are set to 0 explicitly.
@@ -215,6 +219,10 @@ class HookConnections:
                 found[other.schema.lower()] = f"{what} ({conn_id})"
         return found
 
+    def s3_caller_account(self) -> str | None:
+        """The AWS account the S3 connection authenticates as (None on a server without STS)."""
+        return caller_account(self.s3_conn_id, self.settings)
+
     def s3(self) -> Any:
         """A boto3 S3 client for the reports_s3 connection, with bounded timeouts and attempts.
 
@@ -230,6 +238,40 @@ class HookConnections:
             config = s3_client_config(self.settings, user_config)
             self._s3_client = S3Hook(aws_conn_id=self.s3_conn_id, config=config).get_conn()
         return self._s3_client
+
+
+def caller_account(s3_conn_id: str, settings: Settings) -> str | None:
+    """The AWS account the S3 connection authenticates as (STS GetCallerIdentity), once per process.
+
+    On AWS (no ``endpoint_url``) without REPORTS_S3_EXPECTED_OWNER a failed call refuses (ConfigError):
+    without the account no bucket could be told ours. An S3-compatible server (``endpoint_url`` set)
+    without STS has no accounts to tell apart: None, logged once, and buckets are used without an
+    implicit expected owner.
+    """
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    hook = AwsBaseHook(aws_conn_id=s3_conn_id, client_type="sts", config=s3_client_config(settings))
+    endpoint = hook.conn_config.get_service_endpoint_url("sts")
+    key = f"{s3_conn_id} {endpoint}"
+    if key in _caller_accounts:
+        return _caller_accounts[key]
+    try:
+        account: str | None = str(hook.get_conn().get_caller_identity()["Account"])
+    except Exception as exc:  # noqa: BLE001 - on AWS refused below; elsewhere a server without STS
+        if not endpoint and not settings.s3_expected_owner:
+            raise ConfigError(
+                f"cannot tell which AWS account connection {s3_conn_id!r} authenticates as (STS "
+                f"GetCallerIdentity failed: {type(exc).__name__}: {exc}), so no company bucket can be checked "
+                "as ours; allow sts:GetCallerIdentity or set REPORTS_S3_EXPECTED_OWNER. Nothing was written."
+            ) from exc
+        log.warning(
+            "the S3 server of connection %s (%s) does not answer STS GetCallerIdentity (%s): company buckets "
+            "are used without an expected owner; set REPORTS_S3_EXPECTED_OWNER if the server has accounts",
+            s3_conn_id, endpoint, type(exc).__name__,
+        )
+        account = None
+    _caller_accounts[key] = account
+    return account
 
 
 def _server(conn: Any) -> tuple[str, int]:
