@@ -256,3 +256,22 @@ def test_a_symlink_in_place_of_the_part_is_not_followed(secret, fake_target, tmp
         target.bulk_load(str(link), "db", "t", ["id"], ["text"], "insert")
     conn.close()
     assert SECRET not in server.received
+
+
+def test_require_verified_tls_to_the_source_refuses_before_connecting(secret, monkeypatch):
+    # Issue 22.5: the source too (a spoofed source feeds rows into every company's reports).
+    from report_pipeline.airflow.connections import HookConnections
+    from report_pipeline.errors import ConfigError
+
+    server = FakeServer(secret)
+    server.start()
+    monkeypatch.setenv("AIRFLOW_CONN_REPORTS_SOURCE_DB", f"mysql://u:p@127.0.0.1:{server.port}/db?ssl_mode=REQUIRED")
+    monkeypatch.delenv("AIRFLOW_CONN_REPORTS_SOURCE_REPLICA_DB", raising=False)
+    settings = Settings(source_require_tls="verify", net_timeout_seconds=10)
+    try:
+        with pytest.raises(ConfigError, match="REPORTS_SOURCE_REQUIRE_TLS=verify: connection 'reports_source_db'"):
+            HookConnections(settings).source()
+    finally:
+        server.close()
+    assert server.client_flags == [] and not server.received, "no connection was opened"
+    assert Settings.from_env({"REPORTS_SOURCE_REQUIRE_TLS": "verify"}).source_require_tls == "verify"

@@ -55,12 +55,14 @@ class ReportsMySqlHook(MySqlHook):
         timeouts: dict[str, int] | None = None,
         local_infile_mode: int = LOCAL_INFILE_OFF,
         require_tls: str = "off",
+        tls_setting: str = "REPORTS_TARGET_REQUIRE_TLS",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.timeouts = timeouts or {}
         self.local_infile_mode = local_infile_mode
         self.require_tls = require_tls
+        self.tls_setting = tls_setting
 
     def _get_conn_config_mysql_client(self, conn: Any) -> dict[str, Any]:
         from MySQLdb.constants import CLIENT
@@ -72,7 +74,7 @@ class ReportsMySqlHook(MySqlHook):
         config["multi_statements"] = False
         config["client_flag"] = int(config.get("client_flag", 0)) & ~CLIENT.MULTI_STATEMENTS
         if self.require_tls == "verify":
-            check_verified_tls(self.get_conn_id(), config)
+            check_verified_tls(self.get_conn_id(), config, self.tls_setting)
         return config
 
     def get_conn_id(self) -> str:
@@ -106,17 +108,18 @@ class ReportsMySqlHook(MySqlHook):
         return mysql
 
 
-def check_verified_tls(conn_id: str, config: dict[str, Any]) -> None:
+def check_verified_tls(conn_id: str, config: dict[str, Any], setting: str = "REPORTS_TARGET_REQUIRE_TLS") -> None:
     """Refuse to connect unless the client verifies the server's certificate and host name.
 
-    Without that, anyone on the path (or an edited connection's host) can pose as the target.
+    Without that, anyone on the path (or an edited connection's host) can pose as the target (and be
+    handed the rows) or as the source (and feed rows into every company's reports).
     """
     # mysqlclient verifies the certificate chain and host name only with ssl_mode VERIFY_IDENTITY
     # (libmariadb: MYSQL_OPT_SSL_VERIFY_SERVER_CERT); its ssl dict has no host name switch.
     verified = str(config.get("ssl_mode") or "").upper() in _VERIFIED_SSL_MODES
     if not verified:
         raise ConfigError(
-            f"REPORTS_TARGET_REQUIRE_TLS=verify: connection {conn_id!r} does not verify the server's identity; "
+            f"{setting}=verify: connection {conn_id!r} does not verify the server's identity; "
             "set its extra to {\"ssl_mode\": \"VERIFY_IDENTITY\", \"ssl\": {\"ca\": \"/path/to/ca.pem\"}} "
             "Not connecting."
         )
@@ -190,7 +193,10 @@ class HookConnections:
         conn_id = self.extract_conn_id()
         log.info("reading the source through connection %s", conn_id)
         return ReportsMySqlHook(
-            mysql_conn_id=conn_id, timeouts=self._timeouts(self.settings.net_timeout_seconds)
+            mysql_conn_id=conn_id,
+            timeouts=self._timeouts(self.settings.net_timeout_seconds),
+            require_tls=self.settings.source_require_tls,
+            tls_setting="REPORTS_SOURCE_REQUIRE_TLS",
         ).get_conn()
 
     def target(self) -> Any:
