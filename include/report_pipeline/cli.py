@@ -138,11 +138,14 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, connect: Connecti
     plan = _fresh_plan(settings, connect)
     problems = [str(p) for p in plan.problems]
     notes: list[str] = []
+    warnings: list[str] = []
     if not args.offline:
-        problems += checks.server_problems(plan, settings, connect(settings), notes)
+        problems += checks.server_problems(plan, settings, connect(settings), notes, warnings)
     checked = sum(len(cp.tables) + len(cp.broken) for cp in plan.companies)
     for note in notes:
         print(f"note: {note} on its next load (nothing was changed)")
+    for warning in warnings:
+        print(f"warning: {warning}")
     if problems:
         print(f"{len(problems)} problem(s) in {checked} company x table pairs:")
         for problem in problems:
