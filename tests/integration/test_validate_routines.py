@@ -32,7 +32,8 @@ def world(scratch_db: str, mysql_root: Any, monkeypatch: pytest.MonkeyPatch) -> 
         "CREATE TABLE orders (id INT PRIMARY KEY, amount INT)",
         "INSERT INTO orders VALUES (1, 10)",
         "CREATE TABLE audit (n INT)",
-        "CREATE FUNCTION audited(x INT) RETURNS INT MODIFIES SQL DATA BEGIN INSERT INTO audit VALUES (x); RETURN x; END",
+        "CREATE FUNCTION audited(x INT) RETURNS INT MODIFIES SQL DATA "
+        "BEGIN INSERT INTO audit VALUES (x); RETURN x; END",
         "CREATE FUNCTION sneaky(x INT) RETURNS INT READS SQL DATA BEGIN DELETE FROM audit; RETURN x; END",
         "CREATE FUNCTION doubled(x INT) RETURNS INT DETERMINISTIC NO SQL RETURN x * 2",
     )
@@ -56,14 +57,17 @@ def test_validate_warns_about_stored_functions_that_may_write(world):
     source, target = world
     company = Company(id=1, company_id=1, status=1, alias="rtn", bucket="reports-rtn", schema=target, lookback_days=1,
                       lookback_source="default")
-    specs = (_spec(1, "a", "audited(amount)"), _spec(2, "b", f"`{source}`.sneaky(amount)"), _spec(3, "c", "doubled(amount)"))
+    specs = (
+        _spec(1, "a", "audited(amount)"), _spec(2, "b", f"`{source}`.sneaky(amount)"), _spec(3, "c", "doubled(amount)")
+    )
     plan = Plan(companies=(CompanyPlan(company=company, tables=specs),))
     settings = Settings()
     warnings: list[str] = []
     problems = server_problems(plan, settings, HookConnections(settings), [], warnings)
     assert problems == [], problems
     assert len(warnings) == 2, warnings
-    assert "tables row id=1" in warnings[0] and f"`{source}`.`audited`, which is declared MODIFIES SQL DATA" in warnings[0]
+    assert "tables row id=1" in warnings[0]
+    assert f"`{source}`.`audited`, which is declared MODIFIES SQL DATA" in warnings[0]
     assert "tables row id=2" in warnings[1] and "has a DELETE statement in its body" in warnings[1]
     # What the warning is about: the extract's READ ONLY transaction refuses the writing function.
     conn = mysql_connect(source)

@@ -197,5 +197,6 @@ def test_the_extract_merges_the_expiry_rule_into_an_existing_bucket_rules(scratc
     company, spec = _world(scratch_db, bucket_name)
     tasks.extract_table(LocalConnections(scratch_db), Settings(s3_expire_days=30), company, spec, LOGICAL_DATE, "r")
     rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket_name)["Rules"]}
-    assert rules["keep-logs-90"]["Expiration"] == {"Days": 90} and rules["keep-logs-90"]["Filter"] == {"Prefix": "logs/"}
+    assert rules["keep-logs-90"]["Expiration"] == {"Days": 90}
+    assert rules["keep-logs-90"]["Filter"] == {"Prefix": "logs/"}
     assert rules["report-pipeline-expire"]["Expiration"] == {"Days": 30}

@@ -10,7 +10,6 @@ init_command of the old code sent the file there.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import MySQLdb
@@ -49,7 +48,7 @@ def test_the_target_sends_nothing_for_its_first_statement(fake, monkeypatch, mod
     # mode 1: the client library answers file requests after any statement (libmysqlclient has no "auto").
     monkeypatch.setattr(connections_module, "LOCAL_INFILE_AFTER_LOAD_ONLY", mode)
     # Refused by the guard ("LOCAL INFILE request refused"), or by libmariadb's auto mode before it.
-    with pytest.raises(MySQLdb.OperationalError, match="LOCAL INFILE request refused|infile forbidden"):
+    with pytest.raises(MySQLdb.OperationalError, match=r"LOCAL INFILE request refused|infile forbidden"):
         HookConnections(SETTINGS).target()
     _sent_nothing(fake)
     # The very first statement was mysqlclient's own SET NAMES, already refused by the guard.
@@ -64,12 +63,12 @@ def test_source_and_admin_send_nothing(fake, which):
 
 
 def test_verify_sends_nothing(fake):
-    from tests.faults.test_faults import company, spec
+    from tests.faults.test_faults import LOGICAL_DATE, company, spec
 
     from report_pipeline import tasks
 
     with pytest.raises(MySQLdb.OperationalError):
-        tasks.verify_table(HookConnections(SETTINGS), company("b", "db"), spec(), dt.datetime(2026, 11, 26, tzinfo=dt.UTC))
+        tasks.verify_table(HookConnections(SETTINGS), company("b", "db"), spec(), LOGICAL_DATE)
     _sent_nothing(fake)
 
 

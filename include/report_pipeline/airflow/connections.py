@@ -22,7 +22,6 @@ from airflow.providers.mysql.hooks.mysql import MySqlHook
 
 from report_pipeline.errors import ConfigError
 from report_pipeline.session import UTC_SESSION
-from report_pipeline.target.infile import connect_guarded, require_confinable_client
 from report_pipeline.settings import (
     ADMIN_CONN_ID,
     S3_CONN_ID,
@@ -31,6 +30,7 @@ from report_pipeline.settings import (
     TARGET_CONN_ID,
     Settings,
 )
+from report_pipeline.target.infile import connect_guarded, require_confinable_client
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def caller_account(s3_conn_id: str, settings: Settings) -> str | None:
         return _caller_accounts[key]
     try:
         account: str | None = str(hook.get_conn().get_caller_identity()["Account"])
-    except Exception as exc:  # noqa: BLE001 - on AWS refused below; elsewhere a server without STS
+    except Exception as exc:
         if not endpoint and not settings.s3_expected_owner:
             raise ConfigError(
                 f"cannot tell which AWS account connection {s3_conn_id!r} authenticates as (STS "
