@@ -61,6 +61,9 @@ SETTINGS_VARIABLES = (
     "REPORTS_SOURCE_REPLICA",
     "REPORTS_S3_EXPECTED_OWNER",
     "REPORTS_S3_EXPIRE_DAYS",
+    "REPORTS_SOURCE_MAX_THREADS_RUNNING",
+    "REPORTS_SOURCE_MAX_LAG_SECONDS",
+    "REPORTS_GOVERNOR_MAX_WAIT",
 )
 # REPORTS_* variables of the tooling around the package rather than of the package itself: the
 # compose stack's .env (docker-compose.yaml) and the local servers (scripts/env.sh, services.sh).
@@ -72,6 +75,7 @@ TOOLING_VARIABLES = (
     "REPORTS_MYSQL_PASSWORD",
     "REPORTS_MYSQL_HOST_PORT",
     "REPORTS_MYSQL_PORT",
+    "REPORTS_REPLICA_PORT",
     "REPORTS_MYSQL_SOCKET",
     "REPORTS_MYSQL_FILES_DIR",
     "REPORTS_MYSQL_START_TIMEOUT",
@@ -226,6 +230,10 @@ class Settings:
     source_replica: str = "auto"
     s3_expected_owner: str | None = None
     s3_expire_days: int = 0
+    # The source governor (report_pipeline.governor): thresholds, 0 = off, and the total wait bound.
+    source_max_threads_running: int = 0
+    source_max_lag_seconds: int = 0
+    governor_max_wait_seconds: int = 3600
 
     @property
     def source_stream_timeout_seconds(self) -> int:
@@ -280,7 +288,7 @@ class Settings:
 
 
 def _safety(env: Mapping[str, str]) -> dict[str, Any]:
-    """The bounded-wait, TLS, replica and bucket-ownership settings of issue 11."""
+    """The bounded-wait, TLS, replica and bucket-ownership settings of issue 11, and the source governor's."""
     d = Settings
     net = _int(env, "REPORTS_NET_TIMEOUT", d.net_timeout_seconds, minimum=1)
     lock_wait = _int(env, "REPORTS_TARGET_LOCK_WAIT", d.target_lock_wait_seconds, minimum=1)
@@ -318,6 +326,9 @@ def _safety(env: Mapping[str, str]) -> dict[str, Any]:
         "source_replica": replica,
         "s3_expected_owner": owner,
         "s3_expire_days": _int(env, "REPORTS_S3_EXPIRE_DAYS", d.s3_expire_days),
+        "source_max_threads_running": _int(env, "REPORTS_SOURCE_MAX_THREADS_RUNNING", d.source_max_threads_running),
+        "source_max_lag_seconds": _int(env, "REPORTS_SOURCE_MAX_LAG_SECONDS", d.source_max_lag_seconds),
+        "governor_max_wait_seconds": _int(env, "REPORTS_GOVERNOR_MAX_WAIT", d.governor_max_wait_seconds),
     }
 
 
