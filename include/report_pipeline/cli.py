@@ -165,12 +165,14 @@ def cmd_onboard(args: argparse.Namespace, settings: Settings, connect: Connectio
                 spec = build_table(row)
                 if spec.target.table not in {t.target.table for t in tables}:
                     tables.append(spec)
+        owner, owner_is_caller = tasks.bucket_owner(conns, settings)
         steps = onboard.onboard(
+            owner_is_caller=owner_is_caller,
             admin=adm,
             source=src,
             target=tgt,
             s3=conns.s3(),
-            settings=dataclasses.replace(settings, s3_expected_owner=tasks.bucket_owner(conns, settings)[0]),
+            settings=dataclasses.replace(settings, s3_expected_owner=owner),
             company_id=args.company_id,
             alias=args.alias,
             tables=tables,

@@ -160,3 +160,22 @@ def test_the_expiry_rule_is_merged_into_the_bucket_rules_on_first_use(world, mot
     _extract(bucket, Settings(s3_expire_days=7))
     rules = {r["ID"]: r for r in ours.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
     assert rules[EXPIRE_RULE_ID]["Expiration"] == {"Days": 7} and "keep-logs-90" in rules
+
+
+def test_onboarding_refuses_a_squatted_bucket_before_writing_anything(world, moto_endpoint, mysql_root):
+    from report_pipeline import onboard
+    from report_pipeline.admin import init_admin
+
+    alias = f"sq{uuid.uuid4().hex[:6]}"
+    settings = Settings(bucket_template="reports-{alias}", s3_expected_owner=OURS)
+    _squatter(moto_endpoint).create_bucket(Bucket=f"reports-{alias}")
+    admin = mysql_connect(world)
+    init_admin(admin)
+    with pytest.raises(RefusedError, match=f"s3://reports-{alias} belongs to another account, not to account {OURS}"):
+        onboard.onboard(admin=admin, source=mysql_connect(world), target=mysql_connect(""),
+                        s3=_client(moto_endpoint, "s3"), settings=settings, company_id=77, alias=alias, tables=[],
+                        owner_is_caller=True)
+    cursor = admin.cursor()
+    cursor.execute("SELECT COUNT(*) FROM companies WHERE alias = %s", (alias,))
+    assert cursor.fetchone()[0] == 0, "no admin row was written"
+    execute(mysql_root, f"DROP DATABASE IF EXISTS `{alias}`")
