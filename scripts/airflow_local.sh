@@ -347,7 +347,9 @@ real_env() {
     export AIRFLOW__CORE__PARALLELISM="$PARALLELISM"
     export AIRFLOW__CORE__LOAD_EXAMPLES=False
     export AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
-    export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="$ADMIN_USER:admin"
+    # Besides the admin, two users for the freshness page's access tests (tests/airflow_real): a viewer,
+    # who may read every DAG, and a user with no role, who may read none.
+    export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="$ADMIN_USER:admin,rp_reader:viewer,rp_norole:"
     export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=False
     export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$REAL_HOME/simple_auth_manager_passwords.json"
     export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://$BIND:$API_PORT/execution/"
@@ -572,6 +574,8 @@ import json, os, pathlib
 path = pathlib.Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
 passwords = json.loads(path.read_text() or "{}") if path.exists() else {}
 passwords[os.environ["ADMIN_USER"]] = os.environ["ADMIN_PASSWORD"]
+passwords.setdefault("rp_reader", "rp_reader")
+passwords.setdefault("rp_norole", "rp_norole")
 path.write_text(json.dumps(passwords) + "\n")
 path.chmod(0o600)
 PY

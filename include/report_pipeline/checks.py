@@ -19,25 +19,32 @@ from report_pipeline.incremental import cursor_problem
 from report_pipeline.load import column_problems, evolution_of
 from report_pipeline.modes import strategy_for
 from report_pipeline.reconciliation import RECONCILE_NEEDS_KEY
+from report_pipeline.routines import Routine, stored_functions, write_warnings
 from report_pipeline.runs import bind_parameters, window_for
 from report_pipeline.session import opened, probe_columns, probe_types
 from report_pipeline.settings import Settings
 from report_pipeline.target.mysql import MySqlTarget
+from report_pipeline.tasks import source_session
 
 
-def server_problems(plan: Plan, settings: Settings, conns: Any, notes: list[str] | None = None) -> list[str]:
+def server_problems(
+    plan: Plan, settings: Settings, conns: Any, notes: list[str] | None = None, warnings: list[str] | None = None
+) -> list[str]:
     """Run each active query with LIMIT 0 on the source and check the company's schema and target tables.
 
     ``conns`` opens the source and target and knows the protected schemas (cli.CliConnections). Every
     problem is listed, naming company, table and admin row; none stops the check. For ``evolve`` tables,
-    what the next load would add or widen is appended to ``notes`` (nothing is changed here).
+    what the next load would add or widen is appended to ``notes`` (nothing is changed here). A query
+    calling a stored function that may write is appended to ``warnings`` (not a problem: the function may
+    be harmless, but the source's READ ONLY transaction refuses one that writes).
     """
     problems: list[str] = []
     today = dt.datetime.now(dt.UTC)
     logical = dt.datetime.combine(today.date(), dt.time(), dt.UTC)
     protected = conns.protected_schemas()
-    with opened(conns.source()) as source, opened(conns.target()) as target_conn:
+    with source_session(conns, settings) as source, opened(conns.target()) as target_conn:
         target = MySqlTarget(target_conn, settings)
+        functions, current_schema = _source_functions(source)
         for cp in plan.companies:
             c = cp.company
             owner = _schema_owner_problem(target, c.schema, protected, [t.target.table for t in cp.tables])
@@ -55,6 +62,8 @@ def server_problems(plan: Plan, settings: Settings, conns: Any, notes: list[str]
                 except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the check
                     problems.append(f"{where}: source query fails: {exc}")
                     continue
+                if warnings is not None:
+                    warnings += [f"{where}: {w}" for w in write_warnings(spec.query_select, functions, current_schema)]
                 names = [d[0] for d in description]
                 if spec.schema_evolution == "evolve":
                     evolution = evolution_of(target, c.schema, spec.target, list(zip(names, types, strict=True)))
@@ -73,6 +82,16 @@ def server_problems(plan: Plan, settings: Settings, conns: Any, notes: list[str]
                     found += [] if keyed else [f"reconcile_every_days is set, but {RECONCILE_NEEDS_KEY}"]
                 problems += [f"{where}: {p}" for p in found]
     return problems
+
+
+def _source_functions(source: Any) -> tuple[list[Routine], str | None]:
+    cursor = source.cursor()
+    try:
+        cursor.execute("SELECT DATABASE()")
+        row = cursor.fetchone()
+        return stored_functions(cursor), (str(row[0]) if row and row[0] is not None else None)
+    finally:
+        cursor.close()
 
 
 def _schema_owner_problem(

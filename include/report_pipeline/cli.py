@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -138,11 +139,14 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, connect: Connecti
     plan = _fresh_plan(settings, connect)
     problems = [str(p) for p in plan.problems]
     notes: list[str] = []
+    warnings: list[str] = []
     if not args.offline:
-        problems += checks.server_problems(plan, settings, connect(settings), notes)
+        problems += checks.server_problems(plan, settings, connect(settings), notes, warnings)
     checked = sum(len(cp.tables) + len(cp.broken) for cp in plan.companies)
     for note in notes:
         print(f"note: {note} on its next load (nothing was changed)")
+    for warning in warnings:
+        print(f"warning: {warning}")
     if problems:
         print(f"{len(problems)} problem(s) in {checked} company x table pairs:")
         for problem in problems:
@@ -154,7 +158,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, connect: Connecti
 
 def cmd_onboard(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
     conns = connect(settings)
-    with opened(conns.admin()) as adm, opened(conns.source()) as src, opened(conns.target()) as tgt:
+    with opened(conns.admin()) as adm, tasks.source_session(conns, settings) as src, opened(conns.target()) as tgt:
         tables: list[TableSpec] = []
         for row in _active_table_rows(adm):
             # Broken rows are reported by `validate`; onboarding creates what the valid ones need.
@@ -162,12 +166,14 @@ def cmd_onboard(args: argparse.Namespace, settings: Settings, connect: Connectio
                 spec = build_table(row)
                 if spec.target.table not in {t.target.table for t in tables}:
                     tables.append(spec)
+        owner, owner_is_caller = tasks.bucket_owner(conns, settings)
         steps = onboard.onboard(
+            owner_is_caller=owner_is_caller,
             admin=adm,
             source=src,
             target=tgt,
             s3=conns.s3(),
-            settings=settings,
+            settings=dataclasses.replace(settings, s3_expected_owner=owner),
             company_id=args.company_id,
             alias=args.alias,
             tables=tables,

@@ -59,6 +59,19 @@ def _admin_rows(cursor: Any, company_id: int, alias: str, lookback_days: int | N
     return steps
 
 
+def _refuse_foreign_bucket(s3: Any, settings: Settings, name: str, owner_is_caller: bool) -> None:
+    """RefusedError when a bucket of this name exists and belongs to another account."""
+    from botocore.exceptions import ClientError
+
+    bucket = Bucket(s3, name, expected_owner=settings.s3_expected_owner, owner_is_caller=owner_is_caller)
+    try:
+        with bucket._owned():
+            s3.head_bucket(Bucket=name, **bucket._owner())
+    except ClientError:
+        return  # missing (created later, in our account) or not ours to look at: _bucket tells
+    bucket.check_owner()
+
+
 def _bucket(s3: Any, settings: Settings, name: str, dry_run: bool) -> list[Step]:
     """The company's bucket (owned by ``REPORTS_S3_EXPECTED_OWNER`` when set) and its expiry rule."""
     from botocore.exceptions import ClientError
@@ -121,10 +134,13 @@ def onboard(
     dry_run: bool = False,
     adopt_schema: bool = False,
     protected_schemas: Mapping[str, str] | None = None,
+    owner_is_caller: bool = False,
 ) -> list[Step]:
     """Create what company ``alias`` needs; returns each step and whether it was done or existed.
 
     ``admin``, ``source`` and ``target`` are mysqlclient connections, ``s3`` a boto3 client.
+    ``owner_is_caller``: ``s3`` authenticates as REPORTS_S3_EXPECTED_OWNER's account, so a bucket its
+    ListBuckets does not list is another account's and refused, before anything is written.
     """
     alias = validation.check_alias(alias)
     schema = validation.schema_name(settings.schema_template, alias)
@@ -137,10 +153,12 @@ def onboard(
         problem = ownership.adoption_problem(schema, tgt.tables(schema), [t.target.table for t in tables])
         if problem:
             raise ConfigError(f"company {alias!r}: {problem}")
+    bucket_name = validation.bucket_name(settings.bucket_template, alias)
+    _refuse_foreign_bucket(s3, settings, bucket_name, owner_is_caller)
     steps = _admin_rows(admin.cursor(), company_id, alias, lookback_days, dry_run)
     if not dry_run:
         admin.commit()
-    steps += _bucket(s3, settings, validation.bucket_name(settings.bucket_template, alias), dry_run)
+    steps += _bucket(s3, settings, bucket_name, dry_run)
     if tgt.schema_exists(schema):
         steps.append(Step(f"target schema {schema}", "exists"))
     else:

@@ -14,7 +14,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # Every session reads and writes TIMESTAMP values in UTC, so they never move with a server's time zone.
-# Also passed as the connection's init_command (airflow.connections), so it holds after a reconnect.
+# Also sent by airflow.connections right after each connection's LOCAL INFILE guard is installed
+# (never as init_command, which leaves before the guard could be).
 UTC_SESSION = "SET time_zone = '+00:00'"
 
 Parameters = tuple[Any, ...] | Mapping[str, Any]

@@ -57,6 +57,7 @@ SETTINGS_VARIABLES = (
     "REPORTS_TASK_TIMEOUT",
     "REPORTS_DAGRUN_TIMEOUT",
     "REPORTS_TARGET_REQUIRE_TLS",
+    "REPORTS_SOURCE_REQUIRE_TLS",
     "REPORTS_SOURCE_REPLICA",
     "REPORTS_S3_EXPECTED_OWNER",
     "REPORTS_S3_EXPIRE_DAYS",
@@ -224,6 +225,8 @@ class Settings:
     task_timeout_seconds: int = 3 * 3600
     dagrun_timeout_seconds: int = 23 * 3600
     target_require_tls: str = "off"
+    # The same for the source (reports_source_db and its replica): verified TLS or no connection.
+    source_require_tls: str = "off"
     source_replica: str = "auto"
     s3_expected_owner: str | None = None
     s3_expire_days: int = 0
@@ -300,6 +303,9 @@ def _safety(env: Mapping[str, str]) -> dict[str, Any]:
     tls = env.get("REPORTS_TARGET_REQUIRE_TLS", "").strip().lower() or d.target_require_tls
     if tls not in TLS_MODES:
         raise ConfigError(f"REPORTS_TARGET_REQUIRE_TLS={tls!r} must be one of {TLS_MODES}")
+    source_tls = env.get("REPORTS_SOURCE_REQUIRE_TLS", "").strip().lower() or d.source_require_tls
+    if source_tls not in TLS_MODES:
+        raise ConfigError(f"REPORTS_SOURCE_REQUIRE_TLS={source_tls!r} must be one of {TLS_MODES}")
     replica = env.get("REPORTS_SOURCE_REPLICA", "").strip().lower() or d.source_replica
     if replica not in ("auto", "off", "required"):
         raise ConfigError(f"REPORTS_SOURCE_REPLICA={replica!r} must be 'auto', 'off' or 'required'")
@@ -316,6 +322,7 @@ def _safety(env: Mapping[str, str]) -> dict[str, Any]:
         "task_timeout_seconds": _int(env, "REPORTS_TASK_TIMEOUT", d.task_timeout_seconds, minimum=1),
         "dagrun_timeout_seconds": _int(env, "REPORTS_DAGRUN_TIMEOUT", d.dagrun_timeout_seconds, minimum=1),
         "target_require_tls": tls,
+        "source_require_tls": source_tls,
         "source_replica": replica,
         "s3_expected_owner": owner,
         "s3_expire_days": _int(env, "REPORTS_S3_EXPIRE_DAYS", d.s3_expire_days),

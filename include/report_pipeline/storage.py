@@ -1,9 +1,11 @@
 """S3 access on top of a boto3 client handed in by the caller (in Airflow: ``S3Hook.get_conn()``).
 
 Every object is written with the configured server-side encryption, and every read of a part is
-checked against the sha256 its manifest recorded. With an expected owner (``REPORTS_S3_EXPECTED_OWNER``)
-every call that names the bucket carries ``ExpectedBucketOwner``, so S3 refuses to read or write a
-bucket of that (predictable) name that another account created first.
+checked against the sha256 its manifest recorded. With an expected owner (``REPORTS_S3_EXPECTED_OWNER``,
+or else the account the S3 connection authenticates as) every call that names the bucket carries
+``ExpectedBucketOwner``, so S3 refuses to read or write a bucket of that (predictable) name that another
+account created first. Servers that ignore ``ExpectedBucketOwner`` are covered by ``ensure``: a bucket
+that answers but is missing from the owner's own ListBuckets is somebody else's, and is refused.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from report_pipeline.errors import TransferError
+from report_pipeline.errors import RefusedError, TransferError
 
 log = logging.getLogger(__name__)
 
 # Bytes read from S3 at a time when a part is streamed to disk.
 DOWNLOAD_PIECE = 1024 * 1024
+EXPIRE_RULE_ID = "report-pipeline-expire"
+# Buckets this process has checked (ownership) and given their lifecycle rule: (endpoint, name, owner, days).
+_checked: set[tuple[str, str, str | None, int]] = set()
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,10 @@ class Bucket:
     sse: str | None = None
     sse_kms_key_id: str | None = None
     expected_owner: str | None = None
+    # REPORTS_S3_EXPIRE_DAYS: the lifecycle rule ``ensure`` merges into the bucket's rules (0: none).
+    expire_days: int = 0
+    # The client authenticates as the expected owner: then its ListBuckets must list the bucket.
+    owner_is_caller: bool = False
 
     def _owner(self) -> dict[str, str]:
         return {"ExpectedBucketOwner": self.expected_owner} if self.expected_owner else {}
@@ -64,16 +73,35 @@ class Bucket:
         return args
 
     def ensure(self) -> None:
-        """Create the bucket if it does not exist yet, as the seed's extract did."""
+        """Create the bucket if it does not exist yet, as the seed's extract did; refuse another account's.
+
+        The first time a process uses the bucket, it also checks that the expected owner's ListBuckets
+        lists it (for servers that ignore ExpectedBucketOwner), and merges the expiry rule
+        (``expire_days``) into the bucket's lifecycle rules.
+        """
         from botocore.exceptions import ClientError
 
+        created = False
         try:
             with self._owned():
                 self.client.head_bucket(Bucket=self.name, **self._owner())
-            return
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
                 raise
+            self._create()
+            created = True
+        key = (str(self.client.meta.endpoint_url), self.name, self.expected_owner, self.expire_days)
+        # ``_checked`` keys by owner and days: a changed setting checks and merges again.
+        if key in _checked and not created:
+            return
+        self.check_owner()
+        if self.expire_days:
+            self.expire_after(self.expire_days)
+        _checked.add(key)
+
+    def _create(self) -> None:
+        from botocore.exceptions import ClientError
+
         region = self.client.meta.region_name
         kwargs: dict[str, Any] = {"Bucket": self.name}
         if region and region != "us-east-1":
@@ -81,7 +109,7 @@ class Bucket:
         try:
             self.client.create_bucket(**kwargs)
         except ClientError as exc:
-            # Another task of the same company may have created it a moment ago.
+            # Another task of the same company may have created it a moment ago (check_owner tells whose).
             if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
         if self.expected_owner:
@@ -89,18 +117,56 @@ class Bucket:
             with self._owned():
                 self.client.head_bucket(Bucket=self.name, **self._owner())
 
+    def check_owner(self) -> None:
+        """Refuse (RefusedError) a bucket the expected owner's ListBuckets does not list.
+
+        S3 enforces ExpectedBucketOwner itself; S3-compatible servers may not (moto, some gateways). Only
+        meaningful when the client authenticates as the owner; a role without s3:ListAllMyBuckets leaves
+        the check to S3's own enforcement.
+        """
+        from botocore.exceptions import ClientError
+
+        if not self.expected_owner or not self.owner_is_caller:
+            return
+        try:
+            listed = self.client.list_buckets(Prefix=self.name).get("Buckets", ())
+        except ClientError as exc:
+            log.info("s3://%s: ListBuckets not allowed (%s); S3's ExpectedBucketOwner check applies", self.name, exc)
+            return
+        if self.name not in {b.get("Name") for b in listed}:
+            raise RefusedError(
+                f"s3://{self.name} belongs to another account, not to account {self.expected_owner} "
+                "(REPORTS_S3_EXPECTED_OWNER, or else the account the S3 connection authenticates as): it "
+                "answers, but that account's ListBuckets does not list it. Nothing was read or written there; "
+                "have the bucket removed, or pick another name with REPORTS_S3_BUCKET_TEMPLATE."
+            )
+
     def expire_after(self, days: int, prefix: str = "") -> None:
-        """A lifecycle rule expiring objects ``days`` after they were written (date folders of old runs)."""
+        """Merge a lifecycle rule expiring objects ``days`` after they were written (old runs' date folders)
+        into the bucket's rules: rules of others are kept, the pipeline's own (by its ID) replaced."""
+        from botocore.exceptions import ClientError
+
         rule = {
-            "ID": "report-pipeline-expire",
+            "ID": EXPIRE_RULE_ID,
             "Status": "Enabled",
             "Filter": {"Prefix": prefix},
             "Expiration": {"Days": days},
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
         }
+        try:
+            with self._owned():
+                rules = self.client.get_bucket_lifecycle_configuration(Bucket=self.name, **self._owner())["Rules"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
+                raise
+            rules = []
+        ours = [r for r in rules if r.get("ID") == EXPIRE_RULE_ID]
+        if ours and ours[0].get("Expiration", {}).get("Days") == days and len(ours) == 1:
+            return
+        merged = [r for r in rules if r.get("ID") != EXPIRE_RULE_ID] + [rule]
         with self._owned():
             self.client.put_bucket_lifecycle_configuration(
-                Bucket=self.name, LifecycleConfiguration={"Rules": [rule]}, **self._owner()
+                Bucket=self.name, LifecycleConfiguration={"Rules": merged}, **self._owner()
             )
 
     def expiry_days(self) -> int | None:
@@ -115,7 +181,7 @@ class Bucket:
                 return None
             raise
         for rule in rules:
-            if rule.get("ID") == "report-pipeline-expire" and "Days" in rule.get("Expiration", {}):
+            if rule.get("ID") == EXPIRE_RULE_ID and "Days" in rule.get("Expiration", {}):
                 return int(rule["Expiration"]["Days"])
         return None
 

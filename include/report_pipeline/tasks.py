@@ -50,6 +50,20 @@ def bounds_named(settings: Settings, *, source: bool) -> Iterator[None]:
         raise
 
 
+@contextlib.contextmanager
+def source_session(connections: Connections, settings: Settings) -> Iterator[Any]:
+    """The one way to read the source: a connection whose every query is bounded, closed afterwards.
+
+    The server kills a query after ``REPORTS_QUERY_TIMEOUT`` (and stops waiting on a reader after the
+    stream timeout); the client gives up on a silent server after ``REPORTS_NET_TIMEOUT`` (the hook's
+    timeouts). A timeout's error names the setting that tripped. Extracts, chunk planning, verify,
+    reconcile, validate's probes and onboarding all read through it.
+    """
+    with bounds_named(settings, source=True), opened(connections.source()) as conn:
+        bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
+        yield conn
+
+
 class Connections(Protocol):
     """Opens connections; in Airflow through the providers' hooks."""
 
@@ -68,7 +82,28 @@ class Connections(Protocol):
 
 def company_bucket(connections: Connections, settings: Settings, company: Company) -> Bucket:
     """The company's own bucket, written with the configured server-side encryption."""
-    return Bucket(connections.s3(), company.bucket, settings.sse, settings.sse_kms_key_id, settings.s3_expected_owner)
+    owner, owner_is_caller = bucket_owner(connections, settings)
+    return Bucket(
+        connections.s3(),
+        company.bucket,
+        settings.sse,
+        settings.sse_kms_key_id,
+        owner,
+        settings.s3_expire_days,
+        owner_is_caller,
+    )
+
+
+def bucket_owner(connections: Any, settings: Settings) -> tuple[str | None, bool]:
+    """The account company buckets must belong to, and whether the S3 connection authenticates as it.
+
+    REPORTS_S3_EXPECTED_OWNER, else the connection's own account (``s3_caller_account``, in Airflow STS
+    GetCallerIdentity); None where neither is known (an S3 server without accounts).
+    """
+    caller = getattr(connections, "s3_caller_account", None)
+    account = caller() if caller is not None else None
+    owner = settings.s3_expected_owner or account
+    return owner, owner is not None and owner == account
 
 
 def _parameters(
@@ -149,8 +184,7 @@ def plan_table_chunks(
     query: str = spec.query_select
     parameters: Parameters = _parameters(spec, company, logical_date, lookback_days)
     cursor = cursor_request(connections, company, spec, reset_watermark=reset_watermark)
-    with bounds_named(settings, source=True), opened(connections.source()) as conn:
-        bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
+    with source_session(connections, settings) as conn:
         try:
             if cursor is not None:
                 query, parameters, _, _ = narrowed(conn, query, parameters, cursor)
@@ -212,8 +246,7 @@ def extract_table(
         key_columns=delete_key(connections, company, spec),
     )
     try:
-        with bounds_named(settings, source=True), opened(connections.source()) as conn:
-            bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
+        with source_session(connections, settings) as conn:
             return extract_module.extract(conn, request)
     finally:
         if pacer is not None:
@@ -291,7 +324,7 @@ def verify_table(
     """
     parameters = _parameters(spec, company, logical_date, lookback_days)
     settings = settings or Settings.from_env()
-    with opened(connections.source()) as source, opened(connections.target()) as target_conn:
+    with source_session(connections, settings) as source, opened(connections.target()) as target_conn:
         target = MySqlTarget(target_conn, settings)
         unique = [k[0] for k in target.unique_keys(company.schema, spec.target.table) if len(k) == 1]
         keys = [k for k in (spec.chunk_column, *unique) if k]

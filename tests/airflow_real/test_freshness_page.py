@@ -242,3 +242,64 @@ def test_the_page_renders_in_chromium_inside_the_ui(api: Api, acme_failure: dict
     ui = _browser(api, f"{API}/plugin/report-freshness", "--dump-dom")
     assert 'name="password"' not in ui.stdout, "the UI shows its login form"
     assert "/report-freshness/" in ui.stdout, "the UI does not embed the page"
+
+
+# Issue 22.3: the page fails closed. Every route, anonymous: 401; a logged-in user who may not read the
+# DAG (SimpleAuthManager user ``rp_norole``, no role): 403; a viewer (``rp_reader``): 200. Through the REST
+# client and in headless Chromium (the browser carries the UI's ``_token`` cookie, as after logging in).
+ROUTES = ("/report-freshness/", "/report-freshness/data", "/report-freshness/?company=acme",
+          "/report-freshness/data?company=acme")
+
+
+def _token(user: str) -> str:
+    resp = requests.post(f"{API}/auth/token", json={"username": user, "password": user}, timeout=30)
+    assert resp.status_code in (200, 201), resp.text
+    return str(resp.json()["access_token"])
+
+
+def _as(token: str, target: str, *args: str) -> Any:
+    handler = type("Shim", (_LoginShim,), {"token": token, "target": target})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        return chromium(*args, f"http://127.0.0.1:{server.server_address[1]}/login")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_anonymous_is_refused_401_on_every_route(api: Api) -> None:
+    for route in ROUTES:
+        resp = requests.get(f"{API}{route}", timeout=30)
+        assert resp.status_code == 401, (route, resp.status_code, resp.text[:200])
+        assert "data-company" not in resp.text and "age_seconds" not in resp.text
+    for route in ("/report-freshness/", "/report-freshness/data"):
+        dom = chromium("--dump-dom", f"{API}{route}")
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        assert "Not authenticated" in dom.stdout and "data-company" not in dom.stdout, dom.stdout[:500]
+
+
+def test_a_user_who_may_not_read_the_dag_is_refused_403(api: Api) -> None:
+    token = _token("rp_norole")
+    # The same token reads nothing else of the DAG either: Airflow itself agrees.
+    dag = requests.get(f"{API}/api/v2/dags/{DAG_ID}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert dag.status_code == 403, dag.status_code
+    for route in ROUTES:
+        resp = requests.get(f"{API}{route}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert resp.status_code == 403, (route, resp.status_code, resp.text[:200])
+        assert "data-company" not in resp.text and "age_seconds" not in resp.text
+    for route in ("/report-freshness/", "/report-freshness/data"):
+        dom = _as(token, f"{API}{route}", "--dump-dom")
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        assert "Forbidden" in dom.stdout and "data-company" not in dom.stdout, dom.stdout[:500]
+
+
+def test_a_reader_sees_the_page_and_its_data(api: Api) -> None:
+    token = _token("rp_reader")
+    for route in ROUTES:
+        resp = requests.get(f"{API}{route}", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        assert resp.status_code == 200, (route, resp.status_code, resp.text[:200])
+    data = requests.get(f"{API}/report-freshness/data", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    assert isinstance(data.json(), list)
+    dom = _as(token, PAGE, "--dump-dom")
+    assert "Report freshness" in dom.stdout and "Forbidden" not in dom.stdout, dom.stdout[:500]

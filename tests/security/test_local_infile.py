@@ -56,6 +56,8 @@ class FakeServer(threading.Thread):
         self.received = bytearray()
         self.client_flags: list[int] = []
         self.requests = 0
+        self.answers: list[bytes] = []  # what the client sent back for each file request
+        self.statements: list[bytes] = []
 
     def _read(self, sock: socket.socket) -> tuple[int, bytes]:
         header = b""
@@ -92,14 +94,19 @@ class FakeServer(threading.Thread):
                 seq, command = self._read(sock)
                 if command[:1] == b"\x01":  # COM_QUIT
                     return
+                if command[:1] == b"\x03":
+                    self.statements.append(command[1:])
                 if command[:1] == b"\x03" and self.trigger in command:
                     self.requests += 1
                     sock.sendall(_packet(seq + 1, b"\xfb" + self.path))
                     # The client answers with file packets, ended by an empty one (or only that).
+                    answer = b""
                     while True:
                         seq, data = self._read(sock)
                         if not data:
                             break
+                        answer += data
+                    self.answers.append(answer)
                 sock.sendall(_ok(seq + 1))
         except (ConnectionError, OSError):
             pass
@@ -184,7 +191,9 @@ def test_a_load_statement_cannot_be_answered_with_another_file(secret, fake_targ
 
 def test_without_the_guard_a_load_statement_leaks_the_file_so_the_guard_is_needed(secret, fake_target):
     server = fake_target(secret, trigger=b"LOAD DATA")
-    conn = _hook_target()
+    # A plain mysqlclient connection in libmariadb's auto mode (the pipeline's own are guarded from
+    # their handshake on, see test_infile_first_statement).
+    conn = _connect(server.port, local_infile=2)
     conn.cursor().execute("LOAD DATA LOCAL INFILE '/tmp/part.csv' INTO TABLE t")
     conn.close()
     assert SECRET in server.received, "libmariadb's auto mode alone sends whatever file the server names"
@@ -247,3 +256,22 @@ def test_a_symlink_in_place_of_the_part_is_not_followed(secret, fake_target, tmp
         target.bulk_load(str(link), "db", "t", ["id"], ["text"], "insert")
     conn.close()
     assert SECRET not in server.received
+
+
+def test_require_verified_tls_to_the_source_refuses_before_connecting(secret, monkeypatch):
+    # Issue 22.5: the source too (a spoofed source feeds rows into every company's reports).
+    from report_pipeline.airflow.connections import HookConnections
+    from report_pipeline.errors import ConfigError
+
+    server = FakeServer(secret)
+    server.start()
+    monkeypatch.setenv("AIRFLOW_CONN_REPORTS_SOURCE_DB", f"mysql://u:p@127.0.0.1:{server.port}/db?ssl_mode=REQUIRED")
+    monkeypatch.delenv("AIRFLOW_CONN_REPORTS_SOURCE_REPLICA_DB", raising=False)
+    settings = Settings(source_require_tls="verify", net_timeout_seconds=10)
+    try:
+        with pytest.raises(ConfigError, match="REPORTS_SOURCE_REQUIRE_TLS=verify: connection 'reports_source_db'"):
+            HookConnections(settings).source()
+    finally:
+        server.close()
+    assert server.client_flags == [] and not server.received, "no connection was opened"
+    assert Settings.from_env({"REPORTS_SOURCE_REQUIRE_TLS": "verify"}).source_require_tls == "verify"

@@ -174,9 +174,15 @@ def airflow_image() -> str:
     return compose()["x-airflow-common"]["image"]
 
 
+# Services that only borrow the Airflow image for its Python (no Airflow component, no settings).
+IMAGE_TOOLS = frozenset({"mysql-certs"})
+
+
 def airflow_services() -> dict[str, dict[str, Any]]:
     """Services built on the x-airflow-common anchor (recognised by its image)."""
-    return {name: svc for name, svc in services().items() if svc.get("image") == airflow_image()}
+    return {
+        name: svc for name, svc in services().items() if svc.get("image") == airflow_image() and name not in IMAGE_TOOLS
+    }
 
 
 def env_example_values() -> dict[str, str]:
@@ -547,6 +553,7 @@ def compose_config(tmp_path: Path, env_text: str) -> tuple[dict[str, Any], str]:
     (project / "scripts" / "compose").mkdir(parents=True)
     shutil.copy(COMPOSE_FILE, project / COMPOSE_FILE.name)
     shutil.copy(ROOT / "scripts" / "compose" / "mysql-init.sql", project / "scripts" / "compose")
+    shutil.copy(ROOT / "scripts" / "compose" / "mysql_certs.py", project / "scripts" / "compose")
     (project / ".env").write_text(env_text, encoding="utf-8")
     # Only the .env may feed the substitutions: none of this process's variables.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
@@ -625,3 +632,43 @@ def test_a_bad_reports_variable_in_env_stops_every_container_naming_it(tmp_path:
     assert out.returncode == 64, out.stderr
     assert named in out.stderr
     assert "not starting 'airflow version'" in out.stderr
+
+
+def test_the_stack_requires_verified_tls_to_its_mysql(tmp_path: Path) -> None:
+    """Issue 22.5: MySQL 8.4 serves its own certificates and refuses plain connections; the pipeline's
+    containers require verified TLS to source and target, and the connections verify host ``mysql``."""
+    resolved, _ = compose_config(tmp_path, ENV_EXAMPLE.read_text(encoding="utf-8"))
+    mysql = resolved["services"]["mysql"]
+    assert "--require-secure-transport=ON" in mysql["command"]
+    assert mysql["depends_on"]["mysql-certs"]["condition"] == "service_completed_successfully"
+    for name in ("airflow-apiserver", "airflow-worker", "airflow-scheduler", "airflow-dag-processor", "airflow-init"):
+        env = resolved["services"][name]["environment"]
+        assert env["REPORTS_SOURCE_REQUIRE_TLS"] == env["REPORTS_TARGET_REQUIRE_TLS"] == "verify", name
+        for conn in ("ADMIN", "SOURCE", "TARGET"):
+            uri = unquote(env[f"AIRFLOW_CONN_REPORTS_{conn}_DB"])
+            assert "VERIFY_IDENTITY" in uri and "/opt/airflow/mysql-certs/ca.pem" in uri, (name, conn)
+
+
+def test_the_stack_certificate_verifies_for_host_mysql(tmp_path: Path) -> None:
+    """The certificates mysql_certs.py writes pass a real TLS handshake that checks the name ``mysql``."""
+    import socket
+    import ssl
+    import threading
+
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "compose" / "mysql_certs.py"), str(tmp_path)], check=True)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(tmp_path / "server-cert.pem", tmp_path / "server-key.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        sock, _ = listener.accept()
+        with server_ctx.wrap_socket(sock, server_side=True) as tls:
+            tls.sendall(b"ok")
+
+    threading.Thread(target=serve, daemon=True).start()
+    client_ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    with socket.create_connection(listener.getsockname()) as raw, client_ctx.wrap_socket(
+        raw, server_hostname="mysql"
+    ) as tls:
+        assert tls.recv(2) == b"ok"
+    listener.close()

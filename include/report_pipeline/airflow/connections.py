@@ -8,7 +8,9 @@ Every client gets bounded waits (``REPORTS_NET_TIMEOUT``): connect, read and wri
 MySQL clients, connect/read timeouts and a bounded number of attempts on the S3 client. No connection
 may send several statements in one query (mysqlclient allows it by default), and only the target may
 answer LOAD DATA LOCAL requests, only right after a LOAD statement (libmariadb's "auto" mode), and
-only with the file that statement loads (``report_pipeline.target.infile``).
+only with the file that statement loads (``report_pipeline.target.infile``). Every MySQL connection
+gets that guard before it sends its first statement: the UTC session is set afterwards, never as the
+connection's ``init_command`` (which the client library sends while connecting).
 """
 
 from __future__ import annotations
@@ -28,8 +30,13 @@ from report_pipeline.settings import (
     TARGET_CONN_ID,
     Settings,
 )
+from report_pipeline.target.infile import connect_guarded, require_confinable_client
 
 log = logging.getLogger(__name__)
+
+# The account each S3 connection (id and endpoint) authenticates as (None: the server has no STS), asked
+# once per process.
+_caller_accounts: dict[str, str | None] = {}
 
 # MYSQL_OPT_LOCAL_INFILE values: 0 off; 2 (libmariadb's LOCAL_INFILE_MODE_AUTO) accepts a file request
 # only as the answer to a query that starts with LOAD. libmariadb's own default is that auto mode, so
@@ -48,12 +55,14 @@ class ReportsMySqlHook(MySqlHook):
         timeouts: dict[str, int] | None = None,
         local_infile_mode: int = LOCAL_INFILE_OFF,
         require_tls: str = "off",
+        tls_setting: str = "REPORTS_TARGET_REQUIRE_TLS",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.timeouts = timeouts or {}
         self.local_infile_mode = local_infile_mode
         self.require_tls = require_tls
+        self.tls_setting = tls_setting
 
     def _get_conn_config_mysql_client(self, conn: Any) -> dict[str, Any]:
         from MySQLdb.constants import CLIENT
@@ -65,25 +74,52 @@ class ReportsMySqlHook(MySqlHook):
         config["multi_statements"] = False
         config["client_flag"] = int(config.get("client_flag", 0)) & ~CLIENT.MULTI_STATEMENTS
         if self.require_tls == "verify":
-            check_verified_tls(self.get_conn_id(), config)
+            check_verified_tls(self.get_conn_id(), config, self.tls_setting)
         return config
 
     def get_conn_id(self) -> str:
         """The connection id this hook opens."""
         return str(getattr(self, self.conn_name_attr))
 
+    def get_conn(self) -> Any:
+        """A mysqlclient connection, LOCAL INFILE guard installed before its first statement, then UTC.
 
-def check_verified_tls(conn_id: str, config: dict[str, Any]) -> None:
+        Only mysqlclient can be guarded: a connection whose extra picks another client is refused, as is
+        a client library without per-connection local-infile callbacks (before anything is sent).
+        """
+        conn = self.connection or self.get_connection(self.get_conn_id())
+        client = conn.extra_dejson.get("client", "mysqlclient")
+        if client != "mysqlclient":
+            raise ConfigError(
+                f"connection {self.get_conn_id()!r} asks for the MySQL client {client!r}: only mysqlclient can "
+                "confine LOAD DATA LOCAL per connection; remove \"client\" from the connection's extra"
+            )
+        require_confinable_client()
+        config = self._get_conn_config_mysql_client(conn)
+        config.pop("init_command", None)
+        mysql = connect_guarded(**config)
+        try:
+            cursor = mysql.cursor()
+            cursor.execute(UTC_SESSION)
+            cursor.close()
+        except BaseException:
+            mysql.close()
+            raise
+        return mysql
+
+
+def check_verified_tls(conn_id: str, config: dict[str, Any], setting: str = "REPORTS_TARGET_REQUIRE_TLS") -> None:
     """Refuse to connect unless the client verifies the server's certificate and host name.
 
-    Without that, anyone on the path (or an edited connection's host) can pose as the target.
+    Without that, anyone on the path (or an edited connection's host) can pose as the target (and be
+    handed the rows) or as the source (and feed rows into every company's reports).
     """
     # mysqlclient verifies the certificate chain and host name only with ssl_mode VERIFY_IDENTITY
     # (libmariadb: MYSQL_OPT_SSL_VERIFY_SERVER_CERT); its ssl dict has no host name switch.
     verified = str(config.get("ssl_mode") or "").upper() in _VERIFIED_SSL_MODES
     if not verified:
         raise ConfigError(
-            f"REPORTS_TARGET_REQUIRE_TLS=verify: connection {conn_id!r} does not verify the server's identity; "
+            f"{setting}=verify: connection {conn_id!r} does not verify the server's identity; "
             "set its extra to {\"ssl_mode\": \"VERIFY_IDENTITY\", \"ssl\": {\"ca\": \"/path/to/ca.pem\"}} "
             "Not connecting."
         )
@@ -128,7 +164,7 @@ class HookConnections:
     def admin(self) -> Any:
         """The admin DB, with short timeouts: it is read while the DAG file is parsed."""
         hook = ReportsMySqlHook(
-            mysql_conn_id=ADMIN_CONN_ID, init_command=UTC_SESSION, timeouts=self._timeouts(self.admin_timeout_seconds)
+            mysql_conn_id=ADMIN_CONN_ID, timeouts=self._timeouts(self.admin_timeout_seconds)
         )
         return hook.get_conn()
 
@@ -157,14 +193,16 @@ class HookConnections:
         conn_id = self.extract_conn_id()
         log.info("reading the source through connection %s", conn_id)
         return ReportsMySqlHook(
-            mysql_conn_id=conn_id, init_command=UTC_SESSION, timeouts=self._timeouts(self.settings.net_timeout_seconds)
+            mysql_conn_id=conn_id,
+            timeouts=self._timeouts(self.settings.net_timeout_seconds),
+            require_tls=self.settings.source_require_tls,
+            tls_setting="REPORTS_SOURCE_REQUIRE_TLS",
         ).get_conn()
 
     def target(self) -> Any:
         """The target (reporting) DB: LOAD DATA LOCAL only right after a LOAD statement, TLS as required."""
         return ReportsMySqlHook(
             mysql_conn_id=self.target_conn_id,
-            init_command=UTC_SESSION,
             timeouts=self._timeouts(self.settings.net_timeout_seconds),
             local_infile_mode=LOCAL_INFILE_AFTER_LOAD_ONLY,
             require_tls=self.settings.target_require_tls,
@@ -187,6 +225,10 @@ class HookConnections:
                 found[other.schema.lower()] = f"{what} ({conn_id})"
         return found
 
+    def s3_caller_account(self) -> str | None:
+        """The AWS account the S3 connection authenticates as (None on a server without STS)."""
+        return caller_account(self.s3_conn_id, self.settings)
+
     def s3(self) -> Any:
         """A boto3 S3 client for the reports_s3 connection, with bounded timeouts and attempts.
 
@@ -202,6 +244,40 @@ class HookConnections:
             config = s3_client_config(self.settings, user_config)
             self._s3_client = S3Hook(aws_conn_id=self.s3_conn_id, config=config).get_conn()
         return self._s3_client
+
+
+def caller_account(s3_conn_id: str, settings: Settings) -> str | None:
+    """The AWS account the S3 connection authenticates as (STS GetCallerIdentity), once per process.
+
+    On AWS (no ``endpoint_url``) without REPORTS_S3_EXPECTED_OWNER a failed call refuses (ConfigError):
+    without the account no bucket could be told ours. An S3-compatible server (``endpoint_url`` set)
+    without STS has no accounts to tell apart: None, logged once, and buckets are used without an
+    implicit expected owner.
+    """
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    hook = AwsBaseHook(aws_conn_id=s3_conn_id, client_type="sts", config=s3_client_config(settings))
+    endpoint = hook.conn_config.get_service_endpoint_url("sts")
+    key = f"{s3_conn_id} {endpoint}"
+    if key in _caller_accounts:
+        return _caller_accounts[key]
+    try:
+        account: str | None = str(hook.get_conn().get_caller_identity()["Account"])
+    except Exception as exc:
+        if not endpoint and not settings.s3_expected_owner:
+            raise ConfigError(
+                f"cannot tell which AWS account connection {s3_conn_id!r} authenticates as (STS "
+                f"GetCallerIdentity failed: {type(exc).__name__}: {exc}), so no company bucket can be checked "
+                "as ours; allow sts:GetCallerIdentity or set REPORTS_S3_EXPECTED_OWNER. Nothing was written."
+            ) from exc
+        log.warning(
+            "the S3 server of connection %s (%s) does not answer STS GetCallerIdentity (%s): company buckets "
+            "are used without an expected owner; set REPORTS_S3_EXPECTED_OWNER if the server has accounts",
+            s3_conn_id, endpoint, type(exc).__name__,
+        )
+        account = None
+    _caller_accounts[key] = account
+    return account
 
 
 def _server(conn: Any) -> tuple[str, int]:

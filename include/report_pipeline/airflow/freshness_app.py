@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from report_pipeline import freshness
@@ -29,19 +29,35 @@ DAG_ID = "populate_report_databases"
 
 
 def _access() -> Any:
-    """Airflow's check "may read the DAG" as a FastAPI dependency (no-op outside an API server).
+    """Airflow's check "may read the DAG" as a FastAPI dependency, failing closed.
 
     With REPORTS_DAG_SHARDS the companies are scheduled in several DAGs: the page shows them all, so
-    it asks for read access to every one of them.
+    it asks for read access to every one of them. When the check cannot run (Airflow's API security
+    module missing or failing), every request is refused: the page never shows data unchecked.
     """
     try:
         from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
-    except ImportError:  # pragma: no cover - only without Airflow's API server package
-        return Depends(lambda: None)
+    except ImportError as exc:
+        reason = f"Airflow's access check is not available ({type(exc).__name__}: {exc})"
+        log.error("report freshness: %s; every request is refused", reason)
+
+        def refuse() -> None:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "the access check cannot run: refused")
+
+        return Depends(refuse)
 
     def check(request: Request, user: Any = Depends(get_user)) -> None:  # noqa: B008 - FastAPI's idiom
-        for dag_id in dag_ids(Settings.from_env().dag_shards):
-            requires_access_dag("GET", param_dag_id=dag_id)(request, user)
+        try:
+            dags = dag_ids(Settings.from_env().dag_shards)
+            if not dags:
+                raise RuntimeError("no DAG id to check read access on")
+            for dag_id in dags:
+                requires_access_dag("GET", param_dag_id=dag_id)(request, user)
+        except HTTPException:
+            raise
+        except Exception as exc:
+            log.error("report freshness: the access check failed (%s: %s); refused", type(exc).__name__, exc)
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "the access check cannot run: refused") from exc
 
     return Depends(check)
 

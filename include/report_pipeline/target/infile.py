@@ -11,6 +11,12 @@ So the guard installs the client library's own local-infile callbacks
 ctypes: the library calls them instead of opening the requested file itself. They open a file only
 while ``allow(path)`` is active and only if the request names exactly that path (a regular file, no
 symlink); anything else gets an error and the server an empty packet, so no byte of it leaves.
+
+The guard must be in place before the connection sends its first statement: a server that is not who
+it claims can answer *any* statement with a file request, and client libraries without libmariadb's
+"auto" mode (libmysqlclient) would send the file. ``connect_guarded`` opens a mysqlclient connection
+with the guard installed the moment the handshake is done, before mysqlclient's own ``SET NAMES`` and
+``SET autocommit``; callers send their session settings afterwards, never as ``init_command``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from report_pipeline.errors import TransferError
+from report_pipeline.errors import ConfigError, TransferError
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +46,15 @@ _lock = threading.Lock()
 _library: Any = None
 
 
+class UnconfinableClientError(ConfigError):
+    """The MySQL client library cannot confine LOAD DATA LOCAL per connection: nothing is opened."""
+
+
 def _client_library() -> Any:
-    """The MySQL client library mysqlclient's ``_mysql`` module is linked against, as loaded."""
+    """The MySQL client library mysqlclient's ``_mysql`` module is linked against, as loaded.
+
+    UnconfinableClientError when it cannot be found or has no per-connection local-infile handler.
+    """
     global _library
     with _lock:
         if _library is None:
@@ -53,11 +66,20 @@ def _client_library() -> Any:
             except OSError:
                 paths = set()
             if len(paths) != 1:
-                raise TransferError(
-                    "cannot restrict LOAD DATA LOCAL to the load's own files: the MySQL client library "
-                    f"was not found in this process (found {sorted(paths)}); refusing to load"
+                raise UnconfinableClientError(
+                    "cannot confine LOAD DATA LOCAL per connection: mysqlclient's MySQL client library "
+                    f"(libmariadb or libmysqlclient) was not found in this process (found {sorted(paths)}); "
+                    "refusing to open any MySQL connection. Install mysqlclient built against libmariadb "
+                    "or libmysqlclient (a shared library)."
                 )
-            library = ctypes.CDLL(paths.pop())
+            path = paths.pop()
+            library = ctypes.CDLL(path)
+            if not hasattr(library, "mysql_set_local_infile_handler"):
+                raise UnconfinableClientError(
+                    f"cannot confine LOAD DATA LOCAL per connection: the MySQL client library {path} has no "
+                    "mysql_set_local_infile_handler; refusing to open any MySQL connection. Install "
+                    "mysqlclient built against libmariadb or libmysqlclient."
+                )
             library.mysql_set_local_infile_handler.restype = None
             library.mysql_set_local_infile_handler.argtypes = [
                 ctypes.c_void_p, _INIT, _READ, _END, _ERROR, ctypes.c_void_p
@@ -157,3 +179,60 @@ class LocalInfileGuard:
         message = self._errors.pop(handle or 0, b"LOCAL INFILE read failed")[: max(size - 1, 0)]
         ctypes.memmove(buffer, message + b"\0", len(message) + 1)
         return CR_UNKNOWN_ERROR
+
+
+def require_confinable_client() -> None:
+    """Refuse (UnconfinableClientError) unless this process's client library can confine LOCAL INFILE.
+
+    Called before any MySQL connection is opened, so a worker on such a library sends nothing.
+    """
+    _client_library()
+
+
+def guard_of(conn: Any) -> LocalInfileGuard:
+    """The connection's guard: the one ``connect_guarded`` installed, or a new one (late, for connections
+    opened elsewhere, e.g. by tests)."""
+    guard = getattr(conn, "_rp_infile_guard", None)
+    return guard if isinstance(guard, LocalInfileGuard) else LocalInfileGuard(conn)
+
+
+def connect_guarded(**config: Any) -> Any:
+    """A mysqlclient connection whose LOCAL INFILE guard is installed before its first statement.
+
+    ``config`` is ``MySQLdb.connect``'s keywords; ``init_command`` is refused, as it runs before the
+    guard could be installed.
+    """
+    if config.get("init_command"):
+        raise ValueError("init_command runs before the LOCAL INFILE guard; send session settings afterwards")
+    require_confinable_client()
+    return _guarded_connection_class()(**config)
+
+
+_connection_class: Any = None
+
+
+def _guarded_connection_class() -> Any:
+    """``MySQLdb.connections.Connection`` with the guard installed right after the C-level connect.
+
+    ``Connection.__init__`` calls ``super().__init__`` (``_mysql.connection``: the handshake) and only
+    then sends ``SET NAMES`` and ``SET autocommit``; a class between the two in the MRO runs in that gap.
+    """
+    global _connection_class
+    if _connection_class is None:
+        from MySQLdb import _mysql
+        from MySQLdb.connections import Connection
+
+        class _GuardAfterHandshake(_mysql.connection):  # type: ignore[misc,name-defined]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                try:
+                    LocalInfileGuard(self)
+                except BaseException:
+                    self.close()
+                    raise
+
+        class GuardedConnection(Connection, _GuardAfterHandshake):  # type: ignore[misc]
+            """A mysqlclient connection that answers LOCAL INFILE requests only through its guard."""
+
+        _connection_class = GuardedConnection
+    return _connection_class

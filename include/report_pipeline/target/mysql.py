@@ -18,7 +18,7 @@ from report_pipeline.ledger import LoadRecord
 from report_pipeline.session import bound_target_session, close_quietly, prepare_session, rollback_quietly
 from report_pipeline.settings import Settings
 from report_pipeline.target import alter, keysets
-from report_pipeline.target.infile import LocalInfileGuard
+from report_pipeline.target.infile import guard_of
 from report_pipeline.validation import quote_identifier
 from report_pipeline.vocabulary import ColumnChange, Duplicates, Encoding
 from report_pipeline.watermarks import Watermark
@@ -53,8 +53,8 @@ class MySqlTarget:
         self.settings = settings or Settings()
         self.opener = opener
         # Before the first query: a server that is not who it claims may answer any query with a
-        # LOCAL INFILE request.
-        self.infile = LocalInfileGuard(conn)
+        # LOCAL INFILE request. Connections from airflow.connections have it since their handshake.
+        self.infile = guard_of(conn)
         prepare_session(conn)
         bound_target_session(conn, self.settings.target_lock_wait_seconds, self.settings.net_timeout_seconds)
         conn.autocommit(True)
