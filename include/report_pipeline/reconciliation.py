@@ -36,10 +36,10 @@ from report_pipeline.guards import narrowest_key
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, extract_prefix, new_extract_id, table_prefix
 from report_pipeline.repair import Raced, Repair, RepairPlan, repair_folder, restricted_query
 from report_pipeline.runs import bind_parameters, window_for
-from report_pipeline.session import Parameters, bound_source_session, opened, rollback_quietly
+from report_pipeline.session import Parameters, opened, rollback_quietly
 from report_pipeline.settings import Settings
 from report_pipeline.target.mysql import MySqlTarget
-from report_pipeline.tasks import Connections, bounds_named, company_bucket, compared_columns
+from report_pipeline.tasks import Connections, company_bucket, compared_columns, source_session
 from report_pipeline.verify import source_side, target_side
 
 # Repair attempts (each rolled back when a source write raced it) before the reconcile refuses.
@@ -145,12 +145,7 @@ def reconcile_table(
     started, clock = dt.datetime.now(dt.UTC), time.monotonic()
     days = company.lookback_days if lookback_days is None else lookback_days
     parameters = bind_parameters(spec, company, window_for(logical_date, days))
-    with (
-        bounds_named(settings, source=True),
-        opened(connections.source()) as source,
-        opened(connections.target()) as target_conn,
-    ):
-        bound_source_session(source, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
+    with source_session(connections, settings) as source, opened(connections.target()) as target_conn:
         target = MySqlTarget(target_conn, settings, opener=connections.target)
         columns = compared_columns(source, spec, parameters)
         key = reconcile_key(target, company, spec, columns)
@@ -283,8 +278,7 @@ class _Job:
             part_bytes=settings.part_bytes,
             extract_id=extract_id,
         )
-        with opened(self.connections.source()) as conn:
-            bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
+        with source_session(self.connections, settings) as conn:
             return extract_module.extract(conn, request)
 
     def _request(
