@@ -20,6 +20,7 @@ from typing import Any
 
 from report_pipeline.csvformat import INTEGER_TYPES, type_name
 from report_pipeline.errors import ConfigError, TransferError
+from report_pipeline.horizon import Horizon
 from report_pipeline.session import Parameters, prepare_session, probe_columns
 from report_pipeline.validation import quote_identifier
 
@@ -54,6 +55,9 @@ class Chunk:
     low: int | None = None
     high: int | None = None
     nulls: bool = False
+    # An incremental table's commit horizon, read once at planning before any chunk (tasks.plan_table_chunks):
+    # the load's watermark never passes what that earliest snapshot allowed, however late a chunk runs.
+    horizon: Horizon | None = None
 
     def label(self, column: str | None) -> str:
         """What the chunk covers, as the UI names its mapped extract: ``id [250, 500)``, ``id IS NULL``."""
@@ -70,7 +74,16 @@ class Chunk:
 
     def to_json(self) -> dict[str, Any]:
         """The chunk as a JSON object; ``None`` bounds are open ends, ``nulls`` marks the NULL chunk."""
-        return {"index": self.index, "count": self.count, "low": self.low, "high": self.high, "nulls": self.nulls}
+        body: dict[str, Any] = {
+            "index": self.index,
+            "count": self.count,
+            "low": self.low,
+            "high": self.high,
+            "nulls": self.nulls,
+        }
+        if self.horizon is not None:
+            body["horizon"] = self.horizon.to_json()
+        return body
 
     @classmethod
     def from_json(cls, value: Any) -> Chunk:
@@ -87,9 +100,10 @@ class Chunk:
                 raise ValueError(f"not a chunk of a plan: {dict(value)!r}")
             if low is not None and high is not None and low >= high:
                 raise ValueError(f"empty range: {dict(value)!r}")
-        except (KeyError, TypeError, ValueError) as exc:
+            horizon = Horizon.from_json(value["horizon"]) if value.get("horizon") is not None else None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise TransferError(f"malformed chunk: {exc}") from exc
-        return cls(index, count, low, high, nulls)
+        return cls(index, count, low, high, nulls, horizon)
 
     def bind(self, query: str, column: str, parameters: Parameters) -> tuple[str, Parameters]:
         """``query`` narrowed to this chunk's rows, and its parameters plus the chunk's bounds.

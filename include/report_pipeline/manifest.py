@@ -152,6 +152,16 @@ class CursorRange:
     max_seen: str | None
     snapshot_at: str
     reset: bool = False
+    # The commit horizon (report_pipeline.horizon): the highest value the watermark may take from this
+    # extract, the integer value pending until the comma-separated ``writers`` end, and whether open
+    # transactions could be read at all. ``guarded`` None: a manifest of older code (max_seen counts).
+    ceiling: str | None = None
+    pending: str | None = None
+    writers: str = ""
+    guarded: bool | None = None
+    # Which server the rows came from and its GTID position before the snapshot (horizon.SourceServer).
+    server: str | None = None
+    position: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +197,8 @@ class Manifest:
     chunk: Chunk | None = None  # the chunk's bounds and its place in the plan; None when unchunked
     version: int = MANIFEST_VERSION
     # Set by incremental extracts only; manifests without it (older ones too) read as None.
+    # The source server's UTC clock when the extract's consistent snapshot began (None: older code).
+    snapshot_at: str | None = None
     cursor: CursorRange | None = None
     # Set by extracts of tables with delete detection.
     keys: KeySet | None = None
@@ -244,6 +256,7 @@ class Manifest:
                 finished_at=body["finished_at"],
                 chunk=Chunk.from_json(body["chunk"]) if body.get("chunk") is not None else None,
                 cursor=_known(CursorRange, body["cursor"]) if body.get("cursor") else None,
+                snapshot_at=body.get("snapshot_at"),
                 keys=KeySet(
                     columns=tuple(_known(Column, c) for c in body["keys"]["columns"]),
                     parts=tuple(_known(Part, p) for p in body["keys"]["parts"]),

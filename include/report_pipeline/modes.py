@@ -21,6 +21,7 @@ from report_pipeline.csvformat import Encoding
 from report_pipeline.errors import RefusedError, TransferError
 from report_pipeline.evolution import ColumnChange, evolve_table, record_changes
 from report_pipeline.guards import SwapGuard, key_problem
+from report_pipeline.horizon import behind
 from report_pipeline.incremental import KeyColumns, later
 from report_pipeline.ledger import LoadRecord
 from report_pipeline.manifest import CursorRange, Part
@@ -61,6 +62,8 @@ class LoadJob:
     defer_indexes: bool = False
     # Schema evolution: columns to add or widen before the rows load (evolution.plan_evolution).
     changes: tuple[ColumnChange, ...] = ()
+    # The oldest source snapshot among the manifests (UTC; None: manifests of older code).
+    snapshot_at: dt.datetime | None = None
 
 
 def _remove_quietly(path: str) -> None:
@@ -157,6 +160,7 @@ class LoadStrategy:
             load_mode=self.mode,
             load_key=job.load_key,
             manifest_keys=job.manifest_keys,
+            snapshot_at=job.snapshot_at,
         )
         job.target.record_load(job.schema, entry)
 
@@ -223,7 +227,7 @@ class Swap(LoadStrategy):
     def refusal(self) -> str | None:
         """An older window than one already swapped in is refused."""
         job = self.job
-        newer = job.target.newer_swap(job.schema, job.table, job.logical_date)
+        newer = job.target.newer_swap(job.schema, job.table, job.logical_date, job.snapshot_at)
         if newer is not None:
             log.warning(
                 "%s.%s: not swapping in the window of %s over the newer one of %s already loaded "
@@ -274,7 +278,7 @@ class Swap(LoadStrategy):
             raise RefusedError(f"not swapping {job.schema}.{job.table}: {problem}")
         # Checked again right before the RENAME: whatever happened since the start, older data never
         # replaces a newer full refresh.
-        newer = job.target.newer_swap(job.schema, job.table, job.logical_date)
+        newer = job.target.newer_swap(job.schema, job.table, job.logical_date, job.snapshot_at)
         if newer is not None:
             raise RefusedError(
                 f"not swapping {job.schema}.{job.table}: a newer full refresh (logical date {newer}) was loaded "
@@ -337,10 +341,47 @@ class Incremental(Upsert):
         return "replace"
 
     def refusal(self) -> str | None:
-        """An extract older than the one the stored watermark came from is skipped."""
+        """An extract older than the one the stored watermark came from is skipped, whichever server it read.
+
+        Extracts of one server are ordered by its snapshot clock. Across servers (a replica and its
+        primary, two replicas) clocks say nothing about how far the data had got, so GTID positions
+        decide: rows that lack transactions the loaded rows hold are skipped. Without comparable
+        positions the load is refused; a deliberate switch (failover) is a reset run.
+        """
         job = self.job
         stored = job.target.watermark(job.schema, job.table)
-        taken = _utc(self.cursor.snapshot_at)
+        cursor = self.cursor
+        taken = _utc(cursor.snapshot_at)
+        switched = (
+            stored is not None
+            and not cursor.reset
+            and stored.source_server is not None
+            and cursor.server is not None
+            and stored.source_server != cursor.server
+        )
+        if switched and stored is not None:
+            if stored.source_position is None or cursor.position is None:
+                raise RefusedError(
+                    f"{job.schema}.{job.table}: not loading rows read from source server {cursor.server}: the rows "
+                    f"loaded so far came from {stored.source_server}, and without GTID positions on both there is no "
+                    "telling which holds newer data; the target was not changed. If the source moved on purpose "
+                    "(failover, a new replica endpoint), run `report-pipeline run --company ... --table ... "
+                    "--reset-watermark` once against the new server"
+                )
+            if behind(cursor.position, stored.source_position):
+                log.warning(
+                    "%s.%s: not loading an extract of %s from %s at GTID %s: the rows loaded came from %s at GTID %s, "
+                    "which holds transactions this extract lacks (a lagging replica)",
+                    job.schema,
+                    job.table,
+                    job.logical_date.date(),
+                    cursor.server,
+                    cursor.position,
+                    stored.source_server,
+                    stored.source_position,
+                )
+                return "older-extract"
+            return None
         if stored is not None and taken < stored.snapshot_at:
             log.warning(
                 "%s.%s: not loading an extract of %s taken at %s: rows extracted at %s are already loaded "
@@ -369,7 +410,9 @@ class Incremental(Upsert):
         """The new watermark (the later of the stored one and the highest value seen), then the ledger row."""
         job, cursor = self.job, self.cursor
         stored = job.target.watermark(job.schema, job.table)
-        value, snapshot = cursor.max_seen, _utc(cursor.snapshot_at)
+        # The horizon's ceiling, never the highest value seen: a transaction open at the snapshot may
+        # still commit rows below that (report_pipeline.horizon).
+        value, snapshot = cursor.ceiling, _utc(cursor.snapshot_at)
         if stored is not None and not cursor.reset and stored.cursor_column.lower() == cursor.column.lower():
             value = later(cursor.kind, stored.cursor_value, value)
             snapshot = max(snapshot, stored.snapshot_at)
@@ -381,6 +424,10 @@ class Incremental(Upsert):
             logical_date=job.logical_date,
             run_id=job.run_id,
             load_key=job.load_key,
+            pending_value=cursor.pending,
+            pending_writers=cursor.writers,
+            source_server=cursor.server,
+            source_position=cursor.position,
         )
         job.target.write_watermark(job.schema, mark)
         log.info("%s.%s: watermark %s -> %s", job.schema, job.table, stored and stored.cursor_value, value)

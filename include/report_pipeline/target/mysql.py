@@ -315,9 +315,11 @@ class MySqlTarget:
         """The ledger row of these extracts."""
         return ledger.find(self.cursor, schema, load_key)
 
-    def newer_swap(self, schema: str, table: str, logical_date: dt.datetime) -> dt.datetime | None:
+    def newer_swap(
+        self, schema: str, table: str, logical_date: dt.datetime, snapshot_at: dt.datetime | None = None
+    ) -> dt.datetime | None:
         """A newer full refresh's logical date."""
-        return ledger.newer_swap(self.cursor, schema, table, logical_date)
+        return ledger.newer_swap(self.cursor, schema, table, logical_date, snapshot_at)
 
     def record_load(self, schema: str, entry: LoadRecord) -> None:
         """The ledger row, in the current transaction."""
