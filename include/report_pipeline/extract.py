@@ -36,7 +36,7 @@ from report_pipeline.errors import TransferError
 from report_pipeline.horizon import UNGUARDED_NOTE, CursorKind, Horizon, Writers, decide, read_server, read_writers
 from report_pipeline.incremental import CursorRequest, MaxTracker, narrowed
 from report_pipeline.manifest import Column, CursorRange, KeySet, Manifest, Part
-from report_pipeline.session import close_quietly, prepare_session, probe_types
+from report_pipeline.session import close_quietly, prepare_session, probe_collations, probe_types
 from report_pipeline.storage import Bucket
 from report_pipeline.validation import backtick
 
@@ -375,6 +375,8 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         query, parameters = request.chunk.bind(query, request.chunk_column, parameters)
         key_query, key_parameters = request.chunk.bind(key_query, request.chunk_column, key_parameters)
     query, source_types, sql_types = _exact_floats(conn, query, parameters)
+    # What a target key must tell apart (report_pipeline.collations); a duplicate-named result has none.
+    collations = probe_collations(conn, query, parameters) if sql_types is not None else None
 
     uploader = _PartUploader(request)
     cutter = PartCutter(request.part_bytes, _part_namer(request))
@@ -441,6 +443,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
                 source_types[i] if source_types else type_name(d[1]),
                 tracker.encodings[i],
                 sql_types[i] if sql_types and len(sql_types) == len(description) else None,
+                collations[i] if collations and len(collations) == len(description) else None,
             )
             for i, d in enumerate(description)
         ),

@@ -398,6 +398,7 @@ def _load_locked(
         defer_indexes=request.defer_indexes,
         changes=evolution.changes if evolution is not None else (),
         snapshot_at=_oldest_snapshot(manifests),
+        collations=tuple(c.collation for c in manifests[0].columns),
     )
     strategy = strategy_for(request.load_mode)(job)
     skip_reason = strategy.refusal()

@@ -124,6 +124,8 @@ class Column:
     source_type: str
     encoding: Encoding = "text"
     sql_type: str | None = None
+    # The source column's collation (character columns; None for others and in older manifests).
+    collation: str | None = None
 
 
 @dataclass(frozen=True)

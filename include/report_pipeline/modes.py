@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, get_args
 
+from report_pipeline.collations import merge_problem
 from report_pipeline.csvformat import Encoding
 from report_pipeline.errors import RefusedError, TransferError
 from report_pipeline.evolution import ColumnChange, evolve_table, record_changes
@@ -64,6 +65,8 @@ class LoadJob:
     changes: tuple[ColumnChange, ...] = ()
     # The oldest source snapshot among the manifests (UTC; None: manifests of older code).
     snapshot_at: dt.datetime | None = None
+    # The source collation of each loaded column (None: not text, or unknown), in ``columns`` order.
+    collations: tuple[str | None, ...] = ()
 
 
 def _remove_quietly(path: str) -> None:
@@ -177,6 +180,10 @@ class Upsert(LoadStrategy):
         problem = key_problem(job.target.unique_keys(job.schema, job.table), job.columns)
         if problem:
             raise RefusedError(f"{job.schema}.{job.table} {problem}")
+        source = {c.lower(): s for c, s in zip(job.columns, job.collations, strict=False)}
+        merging = merge_problem(job.target.key_collations(job.schema, job.table), source)
+        if merging:
+            raise RefusedError(f"{job.schema}.{job.table}: {merging}")
         # After every refusal: a refused load leaves the table as it was. A load that fails after this
         # leaves the added (NULL-able) or widened columns, which the next load of these columns needs anyway.
         evolve_table(job, job.table, record=True)

@@ -44,6 +44,9 @@ class Target(Protocol):
     def writer_lock(self, schema: str, table: str, timeout_seconds: int) -> AbstractContextManager[None]:
         """Hold the one-writer lock of ``schema.table`` for the block; TransferError after the timeout."""
 
+    def key_collations(self, schema: str, table: str) -> dict[str, str]:
+        """The collation of each character column of a PRIMARY or UNIQUE key (lower-case column names)."""
+
     def schema_exists(self, schema: str) -> bool:
         """Whether the schema exists."""
 
