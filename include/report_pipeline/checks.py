@@ -12,14 +12,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from report_pipeline import ownership
+from report_pipeline.collations import merge_problem
 from report_pipeline.config import Plan
 from report_pipeline.evolution import describe_changes
 from report_pipeline.guards import key_problem
+from report_pipeline.horizon import UNGUARDED_NOTE, read_server, read_writers
 from report_pipeline.incremental import cursor_problem
-from report_pipeline.load import column_problems, evolution_of
+from report_pipeline.load import column_problems, evolution_of, load_columns
 from report_pipeline.modes import strategy_for
 from report_pipeline.runs import bind_parameters, window_for
-from report_pipeline.session import opened, probe_columns, probe_types
+from report_pipeline.session import opened, prepare_session, probe_collations, probe_columns, probe_types
 from report_pipeline.settings import Settings
 from report_pipeline.target.mysql import MySqlTarget
 
@@ -67,8 +69,35 @@ def server_problems(plan: Plan, settings: Settings, conns: Any, notes: list[str]
                 if not found and strategy_for(spec.load_mode).needs_key:
                     keyless = key_problem(target.unique_keys(c.schema, spec.target.table), spec.target.columns)
                     found += [f"target table {c.schema}.{spec.target.table} {keyless}"] if keyless else []
+                    found += _merge_problems(source, target, c.schema, spec, params, names)
                 problems += [f"{where}: {p}" for p in found]
     return problems
+
+
+def _merge_problems(
+    source: Any, target: MySqlTarget, schema: str, spec: Any, params: Any, names: Sequence[str]
+) -> list[str]:
+    """The key-collation refusal a load would make (report_pipeline.collations), found ahead of it."""
+    collations = probe_collations(source, spec.query_select, params)
+    loaded = {n.lower(): s for n, s in zip(load_columns(names, spec.target), collations, strict=True)}
+    problem = merge_problem(target.key_collations(schema, spec.target.table), loaded)
+    return [f"target table {schema}.{spec.target.table}: {problem}"] if problem else []
+
+
+def commit_safety_note(plan: Plan, conns: Any) -> str | None:
+    """Why incremental watermarks of this plan fall back to the overlap (horizon.UNGUARDED_NOTE), or None.
+
+    Asked of the source connection every incremental table reads; None when the plan has none.
+    """
+    if not any(spec.cursor_column for cp in plan.companies for spec in cp.tables):
+        return None
+    try:
+        with opened(conns.source()) as source:
+            prepare_session(source)
+            guarded = not read_server(source).replica and read_writers(source) is not None
+    except Exception as exc:  # noqa: BLE001 - a note, never a failure of plan or validate
+        return f"incremental tables: could not ask the source whether open transactions are readable ({exc})"
+    return None if guarded else f"incremental tables: {UNGUARDED_NOTE}"
 
 
 def _schema_owner_problem(

@@ -21,7 +21,6 @@ from report_pipeline.manifest import CursorRange, KeySet
 from report_pipeline.session import Parameters, prepare_session, probe_columns
 from report_pipeline.validation import quote_identifier
 
-
 # TIMESTAMP, DATE, DATETIME, NEWDATE: compared in the session's UTC, printed in a sortable form.
 TIME_TYPES = frozenset({7, 10, 12, 14})
 # Integer types, less YEAR: a year is not a change counter.

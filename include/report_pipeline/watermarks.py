@@ -118,8 +118,10 @@ def read(cursor: Any, schema: str, table: str) -> Watermark | None:
         if code in (_NO_SUCH_TABLE, _NO_SUCH_SCHEMA):
             return None
         if code == _UNKNOWN_COLUMN:  # a table of older code, not upgraded yet by a load's ``ensure``
-            cursor.execute(f"SELECT {_COLUMNS.rsplit(', pending_value', 1)[0]} FROM {_table(schema)} "
-                           "WHERE table_name = %s", (table,))
+            cursor.execute(
+                f"SELECT {_COLUMNS.rsplit(', pending_value', 1)[0]} FROM {_table(schema)} WHERE table_name = %s",
+                (table,),
+            )
             row = cursor.fetchone()
             return None if row is None else Watermark._from_row((*row, None, None, None, None))
         raise

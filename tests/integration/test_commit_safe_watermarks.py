@@ -217,8 +217,9 @@ def test_without_the_process_privilege_the_watermark_falls_back_to_the_overlap_a
         f"GRANT SELECT ON `{scratch_db}`.* TO '{user}'@'%'",
     )
     try:
-        import MySQLdb
         import os
+
+        import MySQLdb
 
         def opener() -> Any:
             return MySQLdb.connect(
@@ -233,6 +234,14 @@ def test_without_the_process_privilege_the_watermark_falls_back_to_the_overlap_a
         assert "needs the PROCESS privilege" in caplog.text
         table.load(0, manifests)
         assert table.watermark().cursor_value == "2"  # type: ignore[union-attr]
+        # `plan` and `validate` print the same note (checks.commit_safety_note); with PROCESS, none.
+        from report_pipeline import checks
+        from report_pipeline.config import CompanyPlan, Plan
+
+        plan = Plan(companies=(CompanyPlan(table.company, (table.spec,), ()),), broken_companies=())
+        note = checks.commit_safety_note(plan, table.conns)
+        assert note is not None and "protected only by cursor_overlap" in note
+        assert checks.commit_safety_note(plan, Conns(scratch_db)) is None
     finally:
         execute(mysql_root, f"DROP USER '{user}'@'%'")
 

@@ -40,8 +40,8 @@ __all__ = [
     "check_placeholders",
     "check_select",
     "count_placeholders",
-    "window_problem",
     "parse_insert_target",
     "quote_identifier",
     "schema_name",
+    "window_problem",
 ]
