@@ -179,6 +179,30 @@ def behind(position: str, reference: str) -> bool:
     return any(mine.get(stream, 0) < seq for stream, seq in theirs.items())
 
 
+def compare_sources(stored: Any, server: str | None, position: str | None) -> str:
+    """How an extract's server and GTID position compare with those behind a stored watermark.
+
+    ``same`` (one server, or unknown on either side: its snapshot clock orders it), ``older`` (it lacks
+    transactions the stored rows hold), ``newer`` (another server at a position not behind), or
+    ``unknown`` (another server, and no GTID positions to compare).
+    """
+    if stored.source_server is None or server is None or stored.source_server == server:
+        return "same"
+    if stored.source_position is None or position is None:
+        return "unknown"
+    return "older" if behind(position, stored.source_position) else "newer"
+
+
+def switch_refusal(stored: Any, server: str | None) -> str:
+    """The refusal of an extract from another server whose data cannot be ordered against the stored rows."""
+    return (
+        f"not loading rows read from source server {server}: the rows loaded so far came from "
+        f"{stored.source_server}, and without GTID positions on both there is no telling which holds newer data; "
+        "the target was not changed. If the source moved on purpose (failover, a new replica endpoint), run "
+        "`report-pipeline run --company ... --table ... --reset-watermark` once against the new server"
+    )
+
+
 @dataclass(frozen=True)
 class Horizon:
     """What one snapshot allows the watermark to become.

@@ -22,7 +22,7 @@ from report_pipeline.csvformat import Encoding
 from report_pipeline.errors import RefusedError, TransferError
 from report_pipeline.evolution import ColumnChange, evolve_table, record_changes
 from report_pipeline.guards import SwapGuard, key_problem
-from report_pipeline.horizon import behind
+from report_pipeline.horizon import compare_sources, switch_refusal
 from report_pipeline.incremental import KeyColumns, later
 from report_pipeline.ledger import LoadRecord
 from report_pipeline.manifest import CursorRange, Part
@@ -359,35 +359,20 @@ class Incremental(Upsert):
         stored = job.target.watermark(job.schema, job.table)
         cursor = self.cursor
         taken = _utc(cursor.snapshot_at)
-        switched = (
-            stored is not None
-            and not cursor.reset
-            and stored.source_server is not None
-            and cursor.server is not None
-            and stored.source_server != cursor.server
-        )
-        if switched and stored is not None:
-            if stored.source_position is None or cursor.position is None:
-                raise RefusedError(
-                    f"{job.schema}.{job.table}: not loading rows read from source server {cursor.server}: the rows "
-                    f"loaded so far came from {stored.source_server}, and without GTID positions on both there is no "
-                    "telling which holds newer data; the target was not changed. If the source moved on purpose "
-                    "(failover, a new replica endpoint), run `report-pipeline run --company ... --table ... "
-                    "--reset-watermark` once against the new server"
-                )
-            if behind(cursor.position, stored.source_position):
-                log.warning(
-                    "%s.%s: not loading an extract of %s from %s at GTID %s: the rows loaded came from %s at GTID %s, "
-                    "which holds transactions this extract lacks (a lagging replica)",
-                    job.schema,
-                    job.table,
-                    job.logical_date.date(),
-                    cursor.server,
-                    cursor.position,
-                    stored.source_server,
-                    stored.source_position,
-                )
-                return "older-extract"
+        order = "same" if stored is None or cursor.reset else compare_sources(stored, cursor.server, cursor.position)
+        if order == "unknown":
+            raise RefusedError(f"{job.schema}.{job.table}: {switch_refusal(stored, cursor.server)}")
+        if order == "older":
+            log.warning(
+                "%s.%s: not loading rows from %s, which lack transactions the loaded rows from %s hold "
+                "(a lagging replica)",
+                job.schema,
+                job.table,
+                cursor.server,
+                stored and stored.source_server,
+            )
+            return "older-extract"
+        if order == "newer":
             return None
         if stored is not None and taken < stored.snapshot_at:
             log.warning(

@@ -403,3 +403,28 @@ def test_rows_from_a_lagging_replica_never_replace_newer_rows_from_the_primary_a
     assert table.target_rows() == _rows(replica.connect(), f"SELECT id, note FROM `{name}` ORDER BY id")
     mark = table.watermark()
     assert mark is not None and mark.source_server is not None and f":{replica.port}" in mark.source_server
+
+
+def test_a_switch_to_a_server_whose_data_cannot_be_ordered_is_refused_until_a_reset_run_adopts_it(
+    scratch_db: str, target_db: str, bucket_name: str
+):
+    table = _int_table(scratch_db, target_db, bucket_name)
+    execute(mysql_connect(scratch_db), "INSERT INTO events (note) VALUES ('a'), ('b')")
+    table.run(0)
+    # The rows loaded so far came from another server, one without GTID positions (an old primary).
+    execute(
+        mysql_connect(target_db),
+        "UPDATE report_watermarks SET source_server = 'mariadb:9@old-primary:3306', source_position = NULL",
+    )
+    execute(mysql_connect(scratch_db), "UPDATE events SET note = 'changed' WHERE id = 2")
+    with pytest.raises(RefusedError, match="came from mariadb:9@old-primary:3306, and without GTID positions"):
+        table.run(1)
+    assert ("2", "b") in [(str(i), n) for i, n in table.target_rows()]  # unchanged
+
+    # The documented failover path: one reset run against the new server.
+    table.run(2, reset_watermark=True)
+    assert table.target_rows() == _source_rows(scratch_db, "id, note")
+    mark = table.watermark()
+    assert mark is not None and mark.source_server != "mariadb:9@old-primary:3306"
+    table.run(3)  # and from now on it is the table's source
+    assert table.target_rows() == _source_rows(scratch_db, "id, note")
