@@ -288,7 +288,9 @@ def test_a_change_in_chunk_0_between_chunk_extracts_is_read_by_the_next_run(
 def test_an_upsert_override_of_an_incremental_table_racing_a_scheduled_run_is_refused(
     scratch_db: str, target_db: str, bucket_name: str
 ):
-    table = _time_table(scratch_db, target_db, bucket_name, overlap=60)
+    # The seed's REPLACE: an upsert override would replace rows by key, newer ones with older ones.
+    columns = "id, note, updated_at"
+    table = _time_table(scratch_db, target_db, bucket_name, 60, query_insert=f"REPLACE INTO events ({columns}) VALUES")
     execute(mysql_connect(scratch_db), "INSERT INTO events (note) VALUES ('a'), ('b')")
     table.run(0)
     manual = table.extract(5)  # a manual run of another date with --load-mode upsert extracts first ...
