@@ -12,16 +12,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from report_pipeline import ownership
+from report_pipeline.collations import merge_problem
 from report_pipeline.config import Plan, table_label
 from report_pipeline.evolution import describe_changes
 from report_pipeline.guards import key_problem, narrowest_key
+from report_pipeline.horizon import UNGUARDED_NOTE, read_server, read_writers
 from report_pipeline.incremental import cursor_problem
-from report_pipeline.load import column_problems, evolution_of
+from report_pipeline.load import column_problems, evolution_of, load_columns
 from report_pipeline.modes import strategy_for
 from report_pipeline.reconciliation import RECONCILE_NEEDS_KEY
 from report_pipeline.routines import Routine, stored_functions, write_warnings
 from report_pipeline.runs import bind_parameters, window_for
-from report_pipeline.session import opened, probe_columns, probe_types
+from report_pipeline.session import opened, probe_collations, probe_columns, probe_types
 from report_pipeline.settings import Settings
 from report_pipeline.target.mysql import MySqlTarget
 from report_pipeline.tasks import source_session
@@ -77,6 +79,7 @@ def server_problems(
                 if not found and strategy_for(spec.load_mode).needs_key:
                     keyless = key_problem(target.unique_keys(c.schema, spec.target.table), spec.target.columns)
                     found += [f"target table {c.schema}.{spec.target.table} {keyless}"] if keyless else []
+                    found += _merge_problems(source, target, c.schema, spec, params, names)
                 if not found and spec.reconcile_every_days:
                     keyed = narrowest_key(target.unique_keys(c.schema, spec.target.table), names)
                     found += [] if keyed else [f"reconcile_every_days is set, but {RECONCILE_NEEDS_KEY}"]
@@ -92,6 +95,31 @@ def _source_functions(source: Any) -> tuple[list[Routine], str | None]:
         return stored_functions(cursor), (str(row[0]) if row and row[0] is not None else None)
     finally:
         cursor.close()
+
+
+def _merge_problems(
+    source: Any, target: MySqlTarget, schema: str, spec: Any, params: Any, names: Sequence[str]
+) -> list[str]:
+    """The key-collation refusal a load would make (report_pipeline.collations), found ahead of it."""
+    collations = probe_collations(source, spec.query_select, params)
+    loaded = {n.lower(): s for n, s in zip(load_columns(names, spec.target), collations, strict=True)}
+    problem = merge_problem(target.key_collations(schema, spec.target.table), loaded)
+    return [f"target table {schema}.{spec.target.table}: {problem}"] if problem else []
+
+
+def commit_safety_note(plan: Plan, settings: Settings, conns: Any) -> str | None:
+    """Why incremental watermarks of this plan fall back to the overlap (horizon.UNGUARDED_NOTE), or None.
+
+    Asked of the source connection every incremental table reads; None when the plan has none.
+    """
+    if not any(spec.cursor_column for cp in plan.companies for spec in cp.tables):
+        return None
+    try:
+        with source_session(conns, settings) as source:
+            guarded = not read_server(source).replica and read_writers(source) is not None
+    except Exception as exc:  # noqa: BLE001 - a note, never a failure of plan or validate
+        return f"incremental tables: could not ask the source whether open transactions are readable ({exc})"
+    return None if guarded else f"incremental tables: {UNGUARDED_NOTE}"
 
 
 def _schema_owner_problem(

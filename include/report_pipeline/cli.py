@@ -25,7 +25,7 @@ from report_pipeline.environment import check_environment
 from report_pipeline.errors import ReportPipelineError
 from report_pipeline.manifest import Manifest
 from report_pipeline.progress import ProgressLine
-from report_pipeline.runs import bind_parameters, window_for
+from report_pipeline.runs import bind_parameters, window_for, with_overrides
 from report_pipeline.session import opened
 from report_pipeline.settings import Settings
 from report_pipeline.snapshot import expire_snapshot, plan_to_dict
@@ -125,6 +125,9 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, connect: ConnectionsF
         f"plan for logical date {logical.date()}: {len(plan.companies)} active companies, "
         f"{plan.inactive_companies} inactive; {plan.inactive_tables} inactive tables"
     )
+    note = checks.commit_safety_note(plan, settings, connect(settings)) if not args.offline else None
+    if note:
+        print(f"note: {note}")
     headers = "company table bucket schema target mode chunks look-back reconcile parameters".split()
     if settings.dag_shards > 1:
         # Which DAG to trigger or backfill for a company (README "Scaling out").
@@ -142,6 +145,9 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, connect: Connecti
     warnings: list[str] = []
     if not args.offline:
         problems += checks.server_problems(plan, settings, connect(settings), notes, warnings)
+        safety = checks.commit_safety_note(plan, settings, connect(settings))
+        if safety:
+            print(f"note: {safety}")
     checked = sum(len(cp.tables) + len(cp.broken) for cp in plan.companies)
     for note in notes:
         print(f"note: {note} on its next load (nothing was changed)")
@@ -196,6 +202,7 @@ def _active_table_rows(conn: Any) -> list[Mapping[str, Any]]:
 def cmd_run(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
     plan = _fresh_plan(settings, connect)
     company, spec = _spec_of(plan, args.company, args.table)
+    with_overrides(spec, args.load_mode)  # refused before anything is extracted, not after
     company_plan = plan.company(args.company)
     logical = _parse_date(args.date)
     # Unique per invocation: the load's cleanup treats folders of its own run without a manifest as
@@ -376,6 +383,7 @@ def build_parser(extra: Mapping[str, tuple[str, Command]] | None = None) -> argp
     p = sub.add_parser("plan", help="print companies x tables with resolved parameters and config errors")
     p.add_argument("--date", help="logical date to resolve windows for (default: today, UTC)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--offline", action="store_true", help="read the admin rows only, not the source")
     p = sub.add_parser("validate", help="check every active admin row; non-zero exit on any problem")
     p.add_argument("--offline", action="store_true", help="check the admin rows only, not the source and target")
     p = sub.add_parser("onboard", help="create everything a new company needs (idempotent)")

@@ -295,6 +295,11 @@ def build_table(row: Row) -> TableSpec:
     if max_shrink_percent is not None and not 0 <= max_shrink_percent <= 100:
         raise ConfigError(f"max_shrink_percent must be between 0 and 100, got {max_shrink_percent}")
     cursor_column, cursor_overlap = _cursor(row, mode)
+    if cursor_column is not None:
+        dates = [i for i, r in enumerate(references) if r.kind == "date"]
+        window = validation.window_problem(query, dates, cursor_column)
+        if window:
+            raise ConfigError(window)
     return TableSpec(
         id=_as_int(row.get("id"), "tables.id"),
         name=name,

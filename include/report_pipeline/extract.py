@@ -33,12 +33,13 @@ from report_pipeline.csvformat import (
     type_name,
 )
 from report_pipeline.errors import TransferError
+from report_pipeline.horizon import UNGUARDED_NOTE, Writers, decide, read_server, read_writers
 from report_pipeline.incremental import CursorRequest, MaxTracker, narrowed
 from report_pipeline.manifest import Column, KeySet, Manifest, Part
-from report_pipeline.session import close_quietly, prepare_session, probe_types
+from report_pipeline.session import close_quietly, prepare_session, probe_collations, probe_types
 from report_pipeline.storage import Bucket
 from report_pipeline.validation import backtick
-from report_pipeline.vocabulary import Chunk, CursorRange
+from report_pipeline.vocabulary import Chunk, CursorKind, CursorRange, Horizon
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +301,20 @@ def _extract_keys(conn: Any, request: ExtractRequest, query: str, parameters: An
     )
 
 
+def _horizon(
+    request: ExtractRequest, kind: CursorKind, seen: str | None, before: Writers | None, after: Writers | None
+) -> Horizon:
+    """What this extract lets the watermark become: the chunk plan's horizon, or its own snapshot's."""
+    assert request.cursor is not None
+    if request.chunk is not None and request.chunk.horizon is not None:
+        horizon = request.chunk.horizon
+    else:
+        horizon = decide(kind, seen, before, after, request.cursor.pending, request.cursor.pending_writers)
+    if not horizon.guarded:
+        log.warning("%s.%s: %s", request.company, request.table, UNGUARDED_NOTE)
+    return horizon
+
+
 def extract(conn: Any, request: ExtractRequest) -> Manifest:
     """Run the request's query on ``conn`` (a mysqlclient connection) and store it as CSV parts + manifest.
 
@@ -333,9 +348,17 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     # Raw text values for this extract only; the caller's connection gets its converters back.
     caller_converters = conn.converter
     conn.converter = raw_converters()
+    # Incremental: which server, and the write transactions open just before and just after the
+    # snapshot begins (report_pipeline.horizon), so the watermark never passes a row still being written.
+    server = before = after = None
+    if request.cursor is not None:
+        server = read_server(conn)
+        before = None if server.replica else read_writers(conn)
     setup = conn.cursor()
     try:
         setup.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        if before is not None:
+            after = read_writers(conn)
         # The source's own clock at the snapshot: what orders incremental loads (no worker clock skew).
         setup.execute("SELECT UTC_TIMESTAMP(6)")
         clock = setup.fetchone()[0]
@@ -353,6 +376,8 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         query, parameters = bind_chunk(request.chunk, query, request.chunk_column, parameters)
         key_query, key_parameters = bind_chunk(request.chunk, key_query, request.chunk_column, key_parameters)
     query, source_types, sql_types = _exact_floats(conn, query, parameters)
+    # What a target key must tell apart (report_pipeline.collations); a duplicate-named result has none.
+    collations = probe_collations(conn, query, parameters) if sql_types is not None else None
 
     uploader = _PartUploader(request)
     cutter = PartCutter(request.part_bytes, _part_namer(request))
@@ -402,6 +427,9 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         close_quietly(conn)
         raise
 
+    horizon = None
+    if request.cursor is not None and cursor_kind is not None and highest is not None:
+        horizon = _horizon(request, cursor_kind, highest.value, before, after)
     manifest = Manifest(
         bucket=request.bucket.name,
         prefix=request.prefix,
@@ -416,6 +444,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
                 source_types[i] if source_types else type_name(d[1]),
                 tracker.encodings[i],
                 sql_types[i] if sql_types and len(sql_types) == len(description) else None,
+                collations[i] if collations and len(collations) == len(description) else None,
             )
             for i, d in enumerate(description)
         ),
@@ -425,8 +454,9 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         finished_at=dt.datetime.now(dt.UTC).isoformat(),
         chunk=request.chunk,
         keys=keys,
+        snapshot_at=snapshot_at,
         cursor=None
-        if request.cursor is None or cursor_kind is None or highest is None
+        if request.cursor is None or cursor_kind is None or highest is None or horizon is None
         else CursorRange(
             column=request.cursor.column,
             kind=cursor_kind,
@@ -434,6 +464,12 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
             max_seen=highest.value,
             snapshot_at=snapshot_at,
             reset=request.cursor.reset,
+            ceiling=horizon.ceiling,
+            pending=horizon.pending,
+            writers=horizon.writers,
+            guarded=horizon.guarded,
+            server=server.identity if server is not None else None,
+            position=server.position if server is not None else None,
         ),
     )
     request.bucket.put(manifest.key, manifest.to_json(), "application/json")

@@ -12,16 +12,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from report_pipeline.csvformat import INTEGER_TYPES, merge_encodings, type_name
 from report_pipeline.errors import ConfigError, TransferError
+from report_pipeline.horizon import decide, earlier, later, read_server, read_writers
 from report_pipeline.manifest import KeySet
-from report_pipeline.session import Parameters, probe_columns
+from report_pipeline.session import Parameters, prepare_session, probe_columns
 from report_pipeline.validation import quote_identifier
-from report_pipeline.vocabulary import CursorRange, KeyColumns
-
-CursorKind = Literal["integer", "time"]
+from report_pipeline.vocabulary import CursorKind, CursorRange, Horizon, KeyColumns
 
 # TIMESTAMP, DATE, DATETIME, NEWDATE: compared in the session's UTC, printed in a sortable form.
 TIME_TYPES = frozenset({7, 10, 12, 14})
@@ -40,6 +39,12 @@ class CursorRequest:
     watermark: str | None
     overlap: int | None = None
     reset: bool = False
+    # What the stored watermark keeps pending (an integer value and the transactions it waits for).
+    pending: str | None = None
+    pending_writers: str = ""
+    # The server and GTID position the stored watermark's rows came from.
+    server: str | None = None
+    position: str | None = None
 
 
 def cursor_problem(description: Sequence[Sequence[Any]], column: str) -> str | None:
@@ -116,13 +121,35 @@ def narrowed(
     return filtered_query(query, request.column, parameters), bind_since(parameters, start), kind, str(start)
 
 
-def later(kind: CursorKind, first: str | None, second: str | None) -> str | None:
-    """The later of two cursor values (either may be None); a watermark never moves backwards."""
-    if first is None or second is None:
-        return second if first is None else first
-    if kind == "integer":
-        return first if int(first) >= int(second) else second
-    return first if _time(first) >= _time(second) else second
+def planning_horizon(
+    conn: Any, query: str, parameters: Parameters, request: CursorRequest, kind: CursorKind
+) -> Horizon:
+    """The commit horizon of a chunk plan: the highest cursor value of the (narrowed) query, read in a
+    snapshot of its own before any chunk's, capped by the write transactions open around it."""
+    prepare_session(conn)
+    server = read_server(conn)
+    before = None if server.replica else read_writers(conn)
+    cursor = conn.cursor()
+    try:
+        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        after = read_writers(conn) if before is not None else None
+        col = quote_identifier(request.column)
+        cursor.execute(f"SELECT MAX(_rp_top.{col}) FROM ({query}) AS _rp_top", parameters)
+        top = cursor.fetchone()[0]
+        conn.rollback()
+    finally:
+        cursor.close()
+    seen = None if top is None else _text_form(top)
+    return decide(kind, seen, before, after, request.pending, request.pending_writers)
+
+
+def _text_form(value: Any) -> str:
+    """A cursor value as the extract's raw text form prints it (``YYYY-MM-DD HH:MM:SS[.ffffff]``)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="microseconds" if value.microsecond else "seconds")
+    return str(value)
 
 
 class MaxTracker:
@@ -151,8 +178,13 @@ class MaxTracker:
 def merge_ranges(ranges: Sequence[CursorRange | None]) -> CursorRange | None:
     """One range for the manifests of one load (a chunked extract has one per chunk); None if any lacks one.
 
-    The load starts from the lowest ``since``, reaches the highest value seen, and counts as old as its
-    oldest snapshot, so a load of chunks is never taken for newer than its oldest chunk.
+    The load starts from the lowest ``since`` and counts as old as its oldest snapshot, so a load of
+    chunks is never taken for newer than its oldest chunk. Its watermark is capped by the lowest
+    ``ceiling``: every chunk of one plan carries the horizon read once at planning, before any chunk,
+    so a row changed in chunk 0 after chunk 0 was read stays above the next run's start, however far
+    later chunks saw. Chunks of older code (no horizon) do not move the watermark at all; one unchunked
+    manifest of older code moves it to its highest value, as it did. Chunks read from different
+    servers are refused.
     """
     if not ranges or any(r is None for r in ranges):
         return None
@@ -160,6 +192,12 @@ def merge_ranges(ranges: Sequence[CursorRange | None]) -> CursorRange | None:
     first = known[0]
     if any((r.column.lower(), r.kind) != (first.column.lower(), first.kind) for r in known):
         raise TransferError(f"the manifests name different cursor columns: {sorted({r.column for r in known})}")
+    servers = sorted({r.server for r in known if r.server is not None})
+    if len(servers) > 1:
+        raise TransferError(
+            f"the chunks of this load were read from different source servers {servers}; re-run the chunk plan "
+            "and its extracts so every chunk reads one server"
+        )
     lowest: str | None = first.since
     highest: str | None = None
     for r in known:
@@ -168,13 +206,26 @@ def merge_ranges(ranges: Sequence[CursorRange | None]) -> CursorRange | None:
             lowest = None
         elif later(first.kind, lowest, r.since) == lowest:
             lowest = r.since
+    oldest = min(known, key=lambda r: _time(r.snapshot_at))
+    if any(r.guarded is None for r in known):
+        ceiling = highest if len(known) == 1 else None
+    else:
+        ceiling = first.ceiling
+        for r in known[1:]:
+            ceiling = earlier(first.kind, ceiling, r.ceiling) if r.ceiling is not None and ceiling is not None else None
     return CursorRange(
         column=first.column,
         kind=first.kind,
         since=lowest,
         max_seen=highest,
-        snapshot_at=min((r.snapshot_at for r in known), key=_time),
+        snapshot_at=oldest.snapshot_at,
         reset=any(r.reset for r in known),
+        ceiling=ceiling,
+        pending=first.pending,
+        writers=first.writers,
+        guarded=None if any(r.guarded is None for r in known) else all(r.guarded for r in known),
+        server=servers[0] if servers else None,
+        position=oldest.position,
     )
 
 

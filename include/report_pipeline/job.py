@@ -40,3 +40,7 @@ class LoadJob:
     defer_indexes: bool = False
     # Schema evolution: columns to add or widen before the rows load (evolution.plan_evolution).
     changes: tuple[ColumnChange, ...] = ()
+    # The oldest source snapshot among the manifests (UTC; None: manifests of older code).
+    snapshot_at: dt.datetime | None = None
+    # The source collation of each loaded column (None: not text, or unknown), in ``columns`` order.
+    collations: tuple[str | None, ...] = ()

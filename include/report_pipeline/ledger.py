@@ -27,11 +27,13 @@ _DDL = """CREATE TABLE IF NOT EXISTS {table} (
   `load_mode` VARCHAR(16) NOT NULL,
   `load_key` CHAR(64) NOT NULL,
   `manifest_keys` TEXT NOT NULL,
+  `snapshot_at` DATETIME(6) NULL,
   PRIMARY KEY (`id`),
   UNIQUE KEY `uq_report_loads_load_key` (`load_key`),
   KEY `ix_report_loads_table_date` (`table_name`, `logical_date`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
 _COLUMNS = "table_name, logical_date, run_id, rows_loaded, finished_at, load_mode, load_key, manifest_keys"
+_NO_SUCH_COLUMN = 1054
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class LoadRecord:
     load_key: str
     manifest_keys: tuple[str, ...] = ()
     finished_at: dt.datetime | None = None  # set by the server when recorded
+    # The source snapshot time of the oldest extract loaded (UTC); orders same-date full refreshes.
+    snapshot_at: dt.datetime | None = None
 
     @classmethod
     def _from_row(cls, row: Sequence[Any]) -> LoadRecord:
@@ -65,14 +69,22 @@ def utc_naive(moment: dt.datetime) -> dt.datetime:
 
 
 def ensure(cursor: Any, schema: str) -> None:
-    """Create the ledger in ``schema`` if it is not there yet (idempotent)."""
+    """Create the ledger in ``schema`` if it is not there yet (idempotent); add ``snapshot_at`` to an older one."""
     cursor.execute(_DDL.format(table=_table(schema)))
+    cursor.execute(
+        "SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+        "AND COLUMN_NAME = 'snapshot_at'",
+        (schema, LEDGER_TABLE),
+    )
+    if cursor.fetchone() is None:
+        cursor.execute(f"ALTER TABLE {_table(schema)} ADD COLUMN `snapshot_at` DATETIME(6) NULL")
 
 
 def record(cursor: Any, schema: str, entry: LoadRecord) -> None:
     """Record a successful load in the caller's transaction; ``finished_at`` is the server's UTC now."""
     cursor.execute(
-        f"INSERT INTO {_table(schema)} ({_COLUMNS}) VALUES (%s, %s, %s, %s, UTC_TIMESTAMP(6), %s, %s, %s)",
+        f"INSERT INTO {_table(schema)} ({_COLUMNS}, snapshot_at) VALUES "
+        "(%s, %s, %s, %s, UTC_TIMESTAMP(6), %s, %s, %s, %s)",
         (
             entry.table_name,
             utc_naive(entry.logical_date),
@@ -81,6 +93,7 @@ def record(cursor: Any, schema: str, entry: LoadRecord) -> None:
             entry.load_mode,
             entry.load_key,
             json.dumps(list(entry.manifest_keys)),
+            None if entry.snapshot_at is None else utc_naive(entry.snapshot_at),
         ),
     )
 
@@ -139,12 +152,23 @@ def recent(cursor: Any, schema: str, per_table: int = 10) -> dict[str, list[Load
     return found
 
 
-def newer_swap(cursor: Any, schema: str, table: str, logical_date: dt.datetime) -> dt.datetime | None:
-    """The logical date of a full refresh of ``table`` newer than ``logical_date``, if one was loaded."""
+def newer_swap(
+    cursor: Any, schema: str, table: str, logical_date: dt.datetime, snapshot_at: dt.datetime | None = None
+) -> dt.datetime | None:
+    """The logical date of a full refresh of ``table`` newer than this one, if one was loaded.
+
+    Newer: a later logical date, or the same date from a later source snapshot (a manual run and the
+    scheduled run of one date), so an older snapshot never replaces a newer one of the same date.
+    """
+    same_date = ""
+    parameters: list[Any] = [table, utc_naive(logical_date)]
+    if snapshot_at is not None:
+        same_date = " OR (logical_date = %s AND snapshot_at > %s)"
+        parameters += [utc_naive(logical_date), utc_naive(snapshot_at)]
     cursor.execute(
         f"SELECT MAX(logical_date) FROM {_table(schema)} WHERE table_name = %s AND load_mode = 'swap' "
-        "AND logical_date > %s",
-        (table, utc_naive(logical_date)),
+        f"AND (logical_date > %s{same_date})",
+        parameters,
     )
     row = cursor.fetchone()
     return row[0] if row and row[0] is not None else None

@@ -402,6 +402,8 @@ def _load_locked(
         parallelism=max(1, min(request.parallelism, sum(1 for m in manifests for p in m.parts if p.rows))),
         defer_indexes=request.defer_indexes,
         changes=evolution.changes if evolution is not None else (),
+        snapshot_at=_oldest_snapshot(manifests),
+        collations=tuple(c.collation for c in manifests[0].columns),
     )
     strategy = (request.strategy or strategy_for(request.load_mode))(job)
     skip_reason = strategy.refusal()
@@ -431,6 +433,14 @@ def _load_locked(
     log.info("loaded %s.%s: %d rows in %.2f s (%s)", schema, table, loaded, seconds, request.load_mode)
     csv_bytes = sum(m.csv_bytes for m in manifests)
     return LoadResult(loaded, sum(len(m.parts) for m in manifests), csv_bytes, seconds, load_key)
+
+
+def _oldest_snapshot(manifests: Sequence[Manifest]) -> dt.datetime | None:
+    """The oldest source snapshot of the load's extracts (UTC); None if any was written by older code."""
+    taken = [m.snapshot_at for m in manifests]
+    if not taken or any(t is None for t in taken):
+        return None
+    return min(dt.datetime.fromisoformat(t) for t in taken if t is not None)
 
 
 def _mark_success(request: LoadRequest, manifests: Sequence[Manifest], rows: int, load_key: str) -> None:

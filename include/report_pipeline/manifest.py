@@ -123,6 +123,8 @@ class Column:
     source_type: str
     encoding: Encoding = "text"
     sql_type: str | None = None
+    # The source column's collation (character columns; None for others and in older manifests).
+    collation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,8 @@ class Manifest:
     chunk: Chunk | None = None  # the chunk's bounds and its place in the plan; None when unchunked
     version: int = MANIFEST_VERSION
     # Set by incremental extracts only; manifests without it (older ones too) read as None.
+    # The source server's UTC clock when the extract's consistent snapshot began (None: older code).
+    snapshot_at: str | None = None
     cursor: CursorRange | None = None
     # Set by extracts of tables with delete detection.
     keys: KeySet | None = None
@@ -226,6 +230,7 @@ class Manifest:
                 finished_at=body["finished_at"],
                 chunk=Chunk.from_json(body["chunk"]) if body.get("chunk") is not None else None,
                 cursor=_known(CursorRange, body["cursor"]) if body.get("cursor") else None,
+                snapshot_at=body.get("snapshot_at"),
                 keys=KeySet(
                     columns=tuple(_known(Column, c) for c in body["keys"]["columns"]),
                     parts=tuple(_known(Part, p) for p in body["keys"]["parts"]),

@@ -16,10 +16,12 @@ import os
 from collections.abc import Iterable
 from typing import ClassVar
 
+from report_pipeline.collations import merge_problem
 from report_pipeline.deletes import delete_missing
 from report_pipeline.errors import RefusedError, TransferError
 from report_pipeline.evolution import evolve_table, record_changes
 from report_pipeline.guards import key_problem
+from report_pipeline.horizon import compare_sources, switch_refusal
 from report_pipeline.incremental import later
 from report_pipeline.job import LoadJob
 from report_pipeline.ledger import LoadRecord
@@ -126,6 +128,7 @@ class LoadStrategy:
             load_mode=self.mode,
             load_key=job.load_key,
             manifest_keys=job.manifest_keys,
+            snapshot_at=job.snapshot_at,
         )
         job.target.record_load(job.schema, entry)
 
@@ -142,6 +145,10 @@ class Upsert(LoadStrategy):
         problem = key_problem(job.target.unique_keys(job.schema, job.table), job.columns)
         if problem:
             raise RefusedError(f"{job.schema}.{job.table} {problem}")
+        source = {c.lower(): s for c, s in zip(job.columns, job.collations, strict=False)}
+        merging = merge_problem(job.target.key_collations(job.schema, job.table), source)
+        if merging:
+            raise RefusedError(f"{job.schema}.{job.table}: {merging}")
         # After every refusal: a refused load leaves the table as it was. A load that fails after this
         # leaves the added (NULL-able) or widened columns, which the next load of these columns needs anyway.
         evolve_table(job, job.table, record=True)
@@ -192,7 +199,7 @@ class Swap(LoadStrategy):
     def refusal(self) -> str | None:
         """An older window than one already swapped in is refused."""
         job = self.job
-        newer = job.target.newer_swap(job.schema, job.table, job.logical_date)
+        newer = job.target.newer_swap(job.schema, job.table, job.logical_date, job.snapshot_at)
         if newer is not None:
             log.warning(
                 "%s.%s: not swapping in the window of %s over the newer one of %s already loaded "
@@ -243,7 +250,7 @@ class Swap(LoadStrategy):
             raise RefusedError(f"not swapping {job.schema}.{job.table}: {problem}")
         # Checked again right before the RENAME: whatever happened since the start, older data never
         # replaces a newer full refresh.
-        newer = job.target.newer_swap(job.schema, job.table, job.logical_date)
+        newer = job.target.newer_swap(job.schema, job.table, job.logical_date, job.snapshot_at)
         if newer is not None:
             raise RefusedError(
                 f"not swapping {job.schema}.{job.table}: a newer full refresh (logical date {newer}) was loaded "
@@ -306,10 +313,32 @@ class Incremental(Upsert):
         return "replace"
 
     def refusal(self) -> str | None:
-        """An extract older than the one the stored watermark came from is skipped."""
+        """An extract older than the one the stored watermark came from is skipped, whichever server it read.
+
+        Extracts of one server are ordered by its snapshot clock. Across servers (a replica and its
+        primary, two replicas) clocks say nothing about how far the data had got, so GTID positions
+        decide: rows that lack transactions the loaded rows hold are skipped. Without comparable
+        positions the load is refused; a deliberate switch (failover) is a reset run.
+        """
         job = self.job
         stored = job.target.watermark(job.schema, job.table)
-        taken = _utc(self.cursor.snapshot_at)
+        cursor = self.cursor
+        taken = _utc(cursor.snapshot_at)
+        order = "same" if stored is None or cursor.reset else compare_sources(stored, cursor.server, cursor.position)
+        if order == "unknown":
+            raise RefusedError(f"{job.schema}.{job.table}: {switch_refusal(stored, cursor.server)}")
+        if order == "older":
+            log.warning(
+                "%s.%s: not loading rows from %s, which lack transactions the loaded rows from %s hold "
+                "(a lagging replica)",
+                job.schema,
+                job.table,
+                cursor.server,
+                stored and stored.source_server,
+            )
+            return "older-extract"
+        if order == "newer":
+            return None
         if stored is not None and taken < stored.snapshot_at:
             log.warning(
                 "%s.%s: not loading an extract of %s taken at %s: rows extracted at %s are already loaded "
@@ -336,7 +365,9 @@ class Incremental(Upsert):
         """The new watermark (the later of the stored one and the highest value seen), then the ledger row."""
         job, cursor = self.job, self.cursor
         stored = job.target.watermark(job.schema, job.table)
-        value, snapshot = cursor.max_seen, _utc(cursor.snapshot_at)
+        # The horizon's ceiling, never the highest value seen: a transaction open at the snapshot may
+        # still commit rows below that (report_pipeline.horizon).
+        value, snapshot = cursor.ceiling, _utc(cursor.snapshot_at)
         if stored is not None and not cursor.reset and stored.cursor_column.lower() == cursor.column.lower():
             value = later(cursor.kind, stored.cursor_value, value)
             snapshot = max(snapshot, stored.snapshot_at)
@@ -348,6 +379,10 @@ class Incremental(Upsert):
             logical_date=job.logical_date,
             run_id=job.run_id,
             load_key=job.load_key,
+            pending_value=cursor.pending,
+            pending_writers=cursor.writers,
+            source_server=cursor.server,
+            source_position=cursor.position,
         )
         job.target.write_watermark(job.schema, mark)
         log.info("%s.%s: watermark %s -> %s", job.schema, job.table, stored and stored.cursor_value, value)

@@ -50,6 +50,15 @@ def with_overrides(spec: TableSpec, load_mode: str | None) -> TableSpec:
         return spec
     if load_mode not in LOAD_MODES:
         raise ConfigError(f"load_mode override {load_mode!r} is not one of {LOAD_MODES}")
+    if spec.load_mode == "incremental":
+        # Its extract still reads only rows after the watermark, but a plain upsert would load them
+        # without the snapshot ordering and without moving the watermark: an older extract could
+        # overwrite newer rows. One ordering for every way the table is loaded, so no override.
+        raise RefusedError(
+            f"{spec.where}: this run asks for load_mode {load_mode!r}, but the table is loaded 'incremental', and "
+            "every load of it must keep the incremental ordering and watermark; the target was not changed. Run "
+            "without a load-mode override (a manual run may add --reset-watermark to re-read every row)"
+        )
     if load_mode != DEFAULT_LOAD_MODE:
         raise RefusedError(
             f"{spec.where}: this run asks for load_mode {load_mode!r}, but the table's row says "

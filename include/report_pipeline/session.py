@@ -188,3 +188,35 @@ def probe_types(
         return description, types
     finally:
         cursor.close()
+
+
+# Character result columns (VARCHAR, CHAR, the TEXT/BLOB family, ENUM, SET): the ones a collation applies to.
+_TEXT_TYPES = frozenset({15, 247, 248, 249, 250, 251, 252, 253, 254})
+
+
+def probe_collations(conn: Any, query: str, parameters: Parameters) -> list[str | None]:
+    """The collation of each character column of the query's result (``binary`` for bytes); None for others.
+
+    One zero-row query: COLLATION() reads the column's type, not a value (as ``probe_types`` reads CHARSET()).
+    """
+    from report_pipeline.validation import backtick
+
+    cursor = conn.cursor()
+    try:
+        description, _ = _describe(cursor, query, parameters)
+        asked = [i for i, d in enumerate(description) if d[1] in _TEXT_TYPES]
+        if not asked:
+            return [None] * len(description)
+        listed = ", ".join(f"COLLATION(_rp_probe.{backtick(str(description[i][0]))})" for i in asked)
+        cursor.execute(
+            f"SELECT {listed} FROM (SELECT 1) AS _rp_one LEFT JOIN "
+            f"(SELECT * FROM ({query}) AS _rp_inner LIMIT 0) AS _rp_probe ON 1",
+            parameters,
+        )
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    found: list[str | None] = [None] * len(description)
+    for i, value in zip(asked, row, strict=True):
+        found[i] = value.decode() if isinstance(value, bytes) else str(value)
+    return found

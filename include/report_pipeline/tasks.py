@@ -7,6 +7,7 @@ closes its own connections, so the Airflow operators and ``report-pipeline run``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -20,14 +21,15 @@ from report_pipeline.chunks import plan_chunks
 from report_pipeline.config import Company, TableSpec, table_label
 from report_pipeline.errors import ConfigError, MismatchError, RefusedError
 from report_pipeline.guards import SwapGuard, narrowest_key
-from report_pipeline.incremental import CursorRequest, narrowed
+from report_pipeline.horizon import UNGUARDED_NOTE
+from report_pipeline.incremental import CursorRequest, narrowed, planning_horizon
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, extract_prefix, new_extract_id, table_prefix
 from report_pipeline.runs import bind_parameters, window_for, with_overrides
 from report_pipeline.session import Parameters, bound_note, bound_source_session, opened, probe_columns
 from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
-from report_pipeline.vocabulary import Chunk
+from report_pipeline.vocabulary import Chunk, Horizon
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,10 @@ def cursor_request(
         watermark=None if stored is None else stored.cursor_value,
         overlap=spec.cursor_overlap,
         reset=reset_watermark,
+        pending=None if stored is None else stored.pending_value,
+        pending_writers="" if stored is None else stored.pending_writers,
+        server=None if stored is None else stored.source_server,
+        position=None if stored is None else stored.source_position,
     )
 
 
@@ -186,9 +192,14 @@ def plan_table_chunks(
     cursor = cursor_request(connections, company, spec, reset_watermark=reset_watermark)
     with source_session(connections, settings) as conn:
         try:
+            found: Horizon | None = None
             if cursor is not None:
-                query, parameters, _, _ = narrowed(conn, query, parameters, cursor)
-            return plan_chunks(conn, query, parameters, spec.chunk_column, spec.chunk_rows)
+                query, parameters, kind, _ = narrowed(conn, query, parameters, cursor)
+                found = planning_horizon(conn, query, parameters, cursor, kind)
+                if not found.guarded:
+                    log.warning("%s: %s", table_label(company.alias, spec.name, spec.id), UNGUARDED_NOTE)
+            chunks = plan_chunks(conn, query, parameters, spec.chunk_column, spec.chunk_rows)
+            return [dataclasses.replace(c, horizon=found) for c in chunks]
         except ConfigError as exc:
             raise ConfigError(f"{table_label(company.alias, spec.name, spec.id)}: {exc}") from exc
 

@@ -54,6 +54,35 @@ class ColumnChange:
     new_type: str
 
 
+# The kinds of incremental cursor column (``incremental.cursor_problem`` says which types are which).
+CursorKind = Literal["integer", "time"]
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """What one snapshot allows the watermark to become (``horizon.decide``).
+
+    ``ceiling``: the highest value the watermark may take from this snapshot (None: no move).
+    ``pending``/``writers`` (integer cursors): the value that counts once the comma-separated
+    transactions ``writers`` have all ended. ``guarded`` is False when open transactions could not be
+    read: the ceiling is then the highest value seen and only the overlap protects late rows.
+    """
+
+    ceiling: str | None
+    pending: str | None = None
+    writers: str = ""
+    guarded: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """The horizon as a JSON object (it travels inside a chunk, through XCom)."""
+        return {"ceiling": self.ceiling, "pending": self.pending, "writers": self.writers, "guarded": self.guarded}
+
+    @classmethod
+    def from_json(cls, value: Any) -> Horizon:
+        """Read ``to_json``'s form back."""
+        return cls(value.get("ceiling"), value.get("pending"), value.get("writers", ""), bool(value.get("guarded")))
+
+
 @dataclass(frozen=True)
 class CursorRange:
     """What an incremental extract read: rows whose cursor column is >= ``since`` (None: every row).
@@ -64,11 +93,21 @@ class CursorRange:
     """
 
     column: str
-    kind: Literal["integer", "time"]
+    kind: CursorKind
     since: str | None
     max_seen: str | None
     snapshot_at: str
     reset: bool = False
+    # The commit horizon (report_pipeline.horizon): the highest value the watermark may take from this
+    # extract, the integer value pending until the comma-separated ``writers`` end, and whether open
+    # transactions could be read at all. ``guarded`` None: a manifest of older code (max_seen counts).
+    ceiling: str | None = None
+    pending: str | None = None
+    writers: str = ""
+    guarded: bool | None = None
+    # Which server the rows came from and its GTID position before the snapshot (horizon.SourceServer).
+    server: str | None = None
+    position: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +133,9 @@ class Chunk:
     low: int | None = None
     high: int | None = None
     nulls: bool = False
+    # An incremental table's commit horizon, read once at planning before any chunk (tasks.plan_table_chunks):
+    # the load's watermark never passes what that earliest snapshot allowed, however late a chunk runs.
+    horizon: Horizon | None = None
 
     def label(self, column: str | None) -> str:
         """What the chunk covers, as the UI names its mapped extract: ``id [250, 500)``, ``id IS NULL``."""
@@ -110,7 +152,16 @@ class Chunk:
 
     def to_json(self) -> dict[str, Any]:
         """The chunk as a JSON object; ``None`` bounds are open ends, ``nulls`` marks the NULL chunk."""
-        return {"index": self.index, "count": self.count, "low": self.low, "high": self.high, "nulls": self.nulls}
+        body: dict[str, Any] = {
+            "index": self.index,
+            "count": self.count,
+            "low": self.low,
+            "high": self.high,
+            "nulls": self.nulls,
+        }
+        if self.horizon is not None:
+            body["horizon"] = self.horizon.to_json()
+        return body
 
     @classmethod
     def from_json(cls, value: Any) -> Chunk:
@@ -127,6 +178,7 @@ class Chunk:
                 raise ValueError(f"not a chunk of a plan: {dict(value)!r}")
             if low is not None and high is not None and low >= high:
                 raise ValueError(f"empty range: {dict(value)!r}")
-        except (KeyError, TypeError, ValueError) as exc:
+            horizon = Horizon.from_json(value["horizon"]) if value.get("horizon") is not None else None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise TransferError(f"malformed chunk: {exc}") from exc
-        return cls(index, count, low, high, nulls)
+        return cls(index, count, low, high, nulls, horizon)

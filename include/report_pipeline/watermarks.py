@@ -27,19 +27,37 @@ _DDL = """CREATE TABLE IF NOT EXISTS {table} (
   `run_id` VARCHAR(250) NOT NULL,
   `load_key` CHAR(64) NOT NULL,
   `updated_at` DATETIME(6) NOT NULL,
+  `pending_value` VARCHAR(64) NULL,
+  `pending_writers` TEXT NULL,
+  `source_server` VARCHAR(255) NULL,
+  `source_position` TEXT NULL,
   PRIMARY KEY (`table_name`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
-_COLUMNS = "table_name, cursor_column, cursor_value, snapshot_at, logical_date, run_id, load_key, updated_at"
+# Added after the first release: ``ensure`` adds them to a table created without them.
+_ADDED = {
+    "pending_value": "VARCHAR(64) NULL",
+    "pending_writers": "TEXT NULL",
+    "source_server": "VARCHAR(255) NULL",
+    "source_position": "TEXT NULL",
+}
+_COLUMNS = (
+    "table_name, cursor_column, cursor_value, snapshot_at, logical_date, run_id, load_key, updated_at, "
+    "pending_value, pending_writers, source_server, source_position"
+)
 _NO_SUCH_TABLE = 1146
 _NO_SUCH_SCHEMA = 1049
+_UNKNOWN_COLUMN = 1054
 
 
 @dataclass(frozen=True)
 class Watermark:
     """One ``report_watermarks`` row: how far the incremental loads of one target table have got.
 
-    ``cursor_value`` is the highest cursor value loaded (None after loads that found no rows);
-    ``snapshot_at`` the source snapshot time of the newest extract loaded (UTC).
+    ``cursor_value`` is the highest cursor value loaded that no open transaction could still undercut
+    (None after loads that found no rows); ``snapshot_at`` the source snapshot time of the newest
+    extract loaded (UTC). ``pending_value`` (integer cursors) becomes the value once the transactions
+    ``pending_writers`` have ended (report_pipeline.horizon). ``source_server`` and ``source_position``
+    name the server the rows came from and its GTID position then.
     """
 
     table_name: str
@@ -50,11 +68,28 @@ class Watermark:
     run_id: str = ""
     load_key: str = ""
     updated_at: dt.datetime | None = None
+    pending_value: str | None = None
+    pending_writers: str = ""
+    source_server: str | None = None
+    source_position: str | None = None
 
     @classmethod
     def _from_row(cls, row: Sequence[Any]) -> Watermark:
         value = None if row[2] is None else str(row[2])
-        return cls(str(row[0]), str(row[1]), value, row[3], row[4], str(row[5]), str(row[6]), row[7])
+        return cls(
+            str(row[0]),
+            str(row[1]),
+            value,
+            row[3],
+            row[4],
+            str(row[5]),
+            str(row[6]),
+            row[7],
+            None if row[8] is None else str(row[8]),
+            str(row[9] or ""),
+            None if row[10] is None else str(row[10]),
+            None if row[11] is None else str(row[11]),
+        )
 
 
 def _table(schema: str) -> str:
@@ -64,6 +99,14 @@ def _table(schema: str) -> str:
 def ensure(cursor: Any, schema: str) -> None:
     """Create the watermark table in ``schema`` if it is not there yet (idempotent)."""
     cursor.execute(_DDL.format(table=_table(schema)))
+    cursor.execute(
+        "SELECT LOWER(COLUMN_NAME) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+        (schema, WATERMARK_TABLE),
+    )
+    have = {str(r[0]) for r in cursor.fetchall()}
+    missing = [f"ADD COLUMN `{name}` {ddl}" for name, ddl in _ADDED.items() if name not in have]
+    if missing:
+        cursor.execute(f"ALTER TABLE {_table(schema)} " + ", ".join(missing))
 
 
 def read(cursor: Any, schema: str, table: str) -> Watermark | None:
@@ -71,8 +114,16 @@ def read(cursor: Any, schema: str, table: str) -> Watermark | None:
     try:
         cursor.execute(f"SELECT {_COLUMNS} FROM {_table(schema)} WHERE table_name = %s", (table,))
     except Exception as exc:
-        if getattr(exc, "args", (None,))[0] in (_NO_SUCH_TABLE, _NO_SUCH_SCHEMA):
+        code = getattr(exc, "args", (None,))[0]
+        if code in (_NO_SUCH_TABLE, _NO_SUCH_SCHEMA):
             return None
+        if code == _UNKNOWN_COLUMN:  # a table of older code, not upgraded yet by a load's ``ensure``
+            cursor.execute(
+                f"SELECT {_COLUMNS.rsplit(', pending_value', 1)[0]} FROM {_table(schema)} WHERE table_name = %s",
+                (table,),
+            )
+            row = cursor.fetchone()
+            return None if row is None else Watermark._from_row((*row, None, None, None, None))
         raise
     row = cursor.fetchone()
     return None if row is None else Watermark._from_row(row)
@@ -84,7 +135,8 @@ def write(cursor: Any, schema: str, mark: Watermark) -> None:
     ``updated_at`` is the server's UTC now, whatever ``mark`` holds.
     """
     cursor.execute(
-        f"REPLACE INTO {_table(schema)} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
+        f"REPLACE INTO {_table(schema)} ({_COLUMNS}) VALUES "
+        "(%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6), %s, %s, %s, %s)",
         (
             mark.table_name,
             mark.cursor_column,
@@ -93,5 +145,9 @@ def write(cursor: Any, schema: str, mark: Watermark) -> None:
             utc_naive(mark.logical_date) if mark.logical_date is not None else None,
             mark.run_id,
             mark.load_key,
+            mark.pending_value,
+            mark.pending_writers or None,
+            mark.source_server,
+            mark.source_position,
         ),
     )

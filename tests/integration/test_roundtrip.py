@@ -310,7 +310,9 @@ def test_csv_is_plain_rfc4180_with_unquoted_null(scratch_db, mysql_root, s3, buc
         "source_type": "VAR_STRING",
         "encoding": "text",
         "sql_type": "VARCHAR(20)",  # the exact type schema evolution would create the column with
+        "collation": stored["columns"][1]["collation"],  # what a target key must tell apart (collations.py)
     }
+    assert stored["columns"][1]["collation"].startswith("utf8mb4_") and stored["columns"][0]["collation"] is None
 
 
 def test_a_load_that_would_truncate_fails_and_leaves_the_target_untouched(scratch_db, mysql_root, s3, bucket_name):

@@ -52,7 +52,8 @@ def _spec() -> TableSpec:
             # One company in these tests: the query reads only its rows, so it need not bind the company.
             "all_companies": 1,
             "query_insert": "REPLACE INTO tgt (id, val) VALUES",
-            "load_mode": "upsert",
+            # A full refresh: a run of one date replaces the table, so the order of the two loads matters.
+            "load_mode": "swap",
         }
     )
 
@@ -119,22 +120,27 @@ def test_a_cli_run_beside_a_dag_run_of_the_same_date_each_loads_exactly_its_own_
         manifest, run_id = runs[name]
         assert _files(manifest) <= _keys(world), f"{name}'s files were removed before its load"
         result = _load(world, [manifest.ref], run_id)
-        assert result.rows == ROWS and not result.skipped
-        # Exactly this extract's rows, not the other run's (the source said "dag..." then "cli...").
+        if name == "dag" and order == "cli-then-dag":
+            # The DAG's extract is older than the CLI's, already swapped in: it never replaces it.
+            assert result.skipped and result.skip_reason == "older-window"
+        else:
+            assert result.rows == ROWS and not result.skipped
+        # Exactly the newest extract loaded so far, never an older one over it.
         assert _query(world["target"], "SELECT id, val FROM tgt ORDER BY id") == [
-            (i, f"{name}{i}") for i in range(1, ROWS + 1)
+            (i, f"{'cli' if order == 'cli-then-dag' else name}{i}") for i in range(1, ROWS + 1)
         ]
         for other in pending:
             assert _files(runs[other][0]) <= _keys(world), f"{name}'s load removed {other}'s files before its load"
     loads = _query(world["target"], "SELECT run_id, rows_loaded FROM report_loads ORDER BY id")
-    assert loads == [(runs[n][1], ROWS) for n in (["dag", "cli"] if order == "dag-then-cli" else ["cli", "dag"])]
+    expected = [(DAG_RUN, ROWS), (CLI_RUN, ROWS)] if order == "dag-then-cli" else [(CLI_RUN, ROWS)]
+    assert loads == expected
     success = f"{table_prefix('src', DATE)}/{SUCCESS_NAME}"
     if order == "dag-then-cli":
         # The CLI's load came last and its extract started after the DAG's had finished and been
         # loaded: the DAG run's folder was an older attempt, and is gone.
         assert _keys(world) == _files(cli) | {success}
     else:
-        # The DAG's load came last, but the CLI's extract is newer than the DAG's: it stays.
+        # The DAG's load was skipped and removed nothing; the CLI's newer extract stays.
         assert _keys(world) == _files(cli) | _files(dag) | {success}
 
 

@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import REPLICATED_DB, LocalConnections, Replica, execute, mysql_connect
 
 from report_pipeline import governor, tasks
-from report_pipeline.config import Company, TableSpec, build_table
+from report_pipeline.config import Company, TableSpec, build_table, table_label
 from report_pipeline.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600, method="thread")]
@@ -156,7 +156,7 @@ def test_twenty_busy_sessions_hold_the_extract_back_until_they_end(source, bucke
     peak = busy.start(control, base)
     company, spec = _company(bucket_name, source["target"]), _spec("g")
     conns = LocalConnections(source["db"])
-    gate = governor.Gate(governor.limits_of(settings), tasks.table_label(company, spec))
+    gate = governor.Gate(governor.limits_of(settings), table_label(company.alias, spec.name, spec.id))
     manifest = tasks.extract_table(conns, settings, company, spec, DATE, "run-gov", gate=gate)
     busy.join()
     assert not busy.errors and len(busy.ended) == SESSIONS
@@ -235,7 +235,7 @@ def test_a_lagging_replica_holds_the_extract_back_until_it_caught_up(replica, bu
 
         settings = Settings(source_max_lag_seconds=2, governor_max_wait_seconds=300)
         company, spec = _company(bucket_name, target), _spec(table)
-        gate = governor.Gate(governor.limits_of(settings), tasks.table_label(company, spec))
+        gate = governor.Gate(governor.limits_of(settings), table_label(company.alias, spec.name, spec.id))
 
         def run() -> None:
             try:
@@ -306,7 +306,7 @@ def test_a_long_extract_pauses_between_its_parts_while_the_source_is_busy(source
 
     company, spec = _company(bucket_name, source["target"]), _spec("g")
     conns = LocalConnections(source["db"])
-    gate = governor.Gate(governor.limits_of(settings), tasks.table_label(company, spec))
+    gate = governor.Gate(governor.limits_of(settings), table_label(company.alias, spec.name, spec.id))
     manifest = tasks.extract_table(conns, settings, company, spec, DATE, "run-pace", progress=progress, gate=gate)
     busy.join()
     assert not busy.errors and len(busy.ended) == SESSIONS

@@ -83,8 +83,28 @@ def _ddl_table(columns: Sequence[str], keys: Sequence[tuple[str, ...]] = ()) -> 
     return Table(list(columns), {c: "varchar(255)" for c in columns}, list(keys))
 
 
-_LEDGER_COLUMNS = ("table_name", "logical_date", "run_id", "rows_loaded", "finished_at", "load_mode", "load_key")
-_WATERMARK_COLUMNS = ("table_name", "cursor_column", "cursor_value", "snapshot_at", "logical_date", "run_id")
+_LEDGER_COLUMNS = (
+    "table_name",
+    "logical_date",
+    "run_id",
+    "rows_loaded",
+    "finished_at",
+    "load_mode",
+    "load_key",
+    "snapshot_at",
+)
+_WATERMARK_COLUMNS = (
+    "table_name",
+    "cursor_column",
+    "cursor_value",
+    "snapshot_at",
+    "logical_date",
+    "run_id",
+    "pending_value",
+    "pending_writers",
+    "source_server",
+    "source_position",
+)
 _SCHEMA_LOG_COLUMNS = ("table_name", "column_name", "change_kind", "old_type", "new_type", "logical_date", "run_id")
 
 
@@ -339,6 +359,11 @@ class MemoryTarget:
         self._statement("unique_keys", f"{schema}.{table}")
         return list(self._read(schema, table).keys)
 
+    def key_collations(self, schema: str, table: str) -> dict[str, str]:
+        # Keys compare as Python strings here: exact, as a binary collation would, so nothing can merge.
+        self._statement("key_collations", f"{schema}.{table}")
+        return {}
+
     def count_rows(self, schema: str, table: str) -> int:
         self._statement("count_rows", f"{schema}.{table}")
         return len((self.temporary.get(table) or self._read(schema, table)).rows)
@@ -431,14 +456,22 @@ class MemoryTarget:
         found = [r for r in self._ledger(schema) if r["load_key"] == load_key]
         return _record(found[-1]) if found else None
 
-    def newer_swap(self, schema: str, table: str, logical_date: dt.datetime) -> dt.datetime | None:
+    def newer_swap(
+        self, schema: str, table: str, logical_date: dt.datetime, snapshot_at: dt.datetime | None = None
+    ) -> dt.datetime | None:
         self._statement("newer_swap", f"{schema}.{table}")
-        newer = [
+        day, snap = utc_naive(logical_date), None if snapshot_at is None else utc_naive(snapshot_at)
+
+        def newer(r: dict[str, Any]) -> bool:
+            later_snapshot = snap is not None and r.get("snapshot_at") is not None and r["snapshot_at"] > snap
+            return r["logical_date"] > day or (r["logical_date"] == day and later_snapshot)
+
+        found = [
             r["logical_date"]
             for r in self._ledger(schema)
-            if r["table_name"] == table and r["load_mode"] == "swap" and r["logical_date"] > utc_naive(logical_date)
+            if r["table_name"] == table and r["load_mode"] == "swap" and newer(r)
         ]
-        return max(newer) if newer else None
+        return max(found) if found else None
 
     def record_load(self, schema: str, entry: LoadRecord) -> None:
         self._statement("record_load", f"{schema}.{entry.table_name}")
@@ -455,6 +488,7 @@ class MemoryTarget:
                 "load_mode": entry.load_mode,
                 "load_key": entry.load_key,
                 "manifest_keys": entry.manifest_keys,
+                "snapshot_at": None if entry.snapshot_at is None else utc_naive(entry.snapshot_at),
             }
         )
 
@@ -483,6 +517,10 @@ class MemoryTarget:
                 "logical_date": utc_naive(mark.logical_date) if mark.logical_date else None,
                 "run_id": mark.run_id,
                 "load_key": mark.load_key,
+                "pending_value": mark.pending_value,
+                "pending_writers": mark.pending_writers,
+                "source_server": mark.source_server,
+                "source_position": mark.source_position,
             }
         )
 

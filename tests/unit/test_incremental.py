@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from report_pipeline.collations import merge_problem
 from report_pipeline.config import AdminRows, BrokenTable, build_plan, build_table
 from report_pipeline.errors import ConfigError, TransferError
+from report_pipeline.horizon import Writers, behind, decide
 from report_pipeline.incremental import (
     MaxTracker,
     bind_since,
@@ -18,7 +20,8 @@ from report_pipeline.incremental import (
 from report_pipeline.manifest import Manifest
 from report_pipeline.settings import Settings
 from report_pipeline.snapshot import plan_from_dict, plan_to_dict
-from report_pipeline.vocabulary import CursorRange
+from report_pipeline.validation import window_problem
+from report_pipeline.vocabulary import CursorRange, Horizon
 
 ROW = {
     "id": 4,
@@ -84,23 +87,93 @@ def test_the_tracker_keeps_the_highest_value_and_refuses_null():
         times.see([(b"3", None)])
 
 
-def _range(since_: str | None, top: str | None, taken: str) -> CursorRange:
-    return CursorRange("id", "integer", since_, top, taken)
+def _range(since_: str | None, top: str | None, taken: str, ceiling: str | None = None) -> CursorRange:
+    return CursorRange("id", "integer", since_, top, taken, ceiling=ceiling, guarded=True)
 
 
-def test_chunks_merge_into_the_lowest_start_the_highest_value_and_the_oldest_snapshot():
+def test_chunks_merge_into_the_lowest_start_and_oldest_snapshot_capped_by_the_plans_horizon_not_the_highest_value():
+    # Every chunk carries the horizon read at planning (ceiling 50); a later chunk saw 90, which a
+    # change in chunk 0 made after chunk 0 was read may lie below: the watermark stays at the plan's 50.
     merged = merge_ranges(
         [
-            _range("5", "90", "2026-11-01 10:00:01"),
-            _range("3", None, "2026-11-01 10:00:00"),
-            _range("4", "7", "2026-11-01 10:00:02"),
+            _range("5", "90", "2026-11-01 10:00:01", "50"),
+            _range("3", None, "2026-11-01 10:00:00", "50"),
+            _range("4", "7", "2026-11-01 10:00:02", "50"),
         ]
     )
-    assert merged == _range("3", "90", "2026-11-01 10:00:00")
+    assert merged == _range("3", "90", "2026-11-01 10:00:00", "50")
     assert (
         merge_ranges([_range(None, "9", "2026-11-01 10:00:00"), _range("3", "5", "2026-11-01 10:00:00")]).since is None
     )  # type: ignore[union-attr]
     assert merge_ranges([_range("1", "2", "2026-11-01 10:00:00"), None]) is None
+    # Chunks of older code carry no horizon: they do not move the watermark at all.
+    legacy = [CursorRange("id", "integer", "1", top, "2026-11-01") for top in ("90", "9")]
+    assert merge_ranges(legacy).ceiling is None  # type: ignore[union-attr]
+    # Chunks read from two servers are refused.
+    with pytest.raises(TransferError, match="different source servers"):
+        merge_ranges(
+            [
+                CursorRange("id", "integer", "1", "9", "2026-11-01", ceiling="9", guarded=True, server="a"),
+                CursorRange("id", "integer", "1", "9", "2026-11-01", ceiling="9", guarded=True, server="b"),
+            ]
+        )
+
+
+def test_the_horizon_caps_a_time_cursor_at_the_oldest_open_writer_and_holds_an_integer_until_its_writers_end():
+    clock = "2026-11-01 12:00:00.500000"
+    quiet = Writers(clock, None, ())
+    busy = Writers(clock, "2026-11-01 11:58:00.700000", ("77",))
+    # Time: the highest value seen, unless an open writer started earlier (floored to whole seconds).
+    assert decide("time", "2026-11-01 11:59:00", quiet, quiet).ceiling == "2026-11-01 11:59:00"
+    assert decide("time", "2026-11-01 11:59:00", busy, busy).ceiling == "2026-11-01 11:58:00"
+    assert decide("time", "2026-11-01 12:00:00.900000", quiet, quiet).ceiling == "2026-11-01 12:00:00"
+    # Integer: with a writer open after the snapshot, the value waits; it counts once the writer has ended.
+    held = decide("integer", "52", quiet, busy)
+    assert (held.ceiling, held.pending, held.writers) == (None, "52", "77")
+    still_open = decide("integer", "60", busy, busy, "52", "77")
+    assert (still_open.ceiling, still_open.pending) == (None, "60")
+    ended = decide("integer", "60", quiet, busy, "52", "77")
+    assert (ended.ceiling, ended.pending) == ("52", "60")
+    assert decide("integer", "60", quiet, quiet, "52", "77").ceiling == "60"
+    # Unreadable (no PROCESS): the highest value seen, flagged.
+    assert decide("integer", "60", None, None) == Horizon("60", guarded=False)
+
+
+def test_gtid_positions_tell_a_lagging_replica_from_its_primary():
+    assert behind("0-1-40", "0-1-42") and not behind("0-1-42", "0-1-42") and not behind("0-2-43", "0-1-42")
+    assert behind("0-1-50,1-1-3", "0-1-42,1-1-4")
+    assert behind("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5", "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-7")
+    assert not behind("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-9", "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-3:5-7")
+
+
+def test_a_target_key_collation_that_folds_what_the_source_tells_apart_is_a_problem():
+    assert merge_problem({"code": "utf8mb4_general_ci"}, {"code": "utf8mb4_bin"}) is not None
+    assert merge_problem({"code": "utf8mb4_bin"}, {"code": "utf8mb4_nopad_bin"}) is not None  # 'a' = 'a '
+    assert merge_problem({"code": "latin1_bin"}, {"code": "utf8mb4_bin"}) is not None  # other characters
+    for same in ("utf8mb4_general_ci", "utf8mb4_bin", "utf8mb4_0900_ai_ci"):
+        assert merge_problem({"code": same}, {"code": same}) is None
+    assert merge_problem({"code": "utf8mb4_bin"}, {"code": "utf8mb4_general_ci"}) is None
+    assert merge_problem({"code": "utf8mb4_nopad_bin"}, {"code": "utf8mb4_bin"}) is None
+    assert merge_problem({"code": "binary"}, {"code": "utf8mb4_unicode_ci"}) is None
+    assert merge_problem({"code": "utf8mb4_general_ci"}, {"code": None, "id": "utf8mb4_bin"}) is None
+
+
+def test_a_date_placeholder_of_an_incremental_row_must_bound_its_cursor_column():
+    bad = [
+        ("SELECT id, updated_at FROM o WHERE order_date >= %(date_from)s", []),
+        ("SELECT id, updated_at FROM o WHERE company = %s AND created >= %s", [1]),
+        ("SELECT id, updated_at FROM o WHERE created >= DATE_SUB(%(date_from)s, INTERVAL 1 DAY)", []),
+    ]
+    for query, dates in bad:
+        assert window_problem(query, dates, "updated_at") is not None, query
+    good = [
+        ("SELECT id, updated_at FROM o WHERE o.updated_at >= %(date_from)s AND updated_at < %(date_to)s", []),
+        ("SELECT id, updated_at FROM o WHERE DATE(updated_at) BETWEEN %(date_from)s AND %(date_to)s", []),
+        ("SELECT id, x.changed AS updated_at FROM o x WHERE %s <= x.changed AND company = %s", [0]),
+        ("SELECT id, updated_at FROM o WHERE company = %s", []),
+    ]
+    for query, dates in good:
+        assert window_problem(query, dates, "updated_at") is None, query
 
 
 def test_a_manifest_keeps_its_cursor_range_and_older_manifests_read_without_one():

@@ -41,6 +41,9 @@ class Target(Protocol):
     def writer_lock(self, schema: str, table: str, timeout_seconds: int) -> AbstractContextManager[None]:
         """Hold the one-writer lock of ``schema.table`` for the block; TransferError after the timeout."""
 
+    def key_collations(self, schema: str, table: str) -> dict[str, str]:
+        """The collation of each character column of a PRIMARY or UNIQUE key (lower-case column names)."""
+
     def schema_exists(self, schema: str) -> bool:
         """Whether the schema exists."""
 
@@ -115,7 +118,9 @@ class Target(Protocol):
     def find_load(self, schema: str, load_key: str) -> LoadRecord | None:
         """The ledger row of a load of exactly these extracts, if it committed."""
 
-    def newer_swap(self, schema: str, table: str, logical_date: dt.datetime) -> dt.datetime | None:
+    def newer_swap(
+        self, schema: str, table: str, logical_date: dt.datetime, snapshot_at: dt.datetime | None = None
+    ) -> dt.datetime | None:
         """The logical date of a newer full refresh of ``table`` already loaded, if any."""
 
     def record_load(self, schema: str, entry: LoadRecord) -> None:

@@ -179,6 +179,17 @@ class MySqlTarget:
             keys.setdefault(str(index), []).append(str(column))
         return [tuple(c) for c in keys.values()]
 
+    def key_collations(self, schema: str, table: str) -> dict[str, str]:
+        """The collation of each character column of a PRIMARY or UNIQUE key (lower-case column names)."""
+        self.cursor.execute(
+            "SELECT DISTINCT LOWER(c.COLUMN_NAME), c.COLLATION_NAME FROM information_schema.STATISTICS s "
+            "JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME "
+            "AND c.COLUMN_NAME = s.COLUMN_NAME WHERE s.TABLE_SCHEMA = %s AND s.TABLE_NAME = %s AND s.NON_UNIQUE = 0 "
+            "AND c.COLLATION_NAME IS NOT NULL",
+            (schema, table),
+        )
+        return {str(name): str(collation) for name, collation in self.cursor.fetchall()}
+
     def count_rows(self, schema: str, table: str) -> int:
         """COUNT(*) of the table."""
         self.cursor.execute(f"SELECT COUNT(*) FROM {_name(schema, table)}")
@@ -315,9 +326,11 @@ class MySqlTarget:
         """The ledger row of these extracts."""
         return ledger.find(self.cursor, schema, load_key)
 
-    def newer_swap(self, schema: str, table: str, logical_date: dt.datetime) -> dt.datetime | None:
+    def newer_swap(
+        self, schema: str, table: str, logical_date: dt.datetime, snapshot_at: dt.datetime | None = None
+    ) -> dt.datetime | None:
         """A newer full refresh's logical date."""
-        return ledger.newer_swap(self.cursor, schema, table, logical_date)
+        return ledger.newer_swap(self.cursor, schema, table, logical_date, snapshot_at)
 
     def record_load(self, schema: str, entry: LoadRecord) -> None:
         """The ledger row, in the current transaction."""

@@ -10,6 +10,7 @@ raises ConfigError saying what is wrong.
     placeholders.py  %s / %(name)s placeholders, read the way the MySQL driver reads them
     select.py        the SELECT-only check of query_select
     insert.py        the target table, columns and mode of query_insert
+    windows.py       date placeholders of an incremental query bound only its cursor column
 
 Callers import from this package (``from report_pipeline.validation import check_select``);
 the modules are its internals.
@@ -28,6 +29,7 @@ from report_pipeline.validation.naming import (
 )
 from report_pipeline.validation.placeholders import check_placeholders, count_placeholders
 from report_pipeline.validation.select import check_select
+from report_pipeline.validation.windows import window_problem
 
 __all__ = [
     "InsertTarget",
@@ -41,4 +43,5 @@ __all__ = [
     "parse_insert_target",
     "quote_identifier",
     "schema_name",
+    "window_problem",
 ]
