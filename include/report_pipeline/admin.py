@@ -32,6 +32,10 @@ ADDED_COLUMNS = {
         ("delete_detection", "VARCHAR(8) NOT NULL DEFAULT 'none'"),
         ("schema_evolution", "VARCHAR(8) NOT NULL DEFAULT 'fail'"),
     ),
+    "companies": (
+        ("publish_together", "TINYINT(1) NOT NULL DEFAULT 0"),
+        ("publish_partial", "TINYINT(1) NOT NULL DEFAULT 0"),
+    ),
 }
 
 _NO_SUCH_TABLE = 1146

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from report_pipeline import ledger, legacy, schemalog, validation, watermarks
+from report_pipeline import asof, ledger, legacy, pending, schemalog, validation, watermarks
 from report_pipeline.errors import ConfigError
 from report_pipeline.evolution import DEFAULT_SCHEMA_EVOLUTION, SCHEMA_EVOLUTIONS, SchemaEvolution
 from report_pipeline.modes import DEFAULT_LOAD_MODE, LOAD_MODES, LoadMode
@@ -25,7 +25,7 @@ DEFAULT_CHUNK_ROWS = 1_000_000
 MAX_LOOKBACK_DAYS = 36_600
 # Tables the load itself owns in every target schema (ledger.TABLE, watermarks.TABLE, and the shadow and retired
 # tables of a swap, modes.shadow_names): a table spec loading into them would corrupt the load status.
-RESERVED_TARGET_TABLES = frozenset({ledger.TABLE, watermarks.TABLE, schemalog.TABLE})
+RESERVED_TARGET_TABLES = frozenset({ledger.TABLE, watermarks.TABLE, schemalog.TABLE, asof.TABLE, pending.TABLE})
 RESERVED_TARGET_PREFIX = "_rp_"
 
 # ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits, which int() rejects
@@ -57,6 +57,10 @@ class Company:
     schema: str
     lookback_days: int
     lookback_source: str
+    # companies.publish_together: the swap tables of a run go live together, in one RENAME (publication.py);
+    # companies.publish_partial: when one of them failed, publish the others instead of none.
+    publish_together: bool = False
+    publish_partial: bool = False
 
     def legacy_row(self) -> tuple[Any, ...]:
         """The row the seed's ``company[i]`` references index: (id, company_id, status, alias)."""
@@ -228,6 +232,8 @@ def _build_company(row: Row, settings: Settings, lookbacks: Mapping[int, str]) -
         schema=validation.schema_name(settings.schema_template, alias),
         lookback_days=days,
         lookback_source=source,
+        publish_together=_flag(row.get("publish_together"), "publish_together"),
+        publish_partial=_flag(row.get("publish_partial"), "publish_partial"),
     )
 
 

@@ -424,6 +424,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         finished_at=dt.datetime.now(dt.UTC).isoformat(),
         chunk=request.chunk,
         keys=keys,
+        snapshot_at=snapshot_at,
         cursor=None
         if request.cursor is None or cursor_kind is None or highest is None
         else CursorRange(

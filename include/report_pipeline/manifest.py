@@ -190,6 +190,9 @@ class Manifest:
     cursor: CursorRange | None = None
     # Set by extracts of tables with delete detection.
     keys: KeySet | None = None
+    # The source server's UTC clock when the extract's consistent snapshot began (``report_as_of``);
+    # None in manifests written before it was recorded.
+    snapshot_at: str | None = None
 
     @property
     def key(self) -> str:
@@ -251,6 +254,7 @@ class Manifest:
                 )
                 if body.get("keys")
                 else None,
+                snapshot_at=body.get("snapshot_at"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TransferError(f"manifest is malformed: {exc}") from exc

@@ -9,6 +9,7 @@ name to ``LoadMode``, write its class here, and register it in ``STRATEGIES``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, get_args
 
+from report_pipeline.asof import AsOf
 from report_pipeline.csvformat import Encoding
 from report_pipeline.errors import RefusedError, TransferError
 from report_pipeline.evolution import ColumnChange, evolve_table, record_changes
@@ -61,14 +63,8 @@ class LoadJob:
     defer_indexes: bool = False
     # Schema evolution: columns to add or widen before the rows load (evolution.plan_evolution).
     changes: tuple[ColumnChange, ...] = ()
-
-
-def _remove_quietly(path: str) -> None:
-    # The part's file belongs to the loader once handed over; the load's temp dir removes any left.
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+    as_of: AsOf | None = None  # what the loaded rows reflect (report_as_of), recorded with the ledger row
+    company_tables: tuple[str, ...] | None = None  # the company's report tables (the as-of's company row)
 
 
 def load_part(target: Target, job: LoadJob, into: str, duplicates: Duplicates, part: Part, path: str) -> int:
@@ -78,7 +74,9 @@ def load_part(target: Target, job: LoadJob, into: str, duplicates: Duplicates, p
     except TransferError as exc:
         raise TransferError(f"{part.key}: {exc}") from exc
     finally:
-        _remove_quietly(path)
+        # The part's file belongs to the loader once handed over; the load's temp dir removes any left.
+        with contextlib.suppress(OSError):
+            os.remove(path)
     if records != part.rows:
         raise TransferError(f"{part.key}: LOAD DATA read {records} rows, the manifest says {part.rows}")
     return records
@@ -159,6 +157,8 @@ class LoadStrategy:
             manifest_keys=job.manifest_keys,
         )
         job.target.record_load(job.schema, entry)
+        if job.as_of is not None:
+            job.target.record_as_of(job.schema, job.as_of, self.mode == "swap", job.company_tables)
 
 
 class Upsert(LoadStrategy):
