@@ -268,14 +268,13 @@ class MySqlTarget:
 
     def has_rows(self, schema: str, table: str) -> bool:
         """Whether the table holds any row (one index probe, whatever its size)."""
-        self.cursor.execute(f"SELECT 1 FROM {_name(schema, table)} LIMIT 1")
-        return self.cursor.fetchone() is not None
+        return bool(self.cursor.execute(f"SELECT 1 FROM {_name(schema, table)} LIMIT 1"))
 
     def merge_into(self, schema: str, table: str, source: str, columns: Sequence[str], duplicates: Duplicates) -> int:
         """Copy ``source``'s rows into ``table`` in the current transaction (``duplicates`` as a load); rows copied."""
         names = ", ".join(quote_identifier(c) for c in columns)
-        verb = {"replace": "REPLACE", "ignore": "INSERT IGNORE", "insert": "INSERT"}[duplicates]
-        self.cursor.execute(f"{verb} INTO {_name(schema, table)} ({names}) SELECT {names} FROM {_name(schema, source)}")
+        verb = {"replace": "REPLACE ", "ignore": "INSERT IGNORE ", "insert": "INSERT "}[duplicates]
+        self.cursor.execute(f"{verb}INTO {_name(schema, table)} ({names}) SELECT {names} FROM {_name(schema, source)}")
         return int(self.cursor.rowcount)
 
     def ensure_as_of(self, schema: str) -> None:
