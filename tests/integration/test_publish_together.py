@@ -219,7 +219,10 @@ def test_a_reader_polling_a_join_never_sees_a_mixed_day(scratch_db, bucket_name,
         assert _live(scratch_db) == day1
         result = _publish(
             scratch_db,
-            [DayTable("orders", "table 'orders'", first.load_key), DayTable("customers", "table 'customers'", second.load_key)],
+            [
+                DayTable("orders", "table 'orders'", first.load_key),
+                DayTable("customers", "table 'customers'", second.load_key),
+            ],
         )
         published = len(reader.samples)
         reader.polls_after(published, 20)
@@ -257,12 +260,16 @@ def test_a_failed_table_keeps_the_whole_company_on_its_previous_day(scratch_db, 
     as_of_before = _rows(scratch_db, "SELECT * FROM report_as_of")
 
     # Day 2: orders loads; customers' new data lost 90 % of its rows, so its load is refused (the guard).
-    orders = _load(scratch_db, bucket, "orders", _extract(scratch_db, bucket, "orders", _query("orders", 2), 2), 2, hold=True)
+    orders = _load(
+        scratch_db, bucket, "orders", _extract(scratch_db, bucket, "orders", _query("orders", 2), 2), 2, hold=True
+    )
     shrunk = _extract(scratch_db, bucket, "customers", _query("customers", 2, ROWS // 10), 2)
     with pytest.raises(ReportPipelineError, match="fewer"):
         _load(scratch_db, bucket, "customers", shrunk, 2, hold=True)
-    day = [DayTable("orders", "table 'orders' (tables row id=2)", orders.load_key, SwapGuard()),
-           DayTable("customers", "table 'customers' (tables row id=3)", None, SwapGuard())]
+    day = [
+        DayTable("orders", "table 'orders' (tables row id=2)", orders.load_key, SwapGuard()),
+        DayTable("customers", "table 'customers' (tables row id=3)", None, SwapGuard()),
+    ]
     with pytest.raises(RefusedError) as refused:
         _publish(scratch_db, day)
     message = str(refused.value)
@@ -280,7 +287,9 @@ def test_a_failed_table_keeps_the_whole_company_on_its_previous_day(scratch_db, 
     assert result.published == ("orders",) and list(result.behind) == ["customers"]
     assert _live(scratch_db) == {"orders": _expected(scratch_db, 2)["orders"], "customers": day1["customers"]}
     assert _rows(scratch_db, "SELECT table_name, run_id FROM report_as_of") == [
-        ("*", "run_1"), ("customers", "run_1"), ("orders", "run_2")
+        ("*", "run_1"),
+        ("customers", "run_1"),
+        ("orders", "run_2"),
     ]
 
 
