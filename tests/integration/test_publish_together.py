@@ -300,6 +300,6 @@ def test_the_publish_keeps_the_guards_a_newer_full_refresh_is_never_replaced(scr
     # While day 1 waits for its publish, day 3 of orders is swapped in on its own (a manual run).
     _load(scratch_db, bucket, "orders", _extract(scratch_db, bucket, "orders", _query("orders", 3), 3), 3, hold=False)
     live = _live(scratch_db)
-    with pytest.raises(RefusedError, match="table 'orders'.*newer full refresh|its loaded copy"):
+    with pytest.raises(RefusedError, match=r"table 'orders'.*newer full refresh|its loaded copy"):
         _publish(scratch_db, [DayTable(t, f"table {t!r}", keys[t]) for t in TABLES])
     assert _live(scratch_db) == live
