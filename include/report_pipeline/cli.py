@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from report_pipeline import admin, admin_commands, asof, checks, ledger, onboard, shards, tasks
+from report_pipeline import admin, admin_commands, asof, checks, ledger, onboard, publication, shards, tasks
 from report_pipeline.chunks import Chunk
 from report_pipeline.config import Company, Plan, TableSpec, build_plan, build_table
 from report_pipeline.errors import ReportPipelineError
@@ -142,6 +142,8 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, connect: Connecti
     checked = sum(len(cp.tables) + len(cp.broken) for cp in plan.companies)
     for note in notes:
         print(f"note: {note} on its next load (nothing was changed)")
+    for note in publication.joining_notes(plan):
+        print(f"note: {note}")
     if problems:
         print(f"{len(problems)} problem(s) in {checked} company x table pairs:")
         for problem in problems:

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from report_pipeline.asof import AsOf
+from report_pipeline.config import Plan
 from report_pipeline.errors import RefusedError, TransferError
 from report_pipeline.evolution import record_changes
 from report_pipeline.guards import SwapGuard
@@ -76,6 +77,27 @@ class HeldSwap(Swap):
             ),
         )
         log.info("%s.%s: %d rows in %s, waiting for the company's publish", job.schema, job.table, loaded, self.shadow)
+
+
+def joining_notes(plan: Plan) -> list[str]:
+    """For ``validate``: per company that publishes its day together, which tables join and which cannot."""
+    notes = []
+    for cp in plan.companies:
+        if not cp.company.publish_together:
+            continue
+        joining = [t.name for t in cp.tables if joins(t.load_mode)]
+        apart = [f"{t.name} ({t.load_mode})" for t in cp.tables if not joins(t.load_mode)]
+        note = (
+            f"company {cp.company.alias!r} (companies row id={cp.company.id}) publishes its day together: "
+            + (f"{', '.join(joining)} go live at once, in one RENAME" if joining else "no table can join")
+        )
+        if apart:
+            note += (
+                f"; {', '.join(apart)} cannot join (an upsert or incremental load goes live in its own "
+                "transaction, with no copy to hold back): they go live as they load"
+            )
+        notes.append(note)
+    return notes
 
 
 def held(strategy: LoadStrategy) -> LoadStrategy:

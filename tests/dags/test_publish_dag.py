@@ -81,3 +81,13 @@ def test_a_full_run_publishes_the_day_through_the_publish_task(dagbag, mysql_roo
     assert as_of["events"] == DEMO_DATE.replace(tzinfo=None)
     assert as_of["*"] == min(as_of[t] for t in ("users", "orders", "events"))
     assert _rows("acme", "SELECT COUNT(*) FROM report_pending") == [(0,)]
+
+
+def test_validate_says_which_tables_can_join(dagbag):
+    out = subprocess.run(["report-pipeline", "validate", "--offline"], cwd=REPO, capture_output=True, text=True)
+    assert (
+        "note: company 'acme' (companies row id=1) publishes its day together: events go live at once, in one "
+        "RENAME; users (upsert), orders (upsert) cannot join (an upsert or incremental load goes live in its own "
+        "transaction, with no copy to hold back): they go live as they load"
+    ) in out.stdout, out.stdout + out.stderr
+    assert "company 'globex'" not in out.stdout
