@@ -71,7 +71,8 @@ def test_a_full_run_publishes_the_day_through_the_publish_task(dagbag, mysql_roo
     since = (DEMO_DATE - dt.timedelta(days=60)).date().isoformat()
     assert _rows("acme", "SELECT id, kind, payload, happened_at FROM events") == _rows(
         "source",
-        "SELECT id, kind, payload, happened_at FROM events WHERE company = 1 AND happened_at >= %s AND happened_at < %s",
+        "SELECT id, kind, payload, happened_at FROM events WHERE company = 1 AND happened_at >= %s "
+        "AND happened_at < %s",
         (since, DEMO_DATE.date().isoformat()),
     )
     loads = _rows("acme", "SELECT table_name, run_id FROM report_loads")
