@@ -98,9 +98,11 @@ def _table(schema: str) -> str:
 def ensure(cursor: Any, schema: str) -> None:
     """Create the as-of table and its company row in ``schema`` if they are not there yet (idempotent)."""
     cursor.execute(_DDL.format(table=_table(schema)))
-    cursor.execute(
-        f"INSERT IGNORE INTO {_table(schema)} (table_name, updated_at) VALUES (%s, UTC_TIMESTAMP(6))", (COMPANY_ROW,)
-    )
+    # Looked at first: an INSERT IGNORE of the existing row would wait for a load holding it until its commit.
+    cursor.execute(f"SELECT 1 FROM {_table(schema)} WHERE table_name = %s", (COMPANY_ROW,))
+    if cursor.fetchone() is None:
+        insert = f"INSERT IGNORE INTO {_table(schema)} (table_name, updated_at) VALUES (%s, UTC_TIMESTAMP(6))"
+        cursor.execute(insert, (COMPANY_ROW,))
 
 
 def record(
