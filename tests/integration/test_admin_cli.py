@@ -360,7 +360,7 @@ def test_onboard_names_a_target_table_it_cannot_copy_and_still_creates_the_rest(
     )
     assert steps[f"target table {alias}.users (from source users)"] == "created"
     assert steps[f"target table {alias}.orders (from source orders)"] == "created"
-    assert sorted(r[0] for r in _rows(alias, "SHOW TABLES")) == ["orders", "report_loads", "users"]
+    assert sorted(r[0] for r in _rows(alias, "SHOW TABLES")) == ["orders", "report_as_of", "report_loads", "users"]
 
 
 def test_validate_and_onboard_name_unbound_queries_keyless_targets_and_foreign_schemas(scratch):
