@@ -33,6 +33,10 @@ ADDED_COLUMNS = {
         ("schema_evolution", "VARCHAR(8) NOT NULL DEFAULT 'fail'"),
         ("reconcile_every_days", "INT UNSIGNED NOT NULL DEFAULT 0"),
     ),
+    "companies": (
+        ("publish_together", "TINYINT(1) NOT NULL DEFAULT 0"),
+        ("publish_partial", "TINYINT(1) NOT NULL DEFAULT 0"),
+    ),
 }
 
 _NO_SUCH_TABLE = 1146

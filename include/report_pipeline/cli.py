@@ -19,7 +19,18 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from report_pipeline import admin, admin_commands, checks, ledger, onboard, reconciliation, shards, tasks
+from report_pipeline import (
+    admin,
+    admin_commands,
+    asof,
+    checks,
+    ledger,
+    onboard,
+    publication,
+    reconciliation,
+    shards,
+    tasks,
+)
 from report_pipeline.config import Company, Plan, TableSpec, build_plan, build_table
 from report_pipeline.environment import check_environment
 from report_pipeline.errors import ReportPipelineError
@@ -153,6 +164,8 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, connect: Connecti
         print(f"note: {note} on its next load (nothing was changed)")
     for warning in warnings:
         print(f"warning: {warning}")
+    for note in publication.joining_notes(plan):
+        print(f"note: {note}")
     if problems:
         print(f"{len(problems)} problem(s) in {checked} company x table pairs:")
         for problem in problems:
@@ -335,10 +348,12 @@ def cmd_report(args: argparse.Namespace, settings: Settings, connect: Connection
             c = cp.company
             bucket = tasks.company_bucket(conns, settings, c)
             has_ledger = ledger.exists(cursor, c.schema)
+            as_of = asof.read(cursor, c.schema)
             for spec in cp.tables:
                 loaded = _report_record(cursor, c.schema, spec.target.table, args) if has_ledger else None
+                live = as_of.get(spec.target.table)
                 if loaded is None:
-                    rows.append([c.alias, spec.name, "-", "-", "-", "-", "-", "no load"])
+                    rows.append([c.alias, spec.name, "-", "-", "-", "-", "-", _as_of_cell(live), "no load"])
                     continue
                 rows.append(
                     [
@@ -349,19 +364,28 @@ def cmd_report(args: argparse.Namespace, settings: Settings, connect: Connection
                         loaded.rows_loaded,
                         loaded.load_mode,
                         loaded.finished_at,
+                        _as_of_cell(live),
                         loaded.run_id,
                     ]
                 )
             for broken in cp.broken:
                 rows.append(
-                    [c.alias, broken.name, "-", "-", "-", "config error", "-", str(broken.problem.message)[:60]]
+                    [c.alias, broken.name, "-", "-", "-", "config error", "-", "-", str(broken.problem.message)[:60]]
                 )
+            company_as_of = _as_of_cell(as_of.get(asof.COMPANY_ROW))
+            rows.append([c.alias, "* (all tables)", "-", "-", "-", "-", "-", company_as_of, "-"])
     what = f"run {args.run_id}" if args.run_id else f"logical date {args.date}" if args.date else "latest loads"
     print(what)
-    print_table(
-        ["company", "table", "logical date", "rows extracted", "rows loaded", "mode", "finished at", "run"], rows
-    )
+    headers = ["company", "table", "logical date", "rows extracted", "rows loaded", "mode", "finished at"]
+    print_table([*headers, "data as of", "run"], rows)
     return 0
+
+
+def _as_of_cell(entry: asof.AsOf | None) -> str:
+    """What the live rows reflect (``report_as_of``), UTC; "-" before the first load that recorded it."""
+    if entry is None or entry.data_as_of is None:
+        return "-"
+    return f"{entry.data_as_of:%Y-%m-%d %H:%M:%S} UTC"
 
 
 Command = Callable[[argparse.Namespace, Settings, ConnectionsFactory], int]

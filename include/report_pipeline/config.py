@@ -69,6 +69,10 @@ class Company:
     schema: str
     lookback_days: int
     lookback_source: str
+    # companies.publish_together: the swap tables of a run go live together, in one RENAME (publication.py);
+    # companies.publish_partial: when one of them failed, publish the others instead of none.
+    publish_together: bool = False
+    publish_partial: bool = False
 
     def legacy_row(self) -> tuple[Any, ...]:
         """The row the seed's ``company[i]`` references index: (id, company_id, status, alias)."""
@@ -242,6 +246,8 @@ def _build_company(row: Row, settings: Settings, lookbacks: Mapping[int, str]) -
         schema=validation.schema_name(settings.schema_template, alias),
         lookback_days=days,
         lookback_source=source,
+        publish_together=_flag(row.get("publish_together"), "publish_together"),
+        publish_partial=_flag(row.get("publish_partial"), "publish_partial"),
     )
 
 

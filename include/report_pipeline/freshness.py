@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
 
-from report_pipeline import ledger
+from report_pipeline import asof, ledger
 from report_pipeline.config import Plan
 from report_pipeline.taskids import parse_task_id
 
@@ -52,6 +52,8 @@ class TableFreshness:
     failure: Failure | None = None
     age_seconds: float | None = None
     status: Status = "red"
+    # From report_as_of: what the live rows reflect; the age is the data's age when it is known.
+    as_of: asof.AsOf | None = None
 
     @property
     def last(self) -> ledger.LoadRecord | None:
@@ -95,13 +97,29 @@ def collect(
             continue
         schema = cp.company.schema
         loads = ledger.recent(cursor, schema, history) if ledger.exists(cursor, schema) else {}
+        as_of = asof.read(cursor, schema)
         for spec in cp.tables:
             row = TableFreshness(cp.company.alias, spec.name, spec.target.table, loads.get(spec.target.table, []))
-            if row.last is not None and row.last.finished_at is not None:
-                row.age_seconds = max(0.0, (now.replace(tzinfo=None) - row.last.finished_at).total_seconds())
-            row.status = status_of(row.age_seconds, interval)
+            row.as_of = as_of.get(spec.target.table)
+            _judge(row, now, interval)
             rows.append(row)
+        company_row = TableFreshness(cp.company.alias, asof.COMPANY_ROW, asof.COMPANY_ROW)
+        company_row.as_of = as_of.get(asof.COMPANY_ROW)
+        _judge(company_row, now, interval)
+        rows.append(company_row)
     return rows
+
+
+def _judge(row: TableFreshness, now: dt.datetime, interval: int) -> None:
+    """The row's age (the data's, from its as-of; else, for loads before the as-of existed, the last load's)
+    and its status."""
+    if row.as_of is not None and row.as_of.data_as_of is not None:
+        moment: dt.datetime | None = row.as_of.data_as_of
+    else:
+        moment = row.last.finished_at if row.last is not None else None
+    if moment is not None:
+        row.age_seconds = max(0.0, (ledger.utc_naive(now) - moment).total_seconds())
+    row.status = status_of(row.age_seconds, interval)
 
 
 def human_age(seconds: float | None) -> str:
@@ -184,17 +202,19 @@ def render_page(
                 f'(try {r.failure.try_number})</span> <a href="{html.escape(r.failure.log_url, quote=True)}" '
                 'target="_top">log</a>'
             )
+        data_as_of = r.as_of.data_as_of if r.as_of is not None else None
         cells = [
             html.escape(r.company),
-            html.escape(r.table),
+            "<b>all tables</b>" if r.table == asof.COMPANY_ROW else html.escape(r.table),
             f"{last.finished_at:%Y-%m-%d %H:%M} UTC" if last and last.finished_at else "never",
             f"{last.logical_date:%Y-%m-%d %H:%M}" if last else "-",
             f"{last.rows_loaded:,}" if last else "-",
             f'<span class="badge {r.status}" data-status="{r.status}">{human_age(r.age_seconds)}</span>',
             failure or "-",
             chart_svg(r.loads, r.durations),
+            f"{data_as_of:%Y-%m-%d %H:%M:%S} UTC" if data_as_of else "-",
         ]
-        klass = ["", "", "", "", ' class="num"', "", "", ""]
+        klass = ["", "", "", "", ' class="num"', "", "", "", ""]
         body.append(
             f'<tr data-company="{html.escape(r.company)}" data-table="{html.escape(r.table)}">'
             + "".join(f"<td{k}>{c}</td>" for k, c in zip(klass, cells, strict=True))
@@ -203,7 +223,8 @@ def render_page(
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Report freshness</title>
 <style>{_STYLE}</style></head><body>
 <h1>Report freshness</h1>
-<p class="note">Last successful load per company and table (from each target schema's report_loads), its age against
+<p class="note">Per company and table: the source time the live rows reflect (report_as_of; "all tables": the
+company's oldest), the last successful load (report_loads), the data's age against
 the schedule {html.escape(str(schedule or "manual"))} (green up to {GREEN_INTERVALS}&times;, amber up to
 {AMBER_INTERVALS}&times; the interval, red beyond or never), the last failure Airflow recorded since, and the last
 loads: <span class="legend"><i style="background:#7aa7d9"></i>rows <i style="background:#d9822b"></i>seconds</span>.
@@ -211,8 +232,8 @@ As of {now:%Y-%m-%d %H:%M} UTC.</p>
 <form method="get" action="{html.escape(base_path, quote=True)}"><label>Company <select name="company"
 onchange="this.form.submit()">{"".join(options)}</select></label> <button type="submit">Filter</button></form>
 <table><thead><tr><th>company</th><th>table</th><th>last load</th><th>logical date</th><th>rows</th><th>age</th>
-<th>last error</th><th>last loads</th></tr></thead><tbody>
-{"".join(body) or '<tr><td colspan="8">no active company tables</td></tr>'}
+<th>last error</th><th>last loads</th><th>data as of</th></tr></thead><tbody>
+{"".join(body) or '<tr><td colspan="9">no active company tables</td></tr>'}
 </tbody></table></body></html>"""
 
 

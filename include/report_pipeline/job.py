@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from report_pipeline.asof import AsOf
 from report_pipeline.guards import SwapGuard
 from report_pipeline.target import Target
 from report_pipeline.vocabulary import ColumnChange, CursorRange, Duplicates, Encoding, KeyColumns
@@ -44,3 +45,5 @@ class LoadJob:
     snapshot_at: dt.datetime | None = None
     # The source collation of each loaded column (None: not text, or unknown), in ``columns`` order.
     collations: tuple[str | None, ...] = ()
+    as_of: AsOf | None = None  # what the loaded rows reflect (report_as_of), recorded with the ledger row
+    company_tables: tuple[str, ...] | None = None  # the company's report tables (the as-of's company row)

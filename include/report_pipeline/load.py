@@ -22,20 +22,22 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from report_pipeline import ownership
+from report_pipeline import asof, ownership
 from report_pipeline.attempts import DEFAULT_MAX_AGE, ThisLoad, previously_loaded, remove_stale_attempts
 from report_pipeline.chunks import chunk_set_problem
 from report_pipeline.config import table_label
 from report_pipeline.csvformat import merge_encodings
 from report_pipeline.errors import RefusedError, ReportPipelineError, TransferError
 from report_pipeline.evolution import Evolution, plan_evolution, refusal_message
+from report_pipeline.firstload import FirstLoadDeclined, by_shadow
 from report_pipeline.guards import SwapGuard
 from report_pipeline.incremental import merge_keys, merge_ranges
 from report_pipeline.job import LoadJob
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, Part, manifest_digest
 from report_pipeline.modes import LoadStrategy, strategy_for
+from report_pipeline.publication import HeldSwap, held
 from report_pipeline.storage import Bucket
 from report_pipeline.target import Target
 from report_pipeline.validation import InsertTarget
@@ -84,6 +86,10 @@ class LoadRequest:
     defer_indexes: bool = False
     # Who loads the rows instead of ``load_mode``'s strategy (a reconcile's repair, ``report_pipeline.repair``).
     strategy: Callable[[LoadJob], LoadStrategy] | None = None
+    # The end of the run's window when the query is bounded by it (``%(date_to)s``): caps the as-of.
+    window_end: dt.datetime | None = None
+    # Swap: leave the shadow loaded and checked for the company's publish (``publication``), not swapped in.
+    hold: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,8 @@ class LoadResult:
     # (a swap of an older logical date than the one already swapped in) or "older-extract" (an
     # incremental extract older than the one already loaded).
     skip_reason: str | None = None
+    # The rows wait in a shadow for the company's publish (``publication``): not live yet.
+    held: bool = False
 
 
 def read_manifests(
@@ -371,6 +379,7 @@ def _load_locked(
     schema, table = request.schema, request.target.table
     load_key = load_key_of(manifests)
     target.ensure_ledger(schema)
+    target.ensure_as_of(schema)
     done = target.find_load(schema, load_key)
     if done is not None:
         log.info("%s.%s: these extracts were already loaded (%s rows); nothing to do", schema, table, done.rows_loaded)
@@ -404,6 +413,8 @@ def _load_locked(
         changes=evolution.changes if evolution is not None else (),
         snapshot_at=_oldest_snapshot(manifests),
         collations=tuple(c.collation for c in manifests[0].columns),
+        as_of=asof.of_manifests(manifests, table, request.logical_date, request.run_id, load_key, request.window_end),
+        company_tables=request.company_tables,
     )
     strategy = (request.strategy or strategy_for(request.load_mode))(job)
     skip_reason = strategy.refusal()
@@ -416,23 +427,37 @@ def _load_locked(
         problems = column_problems(target, schema, request.target, result_columns)
         if problems:
             raise RefusedError("; ".join(problems))
+    # A reconcile's repair (request.strategy) is no first load: it rewrites chosen rows of a live table.
+    chosen = held(strategy) if request.hold else strategy
+    chosen = chosen if request.strategy is not None else by_shadow(chosen)
+    try:
+        loaded = _run(chosen, request.bucket, manifests)
+    except FirstLoadDeclined as exc:
+        log.info("%s.%s: %s; loading it as %s in one transaction", schema, table, exc, request.load_mode)
+        loaded = _run(type(strategy)(replace(strategy.job, changes=())), request.bucket, manifests)  # evolved already
+    _mark_success(request, manifests, loaded, load_key)
+    seconds = time.monotonic() - started
+    log.info("loaded %s.%s: %d rows in %.2f s (%s)", schema, table, loaded, seconds, request.load_mode)
+    csv_bytes = sum(m.csv_bytes for m in manifests)
+    parts = sum(len(m.parts) for m in manifests)
+    return LoadResult(loaded, parts, csv_bytes, seconds, load_key, held=isinstance(chosen, HeldSwap))
+
+
+def _run(strategy: LoadStrategy, bucket: Bucket, manifests: Sequence[Manifest]) -> int:
+    """Prepare, load the parts (and key parts), finish; on any failure the strategy undoes what it did."""
     try:
         strategy.prepare()
         with tempfile.TemporaryDirectory(prefix="rp-load-") as directory:
             # Closed before the directory goes, so no download writes into it afterwards.
-            with contextlib.closing(_local_parts(request.bucket, manifests, directory, strategy.sessions)) as parts:
+            with contextlib.closing(_local_parts(bucket, manifests, directory, strategy.sessions)) as parts:
                 loaded = strategy.load_parts(parts)
-            with contextlib.closing(_local_parts(request.bucket, manifests, directory, 1, _key_parts)) as keys:
+            with contextlib.closing(_local_parts(bucket, manifests, directory, 1, _key_parts)) as keys:
                 strategy.delete_missing(keys)
         strategy.finish(loaded)
     except BaseException:
         strategy.abort()
         raise
-    _mark_success(request, manifests, loaded, load_key)
-    seconds = time.monotonic() - started
-    log.info("loaded %s.%s: %d rows in %.2f s (%s)", schema, table, loaded, seconds, request.load_mode)
-    csv_bytes = sum(m.csv_bytes for m in manifests)
-    return LoadResult(loaded, sum(len(m.parts) for m in manifests), csv_bytes, seconds, load_key)
+    return loaded
 
 
 def _oldest_snapshot(manifests: Sequence[Manifest]) -> dt.datetime | None:

@@ -170,9 +170,10 @@ class Manifest:
     finished_at: str
     chunk: Chunk | None = None  # the chunk's bounds and its place in the plan; None when unchunked
     version: int = MANIFEST_VERSION
-    # Set by incremental extracts only; manifests without it (older ones too) read as None.
-    # The source server's UTC clock when the extract's consistent snapshot began (None: older code).
+    # The source server's UTC clock when the extract's consistent snapshot began: what orders loads of one
+    # table and what ``report_as_of`` shows. None in manifests written before it was recorded.
     snapshot_at: str | None = None
+    # Set by incremental extracts only; manifests without it (older ones too) read as None.
     cursor: CursorRange | None = None
     # Set by extracts of tables with delete detection.
     keys: KeySet | None = None

@@ -9,6 +9,7 @@ name to ``vocabulary.LoadMode``, write its class here, and register it in ``STRA
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -34,14 +35,6 @@ from report_pipeline.watermarks import Watermark
 log = logging.getLogger(__name__)
 
 
-def _remove_quietly(path: str) -> None:
-    # The part's file belongs to the loader once handed over; the load's temp dir removes any left.
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
 def load_part(target: Target, job: LoadJob, into: str, duplicates: Duplicates, part: Part, path: str) -> int:
     """Bulk-load one local part file (then remove it); its row count must be the manifest's."""
     try:
@@ -49,7 +42,9 @@ def load_part(target: Target, job: LoadJob, into: str, duplicates: Duplicates, p
     except TransferError as exc:
         raise type(exc)(f"{part.key}: {exc}") from exc  # the class says whether a retry can help
     finally:
-        _remove_quietly(path)
+        # The part's file belongs to the loader once handed over; the load's temp dir removes any left.
+        with contextlib.suppress(OSError):
+            os.remove(path)
     if records != part.rows:
         raise TransferError(f"{part.key}: LOAD DATA read {records} rows, the manifest says {part.rows}")
     return records
@@ -131,6 +126,8 @@ class LoadStrategy:
             snapshot_at=job.snapshot_at,
         )
         job.target.record_load(job.schema, entry)
+        if job.as_of is not None:
+            job.target.record_as_of(job.schema, job.as_of, self.mode == "swap", job.company_tables)
 
 
 class Upsert(LoadStrategy):

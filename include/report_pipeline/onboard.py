@@ -167,5 +167,6 @@ def onboard(
         steps.append(Step(f"target schema {schema}", _done(dry_run)))
     if not dry_run:
         tgt.ensure_ledger(schema)
+        tgt.ensure_as_of(schema)
     steps += _target_tables(tgt, source, schema, tables, dry_run)
     return steps

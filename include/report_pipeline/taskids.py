@@ -1,9 +1,10 @@
 """Task ids: the one place they are built and read back (as cosmos keeps its node ids in ``core/graph/entities.py``).
 
 Every company is a task group ``company_<alias>`` (a company whose row is unusable: ``company_<row id>``);
-inside it each table's tasks are ``<table>__<step>``, and an unusable company's one task is
-``invalid_company``. The DAG factory builds them; the alerts, the freshness page and the parse-time
-task filter read them back with ``parse_task_id``.
+inside it each table's tasks are ``<table>__<step>``, an unusable company's one task is
+``invalid_company``, and a company publishing its day together has ``publish_day``. The DAG factory
+builds them; the alerts, the freshness page and the parse-time task filter read them back with
+``parse_task_id``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from typing import Literal
 GROUP_PREFIX = "company_"
 STEP_SEPARATOR = "__"
 INVALID_COMPANY = "invalid_company"
+# A company's one task that makes its day's swap tables live together (companies.publish_together).
+PUBLISH_TASK_ID = "publish_day"
 
 # A table's tasks: the chunk plan (chunked tables), the extract, the load, or the task of an unusable row.
-Step = Literal["plan_chunks", "mysql_to_s3", "s3_to_mysql", "invalid_config"]
+Step = Literal["plan_chunks", "mysql_to_s3", "s3_to_mysql", "reconcile", "invalid_config"]
 
 
 def group_id(company: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from report_pipeline import extract as extract_module
-from report_pipeline import governor
+from report_pipeline import governor, publication
 from report_pipeline import load as load_module
 from report_pipeline import verify as verify_module
 from report_pipeline.chunks import plan_chunks
@@ -24,6 +24,7 @@ from report_pipeline.guards import SwapGuard, narrowest_key
 from report_pipeline.horizon import UNGUARDED_NOTE
 from report_pipeline.incremental import CursorRequest, narrowed, planning_horizon
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, extract_prefix, new_extract_id, table_prefix
+from report_pipeline.publication import DayTable, Publication, joins
 from report_pipeline.runs import bind_parameters, window_for, with_overrides
 from report_pipeline.session import Parameters, bound_note, bound_source_session, opened, probe_columns
 from report_pipeline.settings import Settings
@@ -277,22 +278,19 @@ def load_table(
     load_mode: str | None = None,
     allow_shrink: bool = False,
     company_tables: Sequence[str] | None = None,
+    hold: bool = False,
 ) -> load_module.LoadResult:
     """Load exactly the manifests an extract (or every chunk of it) reported into the company's schema.
 
     Each manifest must still have the extract id and sha256 its extract reported, and chunked ones
     must be every chunk of one plan; otherwise the load refuses and the target is left as it was.
     ``allow_shrink`` (a manual run's choice) lifts the swap guard; ``company_tables`` are the company's
-    report tables, which tell a seed-era company schema from somebody else's.
+    report tables, which tell a seed-era company schema from somebody else's. ``hold`` (the company
+    publishes its day together): a swap leaves its shadow ready for the publish (``publication``).
     """
     where = table_label(company.alias, spec.name, spec.id)
     spec = with_overrides(spec, load_mode)
-    guard = SwapGuard(
-        allow_empty=allow_shrink or spec.allow_empty_swap,
-        max_shrink_percent=100
-        if allow_shrink
-        else (settings.swap_max_shrink_percent if spec.max_shrink_percent is None else spec.max_shrink_percent),
-    )
+    guard = swap_guard(settings, spec, allow_shrink)
     request = load_module.LoadRequest(
         company=company.alias,
         schema=company.schema,
@@ -313,10 +311,53 @@ def load_table(
         parallelism=settings.load_parallelism,
         defer_indexes=settings.swap_defer_indexes,
         schema_evolution=spec.schema_evolution,
+        window_end=window_end(spec, logical_date),
+        hold=hold and joins(spec.load_mode),
     )
     with bounds_named(settings, source=False), opened(connections.target()) as conn:
         # The opener lets a swap open its extra sessions the same way (same provider, same options).
         return load_module.load(MySqlTarget(conn, settings, opener=connections.target), request)
+
+
+def swap_guard(settings: Settings, spec: TableSpec, allow_shrink: bool) -> SwapGuard:
+    """How much a swap of this table may take away; ``allow_shrink`` (a manual run's choice) lifts the guard."""
+    if allow_shrink:
+        return SwapGuard(allow_empty=True, max_shrink_percent=100)
+    shrink = settings.swap_max_shrink_percent if spec.max_shrink_percent is None else spec.max_shrink_percent
+    return SwapGuard(allow_empty=spec.allow_empty_swap, max_shrink_percent=shrink)
+
+
+def window_end(spec: TableSpec, logical_date: dt.datetime) -> dt.datetime | None:
+    """Where the query's rows end, when it is bounded by the run's window (``%(date_to)s``): the start of the
+    logical date's day, UTC. None for a query that reads up to its snapshot."""
+    if "date_to" not in spec.named_parameters:
+        return None
+    day = window_for(logical_date, 0).date_to
+    return dt.datetime.combine(day, dt.time(), dt.UTC)
+
+
+def publish_day(
+    connections: Connections,
+    settings: Settings,
+    company: Company,
+    day: Sequence[DayTable],
+    *,
+    partial: bool,
+    company_tables: Sequence[str] | None = None,
+) -> Publication:
+    """Publish the company's day: every ready table at once, or none (``publication.publish``)."""
+    label = f"company {company.alias!r} (companies row id={company.id})"
+    with bounds_named(settings, source=False), opened(connections.target()) as conn:
+        target = MySqlTarget(conn, settings)
+        return publication.publish(
+            target,
+            company.schema,
+            label,
+            day,
+            partial=partial,
+            lock_timeout_seconds=settings.table_lock_timeout_seconds,
+            company_tables=company_tables,
+        )
 
 
 def verify_table(

@@ -157,7 +157,7 @@ def test_init_admin_creates_a_new_schema_and_a_second_run_has_nothing_to_do(scra
         "created table tables",
         "created table configurations",
         "created table companies_configurations",
-        *(f"added column tables.{name}" for name in added),
+        *(f"added column {table}.{name}" for table, columns in admin.ADDED_COLUMNS.items() for name, _ in columns),
         "added configuration 'date Y-M-D'",
     ]
     assert _columns(scratch["admin"], "tables")[-len(added) :] == added
@@ -188,7 +188,9 @@ def test_seed_era_schema_is_read_as_is_then_upgraded_in_place_with_defaults(scra
 
     upgrade = cli(scratch["env"], "init-admin")
     assert upgrade.returncode == 0, upgrade.stderr
-    assert upgrade.stdout.splitlines() == [f"added column tables.{name}" for name, _ in admin.ADDED_COLUMNS["tables"]]
+    assert upgrade.stdout.splitlines() == [
+        f"added column {table}.{name}" for table, columns in admin.ADDED_COLUMNS.items() for name, _ in columns
+    ]
     # Seed rows keep their meaning: the added columns take their defaults; nothing else changed.
     assert _rows(scratch["admin"], "SELECT id, name, load_mode, chunk_column, chunk_rows FROM `tables`") == [
         (1, "users", "upsert", None, None)
@@ -361,7 +363,7 @@ def test_onboard_names_a_target_table_it_cannot_copy_and_still_creates_the_rest(
     )
     assert steps[f"target table {alias}.users (from source users)"] == "created"
     assert steps[f"target table {alias}.orders (from source orders)"] == "created"
-    assert sorted(r[0] for r in _rows(alias, "SHOW TABLES")) == ["orders", "report_loads", "users"]
+    assert sorted(r[0] for r in _rows(alias, "SHOW TABLES")) == ["orders", "report_as_of", "report_loads", "users"]
 
 
 def test_validate_and_onboard_name_unbound_queries_keyless_targets_and_foreign_schemas(scratch):

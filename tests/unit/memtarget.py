@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import datetime as dt
 import itertools
 import threading
@@ -31,12 +32,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from report_pipeline.asof import COMPANY_ROW, AsOf
 from report_pipeline.csvformat import decode_rows
 from report_pipeline.errors import TargetBusyError, TransferError
 from report_pipeline.ledger import LoadRecord, utc_naive
+from report_pipeline.pending import PendingShadow
 from report_pipeline.target.keysets import DELETE_BATCH, KEYS_IN_MEMORY
 from report_pipeline.vocabulary import (
+    AS_OF_TABLE,
     LEDGER_TABLE,
+    PENDING_TABLE,
     SCHEMA_LOG_TABLE,
     WATERMARK_TABLE,
     ColumnChange,
@@ -79,6 +84,37 @@ class Table:
 
 
 
+def _put_rows(t: Table, names: Sequence[str], rows: Sequence[Sequence[Any]], duplicates: Duplicates) -> None:
+    """Add ``rows`` (values of ``names``) to ``t`` as REPLACE / INSERT / INSERT IGNORE would."""
+    kept = dict(enumerate(t.rows))  # row id -> row, and per unique key its values -> row id
+    indexes: list[tuple[list[str], dict[tuple[Any, ...], int]]] = [([k.lower() for k in key], {}) for key in t.keys]
+
+    def key_values(row: dict[str, Any], key: list[str]) -> tuple[Any, ...] | None:
+        values = tuple(row.get(n) for n in key)
+        return None if None in values else values  # NULLs never collide, as in MySQL
+
+    for rid, row in kept.items():
+        for key, index in indexes:
+            if (found := key_values(row, key)) is not None:
+                index[found] = rid
+    for number, values in enumerate(rows, start=len(kept)):
+        row = {c.lower(): None for c in t.columns} | dict(zip(names, values, strict=True))
+        clash = {index[v] for key, index in indexes if (v := key_values(row, key)) is not None and v in index}
+        if clash and duplicates == "ignore":
+            continue
+        if clash and duplicates == "insert":
+            raise TransferError(f"loading would change values, so nothing was loaded: duplicate key {row}")
+        for rid in clash:
+            gone = kept.pop(rid)
+            for key, index in indexes:
+                index.pop(key_values(gone, key), None)  # type: ignore[arg-type]
+        kept[number] = row
+        for key, index in indexes:
+            if (found := key_values(row, key)) is not None:
+                index[found] = number
+    t.rows[:] = list(kept.values())
+
+
 def _ddl_table(columns: Sequence[str], keys: Sequence[tuple[str, ...]] = ()) -> Table:
     return Table(list(columns), {c: "varchar(255)" for c in columns}, list(keys))
 
@@ -105,6 +141,7 @@ _WATERMARK_COLUMNS = (
     "source_server",
     "source_position",
 )
+_AS_OF_COLUMNS = ("table_name", "data_as_of", "snapshot_at", "logical_date", "run_id", "load_key", "updated_at")
 _SCHEMA_LOG_COLUMNS = ("table_name", "column_name", "change_kind", "old_type", "new_type", "logical_date", "run_id")
 
 
@@ -382,34 +419,7 @@ class MemoryTarget:
         with open(path, "rb") as f:
             rows = decode_rows(f.read(), encodings)
         t = self._write(schema, table)
-        names = [t.column(c).lower() for c in columns]
-        kept = dict(enumerate(t.rows))  # row id -> row, and per unique key its values -> row id
-        indexes: list[tuple[list[str], dict[tuple[Any, ...], int]]] = [([k.lower() for k in key], {}) for key in t.keys]
-
-        def key_values(row: dict[str, Any], key: list[str]) -> tuple[Any, ...] | None:
-            values = tuple(row.get(n) for n in key)
-            return None if None in values else values  # NULLs never collide, as in MySQL
-
-        for rid, row in kept.items():
-            for key, index in indexes:
-                if (found := key_values(row, key)) is not None:
-                    index[found] = rid
-        for number, values in enumerate(rows, start=len(kept)):
-            row = {c.lower(): None for c in t.columns} | dict(zip(names, values, strict=True))
-            clash = {index[v] for key, index in indexes if (v := key_values(row, key)) is not None and v in index}
-            if clash and duplicates == "ignore":
-                continue
-            if clash and duplicates == "insert":
-                raise TransferError(f"loading would change values, so nothing was loaded: duplicate key {row}")
-            for rid in clash:
-                gone = kept.pop(rid)
-                for key, index in indexes:
-                    index.pop(key_values(gone, key), None)  # type: ignore[arg-type]
-            kept[number] = row
-            for key, index in indexes:
-                if (found := key_values(row, key)) is not None:
-                    index[found] = number
-        t.rows[:] = list(kept.values())
+        _put_rows(t, [t.column(c).lower() for c in columns], rows, duplicates)
         return len(rows)
 
     def create_shadow(self, schema: str, like: str, shadow: str) -> None:
@@ -437,6 +447,85 @@ class MemoryTarget:
             raise ServerError(f"table {schema}.{shadow} doesn't exist")
         with self.server.mutex:
             tables[live] = tables.pop(shadow)
+
+    def replace_tables(self, schema: str, swaps: Sequence[tuple[str, str, str]], keep_retired: bool = False) -> None:
+        # One RENAME over every table: all of them or none.
+        self._ddl("replace_tables", f"{schema}: {', '.join(live for live, _, _ in swaps)}")
+        tables = self._schema(schema)
+        missing = [shadow for _, shadow, _ in swaps if shadow not in tables]
+        if missing:
+            raise ServerError(f"table {schema}.{missing[0]} doesn't exist")
+        with self.server.mutex:
+            for live, shadow, retired in swaps:
+                old = tables.pop(live, None)
+                if keep_retired and old is not None:
+                    tables[retired] = old
+                tables[live] = tables.pop(shadow)
+
+    def has_rows(self, schema: str, table: str) -> bool:
+        self._statement("has_rows", f"{schema}.{table}")
+        return bool(self._read(schema, table).rows)
+
+    def merge_into(self, schema: str, table: str, source: str, columns: Sequence[str], duplicates: Duplicates) -> int:
+        self._statement("merge_into", f"{schema}.{table}")
+        origin = self._read(schema, source)
+        rows = origin.values(columns)
+        t = self._write(schema, table)
+        _put_rows(t, [t.column(c).lower() for c in columns], rows, duplicates)
+        return len(rows)
+
+    def ensure_as_of(self, schema: str) -> None:
+        self._ddl("ensure_as_of", schema)
+        table = self._schema(schema).setdefault(AS_OF_TABLE, _ddl_table(_AS_OF_COLUMNS, [("table_name",)]))
+        if not any(r["table_name"] == COMPANY_ROW for r in table.rows):
+            table.rows.append(dict.fromkeys(_AS_OF_COLUMNS) | {"table_name": COMPANY_ROW})
+
+    def record_as_of(self, schema: str, entry: AsOf, replace: bool, company_tables: Sequence[str] | None) -> None:
+        # asof.record's rule: a swap sets its table's as-of, other loads only move it forward; the company
+        # row is the oldest of the company's tables, or NULL while one of them never loaded.
+        self._statement("record_as_of", f"{schema}.{entry.table_name}")
+        t = self._write(schema, AS_OF_TABLE)
+        rows = {r["table_name"]: r for r in t.rows}
+        stored = rows.get(entry.table_name, {}).get("data_as_of")
+        if replace or stored is None or entry.data_as_of is None or entry.data_as_of >= stored:
+            rows[entry.table_name] = dataclasses.asdict(entry)
+        tables = [r for n, r in rows.items() if n != COMPANY_ROW]
+        if company_tables is not None:
+            wanted = {n.lower() for n in company_tables}
+            tables = [r for r in tables if r["table_name"].lower() in wanted]
+        dated = [r for r in tables if r["data_as_of"] is not None]
+        loaded = {r["table_name"].lower() for r in dated}
+        missing = company_tables is not None and any(n.lower() not in loaded for n in company_tables)
+        oldest = None if missing or not dated else min(dated, key=lambda r: r["data_as_of"])
+        rows[COMPANY_ROW] = {**(oldest or {c: None for c in _AS_OF_COLUMNS}), "table_name": COMPANY_ROW}
+        t.rows[:] = list(rows.values())
+
+    def ensure_pending(self, schema: str) -> None:
+        self._ddl("ensure_pending", schema)
+        self._schema(schema).setdefault(PENDING_TABLE, _ddl_table(("table_name", "shadow"), [("table_name",)]))
+
+    def record_pending(self, schema: str, entry: PendingShadow) -> None:
+        self._statement("record_pending", f"{schema}.{entry.table_name}")
+        t = self._write(schema, PENDING_TABLE)
+        t.rows[:] = [r for r in t.rows if r["table_name"] != entry.table_name] + [
+            {"table_name": entry.table_name, "shadow": entry}
+        ]
+
+    def pending(self, schema: str) -> dict[str, PendingShadow]:
+        self._statement("pending", schema)
+        return {r["table_name"]: r["shadow"] for r in self._read(schema, PENDING_TABLE).rows}
+
+    def mark_publishing(self, schema: str, tables: Sequence[str]) -> None:
+        self._statement("mark_publishing", schema)
+        t = self._write(schema, PENDING_TABLE)
+        for r in t.rows:
+            if r["table_name"] in tables:
+                r["shadow"] = dataclasses.replace(r["shadow"], publishing=True)
+
+    def remove_pending(self, schema: str, tables: Sequence[str]) -> None:
+        self._statement("remove_pending", schema)
+        t = self._write(schema, PENDING_TABLE)
+        t.rows[:] = [r for r in t.rows if r["table_name"] not in tables]
 
     def drop_tables(self, schema: str, *tables: str) -> None:
         if tables:

@@ -23,7 +23,7 @@ from report_pipeline.load import LoadRequest, LoadResult, load
 from report_pipeline.manifest import SUCCESS_NAME, ManifestRef, table_prefix
 from report_pipeline.target import Target
 from report_pipeline.validation import InsertTarget
-from report_pipeline.vocabulary import LEDGER_TABLE, SCHEMA_LOG_TABLE, WATERMARK_TABLE, CursorRange
+from report_pipeline.vocabulary import AS_OF_TABLE, LEDGER_TABLE, SCHEMA_LOG_TABLE, WATERMARK_TABLE, CursorRange
 
 SCHEMA = "acme"
 TABLE = "orders"
@@ -139,6 +139,8 @@ def test_upsert_into_a_table_without_a_key_is_refused_and_changes_nothing(world)
     assert message.startswith(WHERE) and "has no PRIMARY or UNIQUE key" in message and "load_mode 'swap'" in message
     after = world.server.state()
     after[SCHEMA].pop(LEDGER_TABLE)  # created before the checks, empty
+    # ... as is the as-of table, holding only the company row, with no date
+    assert [(r["table_name"], r["data_as_of"]) for r in after[SCHEMA].pop(AS_OF_TABLE)["rows"]] == [("*", None)]
     assert after == before and not success_written(world)
 
 
@@ -206,7 +208,7 @@ def test_swap_that_would_shrink_the_table_too_much_is_refused_and_the_shadow_dro
         run(world, extract(world, NEW[:1]), "swap")
     assert "not swapping acme.orders: the new data has 1 rows and would replace 4, 75% fewer" in str(refused.value)
     assert world.server.rows(SCHEMA, TABLE) == text(OLD)
-    assert sorted(world.server.schemas[SCHEMA]) == sorted([TABLE, LEDGER_TABLE]) and ledger(world) == []
+    assert sorted(world.server.schemas[SCHEMA]) == sorted([TABLE, LEDGER_TABLE, AS_OF_TABLE]) and ledger(world) == []
     # The guard is the request's: allowing the shrink loads it.
     run(world, extract(world, NEW[:1], run_id="run-2"), "swap", run_id="run-2", guard=SwapGuard(max_shrink_percent=80))
     assert world.server.rows(SCHEMA, TABLE) == text(NEW[:1])
@@ -380,6 +382,7 @@ def test_delete_detection_that_would_delete_too_much_is_refused_and_changes_noth
     after = world.server.state()
     for reserved in (LEDGER_TABLE, WATERMARK_TABLE):
         assert after[SCHEMA].pop(reserved)["rows"] == []
+    assert [(r["table_name"], r["data_as_of"]) for r in after[SCHEMA].pop(AS_OF_TABLE)["rows"]] == [("*", None)]
     assert after == before
     assert world.server.ops("drop_key_table")  # the key table went with the refusal
 
@@ -412,6 +415,7 @@ def test_evolve_refuses_a_narrower_source_type_before_touching_the_target(world)
     assert "schema evolution of acme.orders refused, the target table was not changed" in str(refused.value)
     after = world.server.state()
     after[SCHEMA].pop(LEDGER_TABLE)
+    assert [(r["table_name"], r["data_as_of"]) for r in after[SCHEMA].pop(AS_OF_TABLE)["rows"]] == [("*", None)]
     assert after == before
     assert world.server.ops("alter_columns") == [] and world.server.ops("create_shadow") == []
 

@@ -27,13 +27,15 @@ from report_pipeline.airflow.operators import (
     ReportS3ToMySqlOperator,
 )
 from report_pipeline.airflow.params import skip_unless_selected
+from report_pipeline.airflow.publisher import ReportPublishOperator
 from report_pipeline.airflow.retry import retry_arguments
-from report_pipeline.config import AdminRows, CompanyPlan, Plan
+from report_pipeline.config import AdminRows, CompanyPlan, Plan, TableSpec
 from report_pipeline.errors import ConfigError
+from report_pipeline.publication import joins
 from report_pipeline.settings import Settings
 from report_pipeline.shards import DAG_ID, check_shard, missing_shard_files, shard_dag_id, shard_of, shard_plan
 from report_pipeline.snapshot import PlanSource, expire_snapshot, load_plan
-from report_pipeline.taskids import INVALID_COMPANY, group_id, parse_task_id, table_task
+from report_pipeline.taskids import INVALID_COMPANY, PUBLISH_TASK_ID, group_id, parse_task_id, table_task
 from report_pipeline.vocabulary import LOAD_MODES
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,8 @@ def plan_has_task(plan: Plan, task_id: str) -> bool:
     group, table = ref.group, ref.table
     for company_plan in plan.companies:
         if group_id(company_plan.company.alias) == group:
+            if ref.name == PUBLISH_TASK_ID:
+                return bool(publishing_tables(company_plan))
             return any(t.name == table for t in company_plan.tables) or any(
                 b.name == table for b in company_plan.broken
             )
@@ -192,10 +196,19 @@ def _feed(load: Any, extract: Any) -> None:
     load.upstream_task_ids.add(extract.node_id)
 
 
+def publishing_tables(company_plan: CompanyPlan) -> tuple[TableSpec, ...]:
+    """The tables whose loads the company's publish task makes live together (none unless it publishes together)."""
+    if not company_plan.company.publish_together:
+        return ()
+    return tuple(t for t in company_plan.tables if joins(t.load_mode))
+
+
 def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
     company = company_plan.company
     retry = retry_arguments()
     company_tables = tuple(sorted({t.target.table for t in company_plan.tables}))
+    joining = publishing_tables(company_plan)
+    loads: list[Any] = []
     with TaskGroup(group_id(company.alias), tooltip=f"company_id={company.company_id} alias={company.alias}"):
         for spec in company_plan.tables:
             common: dict[str, Any] = {"company": company, "spec": spec, "settings": settings, **retry}
@@ -214,21 +227,41 @@ def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
                 extract = ReportMySqlToS3Operator(
                     task_id=table_task(spec.name, "mysql_to_s3"), pool=settings.source_pool, **common
                 )
+            together = spec in joining
             load = ReportS3ToMySqlOperator(
                 task_id=table_task(spec.name, "s3_to_mysql"),
                 company_tables=company_tables,
                 pool=settings.target_pool,
-                outlets=[_load_outlet(company.alias, spec.name)],
+                # A table published with its company's day is refreshed when the publish makes it live.
+                outlets=[] if together else [_load_outlet(company.alias, spec.name)],
                 **common,
             )
             _feed(load, extract)
             if spec.reconcile_every_days:
                 reconcile = ReportReconcileOperator(
-                    task_id=f"{spec.name}__reconcile", pool=settings.source_pool, **common
+                    task_id=table_task(spec.name, "reconcile"), pool=settings.source_pool, **common
                 )
                 # As _feed links the load: without Airflow's generic set_upstream (hashes the DAG).
                 load.downstream_task_ids.add(reconcile.node_id)
                 reconcile.upstream_task_ids.add(load.node_id)
+            if together:
+                loads.append(load)
+        if joining:
+            publish = ReportPublishOperator(
+                task_id=PUBLISH_TASK_ID,
+                company=company,
+                specs=joining,
+                settings=settings,
+                group=group_id(company.alias),
+                company_tables=company_tables,
+                pool=settings.target_pool,
+                trigger_rule="all_done",
+                outlets=[_load_outlet(company.alias, spec.name) for spec in joining],
+                **retry,
+            )
+            for load in loads:  # load >> publish, without the generic path's cost (see _feed)
+                load.downstream_task_ids.add(publish.node_id)
+                publish.upstream_task_ids.add(load.node_id)
         for broken in company_plan.broken:
             ConfigErrorOperator(
                 task_id=table_task(broken.name, "invalid_config"),

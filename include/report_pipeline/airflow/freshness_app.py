@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from report_pipeline import freshness
+from report_pipeline import asof, freshness
 from report_pipeline.airflow.connections import HookConnections
 from report_pipeline.session import opened
 from report_pipeline.settings import Settings
@@ -151,6 +151,8 @@ def page(request: Request, company: str | None = Query(default=None)) -> HTMLRes
 def data(company: str | None = Query(default=None)) -> JSONResponse:
     """The page's rows as JSON, for scripts and monitoring."""
     rows, _, _, _ = build_rows(company)
+    # The company rows (table '*') are not list entries of their own: each table's entry carries its company's.
+    companies = {r.company: r.as_of for r in rows if r.table == asof.COMPANY_ROW}
     return JSONResponse(
         [
             {
@@ -158,6 +160,8 @@ def data(company: str | None = Query(default=None)) -> JSONResponse:
                 "table": r.table,
                 "status": r.status,
                 "age_seconds": r.age_seconds,
+                "data_as_of": _iso(r.as_of.data_as_of if r.as_of else None),
+                "company_data_as_of": _iso(getattr(companies.get(r.company), "data_as_of", None)),
                 "last_finished_at": r.last.finished_at.isoformat() if r.last and r.last.finished_at else None,
                 "last_logical_date": r.last.logical_date.isoformat() if r.last else None,
                 "rows": r.last.rows_loaded if r.last else None,
@@ -169,5 +173,10 @@ def data(company: str | None = Query(default=None)) -> JSONResponse:
                 else {"task_id": r.failure.task_id, "run_id": r.failure.run_id, "log_url": r.failure.log_url},
             }
             for r in rows
+            if r.table != asof.COMPANY_ROW
         ]
     )
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat() + "Z"

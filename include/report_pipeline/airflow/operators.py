@@ -315,6 +315,7 @@ class ReportS3ToMySqlOperator(_TableOperator):
             load_mode=params.get("load_mode"),
             allow_shrink=bool(params.get("allow_shrink")),
             company_tables=self.company_tables,
+            hold=self.company.publish_together,
         )
         if result.skip_reason in _OLDER:
             # Nothing changed in the target, so no "refreshed" Asset event either.
@@ -326,7 +327,7 @@ class ReportS3ToMySqlOperator(_TableOperator):
         self._describe_asset_events(context, result, logical_date)
         self.log.info(
             "%s %d rows into %s.%s in %.2f s",
-            "already loaded:" if result.skipped else "loaded",
+            "already loaded:" if result.skipped else "loaded (for the company's publish)" if result.held else "loaded",
             result.rows,
             self.company.schema,
             self.spec.target.table,
@@ -337,7 +338,7 @@ class ReportS3ToMySqlOperator(_TableOperator):
             TableMetrics(self.company.alias, self.spec.name, self.log).loaded(
                 result.rows, result.csv_bytes, result.seconds, logical_date
             )
-        return {"rows": result.rows, "skipped": result.skipped, "load_key": result.load_key}
+        return {"rows": result.rows, "skipped": result.skipped, "load_key": result.load_key, "held": result.held}
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """This run's S3 folder of the table -> the company's target table, with rows loaded."""

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from report_pipeline.asof import AsOf
 from report_pipeline.ledger import LoadRecord
+from report_pipeline.pending import PendingShadow
 from report_pipeline.vocabulary import ColumnChange, Duplicates, Encoding
 from report_pipeline.watermarks import Watermark
 
@@ -109,6 +111,16 @@ class Target(Protocol):
     def replace_table(self, schema: str, live: str, shadow: str, retired: str) -> None:
         """Atomically put ``shadow`` in place of ``live`` (readers see one or the other), then drop the old."""
 
+    def replace_tables(self, schema: str, swaps: Sequence[tuple[str, str, str]], keep_retired: bool = False) -> None:
+        """Every (live, shadow, retired) swapped in by ONE rename, atomic across the tables; then drop the old
+        ones (unless ``keep_retired``)."""
+
+    def has_rows(self, schema: str, table: str) -> bool:
+        """Whether the table holds any row."""
+
+    def merge_into(self, schema: str, table: str, source: str, columns: Sequence[str], duplicates: Duplicates) -> int:
+        """Copy ``source``'s rows into ``table`` in the current transaction, duplicates as a load treats them."""
+
     def drop_tables(self, schema: str, *tables: str) -> None:
         """Drop tables if they exist."""
 
@@ -125,6 +137,28 @@ class Target(Protocol):
 
     def record_load(self, schema: str, entry: LoadRecord) -> None:
         """Add the ledger row of a successful load, in the current transaction."""
+
+    def ensure_as_of(self, schema: str) -> None:
+        """Create the as-of table (``report_as_of``) and its company row in ``schema`` if needed."""
+
+    def record_as_of(self, schema: str, entry: AsOf, replace: bool, company_tables: Sequence[str] | None) -> None:
+        """Set the table's as-of (``replace``: whatever it was; else only forward) and the company's, in the
+        current transaction."""
+
+    def ensure_pending(self, schema: str) -> None:
+        """Create the table of shadows waiting for their company's publish (``report_pending``) if needed."""
+
+    def record_pending(self, schema: str, entry: PendingShadow) -> None:
+        """Register a loaded, checked shadow waiting for its company's publish (replacing the table's earlier one)."""
+
+    def pending(self, schema: str) -> dict[str, PendingShadow]:
+        """The shadows waiting for their company's publish, by table."""
+
+    def mark_publishing(self, schema: str, tables: Sequence[str]) -> None:
+        """Note (committed) that these tables' shadows are about to be renamed in."""
+
+    def remove_pending(self, schema: str, tables: Sequence[str]) -> None:
+        """Forget these tables' pending shadows (in the current transaction, autocommit outside one)."""
 
     def ensure_watermarks(self, schema: str) -> None:
         """Create the watermark table in ``schema`` if needed (before the load's transaction)."""

@@ -7,17 +7,18 @@ import datetime as dt
 import hashlib
 import logging
 import re
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from report_pipeline import ledger, schemalog, watermarks
+from report_pipeline import asof, ledger, pending, schemalog, watermarks
+from report_pipeline.asof import AsOf
 from report_pipeline.csvformat import LOAD_DATA_FORMAT, load_data_columns
 from report_pipeline.errors import TargetBusyError, TransferError
 from report_pipeline.ledger import LoadRecord
+from report_pipeline.pending import PendingShadow
 from report_pipeline.session import bound_target_session, close_quietly, prepare_session, rollback_quietly
 from report_pipeline.settings import Settings
-from report_pipeline.target import alter, keysets
+from report_pipeline.target import alter, keysets, rename
 from report_pipeline.target.infile import guard_of
 from report_pipeline.validation import quote_identifier
 from report_pipeline.vocabulary import ColumnChange, Duplicates, Encoding
@@ -26,7 +27,6 @@ from report_pipeline.watermarks import Watermark
 log = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 1062
-LOCK_WAIT_TIMEOUT = 1205
 _RECORDS = re.compile(rb"Records:\s*(\d+)")
 _SKIPPED = re.compile(rb"Skipped:\s*(\d+)")
 _VERBS: dict[Duplicates, str] = {"replace": "REPLACE ", "ignore": "IGNORE ", "insert": ""}
@@ -270,48 +270,31 @@ class MySqlTarget:
             self.cursor.execute(f"ALTER TABLE {_name(schema, table)} " + ", ".join(f"ADD {d}" for d in definitions))
 
     def replace_table(self, schema: str, live: str, shadow: str, retired: str) -> None:
-        """One RENAME swaps both names, so readers see the old table or the new one, never neither.
+        """One RENAME swaps both names, so readers see the old table or the new one (``target.rename``)."""
+        self.replace_tables(schema, [(live, shadow, retired)])
 
-        A BI session holding a transaction open on the live table makes RENAME wait for its metadata
-        lock, and every new reader queues behind the waiting RENAME. So the RENAME waits only a short
-        ``rename_lock_wait_seconds`` at a time and, when that runs out (1205), tries again after a
-        growing pause (readers get through meanwhile), up to ``rename_attempts`` times: the loaded
-        shadow is kept, not reloaded. Only then does the load fail, naming the bound that tripped.
-        """
-        import MySQLdb
+    def replace_tables(self, schema: str, swaps: Sequence[tuple[str, str, str]], keep_retired: bool = False) -> None:
+        """Every (live, shadow, retired) swapped in by one RENAME, atomic across the tables (``target.rename``)."""
+        self.rename_waits += rename.swap_in(self.cursor, self.settings, schema, swaps, keep_retired)
 
-        settings = self.settings
-        self.cursor.execute(f"DROP TABLE IF EXISTS {_name(schema, retired)}")
-        self.cursor.execute(f"SET SESSION lock_wait_timeout = {int(settings.rename_lock_wait_seconds)}")
-        rename = (
-            f"RENAME TABLE {_name(schema, live)} TO {_name(schema, retired)}, "
-            f"{_name(schema, shadow)} TO {_name(schema, live)}"
-        )
-        try:
-            for attempt in range(1, settings.rename_attempts + 1):
-                try:
-                    self.cursor.execute(rename)
-                    break
-                except MySQLdb.OperationalError as exc:
-                    if not exc.args or exc.args[0] != LOCK_WAIT_TIMEOUT:
-                        raise
-                    self.rename_waits += 1
-                    if attempt == settings.rename_attempts:
-                        raise TargetBusyError(
-                            f"RENAME of {schema}.{live} waited {attempt} x {settings.rename_lock_wait_seconds} s "
-                            "(REPORTS_RENAME_ATTEMPTS x REPORTS_RENAME_LOCK_WAIT) for readers holding the table "
-                            "open and gave up; the live table is unchanged"
-                        ) from exc
-                    pause = min(2 ** (attempt - 1), 30)
-                    log.warning(
-                        "%s.%s: RENAME waited %d s on readers' locks (try %d of %d); trying again in %d s, "
-                        "keeping the loaded shadow table",
-                        schema, live, settings.rename_lock_wait_seconds, attempt, settings.rename_attempts, pause,
-                    )
-                    time.sleep(pause)
-        finally:
-            self.cursor.execute(f"SET SESSION lock_wait_timeout = {int(settings.target_lock_wait_seconds)}")
-        self.cursor.execute(f"DROP TABLE IF EXISTS {_name(schema, retired)}")
+    def has_rows(self, schema: str, table: str) -> bool:
+        """Whether the table holds any row (one index probe, whatever its size)."""
+        return bool(self.cursor.execute(f"SELECT 1 FROM {_name(schema, table)} LIMIT 1"))
+
+    def merge_into(self, schema: str, table: str, source: str, columns: Sequence[str], duplicates: Duplicates) -> int:
+        """Copy ``source``'s rows into ``table`` in the current transaction (``duplicates`` as a load); rows copied."""
+        names = ", ".join(quote_identifier(c) for c in columns)
+        verb = {"replace": "REPLACE ", "ignore": "INSERT IGNORE ", "insert": "INSERT "}[duplicates]
+        self.cursor.execute(f"{verb}INTO {_name(schema, table)} ({names}) SELECT {names} FROM {_name(schema, source)}")
+        return int(self.cursor.rowcount)
+
+    def ensure_as_of(self, schema: str) -> None:
+        """Create ``report_as_of`` and its company row if needed."""
+        asof.ensure(self.cursor, schema)
+
+    def record_as_of(self, schema: str, entry: AsOf, replace: bool, company_tables: Sequence[str] | None) -> None:
+        """The table's as-of row and the company's, in the current transaction (``asof.record``)."""
+        asof.record(self.cursor, schema, entry, replace=replace, company_tables=company_tables)
 
     def drop_tables(self, schema: str, *tables: str) -> None:
         """DROP TABLE IF EXISTS for each."""
@@ -335,6 +318,26 @@ class MySqlTarget:
     def record_load(self, schema: str, entry: LoadRecord) -> None:
         """The ledger row, in the current transaction."""
         ledger.record(self.cursor, schema, entry)
+
+    def ensure_pending(self, schema: str) -> None:
+        """Create ``report_pending`` if needed (``pending``)."""
+        pending.ensure(self.cursor, schema)
+
+    def record_pending(self, schema: str, entry: PendingShadow) -> None:
+        """Register a ready shadow."""
+        pending.record(self.cursor, schema, entry)
+
+    def pending(self, schema: str) -> dict[str, PendingShadow]:
+        """The schema's pending shadows by table."""
+        return pending.read(self.cursor, schema)
+
+    def mark_publishing(self, schema: str, tables: Sequence[str]) -> None:
+        """Note that these shadows are about to be renamed in."""
+        pending.mark_publishing(self.cursor, schema, tables)
+
+    def remove_pending(self, schema: str, tables: Sequence[str]) -> None:
+        """Forget these tables' pending shadows."""
+        pending.remove(self.cursor, schema, tables)
 
     def ensure_watermarks(self, schema: str) -> None:
         """Create ``report_watermarks`` if needed."""
