@@ -60,6 +60,11 @@ SETTINGS_VARIABLES = (
     "REPORTS_SOURCE_REPLICA",
     "REPORTS_S3_EXPECTED_OWNER",
     "REPORTS_S3_EXPIRE_DAYS",
+    "REPORTS_RETRIES",
+    "REPORTS_RETRY_DELAY",
+    "REPORTS_RETRY_BACKOFF",
+    "REPORTS_RETRY_MAX_DELAY",
+    "REPORTS_RETRY_JITTER",
 )
 # REPORTS_* variables of the tooling around the package rather than of the package itself: the
 # compose stack's .env (docker-compose.yaml) and the local servers (scripts/env.sh, services.sh).
@@ -111,6 +116,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not value >= minimum or value == float("inf"):  # NaN fails the first test
+        raise ConfigError(f"{name}={raw} must be a finite number of at least {minimum:g}")
     return value
 
 
@@ -223,6 +241,14 @@ class Settings:
     source_replica: str = "auto"
     s3_expected_owner: str | None = None
     s3_expire_days: int = 0
+    # Task retries (report_pipeline.airflow.retry): the seed's Retrier by default, 3 retries after
+    # 1 s, 2 s, 4 s exactly. A deployment that must ride out an Aurora failover (30-60 s) sets more
+    # retries and longer delays, with jitter so the tasks of a fleet do not all come back at once.
+    retries: int = 3
+    retry_delay_seconds: float = 1.0
+    retry_backoff: float = 2.0
+    retry_max_delay_seconds: float = 0.0  # 0: no cap
+    retry_jitter: float = 0.0  # each delay is stretched by up to this fraction, at random
 
     @property
     def source_stream_timeout_seconds(self) -> int:
@@ -311,6 +337,22 @@ def _safety(env: Mapping[str, str]) -> dict[str, Any]:
         "source_replica": replica,
         "s3_expected_owner": owner,
         "s3_expire_days": _int(env, "REPORTS_S3_EXPIRE_DAYS", d.s3_expire_days),
+        **_retries(env),
+    }
+
+
+def _retries(env: Mapping[str, str]) -> dict[str, Any]:
+    """The retry settings (issue 21): how many retries, and how long each waits."""
+    d = Settings
+    jitter = _float(env, "REPORTS_RETRY_JITTER", d.retry_jitter)
+    if jitter > 1:
+        raise ConfigError(f"REPORTS_RETRY_JITTER={jitter:g} must be between 0 and 1 (a fraction of each delay)")
+    return {
+        "retries": _int(env, "REPORTS_RETRIES", d.retries),
+        "retry_delay_seconds": _float(env, "REPORTS_RETRY_DELAY", d.retry_delay_seconds, minimum=0.0),
+        "retry_backoff": _float(env, "REPORTS_RETRY_BACKOFF", d.retry_backoff, minimum=1.0),
+        "retry_max_delay_seconds": _float(env, "REPORTS_RETRY_MAX_DELAY", d.retry_max_delay_seconds),
+        "retry_jitter": jitter,
     }
 
 

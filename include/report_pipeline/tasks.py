@@ -20,7 +20,15 @@ from report_pipeline.config import Company, TableSpec
 from report_pipeline.errors import ConfigError, MismatchError, RefusedError
 from report_pipeline.guards import SwapGuard
 from report_pipeline.incremental import CursorRequest, narrowed
-from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, extract_prefix, new_extract_id, table_prefix
+from report_pipeline.manifest import (
+    SUCCESS_NAME,
+    Manifest,
+    ManifestRef,
+    extract_prefix,
+    new_extract_id,
+    spec_digest,
+    table_prefix,
+)
 from report_pipeline.runs import bind_parameters, window_for, with_overrides
 from report_pipeline.session import Parameters, bound_note, bound_source_session, opened, probe_columns
 from report_pipeline.settings import Settings
@@ -199,6 +207,7 @@ def extract_table(
         progress=progress,
         cursor=cursor_request(connections, company, spec, reset_watermark=reset_watermark),
         key_columns=delete_key(connections, company, spec),
+        spec_digest=spec_digest(spec),
     )
     with bounds_named(settings, source=True), opened(connections.source()) as conn:
         bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
@@ -226,6 +235,7 @@ def load_table(
     report tables, which tell a seed-era company schema from somebody else's.
     """
     where = table_label(company, spec)
+    digest = spec_digest(spec)  # of the spec as the admin row has it, before this run's overrides
     spec = with_overrides(spec, load_mode)
     guard = SwapGuard(
         allow_empty=allow_shrink or spec.allow_empty_swap,
@@ -253,6 +263,7 @@ def load_table(
         parallelism=settings.load_parallelism,
         defer_indexes=settings.swap_defer_indexes,
         schema_evolution=spec.schema_evolution,
+        spec_digest=digest,
     )
     with bounds_named(settings, source=False), opened(connections.target()) as conn:
         # The opener lets a swap open its extra sessions the same way (same provider, same options).

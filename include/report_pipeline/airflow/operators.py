@@ -24,7 +24,7 @@ from report_pipeline.airflow.params import skip_unless_selected
 from report_pipeline.chunks import Chunk
 from report_pipeline.config import Company, TableSpec
 from report_pipeline.errors import ConfigError, MismatchError, RefusedError
-from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, table_prefix
+from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, spec_digest, table_prefix
 from report_pipeline.settings import S3_CONN_ID, SOURCE_CONN_ID, TARGET_CONN_ID, Settings
 
 T = TypeVar("T")
@@ -245,6 +245,7 @@ class ReportMySqlToS3Operator(_TableOperator):
             "sha256": ref.sha256,
             "rows": manifest.rows,
             "chunk": chunk.to_json() if chunk is not None else None,
+            "spec_digest": manifest.spec_digest,
         }
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -296,6 +297,7 @@ class ReportS3ToMySqlOperator(_TableOperator):
                     f"s3://{self.company.bucket}/{prefix} (company {self.company.alias!r}, table "
                     f"{self.spec.name!r}, this run's logical date)"
                 )
+            self._check_spec(item)
         params = context.get("params") or {}
         result = tasks.load_table(
             self.connections(),
@@ -350,6 +352,19 @@ class ReportS3ToMySqlOperator(_TableOperator):
             )
 
         return safe_lineage(self, build)
+
+    def _check_spec(self, item: Mapping[str, Any]) -> None:
+        """Refuse an extract made under another table spec than this task's (the load checks the
+        manifest's digest as well; this names the difference before anything is read)."""
+        made_under, mine = item.get("spec_digest"), spec_digest(self.spec)
+        if made_under is not None and made_under != mine:
+            raise AirflowFailException(
+                f"{tasks.table_label(self.company, self.spec)}: refusing to load extract {item.get('extract_id')} "
+                f"(s3://{item['bucket']}/{item['manifest_key']}): it was made under table spec {made_under}, but "
+                f"this load runs table spec {mine} (the admin tables row changed between the extract and the load, "
+                "or their workers read different admin snapshots); the target was not changed. Clear the extract "
+                "task to extract again under the current spec"
+            )
 
     def _ref(self, item: Mapping[str, Any]) -> ManifestRef:
         """What one extract reported writing; an item without its id and hash (an extract of an
