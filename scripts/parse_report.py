@@ -359,7 +359,17 @@ def _first_of(shard: int, shards: int) -> str:
 
 
 HEADERS = [
-    "situation", "duration", "dags", "tasks", "connects", "queries", "selects", "wall_s", "cpu_s", "rss_mb", "peak_mb",
+    "situation",
+    "duration",
+    "dags",
+    "tasks",
+    "connects",
+    "queries",
+    "selects",
+    "wall_s",
+    "cpu_s",
+    "rss_mb",
+    "peak_mb",
     "snapshot_mb",
 ]
 

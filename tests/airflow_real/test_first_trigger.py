@@ -1,6 +1,7 @@
 """A newcomer's first manual trigger is green (issue 21 item 7): a run of every company triggered through
 the REST API with logical date = now (what the UI's Trigger button sends) ends ``success`` with every task
-``success``, and each target holds exactly its source window for today.
+``success``, and each target holds its source window for today: exactly for the swap table, every row
+of it for the upsert tables (which keep what earlier runs added).
 
 The demo's source rows are generated around the set-up's day as well as around ``DEMO_DATE``
 (``report_pipeline_demo.source_rows``); before, today's windows were empty and the swaps of globex and
@@ -17,8 +18,18 @@ import uuid
 from typing import Any
 
 import pytest
-from tests.airflow_real.conftest import assert_target_exact, loads_of_run
-from tests.airflow_real.test_real_airflow import COMPANIES, DAG_ID, TABLES, Api, active_dag, api, iso, mysql
+from tests.airflow_real.conftest import assert_target_exact, loads_of_run, source_window, target_diff
+from tests.airflow_real.test_real_airflow import (
+    COMPANIES,
+    DAG_ID,
+    SWAP_TABLE,
+    TABLES,
+    Api,
+    active_dag,
+    api,
+    iso,
+    mysql,
+)
 
 pytestmark = pytest.mark.airflow_real
 __all__ = ["active_dag", "api", "mysql"]  # the session fixtures this module uses
@@ -36,8 +47,12 @@ def trigger_now_and_check(api: Api, mysql: Any) -> dict[str, Any]:
     assert set(states.values()) == {"success"}, api.explain_run(run_id)
     cursor = mysql.cursor()
     for alias in COMPANIES:
-        for table in TABLES:
-            assert_target_exact(cursor, alias, table, now)
+        # The swap table holds exactly today's window; the upsert tables hold every row of it, exactly,
+        # next to what earlier runs (the demo date's longer windows) left there, as upserts do.
+        assert_target_exact(cursor, alias, SWAP_TABLE, now)
+        for table in (t for t in TABLES if t != SWAP_TABLE):
+            count, problems = target_diff(cursor, alias, table, *source_window(alias, table, now))
+            assert count > 0 and [p for p in problems if "not in the source window" not in p] == [], (alias, table)
         assert {t: len(rows) for t, rows in loads_of_run(cursor, alias, run_id).items()} == dict.fromkeys(TABLES, 1)
     return run
 

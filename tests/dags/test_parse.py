@@ -311,9 +311,9 @@ def test_worker_parse_past_the_ttl_with_the_admin_db_down_uses_the_snapshot_and_
     from report_pipeline.snapshot import failure_marker
 
     _age(fresh_snapshot, 3600)
-    found, output = _parse_in_subprocess(
-        {**_worker_env(world, f"company_{world.a}.users__mysql_to_s3"), "AIRFLOW_CONN_REPORTS_ADMIN_DB": CLOSED_PORT_ADMIN}
-    )
+    task = f"company_{world.a}.users__mysql_to_s3"
+    env = {**_worker_env(world, task), "AIRFLOW_CONN_REPORTS_ADMIN_DB": CLOSED_PORT_ADMIN}
+    found, output = _parse_in_subprocess(env)
     assert found["errors"] == {}
     # The worker builds only the group of the task it runs (Airflow's parsing-context optimisation).
     assert found["tasks"] == [t for t in _expected_tasks(world) if t.startswith(f"company_{world.a}.")]

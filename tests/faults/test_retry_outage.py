@@ -27,7 +27,12 @@ from report_pipeline.settings import Settings
 pytestmark = pytest.mark.integration
 
 OUTAGE_SECONDS = 20.0
-RETRY_ENV = {"REPORTS_RETRIES": "4", "REPORTS_RETRY_DELAY": "3", "REPORTS_RETRY_BACKOFF": "2", "REPORTS_RETRY_JITTER": "0.3"}
+RETRY_ENV = {
+    "REPORTS_RETRIES": "4",
+    "REPORTS_RETRY_DELAY": "3",
+    "REPORTS_RETRY_BACKOFF": "2",
+    "REPORTS_RETRY_JITTER": "0.3",
+}
 
 
 def test_the_seed_default_is_exact_and_gives_up_before_a_failover_ends() -> None:
@@ -57,7 +62,9 @@ def test_a_20_second_target_outage_is_survived_with_the_longer_retry_settings(mo
         monkeypatch.setenv(name, value)
     alias = f"rto{uuid.uuid4().hex[:10]}"
     source = f"rto_src_{uuid.uuid4().hex[:8]}"
-    settings = Settings.from_env({**RETRY_ENV, "REPORTS_SCHEDULE": "none", "REPORTS_S3_BUCKET_TEMPLATE": "rp-test-{alias}"})
+    settings = Settings.from_env(
+        {**RETRY_ENV, "REPORTS_SCHEDULE": "none", "REPORTS_S3_BUCKET_TEMPLATE": "rp-test-{alias}"}
+    )
     rows = AdminRows(
         companies=[{"id": 1, "company_id": 1, "status": 1, "alias": alias}],
         tables=[
@@ -79,7 +86,9 @@ def test_a_20_second_target_outage_is_survived_with_the_longer_retry_settings(mo
     root = mysql_connect()
     root.autocommit(True)
     ddl = "CREATE TABLE `{db}`.items (id INT NOT NULL PRIMARY KEY, name VARCHAR(32) NOT NULL)"
-    execute(root, f"CREATE DATABASE `{source}`", f"CREATE DATABASE `{target}`", ddl.format(db=source), ddl.format(db=target))
+    execute(
+        root, f"CREATE DATABASE `{source}`", f"CREATE DATABASE `{target}`", ddl.format(db=source), ddl.format(db=target)
+    )
     cursor = root.cursor()
     cursor.executemany(f"INSERT INTO `{source}`.items VALUES (%s, %s)", [(n, f"item {n}") for n in range(1, 501)])
     port = int(os.environ["REPORTS_MYSQL_PORT"])

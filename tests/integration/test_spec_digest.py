@@ -36,8 +36,14 @@ class Connections:
 
     def _mysql(self, db: str, **extra: Any) -> Any:
         return MySQLdb.connect(
-            host="127.0.0.1", port=int(os.environ["REPORTS_MYSQL_PORT"]), user="reports", passwd="reports", db=db,
-            charset="utf8mb4", init_command="SET time_zone = '+00:00'", **extra,
+            host="127.0.0.1",
+            port=int(os.environ["REPORTS_MYSQL_PORT"]),
+            user="reports",
+            passwd="reports",
+            db=db,
+            charset="utf8mb4",
+            init_command="SET time_zone = '+00:00'",
+            **extra,
         )
 
     def source(self) -> Any:
@@ -72,11 +78,18 @@ def _spec(query: str) -> Any:
 def test_a_load_refuses_an_extract_made_under_another_spec_and_leaves_the_target(scratch_db, bucket_name):
     root = mysql_connect(scratch_db)
     root.autocommit(True)  # each check below reads what the loads committed
-    execute(root, "CREATE TABLE src (id INT PRIMARY KEY, name VARCHAR(20) NOT NULL)",
-            "INSERT INTO src VALUES (1, 'a'), (2, 'b')")
+    execute(
+        root,
+        "CREATE TABLE src (id INT PRIMARY KEY, name VARCHAR(20) NOT NULL)",
+        "INSERT INTO src VALUES (1, 'a'), (2, 'b')",
+    )
     target = f"{scratch_db}_t"
-    execute(root, f"CREATE DATABASE `{target}`", f"CREATE TABLE `{target}`.items (id INT PRIMARY KEY, name VARCHAR(20))",
-            f"INSERT INTO `{target}`.items VALUES (9, 'kept')")
+    execute(
+        root,
+        f"CREATE DATABASE `{target}`",
+        f"CREATE TABLE `{target}`.items (id INT PRIMARY KEY, name VARCHAR(20))",
+        f"INSERT INTO `{target}`.items VALUES (9, 'kept')",
+    )
     company = Company(1, 1, 1, "digest", bucket_name, target, 1, "default")
     conns, settings = Connections(scratch_db), Settings()
     old = _spec("SELECT id, name FROM src")

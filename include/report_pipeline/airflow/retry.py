@@ -56,7 +56,7 @@ class SeedRetrier(RetryPolicy):
         """The wait after the given (1-based) failed try: exact without jitter."""
         seconds = self.base_delay(try_number)
         if self.jitter > 0:
-            seconds *= 1 + random.uniform(0, self.jitter)  # noqa: S311 - spreading retries, not a secret
+            seconds *= 1 + random.uniform(0, self.jitter)
         return timedelta(seconds=seconds)
 
     def evaluate(
