@@ -30,6 +30,8 @@ export REPO_ROOT
 # Local services (scripts/services.sh).
 export REPORTS_MYSQL_PORT="${REPORTS_MYSQL_PORT:-3307}"
 export REPORTS_S3_PORT="${REPORTS_S3_PORT:-8333}"
+# A real replica of the database rp_replicated (scripts/services.sh), for the replica tests.
+export REPORTS_REPLICA_PORT="${REPORTS_REPLICA_PORT:-$((REPORTS_MYSQL_PORT + 1))}"
 export REPORTS_MYSQL_SOCKET="${REPORTS_MYSQL_SOCKET:-$REPO_ROOT/.local/mysql/mysql.sock}"
 # The server's secure_file_priv: SELECT ... INTO OUTFILE / LOAD DATA INFILE
 # (server-side) only work with files in this directory.

@@ -144,3 +144,72 @@ def bucket_name(s3: Any) -> Iterator[str]:
         s3.delete_bucket(Bucket=name)
     except Exception:  # noqa: BLE001 - the bucket may never have been created
         pass
+
+
+REPLICATED_DB = "rp_replicated"
+
+
+class Replica:
+    """The real local replica (scripts/services.sh): it applies what the primary writes to the database
+    ``rp_replicated`` and nothing else. Write there through ``primary()`` (its default database is
+    rp_replicated: the primary's binlog filter reads DDL by the session's default database)."""
+
+    port = property(lambda self: int(os.environ["REPORTS_REPLICA_PORT"]))
+    db = REPLICATED_DB
+
+    def url(self) -> str:
+        """The replica as an Airflow connection URI (e.g. AIRFLOW_CONN_REPORTS_SOURCE_REPLICA_DB)."""
+        return f"mysql://reports:reports@127.0.0.1:{self.port}/{self.db}?charset=utf8mb4"
+
+    def connect(self, **extra: Any) -> Any:
+        """A connection to the replica, default database rp_replicated."""
+        import MySQLdb
+
+        return MySQLdb.connect(
+            host="127.0.0.1", port=self.port, user="reports", passwd="reports", db=self.db, charset="utf8mb4", **extra
+        )
+
+    def primary(self) -> Any:
+        """A connection to the primary whose writes replicate (default database rp_replicated)."""
+        return mysql_connect(self.db)
+
+    def status(self) -> dict[str, Any]:
+        """SHOW SLAVE STATUS as a dict (Seconds_Behind_Master, Slave_SQL_Running, ...)."""
+        conn = self.connect()
+        try:
+            cursor = conn.cursor()
+            cursor.execute("SHOW SLAVE STATUS")
+            row = cursor.fetchone()
+            names = [d[0] for d in cursor.description or ()]
+            return dict(zip(names, row, strict=True)) if row else {}
+        finally:
+            conn.close()
+
+    def wait_caught_up(self, timeout: float = 30.0) -> None:
+        """Block until the replica has applied everything the primary has binlogged so far."""
+
+        primary = self.primary()
+        try:
+            cursor = primary.cursor()
+            cursor.execute("SELECT @@gtid_binlog_pos")
+            target = cursor.fetchone()[0]
+        finally:
+            primary.close()
+        conn = self.connect()
+        try:
+            cursor = conn.cursor()
+            cursor.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (target, timeout))
+            if cursor.fetchone()[0] != 0:
+                raise AssertionError(f"the replica did not reach {target!r} within {timeout} s: {self.status()}")
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def replica() -> Iterator[Replica]:
+    """The real replica, running and replicating (fails, never skips, when it is not)."""
+    rep = Replica()
+    status = rep.status()
+    if status.get("Slave_IO_Running") != "Yes" or status.get("Slave_SQL_Running") != "Yes":
+        raise AssertionError(f"the local replica is not replicating (make services): {status}")
+    yield rep

@@ -65,6 +65,9 @@ SETTINGS_VARIABLES = (
     "REPORTS_RETRY_BACKOFF",
     "REPORTS_RETRY_MAX_DELAY",
     "REPORTS_RETRY_JITTER",
+    "REPORTS_SOURCE_MAX_THREADS_RUNNING",
+    "REPORTS_SOURCE_MAX_LAG_SECONDS",
+    "REPORTS_GOVERNOR_MAX_WAIT",
 )
 # REPORTS_* variables of the tooling around the package rather than of the package itself: the
 # compose stack's .env (docker-compose.yaml) and the local servers (scripts/env.sh, services.sh).
@@ -76,6 +79,7 @@ TOOLING_VARIABLES = (
     "REPORTS_MYSQL_PASSWORD",
     "REPORTS_MYSQL_HOST_PORT",
     "REPORTS_MYSQL_PORT",
+    "REPORTS_REPLICA_PORT",
     "REPORTS_MYSQL_SOCKET",
     "REPORTS_MYSQL_FILES_DIR",
     "REPORTS_MYSQL_START_TIMEOUT",
@@ -121,13 +125,11 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
 
 def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
     raw = env.get(name, "").strip()
-    if not raw:
-        return default
     try:
-        value = float(raw)
+        value = float(raw) if raw else default
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if not value >= minimum or value == float("inf"):  # NaN fails the first test
+    if not minimum <= value < float("inf"):  # NaN fails too
         raise ConfigError(f"{name}={raw} must be a finite number of at least {minimum:g}")
     return value
 
@@ -241,14 +243,16 @@ class Settings:
     source_replica: str = "auto"
     s3_expected_owner: str | None = None
     s3_expire_days: int = 0
-    # Task retries (report_pipeline.airflow.retry): the seed's Retrier by default, 3 retries after
-    # 1 s, 2 s, 4 s exactly. A deployment that must ride out an Aurora failover (30-60 s) sets more
-    # retries and longer delays, with jitter so the tasks of a fleet do not all come back at once.
+    # Task retries (airflow/retry.py): the seed's 3 after 1, 2, 4 s exactly; longer for an Aurora failover.
     retries: int = 3
     retry_delay_seconds: float = 1.0
     retry_backoff: float = 2.0
     retry_max_delay_seconds: float = 0.0  # 0: no cap
     retry_jitter: float = 0.0  # each delay is stretched by up to this fraction, at random
+    # The source governor (report_pipeline.governor): thresholds, 0 = off, and the total wait bound.
+    source_max_threads_running: int = 0
+    source_max_lag_seconds: int = 0
+    governor_max_wait_seconds: int = 3600
 
     @property
     def source_stream_timeout_seconds(self) -> int:
@@ -303,7 +307,7 @@ class Settings:
 
 
 def _safety(env: Mapping[str, str]) -> dict[str, Any]:
-    """The bounded-wait, TLS, replica and bucket-ownership settings of issue 11."""
+    """The bounded-wait, TLS, replica and bucket-ownership settings of issue 11, and the source governor's."""
     d = Settings
     net = _int(env, "REPORTS_NET_TIMEOUT", d.net_timeout_seconds, minimum=1)
     lock_wait = _int(env, "REPORTS_TARGET_LOCK_WAIT", d.target_lock_wait_seconds, minimum=1)
@@ -337,14 +341,16 @@ def _safety(env: Mapping[str, str]) -> dict[str, Any]:
         "source_replica": replica,
         "s3_expected_owner": owner,
         "s3_expire_days": _int(env, "REPORTS_S3_EXPIRE_DAYS", d.s3_expire_days),
+        "source_max_threads_running": _int(env, "REPORTS_SOURCE_MAX_THREADS_RUNNING", d.source_max_threads_running),
+        "source_max_lag_seconds": _int(env, "REPORTS_SOURCE_MAX_LAG_SECONDS", d.source_max_lag_seconds),
+        "governor_max_wait_seconds": _int(env, "REPORTS_GOVERNOR_MAX_WAIT", d.governor_max_wait_seconds),
         **_retries(env),
     }
 
 
 def _retries(env: Mapping[str, str]) -> dict[str, Any]:
     """The retry settings (issue 21): how many retries, and how long each waits."""
-    d = Settings
-    jitter = _float(env, "REPORTS_RETRY_JITTER", d.retry_jitter)
+    d, jitter = Settings, _float(env, "REPORTS_RETRY_JITTER", Settings.retry_jitter)
     if jitter > 1:
         raise ConfigError(f"REPORTS_RETRY_JITTER={jitter:g} must be between 0 and 1 (a fraction of each delay)")
     return {

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from report_pipeline import extract as extract_module
+from report_pipeline import governor
 from report_pipeline import load as load_module
 from report_pipeline import verify as verify_module
 from report_pipeline.chunks import Chunk, plan_chunks
@@ -143,6 +144,7 @@ def plan_table_chunks(
     settings: Settings | None = None,
     *,
     reset_watermark: bool = False,
+    gate: governor.Gate | None = None,
 ) -> list[Chunk]:
     """The chunks of a chunked table for this run: open-ended ranges plus the NULL chunk, never none.
 
@@ -150,11 +152,13 @@ def plan_table_chunks(
     plan's open first and last ranges still take a row inserted after planning, outside the planned
     span, which would otherwise be skipped while the watermark moved past it for good.
     ConfigError, naming the company, table and admin row, when the chunk column is not an
-    integer-typed column of the query's result.
+    integer-typed column of the query's result. The plan reads the source, so the governor's ``gate``
+    admits it first (by default an in-process wait, see ``report_pipeline.governor``).
     """
     if spec.chunk_column is None or spec.chunk_rows is None:
         raise ValueError(f"table {spec.name!r} is not chunked")
     settings = settings or Settings.from_env()
+    (gate or governor.Gate(governor.limits_of(settings), table_label(company, spec))).admit(connections.source)
     query: str = spec.query_select
     parameters: Parameters = _parameters(spec, company, logical_date, lookback_days)
     cursor = cursor_request(connections, company, spec, reset_watermark=reset_watermark)
@@ -180,6 +184,7 @@ def extract_table(
     chunk: Chunk | None = None,
     progress: Callable[[int, int], None] | None = None,
     reset_watermark: bool = False,
+    gate: governor.Gate | None = None,
 ) -> Manifest:
     """Extract one table (or one chunk of it) for one run into a new folder of the company's bucket.
 
@@ -188,7 +193,18 @@ def extract_table(
     ``progress`` is told (rows, CSV bytes) so far after each fetched batch (the CLI's progress line).
     An incremental table's extract reads only the rows at or after its watermark (less the overlap),
     or every row on its first run or when ``reset_watermark`` is asked for.
+    The governor's ``gate`` admits the extract once the source is calm and pauses it between parts
+    while the source is busy (by default in-process; ``gate.waited`` adds up the seconds waited).
     """
+    gate = gate or governor.Gate(governor.limits_of(settings), table_label(company, spec))
+    gate.admit(connections.source)
+    # A pause holds the open query: below the server's patience with a silent reader and its query bound.
+    pacer = gate.pacer(
+        connections.source,
+        part_bytes=settings.part_bytes,
+        max_pause=min(settings.source_stream_timeout_seconds, settings.query_timeout_seconds) / 4,
+        then=progress,
+    )
     extract_id = new_extract_id(run_id)
     request = extract_module.ExtractRequest(
         company=company.alias,
@@ -204,14 +220,19 @@ def extract_table(
         chunk_column=spec.chunk_column if chunk is not None else None,
         chunk=chunk,
         extract_id=extract_id,
-        progress=progress,
+        progress=progress if pacer is None else pacer,
         cursor=cursor_request(connections, company, spec, reset_watermark=reset_watermark),
         key_columns=delete_key(connections, company, spec),
         spec_digest=spec_digest(spec),
     )
-    with bounds_named(settings, source=True), opened(connections.source()) as conn:
-        bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
-        return extract_module.extract(conn, request)
+    try:
+        with bounds_named(settings, source=True), opened(connections.source()) as conn:
+            bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
+            return extract_module.extract(conn, request)
+    finally:
+        if pacer is not None:
+            pacer.close()
+            gate.waited += pacer.waited
 
 
 def load_table(

@@ -10,6 +10,7 @@ and once with company and table in the name (plain StatsD, which drops tags):
 | ``report_pipeline.extract.bytes`` | gauge | uncompressed CSV bytes it wrote |
 | ``report_pipeline.extract.stored_bytes`` | gauge | bytes stored in S3 (after gzip) |
 | ``report_pipeline.extract.duration`` | timer (ms) | the extract's wall time |
+| ``report_pipeline.extract.source_wait`` | timer (ms) | time it (or a chunk plan) waited for a busy source |
 | ``report_pipeline.load.rows`` | gauge | rows one load put into the target |
 | ``report_pipeline.load.bytes`` | gauge | CSV bytes it read from S3 |
 | ``report_pipeline.load.duration`` | timer (ms) | the load's wall time |
@@ -58,6 +59,10 @@ class TableMetrics:
         self._send("gauge", "extract.bytes", csv_bytes)
         self._send("gauge", "extract.stored_bytes", stored_bytes)
         self._send("timing", "extract.duration", seconds * 1000.0)
+
+    def waited_for_source(self, seconds: float) -> None:
+        """Time one extract or chunk plan waited for the source governor (0 when the source was calm)."""
+        self._send("timing", "extract.source_wait", seconds * 1000.0)
 
     def loaded(self, rows: int, csv_bytes: int, seconds: float, logical_date: dt.datetime) -> None:
         """The figures of one finished load, and the table's data age after it."""

@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from report_pipeline import tasks
 from report_pipeline.airflow.connections import HookConnections
+from report_pipeline.airflow.gate import governed
 from report_pipeline.airflow.lineage import extract_lineage, load_lineage, safe_lineage
 from report_pipeline.airflow.metrics import TableMetrics
 from report_pipeline.airflow.params import skip_unless_selected
@@ -172,15 +173,17 @@ class ReportChunkPlanOperator(_TableOperator):
     @_refusals_fail_at_once
     def execute(self, context: Context) -> list[dict[str, Any]]:
         _selected(context, self.company, self.spec)
-        chunks = tasks.plan_table_chunks(
-            self.connections(),
-            self.company,
-            self.spec,
-            logical_date_of(context),
-            _lookback_override(context),
-            settings=self.settings,
-            reset_watermark=_reset_watermark(context),
-        )
+        with governed(self.settings, self.company, self.spec, context, self.log) as gate:
+            chunks = tasks.plan_table_chunks(
+                self.connections(),
+                self.company,
+                self.spec,
+                logical_date_of(context),
+                _lookback_override(context),
+                settings=self.settings,
+                reset_watermark=_reset_watermark(context),
+                gate=gate,
+            )
         self.log.info(
             "%s.%s: %d chunk(s): %s",
             self.company.alias,
@@ -213,17 +216,19 @@ class ReportMySqlToS3Operator(_TableOperator):
             context["chunk_label"] = chunk_label(self.spec.chunk_column, chunk)  # type: ignore[typeddict-unknown-key]
         _selected(context, self.company, self.spec)
         self._logical_date = logical_date_of(context)
-        manifest = tasks.extract_table(
-            self.connections(),
-            self.settings,
-            self.company,
-            self.spec,
-            logical_date_of(context),
-            context["run_id"],
-            lookback_days=_lookback_override(context),
-            chunk=chunk,
-            reset_watermark=_reset_watermark(context),
-        )
+        with governed(self.settings, self.company, self.spec, context, self.log) as gate:
+            manifest = tasks.extract_table(
+                self.connections(),
+                self.settings,
+                self.company,
+                self.spec,
+                logical_date_of(context),
+                context["run_id"],
+                lookback_days=_lookback_override(context),
+                chunk=chunk,
+                reset_watermark=_reset_watermark(context),
+                gate=gate,
+            )
         self.log.info(
             "extracted %d rows, %d CSV bytes (%d stored) into s3://%s/%s",
             manifest.rows,
