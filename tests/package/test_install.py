@@ -319,15 +319,18 @@ def test_the_providers_the_code_imports_are_dependencies_of_the_package(installe
 def test_a_missing_provider_fails_the_parse_saying_what_to_install(installed: Installed) -> None:
     """With the MySQL provider hidden from the import system, the DAG file's import error names it."""
     _write_snapshot(installed)
+    # Hidden only once Airflow itself is loaded (its configuration reads every provider's metadata).
     script = f"""
 import json, sys
+from airflow.dag_processing.dagbag import DagBag
 class Hide:
     def find_spec(self, name, path=None, target=None):
         if name == "airflow.providers.mysql" or name.startswith("airflow.providers.mysql."):
             raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
         return None
+for name in [n for n in sys.modules if n == "airflow.providers.mysql" or n.startswith("airflow.providers.mysql.")]:
+    del sys.modules[name]
 sys.meta_path.insert(0, Hide())
-from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder={str(installed.work / "dags")!r})
 print("RESULT", json.dumps({{k: str(v) for k, v in bag.import_errors.items()}}))
 """
