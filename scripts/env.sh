@@ -43,13 +43,14 @@ export AIRFLOW_HOME="${AIRFLOW_HOME:-$REPO_ROOT/.local/airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$REPO_ROOT/dags}"
 export AIRFLOW__CORE__LOAD_EXAMPLES="${AIRFLOW__CORE__LOAD_EXAMPLES:-False}"
 
-# Airflow connections (the ids are a contract with the DAG code).
+# Airflow connections (the ids are a contract with the DAG code), as the demo user rp_demo (see
+# scripts/services.sh: a password no log line contains, so Airflow's masker never hides real text).
 # reports_target_db: `local_infile=true` is only a marker; MySqlHook
 # (providers-mysql 6.7.1, mysqlclient) ignores it in the extra and enables
 # LOAD DATA LOCAL INFILE only when constructed with local_infile=True.
-export AIRFLOW_CONN_REPORTS_ADMIN_DB="${AIRFLOW_CONN_REPORTS_ADMIN_DB:-mysql://reports:reports@127.0.0.1:$REPORTS_MYSQL_PORT/reports_admin?charset=utf8mb4}"
-export AIRFLOW_CONN_REPORTS_SOURCE_DB="${AIRFLOW_CONN_REPORTS_SOURCE_DB:-mysql://reports:reports@127.0.0.1:$REPORTS_MYSQL_PORT/source?charset=utf8mb4}"
-export AIRFLOW_CONN_REPORTS_TARGET_DB="${AIRFLOW_CONN_REPORTS_TARGET_DB:-mysql://reports:reports@127.0.0.1:$REPORTS_MYSQL_PORT/?charset=utf8mb4&local_infile=true}"
+export AIRFLOW_CONN_REPORTS_ADMIN_DB="${AIRFLOW_CONN_REPORTS_ADMIN_DB:-mysql://rp_demo:rp-demo-7Kq2@127.0.0.1:$REPORTS_MYSQL_PORT/reports_admin?charset=utf8mb4}"
+export AIRFLOW_CONN_REPORTS_SOURCE_DB="${AIRFLOW_CONN_REPORTS_SOURCE_DB:-mysql://rp_demo:rp-demo-7Kq2@127.0.0.1:$REPORTS_MYSQL_PORT/source?charset=utf8mb4}"
+export AIRFLOW_CONN_REPORTS_TARGET_DB="${AIRFLOW_CONN_REPORTS_TARGET_DB:-mysql://rp_demo:rp-demo-7Kq2@127.0.0.1:$REPORTS_MYSQL_PORT/?charset=utf8mb4&local_infile=true}"
 _reports_s3_conn='{"conn_type":"aws","login":"any","password":"any","extra":{"endpoint_url":"http://127.0.0.1:'"$REPORTS_S3_PORT"'","region_name":"us-east-1","config_kwargs":{"s3":{"addressing_style":"path"}}}}'
 export AIRFLOW_CONN_REPORTS_S3="${AIRFLOW_CONN_REPORTS_S3:-$_reports_s3_conn}"
 unset _reports_s3_conn

@@ -9,13 +9,21 @@ one DAG (REPORTS_DAG_SHARDS=1), a dags folder holding only ``populate_report_dat
 - cold: no snapshot yet, so the parse reads the admin DB once and writes the snapshot;
 - warm: a fresh snapshot, the normal case within the TTL (expected: no admin-DB access at all);
 - expired + admin DB unreachable: first parse (one failed connect) and the next (backed off);
-- worker: a task's parse (parsing context set) with an expired snapshot and an unreachable admin DB.
+- worker: a task's parse (parsing context set) with an expired snapshot and an unreachable admin DB;
+- worker, warm (issue 21): a task's parse with a fresh snapshot, our modules already imported (as in a
+  worker's task process): seconds, CPU and the memory it adds above those imports (RSS growth and peak);
+- snapshot refresh (issue 21): no snapshot, so one admin read, the plan built and the snapshot written
+  (``current_plan`` in a fresh interpreter, imports excluded), and the snapshot file's size.
 
 N shards (REPORTS_DAG_SHARDS=N), a dags folder with the plain file and the N shard files:
 - cold: one ``airflow dags report`` over the folder with no snapshot: admin reads of all files together;
 - warm: each shard file parsed in a fresh interpreter, as the DAG processor parses each file in a
   process of its own (our modules imported afresh each time): max and median over the files;
-- worker: one shard file's parse for one of its tasks.
+- worker: one shard file's parse for one of its tasks (expired snapshot, admin DB down), and the same
+  warm with the memory it adds (as above).
+
+Figures of repeated runs are medians (``--warm-runs``); queries are padded to ``--query-chars``
+characters (default 900, the issue's realistic size) with a NOT IN list.
 
 ``duration`` is Airflow's own figure (DagBag's time for the file: import plus bagging); ``cpu_s`` is
 the CPU time of the same parse, which stays comparable on a busy machine. Bytecode is cached (in the
@@ -95,7 +103,18 @@ def _connect(db: str = "") -> Any:
     )
 
 
-def create_admin(schema: str, companies: int, tables: int) -> None:
+def padded(query: str, chars: int) -> str:
+    """``query`` with ``AND id NOT IN (0, 1, ...)`` appended until it is about ``chars`` characters long."""
+    if len(query) >= chars:
+        return query
+    values, n = [], 0
+    while len(query) + len(" AND id NOT IN ()") + len(", ".join(values)) < chars:
+        values.append(str(n))
+        n += 1
+    return f"{query} AND id NOT IN ({', '.join(values)})"
+
+
+def create_admin(schema: str, companies: int, tables: int, query_chars: int = 0) -> None:
     """A scratch admin schema with ``companies`` active companies x ``tables`` active tables."""
     conn = _connect()
     conn.cursor().execute(f"CREATE DATABASE `{schema}` CHARACTER SET utf8mb4")
@@ -114,7 +133,7 @@ def create_admin(schema: str, companies: int, tables: int) -> None:
             admin.TableRow(
                 id=n,
                 name=name,
-                query_select=query.format(t=name),
+                query_select=padded(query.format(t=name), query_chars),
                 params_select=params,
                 query_insert=f"REPLACE INTO {name}({cols}) VALUES",
                 load_mode="swap" if n % 5 == 0 else "upsert",
@@ -190,6 +209,74 @@ def file_parse(env: dict[str, str], path: Path, timeout: float) -> dict[str, Any
     return dict(json.loads(line.removeprefix("RESULT ")))
 
 
+WORKER_SCRIPT = """
+import json, os, resource, time
+from airflow.dag_processing.dagbag import DagBag
+import report_pipeline.airflow.factory, report_pipeline.airflow.operators  # a task process has them already
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+before = rss()
+c, w = time.process_time(), time.perf_counter()
+bag = DagBag(dag_folder=PATH)
+cpu, wall = time.process_time() - c, time.perf_counter() - w
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+(stat,) = bag.dagbag_stats
+print("RESULT", json.dumps({"duration": stat.duration.total_seconds(), "cpu_s": cpu, "wall_s": wall,
+    "rss_mb": (rss() - before) / 2**20, "peak_mb": max(0, peak - before) / 2**20, "tasks": stat.task_num}))
+"""
+
+REFRESH_SCRIPT = """
+import json, time
+from airflow.providers.mysql.hooks.mysql import MySqlHook  # imports a refresh needs, excluded
+from report_pipeline.airflow.connections import HookConnections
+from report_pipeline.airflow.factory import current_plan
+from report_pipeline.settings import Settings
+settings = Settings.from_env()
+settings.snapshot_path.unlink(missing_ok=True)
+c, w = time.process_time(), time.perf_counter()
+plan, source = current_plan(settings)
+cpu, wall = time.process_time() - c, time.perf_counter() - w
+print("RESULT", json.dumps({"wall_s": wall, "cpu_s": cpu, "origin": source.origin,
+    "snapshot_mb": settings.snapshot_path.stat().st_size / 2**20}))
+"""
+
+
+def _run_script(env: dict[str, str], script: str, timeout: float) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=timeout
+    )
+    (line,) = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+    return dict(json.loads(line.removeprefix("RESULT ")))
+
+
+def warm_worker(env: dict[str, str], path: Path, task: str, runs: int, timeout: float) -> dict[str, Any]:
+    """A worker's parse for ``task`` from a fresh snapshot, medians of ``runs`` (see the module docstring)."""
+    worker = {**env, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": _dag_id_of(path), "_AIRFLOW_PARSING_CONTEXT_TASK_ID": task}
+    found = [_run_script(worker, WORKER_SCRIPT.replace("PATH", repr(str(path))), timeout) for _ in range(runs)]
+    return {
+        "duration": f"{statistics.median(f['duration'] for f in found):.3f}",
+        "cpu_s": f"{statistics.median(f['cpu_s'] for f in found):.3f}",
+        "rss_mb": f"{statistics.median(f['rss_mb'] for f in found):.1f}",
+        "peak_mb": f"{statistics.median(f['peak_mb'] for f in found):.1f}",
+        "tasks": found[0]["tasks"],
+    }
+
+
+def refresh(env: dict[str, str], runs: int, timeout: float) -> dict[str, Any]:
+    """The snapshot refresh alone: admin read, plan, snapshot written; medians of ``runs``."""
+    found = [_run_script(env, REFRESH_SCRIPT, timeout) for _ in range(runs)]
+    assert all(f["origin"] == "admin-db" for f in found), found
+    return {
+        "duration": f"{statistics.median(f['wall_s'] for f in found):.2f}",
+        "cpu_s": f"{statistics.median(f['cpu_s'] for f in found):.2f}",
+        "snapshot_mb": f"{found[-1]['snapshot_mb']:.2f}",
+    }
+
+
+def _dag_id_of(path: Path) -> str:
+    return path.stem
+
+
 def one_dag(env: dict[str, str], down: dict[str, str], warm_runs: int, timeout: float) -> list[Any]:
     """The single-DAG layout's situations (see the module docstring)."""
     count_file, snapshot = Path(env["RP_COUNT_FILE"]), Path(env["REPORTS_SNAPSHOT_PATH"])
@@ -214,6 +301,10 @@ def one_dag(env: dict[str, str], down: dict[str, str], warm_runs: int, timeout: 
     }
     (snapshot.parent / (snapshot.name + ".failed")).unlink(missing_ok=True)
     results.append(("worker parse, expired, admin DB down", dags_report(worker, count_file, timeout)))
+    results.append((f"snapshot refresh (median of {warm_runs})", refresh(env, warm_runs, timeout)))
+    path = Path(env["AIRFLOW__CORE__DAGS_FOLDER"]) / DAG_FILE.name
+    task = task_id("pr0001", "table_01", "mysql_to_s3")
+    results.append((f"worker parse, warm (median of {warm_runs})", warm_worker(env, path, task, warm_runs, timeout)))
     return results
 
 
@@ -254,6 +345,12 @@ def sharded(env: dict[str, str], down: dict[str, str], shards: int, warm_runs: i
             {"duration": f"{parsed['duration']:.2f}", "cpu_s": f"{parsed['cpu_s']:.2f}", "tasks": parsed["tasks"]},
         )
     )
+    (snapshot.parent / (snapshot.name + ".failed")).unlink(missing_ok=True)
+    os.utime(snapshot)  # fresh again
+    task = str(worker["_AIRFLOW_PARSING_CONTEXT_TASK_ID"])
+    results.append(
+        (f"worker parse of shard 1, warm (median of {warm_runs})", warm_worker(env, files[0], task, warm_runs, timeout))
+    )
     return results
 
 
@@ -262,7 +359,20 @@ def _first_of(shard: int, shards: int) -> str:
     return next(f"pr{n:04d}" for n in range(1, 100_000) if shard_of(f"pr{n:04d}", shards) == shard)
 
 
-HEADERS = ["situation", "duration", "dags", "tasks", "connects", "queries", "selects", "wall_s", "cpu_s"]
+HEADERS = [
+    "situation",
+    "duration",
+    "dags",
+    "tasks",
+    "connects",
+    "queries",
+    "selects",
+    "wall_s",
+    "cpu_s",
+    "rss_mb",
+    "peak_mb",
+    "snapshot_mb",
+]
 
 
 def print_table(title: str, results: list[tuple[str, dict[str, Any]]]) -> None:
@@ -285,6 +395,7 @@ def main() -> int:
     parser.add_argument("--layouts", default="one,shards", help="one, shards or both (comma-separated)")
     parser.add_argument("--warm-runs", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=300, help="seconds before a parse is given up")
+    parser.add_argument("--query-chars", type=int, default=900, help="length the table queries are padded to")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="rp-parse-"))
@@ -296,7 +407,7 @@ def main() -> int:
         for size in args.sizes.split(","):
             companies, tables = (int(x) for x in size.split("x"))
             schema = f"rp_parse_{uuid.uuid4().hex[:8]}"
-            create_admin(schema, companies, tables)
+            create_admin(schema, companies, tables, args.query_chars)
             try:
                 for layout in args.layouts.split(","):
                     count = 1 if layout == "one" else args.shards

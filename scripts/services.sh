@@ -294,9 +294,15 @@ EOF
 
 mysql_provision() {
     if [[ $MYSQL_ROLE == replica ]]; then replica_provision; return; fi
-    # Idempotent: the tests and the demo connect as reports/reports over TCP
-    # (127.0.0.1, which skip-name-resolve keeps distinct from localhost).
+    # Idempotent: the tests connect as reports/reports over TCP (127.0.0.1, which skip-name-resolve
+    # keeps distinct from localhost); the Airflow connections of scripts/env.sh (demo, local stack) as
+    # rp_demo, whose password is no word a log line contains: Airflow's secrets masker hides a
+    # connection's password wherever it occurs, and 'reports' made every bucket read s3://***-globex.
     mysql_sql "
+        CREATE USER IF NOT EXISTS 'rp_demo'@'127.0.0.1' IDENTIFIED BY 'rp-demo-7Kq2';
+        CREATE USER IF NOT EXISTS 'rp_demo'@'localhost' IDENTIFIED BY 'rp-demo-7Kq2';
+        GRANT ALL PRIVILEGES ON *.* TO 'rp_demo'@'127.0.0.1' WITH GRANT OPTION;
+        GRANT ALL PRIVILEGES ON *.* TO 'rp_demo'@'localhost' WITH GRANT OPTION;
         CREATE USER IF NOT EXISTS 'reports'@'127.0.0.1' IDENTIFIED BY 'reports';
         CREATE USER IF NOT EXISTS 'reports'@'localhost' IDENTIFIED BY 'reports';
         ALTER USER 'reports'@'127.0.0.1' IDENTIFIED BY 'reports';

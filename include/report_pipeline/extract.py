@@ -81,6 +81,8 @@ class ExtractRequest:
     # Delete detection: also store these key columns of every row the query returns (not only of the
     # rows after the watermark), so the load can delete the target rows the source no longer has.
     key_columns: tuple[str, ...] = ()
+    # ``manifest.spec_digest`` of the table spec this extract runs, recorded in its manifest.
+    spec_digest: str | None = None
 
 
 Block = bytes | tuple[str, int]
@@ -455,6 +457,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
         chunk=request.chunk,
         keys=keys,
         snapshot_at=snapshot_at,
+        spec_digest=request.spec_digest,
         cursor=None
         if request.cursor is None or cursor_kind is None or highest is None or horizon is None
         else CursorRange(

@@ -75,6 +75,8 @@ class LoadRequest:
     lock_timeout_seconds: int = 1800
     # tables.schema_evolution: "fail" (columns as query_insert names them) or "evolve" (evolution.py).
     schema_evolution: str = DEFAULT_SCHEMA_EVOLUTION
+    # ``manifest.spec_digest`` of the table spec this load runs; a manifest made under another is refused.
+    spec_digest: str | None = None
 
     @property
     def label(self) -> str:
@@ -166,6 +168,21 @@ def _read_manifest(bucket: Bucket, key: str, expected: ManifestRef | None, label
                 "so the load reads what that extract wrote"
             )
     return manifest
+
+
+def spec_problem(manifest: Manifest, request: LoadRequest) -> str | None:
+    """Why a manifest made under another table spec than this load's must not be loaded, or None.
+
+    A manifest without a digest (written before it was recorded) is accepted: it says nothing either way.
+    """
+    if request.spec_digest is None or manifest.spec_digest in (None, request.spec_digest):
+        return None
+    return (
+        f"{request.label}: refusing to load extract {manifest.extract_id} (s3://{request.bucket.name}/{manifest.key}): "
+        f"it was made under table spec {manifest.spec_digest}, but this load runs table spec {request.spec_digest} "
+        "(the admin tables row changed between the extract and the load, or their workers read different admin "
+        "snapshots); the target was not changed. Clear the extract task to extract again under the current spec"
+    )
 
 
 def name_problem(result_columns: Sequence[str], insert: InsertTarget) -> str | None:
@@ -358,6 +375,10 @@ def _log_failure(request: LoadRequest, started: float, exc: BaseException) -> No
 
 def _load(target: Target, request: LoadRequest, started: float) -> LoadResult:
     manifests = read_manifests(request.bucket, request.manifest_keys, request.expected, request.label)
+    for manifest in manifests:
+        problem = spec_problem(manifest, request)
+        if problem:
+            raise RefusedError(problem)
     result_columns = [c.name for c in manifests[0].columns]
     if request.schema_evolution == "evolve":
         mismatch = repeated_problem(result_columns)  # the rest is the evolution's to judge, under the lock

@@ -106,6 +106,14 @@ def _known(cls: type[_Record], data: dict[str, Any]) -> _Record:
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def spec_digest(spec: Any) -> str:
+    """A digest of a table spec (``config.TableSpec``) as the extract ran it: the manifest and the
+    extract's XCom carry it, and the load refuses an extract whose spec differs from its own (issue 21:
+    an admin edit landing between an extract and its load, or two workers reading different snapshots)."""
+    body = json.dumps(asdict(spec), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
 def manifest_digest(raw: bytes) -> str:
     """The sha256 of a manifest as stored, the value its ``ManifestRef`` carries."""
     return hashlib.sha256(raw).hexdigest()
@@ -177,6 +185,8 @@ class Manifest:
     cursor: CursorRange | None = None
     # Set by extracts of tables with delete detection.
     keys: KeySet | None = None
+    # ``spec_digest`` of the table spec the extract ran; None in manifests written before it was recorded.
+    spec_digest: str | None = None
 
     @property
     def key(self) -> str:
@@ -239,6 +249,7 @@ class Manifest:
                 )
                 if body.get("keys")
                 else None,
+                spec_digest=body.get("spec_digest"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TransferError(f"manifest is malformed: {exc}") from exc

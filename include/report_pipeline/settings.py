@@ -61,6 +61,11 @@ SETTINGS_VARIABLES = (
     "REPORTS_SOURCE_REPLICA",
     "REPORTS_S3_EXPECTED_OWNER",
     "REPORTS_S3_EXPIRE_DAYS",
+    "REPORTS_RETRIES",
+    "REPORTS_RETRY_DELAY",
+    "REPORTS_RETRY_BACKOFF",
+    "REPORTS_RETRY_MAX_DELAY",
+    "REPORTS_RETRY_JITTER",
     "REPORTS_SOURCE_MAX_THREADS_RUNNING",
     "REPORTS_SOURCE_MAX_LAG_SECONDS",
     "REPORTS_GOVERNOR_MAX_WAIT",
@@ -116,6 +121,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not minimum <= value < float("inf"):  # NaN fails too
+        raise ConfigError(f"{name}={raw} must be a finite number of at least {minimum:g}")
     return value
 
 
@@ -230,6 +246,12 @@ class Settings:
     source_replica: str = "auto"
     s3_expected_owner: str | None = None
     s3_expire_days: int = 0
+    # Task retries (airflow/retry.py): the seed's 3 after 1, 2, 4 s exactly; longer for an Aurora failover.
+    retries: int = 3
+    retry_delay_seconds: float = 1.0
+    retry_backoff: float = 2.0
+    retry_max_delay_seconds: float = 0.0  # 0: no cap
+    retry_jitter: float = 0.0  # each delay is stretched by up to this fraction, at random
     # The source governor (report_pipeline.governor): thresholds, 0 = off, and the total wait bound.
     source_max_threads_running: int = 0
     source_max_lag_seconds: int = 0
@@ -329,6 +351,21 @@ def _safety(env: Mapping[str, str]) -> dict[str, Any]:
         "source_max_threads_running": _int(env, "REPORTS_SOURCE_MAX_THREADS_RUNNING", d.source_max_threads_running),
         "source_max_lag_seconds": _int(env, "REPORTS_SOURCE_MAX_LAG_SECONDS", d.source_max_lag_seconds),
         "governor_max_wait_seconds": _int(env, "REPORTS_GOVERNOR_MAX_WAIT", d.governor_max_wait_seconds),
+        **_retries(env),
+    }
+
+
+def _retries(env: Mapping[str, str]) -> dict[str, Any]:
+    """The retry settings (issue 21): how many retries, and how long each waits."""
+    d, jitter = Settings, _float(env, "REPORTS_RETRY_JITTER", Settings.retry_jitter)
+    if jitter > 1:
+        raise ConfigError(f"REPORTS_RETRY_JITTER={jitter:g} must be between 0 and 1 (a fraction of each delay)")
+    return {
+        "retries": _int(env, "REPORTS_RETRIES", d.retries),
+        "retry_delay_seconds": _float(env, "REPORTS_RETRY_DELAY", d.retry_delay_seconds, minimum=0.0),
+        "retry_backoff": _float(env, "REPORTS_RETRY_BACKOFF", d.retry_backoff, minimum=1.0),
+        "retry_max_delay_seconds": _float(env, "REPORTS_RETRY_MAX_DELAY", d.retry_max_delay_seconds),
+        "retry_jitter": jitter,
     }
 
 

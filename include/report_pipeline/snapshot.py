@@ -2,7 +2,12 @@
 
 Rules (issue 5): within the TTL, no network I/O; past it, one bounded refresh written atomically; if
 the admin DB cannot be reached, the last good snapshot is used with a warning; only with no snapshot
-at all does loading fail. A worker parsing the file to run one task uses any snapshot it has.
+at all does loading fail. A worker parsing the file to run one task follows the same rules (issue 21):
+an admin edit reaches every worker within the TTL, as it reaches the DAG processor.
+
+Layout (version 2): each distinct table spec is stored once, and each company lists the specs it runs
+by their place in that list. At 1,000 companies x 20 tables the file holds 20 specs instead of 20,000
+copies (45.7 MB -> well under 1 MB), and a parse builds objects only for the companies it keeps.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from report_pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = 1
+# 2: specs stored once (``_compact``); a version-1 file is ignored and refreshed.
+SNAPSHOT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,7 @@ def read_snapshot(
         body = json.loads(raw)
         if body.get("version") != SNAPSHOT_VERSION or body.get("settings") != _fingerprint(settings):
             return None
-        return plan_from_dict(body["plan"], keep), age
+        return _from_compact(body["plan"], keep), age
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -80,7 +86,7 @@ def read_snapshot(
 def write_snapshot(path: Path, settings: Settings, plan: Plan) -> None:
     """Write the plan atomically (temp file + rename), so a reader never sees half a snapshot."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = json.dumps({"version": SNAPSHOT_VERSION, "settings": _fingerprint(settings), "plan": plan_to_dict(plan)})
+    body = json.dumps({"version": SNAPSHOT_VERSION, "settings": _fingerprint(settings), "plan": _compact(plan)})
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".json")
     try:
         with os.fdopen(fd, "w") as handle:
@@ -133,10 +139,9 @@ def load_plan(
     settings: Settings,
     fetch_rows: Callable[[], AdminRows],
     *,
-    prefer_snapshot: bool = False,
     keep: Callable[[str], bool] | None = None,
 ) -> tuple[Plan, PlanSource]:
-    """The plan for this parse: from the snapshot when fresh (or when ``prefer_snapshot``), else refreshed.
+    """The plan for this parse: from the snapshot when younger than the TTL, else refreshed.
 
     ``fetch_rows`` reads the admin DB (with short timeouts); it is called at most once, and after a
     failed refresh not again until the TTL has passed once more, so an unreachable admin DB costs one
@@ -145,7 +150,7 @@ def load_plan(
     """
     path = settings.snapshot_path
     cached = read_snapshot(path, settings, keep)
-    if cached is not None and (prefer_snapshot or cached[1] < settings.snapshot_ttl_seconds):
+    if cached is not None and cached[1] < settings.snapshot_ttl_seconds:
         return cached[0], PlanSource("snapshot", cached[1], 0)
     with _refresh_lock(path, wait_seconds=4 * settings.admin_timeout_seconds + 5):
         # A parse of another DAG file sharing this snapshot (a shard, parsed in parallel) may have
@@ -285,6 +290,78 @@ def plan_from_dict(d: Mapping[str, Any], keep: Callable[[str], bool] | None = No
                 company=Company(**c["company"]),
                 tables=tuple(table(t) for t in c["tables"]),
                 broken=tuple(BrokenTable(b["name"], _problem(b["problem"])) for b in c["broken"]),
+            )
+            for c in d["companies"]
+            if keep is None or keep(c["company"]["alias"])
+        ),
+        broken_companies=tuple(
+            BrokenCompany(b["key"], _problem(b["problem"]))
+            for b in d["broken_companies"]
+            if keep is None or keep(b["key"])
+        ),
+        inactive_companies=d["inactive_companies"],
+        inactive_tables=d["inactive_tables"],
+        built_at=d["built_at"],
+    )
+
+
+# --- the snapshot's own layout: specs once, companies by reference.
+
+
+def _compact(plan: Plan) -> dict[str, Any]:
+    """The snapshot form of a plan: each distinct spec and broken table once, companies pointing at them.
+
+    Specs are told apart by value, not by id, so a plan whose companies carried different versions of
+    one row (none does today: ``build_plan`` gives every company the same specs) still round-trips.
+    """
+    specs: dict[TableSpec, int] = {}
+    broken_tables: dict[BrokenTable, int] = {}
+    companies = []
+    for company_plan in plan.companies:
+        companies.append(
+            {
+                "company": asdict(company_plan.company),
+                "tables": [specs.setdefault(t, len(specs)) for t in company_plan.tables],
+                "broken": [broken_tables.setdefault(b, len(broken_tables)) for b in company_plan.broken],
+            }
+        )
+    return {
+        "specs": [asdict(t) for t in specs],
+        "broken_tables": [asdict(b) for b in broken_tables],
+        "companies": companies,
+        "broken_companies": [asdict(b) for b in plan.broken_companies],
+        "inactive_companies": plan.inactive_companies,
+        "inactive_tables": plan.inactive_tables,
+        "built_at": plan.built_at,
+    }
+
+
+def _from_compact(d: Mapping[str, Any], keep: Callable[[str], bool] | None = None) -> Plan:
+    """Rebuild a plan written by ``_compact``; with ``keep``, only the companies it accepts.
+
+    A spec is rebuilt the first time a kept company needs it and shared after that, so a parse that
+    keeps one company builds that company's specs and nothing else.
+    """
+    specs: dict[int, TableSpec] = {}
+    broken_tables: dict[int, BrokenTable] = {}
+
+    def spec(n: int) -> TableSpec:
+        if n not in specs:
+            specs[n] = _table_from_dict(d["specs"][n])
+        return specs[n]
+
+    def broken(n: int) -> BrokenTable:
+        if n not in broken_tables:
+            b = d["broken_tables"][n]
+            broken_tables[n] = BrokenTable(b["name"], _problem(b["problem"]))
+        return broken_tables[n]
+
+    return Plan(
+        companies=tuple(
+            CompanyPlan(
+                company=Company(**c["company"]),
+                tables=tuple(spec(n) for n in c["tables"]),
+                broken=tuple(broken(n) for n in c["broken"]),
             )
             for c in d["companies"]
             if keep is None or keep(c["company"]["alias"])

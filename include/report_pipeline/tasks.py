@@ -23,7 +23,15 @@ from report_pipeline.errors import ConfigError, MismatchError, RefusedError
 from report_pipeline.guards import SwapGuard, narrowest_key
 from report_pipeline.horizon import UNGUARDED_NOTE
 from report_pipeline.incremental import CursorRequest, narrowed, planning_horizon
-from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, extract_prefix, new_extract_id, table_prefix
+from report_pipeline.manifest import (
+    SUCCESS_NAME,
+    Manifest,
+    ManifestRef,
+    extract_prefix,
+    new_extract_id,
+    spec_digest,
+    table_prefix,
+)
 from report_pipeline.publication import DayTable, Publication, joins
 from report_pipeline.runs import bind_parameters, window_for, with_overrides
 from report_pipeline.session import Parameters, bound_note, bound_source_session, opened, probe_columns
@@ -256,6 +264,7 @@ def extract_table(
         progress=progress if pacer is None else pacer,
         cursor=cursor_request(connections, company, spec, reset_watermark=reset_watermark),
         key_columns=delete_key(connections, company, spec),
+        spec_digest=spec_digest(spec),
     )
     try:
         with source_session(connections, settings) as conn:
@@ -289,6 +298,7 @@ def load_table(
     publishes its day together): a swap leaves its shadow ready for the publish (``publication``).
     """
     where = table_label(company.alias, spec.name, spec.id)
+    digest = spec_digest(spec)  # of the spec as the admin row has it, before this run's overrides
     spec = with_overrides(spec, load_mode)
     guard = swap_guard(settings, spec, allow_shrink)
     request = load_module.LoadRequest(
@@ -313,6 +323,7 @@ def load_table(
         schema_evolution=spec.schema_evolution,
         window_end=window_end(spec, logical_date),
         hold=hold and joins(spec.load_mode),
+        spec_digest=digest,
     )
     with bounds_named(settings, source=False), opened(connections.target()) as conn:
         # The opener lets a swap open its extra sessions the same way (same provider, same options).

@@ -2,7 +2,10 @@
 seed's way, source tables, and the companies onboarded through the same code ``report-pipeline
 onboard`` runs. ``report-pipeline demo-setup`` (registered by the console script) runs ``setup``.
 
-Rows are generated around a fixed day (``DEMO_DATE``) so every run of the demo moves the same rows.
+Rows are generated twice: around a fixed day (``DEMO_DATE``, what ``make demo`` runs), and around the
+day the set-up runs, so that a run triggered today from the UI or the REST API (logical date = now)
+finds every company's windows filled like the demo date's, and its swaps pass the shrink guard
+(issue 21: a newcomer's first manual trigger is green).
 """
 
 from __future__ import annotations
@@ -101,24 +104,36 @@ SOURCE_DDL = (
 _NAMES = ("ana", "bo", "chloé", "dmitri", "eve", "李雷", "o'brien", 'say "hi"', "back\\slash", "emoji 😀")
 
 
-def source_rows() -> dict[str, list[tuple[Any, ...]]]:
-    """Deterministic source rows for the four companies, with awkward text and NULLs on purpose."""
+# Ids of the rows around the set-up's day start here (per company), after those around DEMO_DATE.
+_TODAY_IDS = 50000
+
+
+def source_rows(today: dt.date | None = None) -> dict[str, list[tuple[Any, ...]]]:
+    """Source rows for the four companies, with awkward text and NULLs on purpose.
+
+    The same rows before each of two days: ``DEMO_DATE``, and the day after ``today`` (default: the
+    current UTC date), so a run triggered today or tomorrow, with any look-back, finds a full window.
+    Only the second set's dates change from one day to the next.
+    """
+    today = dt.datetime.now(dt.UTC).date() if today is None else today
     users, orders, events = [], [], []
     statuses = ("new", "paid", "shipped", "cancelled")
     for company in (1, 2, 3, 4):
         for n in range(1, 41):
             uid = company * 1000 + n
             users.append((uid, company, f"{_NAMES[n % len(_NAMES)]}_{uid}"))
-        for n in range(1, 201):
-            oid = company * 100000 + n
-            created = dt.datetime.combine(DEMO_DATE, dt.time()) - dt.timedelta(hours=n * 11)
-            amount = None if n % 9 == 0 else f"{(n * 37) % 1000}.{n % 100:02d}"
-            orders.append((oid, company, company * 1000 + 1 + n % 40, amount, statuses[n % 4], created))
-        for n in range(1, 121):
-            eid = company * 100000 + n
-            happened = dt.datetime.combine(DEMO_DATE, dt.time()) - dt.timedelta(minutes=n * 37, microseconds=n)
-            payload = None if n % 7 == 0 else ("" if n % 11 == 0 else f'{{"n": {n}, "note": "line1\\nline2, ok"}}')
-            events.append((eid, company, ("click", "view", "buy")[n % 3], payload, happened))
+        for first, day in ((0, DEMO_DATE), (_TODAY_IDS, today + dt.timedelta(days=1))):
+            midnight = dt.datetime.combine(day, dt.time())
+            for n in range(1, 201):
+                oid = company * 100000 + first + n
+                created = midnight - dt.timedelta(hours=n * 11)
+                amount = None if n % 9 == 0 else f"{(n * 37) % 1000}.{n % 100:02d}"
+                orders.append((oid, company, company * 1000 + 1 + n % 40, amount, statuses[n % 4], created))
+            for n in range(1, 121):
+                eid = company * 100000 + first + n
+                happened = midnight - dt.timedelta(minutes=n * 37, microseconds=n)
+                payload = None if n % 7 == 0 else ("" if n % 11 == 0 else f'{{"n": {n}, "note": "line1\\nline2, ok"}}')
+                events.append((eid, company, ("click", "view", "buy")[n % 3], payload, happened))
     return {"users": users, "orders": orders, "events": events, "audit_log": [(1, 1)]}
 
 

@@ -11,7 +11,7 @@ CREATE DATABASE IF NOT EXISTS `source` CHARACTER SET utf8mb4 COLLATE utf8mb4_090
 
 -- docker-compose.yaml has the image create this user first (MYSQL_USER/MYSQL_PASSWORD, password
 -- from REPORTS_MYSQL_PASSWORD); this line is the fallback when the file is used without them.
-CREATE USER IF NOT EXISTS 'reports'@'%' IDENTIFIED BY 'reports';
+CREATE USER IF NOT EXISTS 'reports'@'%' IDENTIFIED BY 'rp-demo-7Kq2';
 
 -- reports_admin_db and reports_source_db: init-admin and demo-setup create and fill their tables.
 GRANT ALL PRIVILEGES ON `reports_admin`.* TO 'reports'@'%';

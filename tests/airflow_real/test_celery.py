@@ -7,6 +7,10 @@ and the rows in the target compared with the source window (all columns, NULL-sa
 - An extract and its load on different workers: the run's loads wait behind an empty ``reports_target``
   pool while rp-worker-1 alone consumes the queue; then rp-worker-2 alone does (Celery's own remote
   control, as when draining a worker), so every extract ran on one worker and every load on the other.
+- An admin edit reaches both workers (issue 21): a query edited in the admin DB, every snapshot past its
+  TTL (dated back, instead of waiting REPORTS_SNAPSHOT_TTL), a run whose extract runs on one worker and
+  whose load runs on the other: the target holds the rows of the new query, and both workers' snapshots
+  hold it. A run triggered at logical date = now ends green with every task green (item 7).
 - A worker killed mid-load: every task of a run (globex's orders, an upsert, and events, a swap) goes to
   one worker; both loads are caught mid-transfer: the upsert has written part of its rows in its open
   transaction and waits for a row the test's locker holds; the swap has loaded its shadow table and its
@@ -33,12 +37,14 @@ from typing import Any
 import pytest
 from tests.airflow_real.conftest import (
     assert_target_exact,
+    company_id,
     loads_of_run,
     reset_targets,
     shadow_tables,
     source_db,
     source_window,
 )
+from tests.airflow_real.test_first_trigger import trigger_now_and_check
 from tests.airflow_real.test_real_airflow import API, DAG_ID, RUN_TIMEOUT, TABLES, Api, iso, parse_time, wait_for
 from tests.conftest import mysql_connect
 
@@ -50,6 +56,7 @@ COMPANY = "globex"
 QUEUE = "default"  # [operators] default_queue: what the workers consume
 TRANSFER_DATE = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
 KILL_DATE = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
+EDIT_DATE = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
 SWAP_TABLE = "events"
 UPSERT_TABLE = "orders"
 
@@ -386,3 +393,78 @@ def test_a_worker_killed_mid_load_is_retried_on_the_other_worker(api: Api, worke
         UPSERT_TABLE: ["upsert"],
         SWAP_TABLE: ["swap"],
     }
+
+
+def _admin_db() -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(os.environ["AIRFLOW_CONN_REPORTS_ADMIN_DB"]).path.lstrip("/") or "reports_admin"
+
+
+def _expire_every_snapshot() -> list[Path]:
+    """Date back the DAG processor's and every worker's snapshot past any TTL: what waiting
+    REPORTS_SNAPSHOT_TTL seconds after an admin edit would do."""
+    found = [REAL_HOME / "report_pipeline" / "admin_snapshot.json", *REAL_HOME.glob("workers/*/report_pipeline/*.json")]
+    for path in found:
+        if path.exists():
+            os.utime(path, (0, 0))
+    return found
+
+
+def test_an_admin_edit_reaches_both_workers_and_the_rows_follow_the_new_query(
+    api: Api, workers: Workers, mysql: Any
+) -> None:
+    first, second = sorted(workers.nodes)[:2]
+    table = "users"
+    api.settle()
+    cursor = mysql.cursor()
+    reset_targets(cursor, [COMPANY], [table])
+    cursor.execute(f"SELECT query_select FROM `{_admin_db()}`.`tables` WHERE name = %s", (table,))
+    (original,) = cursor.fetchone()
+    edited = original.replace("SELECT id, username FROM", "SELECT id, UPPER(username) AS username FROM")
+    assert edited != original, original
+    extract, load = f"company_{COMPANY}.{table}__mysql_to_s3", f"company_{COMPANY}.{table}__s3_to_mysql"
+    try:
+        cursor.execute(f"UPDATE `{_admin_db()}`.`tables` SET query_select = %s WHERE name = %s", (edited, table))
+        _expire_every_snapshot()
+        _set_pool(api, "reports_target", 0)  # the load waits until the extract ran on the first worker
+        workers.consume(second, False)
+        wait_for(f"{second} to stop consuming", lambda: QUEUE not in workers.consuming().get(second, [QUEUE]), 30, 1)
+        run_id = _trigger(api, EDIT_DATE, {"companies": [COMPANY], "tables": [table]}, "celery_edit")
+
+        def extracted() -> bool:
+            state = _tis(api, run_id)[extract]["state"]
+            assert state not in ("failed", "upstream_failed"), api.explain_run(run_id)
+            return state == "success"
+
+        wait_for("the extract to succeed", extracted, RUN_TIMEOUT)
+        workers.consume(first, False)
+        workers.consume(second, True)
+        wait_for(f"only {second} consuming", lambda: _only_consumer(workers, second), 30, 1)
+        _set_pool(api, "reports_target", 4)
+        api.wait_run(run_id)
+        tis = _tis(api, run_id)
+        assert (tis[extract]["hostname"], tis[load]["hostname"]) == (first, second), tis
+        # The rows of the new query, not the old one's.
+        cursor.execute(f"SELECT id, username FROM `{COMPANY}`.`{table}` ORDER BY id")
+        loaded = list(cursor.fetchall())
+        cursor.execute(
+            f"SELECT id, UPPER(username) FROM `{source_db()}`.`{table}` WHERE company = %s ORDER BY id",
+            (company_id(COMPANY),),
+        )
+        assert loaded == list(cursor.fetchall()) and loaded
+        # Each worker parsed under the TTL: its own snapshot now holds the edited query.
+        pids = worker_pids()
+        for name in (first, second):
+            snapshot = Path(worker_environ(pids[name])["REPORTS_SNAPSHOT_PATH"])
+            assert edited in snapshot.read_text(), (name, snapshot)
+    finally:
+        _set_pool(api, "reports_target", 4)
+        workers.consume(first, True)
+        workers.consume(second, True)
+        cursor.execute(f"UPDATE `{_admin_db()}`.`tables` SET query_select = %s WHERE name = %s", (original, table))
+        _expire_every_snapshot()
+
+
+def test_a_run_triggered_now_ends_green_on_celery(api: Api, workers: Workers, mysql: Any) -> None:
+    trigger_now_and_check(api, mysql)

@@ -1,5 +1,5 @@
 """The DAG file against its admin config (issue 5): parsing from the snapshot when the admin DB is down,
-the clear import error when there is no snapshot, worker parses that never query the admin DB, a
+the clear import error when there is no snapshot, worker parses under the same TTL (issue 21), a
 bad row that fails only its own task in a real run, and the manual-run params.
 
 Everything runs against a scratch admin schema, a scratch source schema and two scratch companies
@@ -263,26 +263,63 @@ def test_no_snapshot_and_admin_db_down_is_a_clear_import_error(world, tmp_path):
     assert not missing.exists()
 
 
-def test_worker_parse_uses_an_expired_snapshot_and_never_contacts_the_admin_db(world, fresh_snapshot):
+def _worker_env(world: World, task: str) -> dict[str, str]:
+    """What the task runner sets before it parses the file to run one task (read by get_parsing_context())."""
+    return {**world.env, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": DAG_ID, "_AIRFLOW_PARSING_CONTEXT_TASK_ID": task}
+
+
+def test_worker_parse_past_the_ttl_runs_the_admin_rows_as_they_are_now(world, fresh_snapshot):
+    """Issue 21: a worker's parse follows the TTL like the DAG processor's, so an edited query reaches it."""
+    from report_pipeline.snapshot import failure_marker
+
+    adm = mysql_connect(world.admin)
+    cur = adm.cursor()
+    cur.execute("SELECT query_select FROM `tables` WHERE id = 1")
+    (original,) = cur.fetchone()
+    edited = original.replace("SELECT id, username FROM", "SELECT id, UPPER(username) AS username FROM")
+    try:
+        cur.execute("UPDATE `tables` SET query_select = %s WHERE id = 1", (edited,))
+        adm.commit()
+        _age(fresh_snapshot, 3600)
+        task = f"company_{world.a}.users__mysql_to_s3"
+        script_env = _worker_env(world, task)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from airflow.dag_processing.dagbag import DagBag\n"
+                f"bag = DagBag(dag_folder={str(DAG_FILE)!r})\n"
+                f"print('SQL', bag.dags[{DAG_ID!r}].get_task({task!r}).spec.query_select)\n",
+            ],
+            env={**os.environ, **script_env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert f"SQL {edited}" in out.stdout.splitlines()
+        # ... and the worker's snapshot now holds the edit, for the next task it parses.
+        assert edited in fresh_snapshot.read_text() and time.time() - fresh_snapshot.stat().st_mtime < 60
+        assert not failure_marker(fresh_snapshot).exists()
+    finally:
+        cur.execute("UPDATE `tables` SET query_select = %s WHERE id = 1", (original,))
+        adm.commit()
+        adm.close()
+
+
+def test_worker_parse_past_the_ttl_with_the_admin_db_down_uses_the_snapshot_and_says_so(world, fresh_snapshot):
     from report_pipeline.snapshot import failure_marker
 
     _age(fresh_snapshot, 3600)
-    found, output = _parse_in_subprocess(
-        {
-            **world.env,
-            "AIRFLOW_CONN_REPORTS_ADMIN_DB": CLOSED_PORT_ADMIN,
-            # What the task runner sets before it parses the file to run one task
-            # (read by airflow.sdk.get_parsing_context()).
-            "_AIRFLOW_PARSING_CONTEXT_DAG_ID": DAG_ID,
-            "_AIRFLOW_PARSING_CONTEXT_TASK_ID": f"company_{world.a}.users__mysql_to_s3",
-        }
-    )
+    task = f"company_{world.a}.users__mysql_to_s3"
+    env = {**_worker_env(world, task), "AIRFLOW_CONN_REPORTS_ADMIN_DB": CLOSED_PORT_ADMIN}
+    found, output = _parse_in_subprocess(env)
     assert found["errors"] == {}
     # The worker builds only the group of the task it runs (Airflow's parsing-context optimisation).
     assert found["tasks"] == [t for t in _expected_tasks(world) if t.startswith(f"company_{world.a}.")]
-    # A refresh attempt against the closed port would have logged a warning and left a failure marker.
-    assert "unreachable" not in output
-    assert not failure_marker(fresh_snapshot).exists()
+    # Stale only because the admin DB is unreachable, and logged as such; the next parse backs off.
+    assert "admin database unreachable" in output and "using the snapshot from" in output
+    assert failure_marker(fresh_snapshot).exists()
 
 
 def test_200_companies_x_10_tables_from_a_warm_snapshot_give_200_groups_of_20_tasks(tmp_path, monkeypatch):
@@ -474,7 +511,8 @@ def test_worker_whose_snapshot_lacks_its_task_refreshes_once_from_the_admin_db(w
         world.a,
         world.b,
     ]
-    # A task the snapshot has: no refresh attempt, even with the snapshot expired and the admin DB down.
+    # A task the snapshot has, the snapshot expired and the admin DB down: the refresh fails, and the
+    # snapshot serves (stale, logged) without being rewritten.
     monkeypatch.setenv("AIRFLOW_CONN_REPORTS_ADMIN_DB", CLOSED_PORT_ADMIN)
     _age(fresh_snapshot, 3600)
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", f"company_{world.a}.refunds__invalid_config")

@@ -294,3 +294,48 @@ def test_airflow_cli_lists_the_dag_without_import_errors(installed: Installed) -
     (error,) = _json_output(out)
     assert str(error["filepath"]).endswith(DAG_FILE.name)
     assert f"no usable snapshot at {missing}" in str(error["error"])
+
+
+def test_the_providers_the_code_imports_are_dependencies_of_the_package(installed: Installed) -> None:
+    """Issue 21: `pip install report-pipeline` into an Airflow without the providers installs them."""
+    import zipfile
+
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        (metadata,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+        requires = [
+            line.split(":", 1)[1].strip()
+            for line in wheel.read(metadata).decode().splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
+    unconditional = {r.split(">")[0].split("<")[0].split("=")[0].strip() for r in requires if ";" not in r}
+    assert {
+        "apache-airflow-providers-mysql",
+        "apache-airflow-providers-amazon",
+        "apache-airflow-providers-common-sql",
+    } <= unconditional, requires
+    assert "apache-airflow" not in unconditional, "Airflow itself stays the deployment's"
+
+
+def test_a_missing_provider_fails_the_parse_saying_what_to_install(installed: Installed) -> None:
+    """With the MySQL provider hidden from the import system, the DAG file's import error names it."""
+    _write_snapshot(installed)
+    # Hidden only once Airflow itself is loaded (its configuration reads every provider's metadata).
+    script = f"""
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name == "airflow.providers.mysql" or name.startswith("airflow.providers.mysql."):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+for name in [n for n in sys.modules if n == "airflow.providers.mysql" or n.startswith("airflow.providers.mysql.")]:
+    del sys.modules[name]
+sys.meta_path.insert(0, Hide())
+bag = DagBag(dag_folder={str(installed.work / "dags")!r})
+print("RESULT", json.dumps({{k: str(v) for k, v in bag.import_errors.items()}}))
+"""
+    out = installed.run(installed.bin("python"), "-c", script)
+    (line,) = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+    ((_, error),) = json.loads(line.removeprefix("RESULT ")).items()
+    assert "report-pipeline needs apache-airflow-providers-mysql" in error
+    assert "pip install 'apache-airflow-providers-mysql>=6.7.1,<7'" in error

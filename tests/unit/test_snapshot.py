@@ -165,14 +165,15 @@ def test_no_snapshot_and_unreachable_admin_db_raises_a_clear_config_error(settin
     assert fetch.calls == 2
 
 
-def test_worker_parse_prefers_an_expired_snapshot_and_never_fetches(settings):
-    load_plan(settings, Fetch(_rows("acme")))
-    _age(settings.snapshot_path, 10 * TTL)
-    fetch = Fetch(RuntimeError("a worker must not query the admin DB"))
-    plan, source = load_plan(settings, fetch, prefer_snapshot=True)
-    assert fetch.calls == 0
-    assert (source.origin, source.admin_queries) == ("snapshot", 0)
-    assert _aliases(plan) == ["acme"]
+def test_each_spec_is_stored_once_however_many_companies_run_it(settings):
+    """Issue 21: 1,000 companies x 1 spec store the spec's query once, and read back equal."""
+    aliases = [f"c{n:04d}" for n in range(1000)]
+    plan, _ = load_plan(settings, Fetch(_rows(*aliases)))
+    text = settings.snapshot_path.read_text()
+    assert text.count("SELECT id, username FROM users") == 1
+    again, source = load_plan(settings, Fetch(RuntimeError("within the TTL: no admin read")))
+    assert source.origin == "snapshot" and again == plan
+    assert again.companies[0].tables[0] is again.companies[999].tables[0]
 
 
 @pytest.mark.parametrize("garbage", [b"", b"{not json", b'{"version": 1}', b'{"version": 99, "plan": {}}'])
@@ -183,7 +184,7 @@ def test_corrupted_snapshot_is_ignored_and_refetched(settings, garbage, caplog):
     plan, source = load_plan(settings, fetch)
     assert fetch.calls == 1 and source.origin == "admin-db"
     assert _aliases(plan) == ["acme"]
-    assert json.loads(settings.snapshot_path.read_text())["version"] == 1
+    assert json.loads(settings.snapshot_path.read_text())["version"] == 2
 
 
 def test_snapshot_built_under_other_naming_settings_is_not_reused(settings):

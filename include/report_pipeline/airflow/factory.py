@@ -101,16 +101,18 @@ def plan_has_task(plan: Plan, task_id: str) -> bool:
 
 
 def current_plan(settings: Settings, keep: Callable[[str], bool] | None = None) -> tuple[Plan, PlanSource]:
-    """The plan for this parse; a worker parsing to run one task prefers any snapshot it has.
+    """The plan for this parse, under the snapshot's TTL whoever parses: DAG processor or worker.
 
-    Only when that snapshot lacks the worker's task (a worker whose disk missed a refresh, after a
-    company was onboarded) is the admin DB read once more, instead of failing with "task not found".
+    A worker parsing to run one task follows the TTL like the DAG processor (issue 21), so an admin edit
+    reaches every worker within REPORTS_SNAPSHOT_TTL; an older snapshot serves only while the admin DB
+    cannot be read, with a warning. When a snapshot within its TTL lacks the worker's task (a company
+    onboarded since), the admin DB is read once more instead of failing with "task not found".
     ``keep`` (a shard's test on a company alias or broken row key) leaves the other companies out of the
     plan read from the snapshot, so a shard file does not rebuild every company's specs.
     """
     task_id = get_parsing_context().task_id
     fetch = lambda: _fetch_admin_rows(settings)  # noqa: E731 - passed twice below
-    plan, source = load_plan(settings, fetch, prefer_snapshot=task_id is not None, keep=keep)
+    plan, source = load_plan(settings, fetch, keep=keep)
     if task_id is not None and source.origin == "snapshot" and not plan_has_task(plan, task_id):
         log.info("the snapshot has no task %s; refreshing it from the admin database", task_id)
         expire_snapshot(settings.snapshot_path)
@@ -205,7 +207,7 @@ def publishing_tables(company_plan: CompanyPlan) -> tuple[TableSpec, ...]:
 
 def _company_group(company_plan: CompanyPlan, settings: Settings) -> None:
     company = company_plan.company
-    retry = retry_arguments()
+    retry = retry_arguments(settings)
     company_tables = tuple(sorted({t.target.table for t in company_plan.tables}))
     joining = publishing_tables(company_plan)
     loads: list[Any] = []

@@ -24,7 +24,7 @@ from report_pipeline.airflow.metrics import TableMetrics
 from report_pipeline.airflow.params import skip_unless_selected
 from report_pipeline.config import Company, TableSpec, table_label
 from report_pipeline.errors import ReportPipelineError, is_retryable
-from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, table_prefix
+from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, spec_digest, table_prefix
 from report_pipeline.settings import S3_CONN_ID, SOURCE_CONN_ID, TARGET_CONN_ID, Settings
 from report_pipeline.vocabulary import Chunk
 
@@ -252,6 +252,7 @@ class ReportMySqlToS3Operator(_TableOperator):
             "sha256": ref.sha256,
             "rows": manifest.rows,
             "chunk": chunk.to_json() if chunk is not None else None,
+            "spec_digest": manifest.spec_digest,
         }
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -303,6 +304,7 @@ class ReportS3ToMySqlOperator(_TableOperator):
                     f"refusing to load s3://{item['bucket']}/{item['manifest_key']}: not under "
                     f"s3://{self.company.bucket}/{prefix} ({label}, this run's logical date)"
                 )
+            self._check_spec(item)
         params = context.get("params") or {}
         result = tasks.load_table(
             self.connections(),
@@ -358,6 +360,20 @@ class ReportS3ToMySqlOperator(_TableOperator):
             )
 
         return safe_lineage(self, build)
+
+    def _check_spec(self, item: Mapping[str, Any]) -> None:
+        """Refuse an extract made under another table spec than this task's (the load checks the
+        manifest's digest as well; this names the difference before anything is read)."""
+        made_under, mine = item.get("spec_digest"), spec_digest(self.spec)
+        if made_under is not None and made_under != mine:
+            label = table_label(self.company.alias, self.spec.name, self.spec.id)
+            raise AirflowFailException(
+                f"{label}: refusing to load extract {item.get('extract_id')} "
+                f"(s3://{item['bucket']}/{item['manifest_key']}): it was made under table spec {made_under}, but "
+                f"this load runs table spec {mine} (the admin tables row changed between the extract and the load, "
+                "or their workers read different admin snapshots); the target was not changed. Clear the extract "
+                "task to extract again under the current spec"
+            )
 
     def _ref(self, item: Mapping[str, Any]) -> ManifestRef:
         """What one extract reported writing; an item without its id and hash (an extract of an
