@@ -86,7 +86,9 @@ def _task_facts(rows: Sequence[freshness.TableFreshness], base_url: str, dags: S
             .limit(2000)
         ).all()
     for dag_id, task_id, run_id, end, try_number, map_index in failed:
-        row = next((r for p, r in prefixes.items() if task_id.startswith(p)), None)
+        # A table's task ids are "<prefix><step>", the step without "__": one look-up, not a scan of
+        # every row per failure (20,000 rows x 2,000 failures at fleet size).
+        row = prefixes.get(task_id[: task_id.rfind("__") + 2]) if "__" in task_id else None
         if row is None or row.failure is not None:
             continue
         last = row.last
