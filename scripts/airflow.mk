@@ -116,12 +116,12 @@ bench-fleet: services ## the fleet benchmark: N companies x M tables on LocalExe
 	export $(LOAD_STACK_ENV) LOAD_COMPANIES=$(FLEET_COMPANIES) LOAD_TABLES=$(FLEET_TABLES) LOAD_ROWS=$(FLEET_ROWS)
 	eval "$$($(VENV)/bin/python scripts/load_data.py env)"
 	t0=$$SECONDS
-	bash scripts/airflow_local.sh down
-	$(VENV)/bin/python scripts/load_data.py setup
 	rc=0
 	for executor in $(FLEET_EXECUTORS); do
-	  # A fresh stack (and metadata DB) per executor, as test-load does.
+	  # Fresh data (empty targets: the first run of a date loads every row) and a fresh stack (and
+	  # metadata DB) per executor, as test-load does.
 	  bash scripts/airflow_local.sh down
+	  $(VENV)/bin/python scripts/load_data.py setup
 	  rm -rf .local/airflow-load .local/postgres-load test-output/bench-fleet-$$executor.json
 	  { EXECUTOR=$$executor bash scripts/airflow_local.sh up && \
 	    $(VENV)/bin/python scripts/bench_fleet.py measure --executor $$executor \

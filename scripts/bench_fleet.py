@@ -193,7 +193,7 @@ def metadata_counts() -> dict[str, int]:
         cur.execute("SELECT to_regclass(%s)", (table,))
         if cur.fetchone()[0] is None:
             continue
-        cur.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 - names from TABLES above
+        cur.execute(f"SELECT COUNT(*) FROM {table}")
         found[table] = int(cur.fetchone()[0])
     cur.execute("SELECT COALESCE(SUM(pg_column_size(rendered_fields)), 0) FROM rendered_task_instance_fields")
     found["rendered_fields_bytes"] = int(cur.fetchone()[0])
@@ -218,7 +218,8 @@ def _overhead(api: Api, run_id: str, tis: list[dict[str, Any]], sample: int) -> 
     for ti in chosen[::step][:sample]:
         events = api.log_events(run_id, ti)
         marks = [(str(e.get("event", "")), _when(e["timestamp"])) for e in events]
-        parsed = next((i for i, (text, _) in enumerate(marks) if text.startswith("Worker startup parse complete")), None)
+        parse_done = "Worker startup parse complete"
+        parsed = next((i for i, (text, _) in enumerate(marks) if text.startswith(parse_done)), None)
         if parsed is None:
             continue
         begin = next((t for text, t in marks[parsed:] if text.startswith("::endgroup::")), None)
