@@ -90,7 +90,7 @@ def collect(
     interval = interval_seconds(schedule)
     rows: list[TableFreshness] = []
     shown = [cp for cp in plan.companies if not company or cp.company.alias == company]
-    # Every shown company's ledger in a fixed number of queries, whatever the fleet's size.
+    # The shown companies' ledgers in two queries per ledger.SCHEMAS_PER_QUERY companies, not two per company.
     ledgers = ledger.recent_many(cursor, [cp.company.schema for cp in shown], history)
     for cp in shown:
         loads = ledgers.get(cp.company.schema, {})
