@@ -25,10 +25,17 @@
 #                         Its ports: AIRFLOW_LOAD_PORT (8090), AIRFLOW_LOAD_PG_PORT (5434) and, with
 #                         Celery, AIRFLOW_LOAD_REDIS_PORT (6380): set them when several checkouts share a machine.
 
+#   make bench-fleet      issue 21's fleet benchmark on the same second stack as test-load (its ports and
+#                         state; the stack above is left alone): FLEET_COMPANIES (20) x FLEET_TABLES (5) x
+#                         FLEET_ROWS (5000) load data, then per executor in FLEET_EXECUTORS (local celery)
+#                         a fresh stack, FLEET_RUNS (1) DAG runs measured by scripts/bench_fleet.py, the
+#                         stack stopped; then one table of figures (test-output/bench-fleet-*.json).
+#                         FLEET_BEFORE=dir prints an earlier run's files of the same names beside them.
+
 # This file is included before the Makefile's own targets: keep its default goal.
 _AIRFLOW_MK_DEFAULT_GOAL := $(.DEFAULT_GOAL)
 
-.PHONY: airflow-up airflow-down airflow-status test-airflow test-celery test-load test-load-down
+.PHONY: airflow-up airflow-down airflow-status test-airflow test-celery test-load test-load-down bench-fleet
 
 # local or celery; passed to scripts/airflow_local.sh through the environment.
 EXECUTOR ?= local
@@ -96,6 +103,34 @@ test-load: services ## the load test on a second real Airflow stack
 	else $(VENV)/bin/python scripts/load_data.py drop || { [ $$rc != 0 ] || rc=1; }; fi
 	echo "== test-load: exit $$rc after $$((SECONDS - t0)) s (logs: .local/airflow-load)"
 	cat test-output/load-report.txt 2>/dev/null || true
+	exit $$rc
+
+FLEET_COMPANIES ?= 20
+FLEET_TABLES ?= 5
+FLEET_ROWS ?= 5000
+FLEET_EXECUTORS ?= local celery
+FLEET_BEFORE ?=
+
+bench-fleet: services ## the fleet benchmark: N companies x M tables on LocalExecutor and Celery
+	$(ENV)
+	export $(LOAD_STACK_ENV) LOAD_COMPANIES=$(FLEET_COMPANIES) LOAD_TABLES=$(FLEET_TABLES) LOAD_ROWS=$(FLEET_ROWS)
+	eval "$$($(VENV)/bin/python scripts/load_data.py env)"
+	t0=$$SECONDS
+	rc=0
+	for executor in $(FLEET_EXECUTORS); do
+	  # Fresh data (empty targets: the first run of a date loads every row) and a fresh stack (and
+	  # metadata DB) per executor, as test-load does.
+	  bash scripts/airflow_local.sh down
+	  $(VENV)/bin/python scripts/load_data.py setup
+	  rm -rf .local/airflow-load .local/postgres-load test-output/bench-fleet-$$executor.json
+	  { EXECUTOR=$$executor bash scripts/airflow_local.sh up && \
+	    $(VENV)/bin/python scripts/bench_fleet.py measure --executor $$executor \
+	      --out test-output/bench-fleet-$$executor.json; } || rc=$$?
+	  bash scripts/airflow_local.sh down || { [ $$rc != 0 ] || rc=1; }
+	done
+	$(VENV)/bin/python scripts/load_data.py drop || { [ $$rc != 0 ] || rc=1; }
+	echo "== bench-fleet: $(FLEET_COMPANIES) companies x $(FLEET_TABLES) tables x $(FLEET_ROWS) rows, exit $$rc after $$((SECONDS - t0)) s"
+	$(VENV)/bin/python scripts/bench_fleet.py report test-output/bench-fleet-*.json $(if $(FLEET_BEFORE),--before $(FLEET_BEFORE))
 	exit $$rc
 
 # Stops the second stack if a test-load run was interrupted.

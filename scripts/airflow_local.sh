@@ -360,6 +360,10 @@ real_env() {
     export AIRFLOW__CORE__PLUGINS_FOLDER="$REPO_ROOT/plugins"
     export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
     export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=False
+    # scripts/pythonpath/airflow_local_settings.py: every component imports boto3 and the providers'
+    # hooks once at start-up, so the task processes forked from the scheduler's LocalExecutor workers
+    # and from the Celery workers have them already (report_pipeline.airflow.preload).
+    export PYTHONPATH="$REPO_ROOT/scripts/pythonpath${PYTHONPATH:+:$PYTHONPATH}"
 }
 
 print_env() {
@@ -412,7 +416,6 @@ worker_env() {
     export REPORTS_WORKER_HOSTNAME
     REPORTS_WORKER_HOSTNAME="$(worker_name "$1")"
     export AIRFLOW__CORE__HOSTNAME_CALLABLE=rp_worker_hostname.hostname
-    export PYTHONPATH="$REPO_ROOT/scripts/pythonpath${PYTHONPATH:+:$PYTHONPATH}"
 }
 
 start_component() {

@@ -6,8 +6,9 @@ of their own so the demo data other tests use (`reports_admin`, `source`, per-al
     python scripts/load_data.py drop     drop load_admin, load_source, every ld_* target and rp-load-* bucket
 
 Sizes: LOAD_COMPANIES (default 50, aliases ld01..ld50, company_id 1..N), LOAD_ROWS (default 10000 rows
-per company and table). Source tables hold every company's rows with a `company` column (50 x 10 000 =
-500 000 rows each); the five admin rows cover the three ways the admin DB names parameters: legacy
+per company and table), LOAD_TABLES (default 5 admin table rows per company; more repeat the five under
+new names). Source tables hold every company's rows with a `company` column (50 x 10 000 = 500 000 rows
+each); the five admin rows cover the three ways the admin DB names parameters: legacy
 `company[1]`, legacy `company[1],date` with a 60-day look-back, and named placeholders with a date
 window; one table loads by `swap`, the others by `upsert`. Awkward text (quotes, commas, newlines,
 backslashes, tabs, 4-byte UTF-8) and NULLs are in the data on purpose.
@@ -38,6 +39,23 @@ def companies() -> int:
 
 def rows_per_table() -> int:
     return int(os.environ.get("LOAD_ROWS", "10000"))
+
+
+def table_count() -> int:
+    """LOAD_TABLES (default 5): admin table rows per company; past the five source tables they repeat
+    them under new names (``ld_users_2``, ...), so `make bench-fleet` can size M tables per company."""
+    return int(os.environ.get("LOAD_TABLES", str(len(TABLES))))
+
+
+def admin_tables(m: int | None = None) -> list[tuple[str, str, tuple[str, str, str, str]]]:
+    """(table name, source table, admin row) of the first ``m`` tables: the five, then repeats."""
+    m = table_count() if m is None else m
+    found = []
+    for i in range(m):
+        source, _, _, (query, params, insert, mode) = TABLES[i % len(TABLES)]
+        name = source if i < len(TABLES) else f"{source}_{i // len(TABLES) + 1}"
+        found.append((name, source, (query, params, insert.replace(f"INTO {source}(", f"INTO {name}("), mode)))
+    return found
 
 
 def aliases(n: int | None = None) -> list[str]:
@@ -154,7 +172,7 @@ TABLES: tuple[tuple[str, str, str, tuple[str, str, str, str]], ...] = (
         ),
     ),
 )
-TABLE_NAMES = tuple(t[0] for t in TABLES)
+TABLE_NAMES = tuple(t[0] for t in TABLES)  # the source tables (and the admin rows of LOAD_TABLES=5)
 
 
 def mysql_port() -> int:
@@ -266,7 +284,7 @@ def setup() -> None:
     adm.autocommit(False)
     admin_module.init_admin(adm)
     cur = adm.cursor()
-    for i, (name, _, _, (query, params, insert, mode)) in enumerate(TABLES, start=1):
+    for i, (name, _, (query, params, insert, mode)) in enumerate(admin_tables(), start=1):
         admin_module.add_table(
             cur,
             admin_module.TableRow(

@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from report_pipeline.ledger import utc_naive
+from report_pipeline.ledger import SCHEMAS_PER_QUERY, utc_naive
 from report_pipeline.manifest import Manifest
 from report_pipeline.validation import quote_identifier
 from report_pipeline.vocabulary import AS_OF_TABLE
@@ -168,3 +168,27 @@ def read(cursor: Any, schema: str) -> dict[str, AsOf]:
             return {}
         raise
     return {str(r[0]): AsOf._from_row(r) for r in cursor.fetchall()}
+
+
+def read_many(cursor: Any, schemas: Sequence[str]) -> dict[str, dict[str, AsOf]]:
+    """``read`` for many schemas at once (the freshness page): per ``ledger.SCHEMAS_PER_QUERY`` schemas, one
+    query finds which have the table and one reads them all, so a fleet's page costs a few round trips."""
+    found: dict[str, dict[str, AsOf]] = {schema: {} for schema in schemas}
+    present: list[str] = []
+    for start in range(0, len(schemas), SCHEMAS_PER_QUERY):
+        batch = list(schemas[start : start + SCHEMAS_PER_QUERY])
+        marks = ", ".join(["%s"] * len(batch))
+        cursor.execute(
+            f"SELECT TABLE_SCHEMA FROM information_schema.TABLES WHERE TABLE_NAME = %s AND TABLE_SCHEMA IN ({marks})",
+            (AS_OF_TABLE, *batch),
+        )
+        have = {str(r[0]) for r in cursor.fetchall()}
+        present.extend(s for s in batch if s in have)
+    for start in range(0, len(present), SCHEMAS_PER_QUERY):
+        batch = present[start : start + SCHEMAS_PER_QUERY]
+        cursor.execute(
+            " UNION ALL ".join(f"SELECT %s AS _schema, {_COLUMNS} FROM {_table(schema)}" for schema in batch), batch
+        )
+        for row in cursor.fetchall():
+            found[str(row[0])][str(row[1])] = AsOf._from_row(row[1:])
+    return found

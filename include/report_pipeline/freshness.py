@@ -92,12 +92,13 @@ def collect(
     """One TableFreshness per active company x table of ``plan`` (one company if ``company``)."""
     interval = interval_seconds(schedule)
     rows: list[TableFreshness] = []
-    for cp in plan.companies:
-        if company and cp.company.alias != company:
-            continue
-        schema = cp.company.schema
-        loads = ledger.recent(cursor, schema, history) if ledger.exists(cursor, schema) else {}
-        as_of = asof.read(cursor, schema)
+    shown = [cp for cp in plan.companies if not company or cp.company.alias == company]
+    # The shown companies' ledgers in two queries per ledger.SCHEMAS_PER_QUERY companies, not two per company.
+    ledgers = ledger.recent_many(cursor, [cp.company.schema for cp in shown], history)
+    as_ofs = asof.read_many(cursor, [cp.company.schema for cp in shown])
+    for cp in shown:
+        loads = ledgers.get(cp.company.schema, {})
+        as_of = as_ofs.get(cp.company.schema, {})
         for spec in cp.tables:
             row = TableFreshness(cp.company.alias, spec.name, spec.target.table, loads.get(spec.target.table, []))
             row.as_of = as_of.get(spec.target.table)

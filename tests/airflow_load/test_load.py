@@ -291,3 +291,18 @@ def test_source_connections_stay_within_the_pool(load_run: dict[str, Any]) -> No
     assert peak >= 2, (
         f"never more than {peak} source connection at once: the extracts did not run in parallel ({histogram})"
     )
+
+
+def test_no_load_task_stores_the_query_in_its_rendered_fields(load_run: dict[str, Any]) -> None:
+    """Issue 21 item 5: the Rendered Template view of each extract shows its query; the loads' (which
+    Airflow stores for every task try) hold the extract's small result and connection ids only."""
+    api, queries = load_run["api"], [row[2][0] for row in load_data.admin_tables()]
+    loads = sorted(ti["task_id"] for ti in load_run["tis"] if ti["task_id"].endswith("__s3_to_mysql"))
+    for task_id in loads[:: max(1, len(loads) // 10)]:
+        ti = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{load_run['run_id']}/taskInstances/{task_id}")
+        stored = json.dumps(ti["rendered_fields"])
+        assert "sql" not in ti["rendered_fields"] and not any(q in stored for q in queries), (task_id, stored)
+        assert len(stored) < 1000, (task_id, len(stored), stored)
+    extract = loads[0].replace("__s3_to_mysql", "__mysql_to_s3")
+    ti = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{load_run['run_id']}/taskInstances/{extract}")
+    assert ti["rendered_fields"]["sql"] in queries

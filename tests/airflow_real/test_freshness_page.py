@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
+import json
 import os
 import re
 import subprocess
@@ -166,6 +167,8 @@ def test_the_rendered_template_view_shows_the_query_and_connection_ids(api: Api,
     assert rendered["source_conn_id"] == "reports_source_db" and rendered["s3_conn_id"] == "reports_s3"
     load = api.get(f"/dags/{DAG_ID}/dagRuns/{acme_run['dag_run_id']}/taskInstances/company_acme.users__s3_to_mysql")
     assert load["rendered_fields"]["target_conn_id"] == "reports_target_db"
+    # The load never runs the query: Airflow stores no copy of it for every load try (issue 21 item 5).
+    assert "sql" not in load["rendered_fields"] and query not in json.dumps(load["rendered_fields"])
 
 
 def test_the_page_needs_airflow_login(api: Api) -> None:

@@ -16,6 +16,7 @@ connection's ``init_command`` (which the client library sends while connecting).
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from airflow.providers.mysql.hooks.mysql import MySqlHook
@@ -138,9 +139,37 @@ def s3_client_config(settings: Settings, user_config: Any = None) -> Any:
     return bounded.merge(user_config) if user_config is not None else bounded
 
 
+def _s3_hook_class() -> Any:
+    """S3Hook whose user-agent "Caller" is found without ``inspect.stack()``.
+
+    Workaround, measured on apache-airflow-providers-amazon 9.39.0: every client the hook builds names
+    its caller in the user agent by ``inspect.stack()``, which reads the source of every frame on the
+    stack (0.1-0.35 s in a task process, half the load task's own work on a 20k-row table). Walking
+    the frames for the same name costs microseconds. Built on first use: the import chain of boto3
+    costs ~0.2 s, and every DAG parse loads this module.
+    """
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    class ReportsS3Hook(S3Hook):
+        def _get_caller(self, target_function_name: str = "execute") -> str:
+            frame = sys._getframe(1)
+            while frame is not None:
+                caller = frame.f_locals.get("self") if frame.f_code.co_name == target_function_name else None
+                if caller is not None:
+                    return type(caller).__name__
+                frame = frame.f_back  # type: ignore[assignment]
+            return "Unknown"
+
+    return ReportsS3Hook
+
+
 class HookConnections:
     """Opens the pipeline's connections, each with its bounded waits, by the contract's ids unless an
-    operator names others."""
+    operator names others.
+
+    One task uses one instance: each Airflow connection is looked up once (the hooks get the looked-up
+    one) and the S3 client is built once, however many sessions the task opens.
+    """
 
     def __init__(
         self,
@@ -157,6 +186,16 @@ class HookConnections:
         self.target_conn_id = target_conn_id
         self.s3_conn_id = s3_conn_id
         self._s3_client: Any = None
+        self._connections: dict[str, Any] = {}
+
+    def connection(self, conn_id: str) -> Any:
+        """The Airflow connection ``conn_id``, looked up once per instance (AirflowNotFoundException
+        when it is not defined). Each look-up in a task goes through the secrets backends and adds the
+        password to the log masker again."""
+        found = self._connections.get(conn_id)
+        if found is None:
+            found = self._connections[conn_id] = MySqlHook.get_connection(conn_id)
+        return found
 
     def _timeouts(self, seconds: int) -> dict[str, int]:
         return {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds}
@@ -164,7 +203,9 @@ class HookConnections:
     def admin(self) -> Any:
         """The admin DB, with short timeouts: it is read while the DAG file is parsed."""
         hook = ReportsMySqlHook(
-            mysql_conn_id=ADMIN_CONN_ID, timeouts=self._timeouts(self.admin_timeout_seconds)
+            mysql_conn_id=ADMIN_CONN_ID,
+            connection=self.connection(ADMIN_CONN_ID),
+            timeouts=self._timeouts(self.admin_timeout_seconds),
         )
         return hook.get_conn()
 
@@ -179,7 +220,7 @@ class HookConnections:
         from airflow.sdk.exceptions import AirflowNotFoundException
 
         try:
-            MySqlHook.get_connection(SOURCE_REPLICA_CONN_ID)
+            self.connection(SOURCE_REPLICA_CONN_ID)
         except AirflowNotFoundException:
             if mode == "required":
                 raise ConfigError(
@@ -194,6 +235,7 @@ class HookConnections:
         log.info("reading the source through connection %s", conn_id)
         return ReportsMySqlHook(
             mysql_conn_id=conn_id,
+            connection=self.connection(conn_id),
             timeouts=self._timeouts(self.settings.net_timeout_seconds),
             require_tls=self.settings.source_require_tls,
             tls_setting="REPORTS_SOURCE_REQUIRE_TLS",
@@ -203,6 +245,7 @@ class HookConnections:
         """The target (reporting) DB: LOAD DATA LOCAL only right after a LOAD statement, TLS as required."""
         return ReportsMySqlHook(
             mysql_conn_id=self.target_conn_id,
+            connection=self.connection(self.target_conn_id),
             timeouts=self._timeouts(self.settings.net_timeout_seconds),
             local_infile_mode=LOCAL_INFILE_AFTER_LOAD_ONLY,
             require_tls=self.settings.target_require_tls,
@@ -214,11 +257,11 @@ class HookConnections:
         A company alias equal to one of them must never make a load write there. Servers are compared
         by host and port as configured (``localhost`` taken as 127.0.0.1).
         """
-        target = MySqlHook.get_connection(self.target_conn_id)
+        target = self.connection(self.target_conn_id)
         found: dict[str, str] = {}
         for conn_id, what in ((ADMIN_CONN_ID, "the admin database"), (self.source_conn_id, "the source database")):
             try:
-                other = MySqlHook.get_connection(conn_id)
+                other = self.connection(conn_id)
             except Exception:  # noqa: BLE001 - a connection this deployment does not define protects nothing
                 continue
             if other.schema and _server(other) == _server(target):
@@ -232,17 +275,17 @@ class HookConnections:
     def s3(self) -> Any:
         """A boto3 S3 client for the reports_s3 connection, with bounded timeouts and attempts.
 
-        One client per provider: each S3Hook.get_conn() builds a new botocore session, loads the S3
-        service model again and walks the call stack for its user agent (~0.15 s a client), while a
-        boto3 client is thread-safe and a task's extract and load (or ``run``'s) can share one.
+        One client per provider: each S3Hook.get_conn() builds a new botocore session and loads the S3
+        service model and endpoint rules again (~0.15 s a client), while a boto3 client is thread-safe
+        and a task's extract and load (or ``run``'s) can share one.
         """
         if self._s3_client is None:
             # Imported here: the boto3 import chain costs ~0.2 s, and every DAG parse loads this module.
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+            from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper
 
-            user_config = S3Hook(aws_conn_id=self.s3_conn_id).conn_config.botocore_config
+            user_config = AwsConnectionWrapper(self.connection(self.s3_conn_id)).botocore_config
             config = s3_client_config(self.settings, user_config)
-            self._s3_client = S3Hook(aws_conn_id=self.s3_conn_id, config=config).get_conn()
+            self._s3_client = _s3_hook_class()(aws_conn_id=self.s3_conn_id, config=config).get_conn()
         return self._s3_client
 
 

@@ -154,13 +154,18 @@ class _TableOperator(BaseOperator):
             object.__setattr__(self, name, value)
 
     def connections(self) -> HookConnections:
-        """The connections by this task's (rendered) connection ids."""
-        return HookConnections(
-            self.settings,
-            source_conn_id=self.source_conn_id,
-            target_conn_id=self.target_conn_id,
-            s3_conn_id=self.s3_conn_id,
-        )
+        """The connections by this task's (rendered) connection ids; one provider per task try, so the
+        load and its verify share the looked-up connections and the S3 client."""
+        found: HookConnections | None = self.__dict__.get("_hook_connections")
+        if found is None:
+            found = HookConnections(
+                self.settings,
+                source_conn_id=self.source_conn_id,
+                target_conn_id=self.target_conn_id,
+                s3_conn_id=self.s3_conn_id,
+            )
+            object.__setattr__(self, "_hook_connections", found)
+        return found
 
 
 class ReportChunkPlanOperator(_TableOperator):
@@ -281,7 +286,10 @@ class ReportS3ToMySqlOperator(_TableOperator):
     run's date, with the extract id and sha256 its extract reported; the load verifies them.
     """
 
-    template_fields: Sequence[str] = ("extracted", "sql", "target_conn_id", "s3_conn_id")
+    # No "sql": the load never runs the query (its extract's Rendered Template view shows it), and
+    # Airflow stores every template field of every task try (up to [core]
+    # max_num_rendered_ti_fields_per_task tries per task): the query would be stored twice per table.
+    template_fields: Sequence[str] = ("extracted", "target_conn_id", "s3_conn_id")
     extracted: Any  # the extract's XComArg (factory._feed)
     company_tables: tuple[str, ...]
     # Set by execute, for the lineage facets after it.
