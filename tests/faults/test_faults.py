@@ -216,8 +216,9 @@ def spec(load_mode: str = "upsert") -> TableSpec:
 SETTINGS = Settings(part_bytes=PART_BYTES)
 
 
-def do_extract(conns: Connections, bucket: str, target: str) -> Manifest:
-    return tasks.extract_table(conns, SETTINGS, company(bucket, target), spec(), LOGICAL_DATE, "run-1")
+def do_extract(conns: Connections, bucket: str, target: str, mode: str = "upsert") -> Manifest:
+    # The spec the load runs too: a load refuses an extract made under another table spec.
+    return tasks.extract_table(conns, SETTINGS, company(bucket, target), spec(mode), LOGICAL_DATE, "run-1")
 
 
 def do_load(conns: Connections, bucket: str, target: str, manifest: Manifest, mode: str = "upsert",
@@ -409,7 +410,7 @@ def _load_scenario(
 ) -> None:
     """Extract cleanly, give the target old data, then load through a proxy that dies as armed."""
     caplog.set_level(logging.INFO)
-    manifest = do_extract(Connections(source_db), bucket_name, target_db)
+    manifest = do_extract(Connections(source_db), bucket_name, target_db, mode)
     before = stale_target(target_db, with_gone_rows=mode == "swap")
     port = int(os.environ["REPORTS_S3_PORT" if side == "s3" else "REPORTS_MYSQL_PORT"])
     with FaultProxy(port) as proxy, Reader(target_db) as reader:
