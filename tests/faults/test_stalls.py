@@ -83,8 +83,9 @@ def _wire(monkeypatch: pytest.MonkeyPatch, source_db: str, *, source: int | None
     return HookConnections(SETTINGS)
 
 
-def do_extract(conns: HookConnections, bucket: str, target: str) -> Manifest:
-    return tasks.extract_table(conns, SETTINGS, company(bucket, target), spec(), LOGICAL_DATE, "run-1")
+def do_extract(conns: HookConnections, bucket: str, target: str, mode: str = "upsert") -> Manifest:
+    # The spec the load runs too: a load refuses an extract made under another table spec.
+    return tasks.extract_table(conns, SETTINGS, company(bucket, target), spec(mode), LOGICAL_DATE, "run-1")
 
 
 def do_load(conns: HookConnections, bucket: str, target: str, manifest: Manifest, mode: str = "upsert") -> Any:
@@ -172,7 +173,7 @@ def _load_stall(monkeypatch: pytest.MonkeyPatch, name: str, source_db: str, sour
                 bucket_name: str, caplog: pytest.LogCaptureFixture, *, side: str, mode: str,
                 arm: Callable[[FaultProxy, Manifest], None], local_tmp: Any) -> None:
     caplog.set_level(logging.INFO)
-    manifest = do_extract(_wire(monkeypatch, source_db), bucket_name, target_db)
+    manifest = do_extract(_wire(monkeypatch, source_db), bucket_name, target_db, mode)
     before = stale_target(target_db, with_gone_rows=mode == "swap")
 
     def failed(exc: BaseException) -> None:

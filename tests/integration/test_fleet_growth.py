@@ -105,8 +105,8 @@ def test_the_freshness_page_reads_ledgers_in_batches_not_per_company(fleet: tupl
     _, plan = fleet
     _, few_statements = _read(plan, 2)
     many, many_statements = _read(plan, 7)
-    # Two for the ledgers and two for the as-of tables, whatever the number of companies.
-    assert few_statements == many_statements == 4, (few_statements, many_statements)
+    # Two for the ledgers and (at most) two for the as-of tables, whatever the number of companies.
+    assert few_statements == many_statements <= 4, (few_statements, many_statements)
     many = [r for r in many if r.table != "*"]  # each company's "all tables" row (report_as_of)
     assert len(many) == 7 * len(TABLES)
     # Each row holds exactly what its own ledger says: the newest `history` loads, newest first.
