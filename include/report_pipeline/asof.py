@@ -126,10 +126,10 @@ def record(
 
 
 def _write(cursor: Any, name: str, entry: AsOf) -> None:
+    # REPLACE (a delete and an insert) rather than an upsert: the target account needs no UPDATE privilege
+    # (README "Least privilege"); the row's key is its table name, nothing else refers to it.
     cursor.execute(
-        f"INSERT INTO {name} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE "
-        "data_as_of = VALUES(data_as_of), snapshot_at = VALUES(snapshot_at), logical_date = VALUES(logical_date), "
-        "run_id = VALUES(run_id), load_key = VALUES(load_key), updated_at = VALUES(updated_at)",
+        f"REPLACE INTO {name} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
         (
             entry.table_name,
             entry.data_as_of and utc_naive(entry.data_as_of),

@@ -98,8 +98,12 @@ def read(cursor: Any, schema: str) -> dict[str, PendingShadow]:
 def mark_publishing(cursor: Any, schema: str, tables: Sequence[str]) -> None:
     """Note that these tables' shadows are about to be renamed in."""
     marks = ", ".join(["%s"] * len(tables))
+    others = _COLUMNS.replace(", publishing_at", "")
+    # REPLACE ... SELECT of the same rows rather than an UPDATE: the target account needs no UPDATE privilege.
     cursor.execute(
-        f"UPDATE {_table(schema)} SET publishing_at = UTC_TIMESTAMP(6) WHERE table_name IN ({marks})", tuple(tables)
+        f"REPLACE INTO {_table(schema)} ({others}, ready_at, publishing_at) SELECT {others}, ready_at, "
+        f"UTC_TIMESTAMP(6) FROM {_table(schema)} WHERE table_name IN ({marks})",
+        tuple(tables),
     )
 
 
