@@ -303,6 +303,66 @@ def _kill_tree(hostname: str) -> list[int]:
     return tree
 
 
+def test_an_admin_edit_reaches_both_workers_and_the_rows_follow_the_new_query(
+    api: Api, workers: Workers, mysql: Any
+) -> None:
+    first, second = sorted(workers.nodes)[:2]
+    table = "users"
+    api.settle()
+    cursor = mysql.cursor()
+    reset_targets(cursor, [COMPANY], [table])
+    cursor.execute(f"SELECT query_select FROM `{_admin_db()}`.`tables` WHERE name = %s", (table,))
+    (original,) = cursor.fetchone()
+    edited = original.replace("SELECT id, username FROM", "SELECT id, UPPER(username) AS username FROM")
+    assert edited != original, original
+    extract, load = f"company_{COMPANY}.{table}__mysql_to_s3", f"company_{COMPANY}.{table}__s3_to_mysql"
+    try:
+        cursor.execute(f"UPDATE `{_admin_db()}`.`tables` SET query_select = %s WHERE name = %s", (edited, table))
+        _expire_every_snapshot()
+        _set_pool(api, "reports_target", 0)  # the load waits until the extract ran on the first worker
+        workers.consume(second, False)
+        wait_for(f"{second} to stop consuming", lambda: QUEUE not in workers.consuming().get(second, [QUEUE]), 30, 1)
+        run_id = _trigger(api, EDIT_DATE, {"companies": [COMPANY], "tables": [table]}, "celery_edit")
+
+        def extracted() -> bool:
+            state = _tis(api, run_id)[extract]["state"]
+            assert state not in ("failed", "upstream_failed"), api.explain_run(run_id)
+            return state == "success"
+
+        wait_for("the extract to succeed", extracted, RUN_TIMEOUT)
+        workers.consume(first, False)
+        workers.consume(second, True)
+        wait_for(f"only {second} consuming", lambda: _only_consumer(workers, second), 30, 1)
+        _set_pool(api, "reports_target", 4)
+        api.wait_run(run_id)
+        tis = _tis(api, run_id)
+        assert (tis[extract]["hostname"], tis[load]["hostname"]) == (first, second), tis
+        # The rows of the new query, not the old one's.
+        cursor.execute(f"SELECT id, username FROM `{COMPANY}`.`{table}` ORDER BY id")
+        loaded = list(cursor.fetchall())
+        cursor.execute(
+            f"SELECT id, UPPER(username) FROM `{source_db()}`.`{table}` WHERE company = %s ORDER BY id",
+            (company_id(COMPANY),),
+        )
+        assert loaded == list(cursor.fetchall()) and loaded
+        # Each worker parsed under the TTL: its own snapshot now holds the edited query.
+        pids = worker_pids()
+        for name in (first, second):
+            snapshot = Path(worker_environ(pids[name])["REPORTS_SNAPSHOT_PATH"])
+            assert edited in snapshot.read_text(), (name, snapshot)
+    finally:
+        _set_pool(api, "reports_target", 4)
+        workers.consume(first, True)
+        workers.consume(second, True)
+        cursor.execute(f"UPDATE `{_admin_db()}`.`tables` SET query_select = %s WHERE name = %s", (original, table))
+        _expire_every_snapshot()
+
+
+def test_a_run_triggered_now_ends_green_on_celery(api: Api, workers: Workers, mysql: Any) -> None:
+    trigger_now_and_check(api, mysql)
+
+
+# Last in the file: the kill leaves the stack with one worker, and the tests above need both.
 def test_a_worker_killed_mid_load_is_retried_on_the_other_worker(api: Api, workers: Workers, mysql: Any) -> None:
     """Both loads of a run die with their worker mid-transfer: the upsert halfway through its rows (in its
     open transaction, waiting for a row a locker holds), the swap with its shadow table loaded and its
@@ -416,62 +476,3 @@ def _expire_every_snapshot() -> list[Path]:
         if path.exists():
             os.utime(path, (0, 0))
     return found
-
-
-def test_an_admin_edit_reaches_both_workers_and_the_rows_follow_the_new_query(
-    api: Api, workers: Workers, mysql: Any
-) -> None:
-    first, second = sorted(workers.nodes)[:2]
-    table = "users"
-    api.settle()
-    cursor = mysql.cursor()
-    reset_targets(cursor, [COMPANY], [table])
-    cursor.execute(f"SELECT query_select FROM `{_admin_db()}`.`tables` WHERE name = %s", (table,))
-    (original,) = cursor.fetchone()
-    edited = original.replace("SELECT id, username FROM", "SELECT id, UPPER(username) AS username FROM")
-    assert edited != original, original
-    extract, load = f"company_{COMPANY}.{table}__mysql_to_s3", f"company_{COMPANY}.{table}__s3_to_mysql"
-    try:
-        cursor.execute(f"UPDATE `{_admin_db()}`.`tables` SET query_select = %s WHERE name = %s", (edited, table))
-        _expire_every_snapshot()
-        _set_pool(api, "reports_target", 0)  # the load waits until the extract ran on the first worker
-        workers.consume(second, False)
-        wait_for(f"{second} to stop consuming", lambda: QUEUE not in workers.consuming().get(second, [QUEUE]), 30, 1)
-        run_id = _trigger(api, EDIT_DATE, {"companies": [COMPANY], "tables": [table]}, "celery_edit")
-
-        def extracted() -> bool:
-            state = _tis(api, run_id)[extract]["state"]
-            assert state not in ("failed", "upstream_failed"), api.explain_run(run_id)
-            return state == "success"
-
-        wait_for("the extract to succeed", extracted, RUN_TIMEOUT)
-        workers.consume(first, False)
-        workers.consume(second, True)
-        wait_for(f"only {second} consuming", lambda: _only_consumer(workers, second), 30, 1)
-        _set_pool(api, "reports_target", 4)
-        api.wait_run(run_id)
-        tis = _tis(api, run_id)
-        assert (tis[extract]["hostname"], tis[load]["hostname"]) == (first, second), tis
-        # The rows of the new query, not the old one's.
-        cursor.execute(f"SELECT id, username FROM `{COMPANY}`.`{table}` ORDER BY id")
-        loaded = list(cursor.fetchall())
-        cursor.execute(
-            f"SELECT id, UPPER(username) FROM `{source_db()}`.`{table}` WHERE company = %s ORDER BY id",
-            (company_id(COMPANY),),
-        )
-        assert loaded == list(cursor.fetchall()) and loaded
-        # Each worker parsed under the TTL: its own snapshot now holds the edited query.
-        pids = worker_pids()
-        for name in (first, second):
-            snapshot = Path(worker_environ(pids[name])["REPORTS_SNAPSHOT_PATH"])
-            assert edited in snapshot.read_text(), (name, snapshot)
-    finally:
-        _set_pool(api, "reports_target", 4)
-        workers.consume(first, True)
-        workers.consume(second, True)
-        cursor.execute(f"UPDATE `{_admin_db()}`.`tables` SET query_select = %s WHERE name = %s", (original, table))
-        _expire_every_snapshot()
-
-
-def test_a_run_triggered_now_ends_green_on_celery(api: Api, workers: Workers, mysql: Any) -> None:
-    trigger_now_and_check(api, mysql)
