@@ -22,6 +22,8 @@ CONFIG_MAY_REACH = {
     "report_pipeline.config",
     "report_pipeline.errors",
     "report_pipeline.legacy",
+    "report_pipeline.notifiers",
+    "report_pipeline.setting_values",
     "report_pipeline.settings",
     "report_pipeline.taskids",
     "report_pipeline.vocabulary",
