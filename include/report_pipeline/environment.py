@@ -7,9 +7,11 @@ Not in ``settings``: it tries the name templates with ``validation``, which itse
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from report_pipeline import validation
 from report_pipeline.errors import ConfigError
@@ -77,3 +79,11 @@ def check_environment(env: Mapping[str, str] | None = None) -> Settings:
         except ConfigError as error:
             raise ConfigError(f"{variable}={template!r}: {error}") from None
     return settings
+
+
+def cmd_check_settings(args: argparse.Namespace, settings: Settings, connect: Any) -> int:
+    """Refuse unknown or malformed REPORTS_* variables (what a container checks before it starts)."""
+    check_environment()
+    names = sorted(name for name in os.environ if name.startswith("REPORTS_"))
+    print(f"settings ok: {len(names)} REPORTS_* variable(s) set{': ' if names else ''}{', '.join(names)}")
+    return 0

@@ -44,7 +44,7 @@ def settings_table() -> str:
 def with_table(readme: str) -> str:
     """``readme`` with the text between the markers replaced by the generated table."""
     head, begin, rest = readme.partition(BEGIN)
-    body, end, tail = rest.partition(END)
+    _, end, tail = rest.partition(END)
     if not begin or not end:
         raise ValueError(f"README lacks the markers {BEGIN!r} ... {END!r} around its settings table")
     return f"{head}{BEGIN}\n{settings_table()}\n{END}{tail}"
