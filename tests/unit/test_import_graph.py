@@ -23,8 +23,10 @@ CONFIG_MAY_REACH = {
     "report_pipeline.errors",
     "report_pipeline.legacy",
     "report_pipeline.notifiers",
+    "report_pipeline.rowvalues",
     "report_pipeline.setting_values",
     "report_pipeline.settings",
+    "report_pipeline.tablespec",
     "report_pipeline.taskids",
     "report_pipeline.vocabulary",
 }
