@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -28,8 +28,6 @@ from report_pipeline.manifest import Manifest, table_prefix
 from report_pipeline.runoptions import RunOptions
 from report_pipeline.settings import S3_CONN_ID, SOURCE_CONN_ID, TARGET_CONN_ID, Settings
 from report_pipeline.vocabulary import Chunk
-
-T = TypeVar("T")
 
 
 def logical_date_of(context: Mapping[str, Any]) -> dt.datetime:
