@@ -9,12 +9,14 @@ the same declarations, so the variable, the field, the reader and the documentat
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from report_pipeline.errors import ConfigError
+from report_pipeline.notifiers import AlertTarget, parse_notifiers
 
 T = TypeVar("T")
 # (variable name, its text, stripped of nothing) -> the value; raises ConfigError naming the variable.
@@ -160,3 +162,37 @@ def choice(values: Mapping[str, Any], allowed: str, lower: bool = True) -> Parse
         return values[value]
 
     return parse
+
+
+# The readings of particular settings (declared in settings.py), kept here so that module holds declarations.
+
+
+def schedule(name: str, raw: str) -> str | None:
+    """A DAG schedule; empty, ``none`` or ``manual`` (any case) is none: manual runs only."""
+    value = raw.strip()
+    return None if value.lower() in ("", "none", "manual") else value
+
+
+def notifiers(name: str, raw: str) -> tuple[AlertTarget, ...]:
+    """``REPORTS_ALERT_NOTIFIERS``; a bad entry is logged and left out, never raised: a typo in the alert
+    setting must not stop the DAG from parsing, i.e. every load."""
+    return parse_notifiers(raw, strict=False)
+
+
+def snapshot_under_airflow_home(env: Mapping[str, str]) -> Path:
+    """The parse-time snapshot's default path: under ``AIRFLOW_HOME`` (``~/airflow`` when unset)."""
+    airflow_home = env.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+    return Path(os.path.join(airflow_home, "report_pipeline", "admin_snapshot.json"))
+
+
+# gzip and none are documented; the rest were always accepted, so they stay valid.
+compression = choice(
+    {"gzip": True, "1": True, "true": True, "on": True, "none": False, "0": False, "false": False, "off": False},
+    "must be 'gzip' or 'none'",
+)
+server_side_encryption = choice(
+    {"AES256": "AES256", "aws:kms": "aws:kms"}, "must be empty, 'AES256' or 'aws:kms'", lower=False
+)
+TLS_MODES = ("off", "verify")
+tls_mode = choice({m: m for m in TLS_MODES}, f"must be one of {TLS_MODES}")
+replica_mode = choice({m: m for m in ("auto", "off", "required")}, "must be 'auto', 'off' or 'required'")

@@ -16,16 +16,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from report_pipeline.errors import ConfigError
-from report_pipeline.notifiers import AlertTarget, parse_notifiers
+from report_pipeline.notifiers import AlertTarget
 from report_pipeline.setting_values import (
     account_id,
-    choice,
+    compression,
     declared,
     flag,
+    notifiers,
     number,
     path,
     read_settings,
+    replica_mode,
+    schedule,
+    server_side_encryption,
     setting,
+    snapshot_under_airflow_home,
+    tls_mode,
     verbatim,
     whole,
 )
@@ -35,32 +41,6 @@ SOURCE_CONN_ID = "reports_source_db"
 TARGET_CONN_ID = "reports_target_db"
 S3_CONN_ID = "reports_s3"
 SOURCE_REPLICA_CONN_ID = "reports_source_replica_db"
-TLS_MODES = ("off", "verify")
-
-
-def _schedule(name: str, raw: str) -> str | None:
-    value = raw.strip()
-    return None if value.lower() in ("", "none", "manual") else value
-
-
-def _notifiers(name: str, raw: str) -> tuple[AlertTarget, ...]:
-    # Not strict: a typo in the alert setting must not stop the DAG from parsing, i.e. every load.
-    return parse_notifiers(raw, strict=False)
-
-
-def _snapshot_path(env: Mapping[str, str]) -> Path:
-    airflow_home = env.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
-    return Path(os.path.join(airflow_home, "report_pipeline", "admin_snapshot.json"))
-
-
-# gzip and none are documented; the rest were always accepted, so they stay valid.
-_COMPRESS = choice(
-    {"gzip": True, "1": True, "true": True, "on": True, "none": False, "0": False, "false": False, "off": False},
-    "must be 'gzip' or 'none'",
-)
-_SSE = choice({"AES256": "AES256", "aws:kms": "aws:kms"}, "must be empty, 'AES256' or 'aws:kms'", lower=False)
-_TLS = choice({m: m for m in TLS_MODES}, f"must be one of {TLS_MODES}")
-_REPLICA = choice({m: m for m in ("auto", "off", "required")}, "must be 'auto', 'off' or 'required'")
 
 
 @dataclass(frozen=True)
@@ -82,7 +62,7 @@ class Settings:
     schedule: str | None = setting(
         "@daily",
         env="REPORTS_SCHEDULE",
-        parse=_schedule,
+        parse=schedule,
         empty_is_default=False,  # empty, like none and manual, means no schedule
         doc="the DAG's schedule (`none` for manual runs only)",
     )
@@ -129,12 +109,12 @@ class Settings:
         doc="`on`: a swap drops the shadow's plain secondary indexes and adds them back in one ALTER after the rows",
     )
     compress: bool = setting(
-        True, env="REPORTS_COMPRESS", parse=_COMPRESS, shown="`gzip`", doc="`none` stores plain `.csv` parts"
+        True, env="REPORTS_COMPRESS", parse=compression, shown="`gzip`", doc="`none` stores plain `.csv` parts"
     )
     sse: str | None = setting(
         None,
         env="REPORTS_S3_SSE",
-        parse=_SSE,
+        parse=server_side_encryption,
         doc="`AES256` or `aws:kms` on every object; `REPORTS_S3_SSE_KMS_KEY_ID` for KMS",
     )
     sse_kms_key_id: str | None = setting(
@@ -147,7 +127,7 @@ class Settings:
         Path("/tmp/report_pipeline/admin_snapshot.json"),
         env="REPORTS_SNAPSHOT_PATH",
         parse=path,
-        default_from=_snapshot_path,
+        default_from=snapshot_under_airflow_home,
         shown="`$AIRFLOW_HOME/report_pipeline/admin_snapshot.json`",
         doc="the parse-time snapshot",
     )
@@ -199,7 +179,7 @@ class Settings:
     alert_notifiers: tuple[AlertTarget, ...] = setting(
         (),
         env="REPORTS_ALERT_NOTIFIERS",
-        parse=_notifiers,
+        parse=notifiers,
         shown="(none: no alerts)",
         doc="notifiers for failed tasks and failed runs: `smtp:ADDR[,ADDR...]` and/or `slack:CONN_ID`, separated "
         'by spaces or `;` (see "Operating it")',
@@ -269,7 +249,7 @@ class Settings:
     target_require_tls: str = setting(
         "off",
         env="REPORTS_TARGET_REQUIRE_TLS",
-        parse=_TLS,
+        parse=tls_mode,
         doc="`verify`: refuse to connect to the target unless its connection verifies the server "
         "(`ssl_mode` `VERIFY_IDENTITY`)",
     )
@@ -277,13 +257,13 @@ class Settings:
     source_require_tls: str = setting(
         "off",
         env="REPORTS_SOURCE_REQUIRE_TLS",
-        parse=_TLS,
+        parse=tls_mode,
         doc="`verify`: the same for the source (`reports_source_db` and `reports_source_replica_db`)",
     )
     source_replica: str = setting(
         "auto",
         env="REPORTS_SOURCE_REPLICA",
-        parse=_REPLICA,
+        parse=replica_mode,
         doc="`auto`: extracts read `reports_source_replica_db` when it is defined, else `reports_source_db`; "
         "`off`: always the primary; `required`: fail when the replica connection is missing",
     )
