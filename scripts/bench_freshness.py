@@ -23,11 +23,10 @@ import sys
 import time
 from typing import Any
 
-from serverkit import mysql_connect
-
 from report_pipeline import freshness, ledger
 from report_pipeline.config import AdminRows, Plan, build_plan
 from report_pipeline.settings import Settings
+from serverkit import mysql_connect
 
 PREFIX = "frb_"
 NOW = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC)

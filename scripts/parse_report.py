@@ -49,9 +49,8 @@ sys.path.insert(0, str(REPO / "include"))
 
 from benchkit.parse_admin import create_admin, drop_admin  # noqa: E402
 from benchkit.parse_probes import COUNTER, DAG_FILE, one_dag, sharded  # noqa: E402
-from serverkit import mysql_url  # noqa: E402
-
 from report_pipeline.shards import write_shard_files  # noqa: E402
+from serverkit import mysql_url  # noqa: E402
 
 HEADERS = [
     "situation",

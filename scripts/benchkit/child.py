@@ -12,11 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from serverkit import s3_client
-
 from benchkit.machine import REPO, rss_mb
 from benchkit.ours import OURS_LOADS, contender_ours, contender_ours_chunked
 from benchkit.peers import contender_airflow, contender_limit, contender_naive
+from serverkit import s3_client
 
 ENTRY_POINT = REPO / "scripts" / "bench.py"
 CHILD_TIMEOUT_S = 3600

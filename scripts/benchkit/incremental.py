@@ -27,10 +27,9 @@ import datetime as dt
 import time
 from typing import Any
 
-from serverkit import mysql_connect, run_sql, s3_client
-
 from benchkit.data import BUCKET_OURS, COLS, SRC_DB, TGT_DB, ensure_source, same_rows
 from benchkit.machine import innodb_pages, settle, wait_for_quiet
+from serverkit import mysql_connect, run_sql, s3_client
 
 TABLE = "inc_events"
 INC_COLS = f"{COLS}, updated_at"

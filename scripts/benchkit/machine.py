@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from serverkit import mysql_connect, query_one
-
 from benchkit.data import SRC_DB, TGT_DB
+from serverkit import mysql_connect, query_one
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from serverkit import mysql_connect, s3_client
-
 from benchkit.data import BUCKET_OURS, COLS, COLUMNS, LOGICAL_DATE, RUN_PREFIX_DATE, SRC_DB, TGT_DB, TGT_TABLE
+from serverkit import mysql_connect, s3_client
 
 CHUNKS = 4
 

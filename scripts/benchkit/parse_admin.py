@@ -3,9 +3,8 @@ queries padded to a realistic length, legacy and named parameters mixed."""
 
 from __future__ import annotations
 
-from serverkit import mysql_connect
-
 from report_pipeline import admin
+from serverkit import mysql_connect
 
 TABLE_QUERIES = (
     # Legacy seed-style rows (positional %s bound from params_select) and new-style named rows.
@@ -22,7 +21,8 @@ def padded(query: str, chars: int) -> str:
     """``query`` with ``AND id NOT IN (0, 1, ...)`` appended until it is about ``chars`` characters long."""
     if len(query) >= chars:
         return query
-    values, n = [], 0
+    values: list[str] = []
+    n = 0
     while len(query) + len(" AND id NOT IN ()") + len(", ".join(values)) < chars:
         values.append(str(n))
         n += 1

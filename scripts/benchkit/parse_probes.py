@@ -217,15 +217,15 @@ def sharded(env: dict[str, str], down: dict[str, str], shards: int, warm_runs: i
         (f"cold: no snapshot, {shards} files in 1 process", dags_report(env, count_file, timeout))
     ]
     for n in range(warm_runs):
-        parsed = [file_parse(env, path, timeout) for path in files]
+        each = [file_parse(env, path, timeout) for path in files]
         results.append(
             (
                 f"warm snapshot #{n + 1}, each file alone",
                 {
-                    "duration": _spread([p["duration"] for p in parsed]),
-                    "cpu_s": _spread([p["cpu_s"] for p in parsed]),
-                    "dags": sum(p["dags"] for p in parsed),
-                    "tasks": f"{max(p['tasks'] for p in parsed)} max, {sum(p['tasks'] for p in parsed)} all",
+                    "duration": _spread([p["duration"] for p in each]),
+                    "cpu_s": _spread([p["cpu_s"] for p in each]),
+                    "dags": sum(p["dags"] for p in each),
+                    "tasks": f"{max(p['tasks'] for p in each)} max, {sum(p['tasks'] for p in each)} all",
                 },
             )
         )

@@ -10,9 +10,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from serverkit import mysql_connect, mysql_url, s3_client, s3_endpoint
-
 from benchkit.data import BUCKET_PEERS, COLS, COLUMNS, SRC_DB, TGT_DB, TGT_TABLE, ensure_bucket
+from serverkit import mysql_connect, mysql_url, s3_client, s3_endpoint
 
 
 def contender_airflow(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:

@@ -23,8 +23,6 @@ import statistics
 import time
 from typing import Any
 
-from serverkit import mysql_connect, query_one, run_sql, s3_client
-
 from benchkit.data import (
     BIG_ROWS,
     BUCKET_OURS,
@@ -38,6 +36,7 @@ from benchkit.data import (
     same_rows,
 )
 from benchkit.machine import innodb_pages, settle, wait_for_quiet
+from serverkit import mysql_connect, query_one, run_sql, s3_client
 
 TABLE = "rec_events"
 DAY = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)

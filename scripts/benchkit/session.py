@@ -11,8 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from serverkit import MYSQL_HOST, mysql_port, s3_endpoint
-
 from benchkit.child import CONTENDERS, run_child
 from benchkit.data import (
     BIG_ROWS,
@@ -30,6 +28,7 @@ from benchkit.data import (
 )
 from benchkit.machine import REPO, environment, settle_source, wait_for_quiet
 from benchkit.summary import evaluate_targets, print_table, summarize
+from serverkit import MYSQL_HOST, mysql_port, s3_endpoint
 
 OUTPUT = REPO / "test-output" / "bench.json"
 
@@ -139,8 +138,8 @@ def run_transfers(args: argparse.Namespace) -> int:
     print_table(summary)
     print()
     print("targets (issue 16):")
-    for t in targets:
-        print(f"  {t['target']}: {t['text']} -> {'OK' if t['ok'] else 'MISS'}")
+    for target in targets:
+        print(f"  {target['target']}: {target['text']} -> {'OK' if target['ok'] else 'MISS'}")
     noisy = [r for r in runs if r.get("machine_busy_before", 0) >= 0.5]
     if noisy:
         print(
