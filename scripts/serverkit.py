@@ -55,17 +55,18 @@ def mysql_connect(db: str | None = None, **extra: Any) -> Any:
 
 
 def s3_client(**extra: Any) -> Any:
-    """A boto3 client for the local S3 server (its keys are not checked); ``extra``: e.g. ``config=``."""
+    """A boto3 client for the local S3 server (its keys are not checked); ``extra`` (e.g. ``config=``,
+    ``endpoint_url=`` of a proxy in front of it) overrides or adds client arguments."""
     import boto3
 
-    return boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint(),
-        aws_access_key_id="any",
-        aws_secret_access_key="any",
-        region_name="us-east-1",
-        **extra,
-    )
+    options: dict[str, Any] = {
+        "endpoint_url": s3_endpoint(),
+        "aws_access_key_id": "any",
+        "aws_secret_access_key": "any",
+        "region_name": "us-east-1",
+    }
+    options.update(extra)
+    return boto3.client("s3", **options)
 
 
 def execute(conn: Any, *statements: str) -> None:
