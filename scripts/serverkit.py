@@ -69,6 +69,25 @@ def s3_client(**extra: Any) -> Any:
     return boto3.client("s3", **options)
 
 
+class LocalConnections:
+    """``tasks.Connections`` on the local servers: one source schema, the target server, S3."""
+
+    def __init__(self, source_db: str) -> None:
+        self.source_db = source_db
+
+    def source(self) -> Any:
+        return mysql_connect(self.source_db)
+
+    def target(self) -> Any:
+        return mysql_connect()
+
+    def s3(self) -> Any:
+        return s3_client()
+
+    def protected_schemas(self) -> dict[str, str]:
+        return {}  # the tests' and the bench's schemas are scratch schemas of their own
+
+
 def execute(conn: Any, *statements: str) -> None:
     """Run statements on ``conn`` and commit."""
     cursor = conn.cursor()

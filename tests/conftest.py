@@ -20,9 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 # The server clients live in scripts/serverkit.py, shared with the scripts (one copy).
 sys.path.insert(0, str(REPO / "scripts"))
 
-from serverkit import empty_bucket, execute, mysql_connect, mysql_url, s3_client  # noqa: E402
+from serverkit import LocalConnections, empty_bucket, execute, mysql_connect, mysql_url, s3_client  # noqa: E402
 
-__all__ = ["execute", "mysql_connect", "mysql_url", "s3_client"]  # re-exported for the tests
+# Re-exported for the tests.
+__all__ = ["LocalConnections", "execute", "mysql_connect", "mysql_url", "s3_client"]
 
 
 def _load_env() -> None:
@@ -50,25 +51,6 @@ def asked_for(config: pytest.Config, marker: str, directory: Path) -> bool:
         if path == directory or directory in path.parents:
             return True
     return False
-
-
-class LocalConnections:
-    """``tasks.Connections`` on the local servers: one source schema, the target server, S3."""
-
-    def __init__(self, source_db: str) -> None:
-        self.source_db = source_db
-
-    def source(self) -> Any:
-        return mysql_connect(self.source_db)
-
-    def target(self) -> Any:
-        return mysql_connect()
-
-    def s3(self) -> Any:
-        return s3_client()
-
-    def protected_schemas(self) -> dict[str, str]:
-        return {}  # the tests' schemas are scratch schemas of their own
 
 
 @pytest.fixture

@@ -36,27 +36,11 @@ from benchkit.data import (
     same_rows,
 )
 from benchkit.machine import innodb_pages, settle, wait_for_quiet
-from serverkit import mysql_connect, query_one, run_sql, s3_client
+from serverkit import LocalConnections, mysql_connect, query_one, run_sql, s3_client
 
 TABLE = "rec_events"
 DAY = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
 DRIFT_SHARE = 0.001
-
-
-class _Connections:
-    """``tasks.Connections`` on the bench servers."""
-
-    def source(self) -> Any:
-        return mysql_connect(SRC_DB)
-
-    def target(self) -> Any:
-        return mysql_connect()
-
-    def s3(self) -> Any:
-        return s3_client()
-
-    def protected_schemas(self) -> dict[str, str]:
-        return {}
 
 
 def prepare(rows: int) -> None:
@@ -208,7 +192,7 @@ def reconcile(attempt: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         result = reconciliation.reconcile_table(
-            _Connections(),
+            LocalConnections(SRC_DB),
             settings,
             company,
             spec,
