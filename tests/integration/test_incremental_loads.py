@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import MySQLdb
 import pytest
 from tests.conftest import execute, mysql_connect
 
@@ -42,16 +40,7 @@ class Connections:
         self.source_db = source_db
 
     def _mysql(self, db: str, **extra: Any) -> Any:
-        return MySQLdb.connect(
-            host="127.0.0.1",
-            port=int(os.environ["REPORTS_MYSQL_PORT"]),
-            user="reports",
-            passwd="reports",
-            db=db,
-            charset="utf8mb4",
-            init_command="SET time_zone = '+00:00'",
-            **extra,
-        )
+        return mysql_connect(db, **{"local_infile": 0, "init_command": "SET time_zone = '+00:00'", **extra})
 
     def source(self) -> Any:
         return self._mysql(self.source_db)

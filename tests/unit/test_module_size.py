@@ -18,8 +18,6 @@ PENDING = {
     "include/report_pipeline/extract.py",
     "include/report_pipeline/tasks.py",
     "include/report_pipeline/target/mysql.py",
-    "scripts/bench.py",
-    "scripts/parse_report.py",
 }
 
 
