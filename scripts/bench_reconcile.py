@@ -50,7 +50,7 @@ DRIFT_SHARE = 0.001
 
 
 class _Connections:
-    """``tasks.Connections`` on the bench servers."""
+    """``connections.Connections`` on the bench servers."""
 
     def source(self) -> Any:
         return mysql(SRC_DB)

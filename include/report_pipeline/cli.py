@@ -32,6 +32,7 @@ from report_pipeline import (
     tasks,
 )
 from report_pipeline.config import Company, Plan, TableSpec, build_plan, build_table
+from report_pipeline.connections import Connections, bucket_owner, company_bucket, source_session
 from report_pipeline.environment import check_environment
 from report_pipeline.errors import ReportPipelineError
 from report_pipeline.manifest import Manifest
@@ -43,7 +44,7 @@ from report_pipeline.snapshot import expire_snapshot, plan_to_dict
 from report_pipeline.vocabulary import LOAD_MODES, RECONCILE_LOG_TABLE, Chunk
 
 
-class CliConnections(tasks.Connections, Protocol):
+class CliConnections(Connections, Protocol):
     """The connections the commands use: the tasks' three plus the admin DB."""
 
     def admin(self) -> Any:
@@ -177,7 +178,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, connect: Connecti
 
 def cmd_onboard(args: argparse.Namespace, settings: Settings, connect: ConnectionsFactory) -> int:
     conns = connect(settings)
-    with opened(conns.admin()) as adm, tasks.source_session(conns, settings) as src, opened(conns.target()) as tgt:
+    with opened(conns.admin()) as adm, source_session(conns, settings) as src, opened(conns.target()) as tgt:
         tables: list[TableSpec] = []
         for row in _active_table_rows(adm):
             # Broken rows are reported by `validate`; onboarding creates what the valid ones need.
@@ -185,7 +186,7 @@ def cmd_onboard(args: argparse.Namespace, settings: Settings, connect: Connectio
                 spec = build_table(row)
                 if spec.target.table not in {t.target.table for t in tables}:
                     tables.append(spec)
-        owner, owner_is_caller = tasks.bucket_owner(conns, settings)
+        owner, owner_is_caller = bucket_owner(conns, settings)
         steps = onboard.onboard(
             owner_is_caller=owner_is_caller,
             admin=adm,
@@ -346,7 +347,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings, connect: Connection
         cursor = target.cursor()
         for cp in plan.companies:
             c = cp.company
-            bucket = tasks.company_bucket(conns, settings, c)
+            bucket = company_bucket(conns, settings, c)
             has_ledger = ledger.exists(cursor, c.schema)
             as_of = asof.read(cursor, c.schema)
             for spec in cp.tables:

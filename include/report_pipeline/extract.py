@@ -33,8 +33,8 @@ from report_pipeline.csvformat import (
     type_name,
 )
 from report_pipeline.errors import TransferError
-from report_pipeline.horizon import UNGUARDED_NOTE, Writers, decide, read_server, read_writers
-from report_pipeline.incremental import CursorRequest, MaxTracker, narrowed
+from report_pipeline.incremental.cursor import CursorRequest, MaxTracker, narrowed
+from report_pipeline.incremental.horizon import UNGUARDED_NOTE, Writers, decide, read_server, read_writers
 from report_pipeline.manifest import Column, KeySet, Manifest, Part
 from report_pipeline.session import close_quietly, prepare_session, probe_collations, probe_types
 from report_pipeline.storage import Bucket
@@ -351,7 +351,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     caller_converters = conn.converter
     conn.converter = raw_converters()
     # Incremental: which server, and the write transactions open just before and just after the
-    # snapshot begins (report_pipeline.horizon), so the watermark never passes a row still being written.
+    # snapshot begins (report_pipeline.incremental.horizon), so the watermark never passes a row still being written.
     server = before = after = None
     if request.cursor is not None:
         server = read_server(conn)
