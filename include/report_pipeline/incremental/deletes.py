@@ -1,6 +1,7 @@
 """Delete detection of an ``incremental`` load (``tables.delete_detection = 'keys'``).
 
-The extract streams the key columns of every source row (``keys-NNNNN`` parts, with their checksum);
+The extract streams the key columns of every source row (``keys-NNNNN`` parts, with their checksum;
+``extract._extract_keys``, in the snapshot of the rows, with the key ``request.delete_key`` chose);
 the load, in its own transaction after the changed rows are in, deletes the target rows whose keys the
 source no longer returns. What it costs on the target, for a table of N rows:
 
