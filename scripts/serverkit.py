@@ -70,7 +70,7 @@ def s3_client(**extra: Any) -> Any:
 
 
 class LocalConnections:
-    """``tasks.Connections`` on the local servers: one source schema, the target server, S3."""
+    """``connections.Connections`` on the local servers: one source schema, the target server, S3."""
 
     def __init__(self, source_db: str) -> None:
         self.source_db = source_db

@@ -14,9 +14,10 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from report_pipeline import admin, checks, onboard, publication, shards, tasks
+from report_pipeline import admin, checks, onboard, publication, shards
 from report_pipeline.arguments import parse_date
 from report_pipeline.config import Plan, TableSpec, build_plan, build_table
+from report_pipeline.connections import bucket_owner, source_session
 from report_pipeline.errors import ConfigError, ReportPipelineError
 from report_pipeline.plaintable import print_table
 from report_pipeline.runs import bind_parameters, window_for
@@ -116,7 +117,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, connect: Connect)
 
 def cmd_onboard(args: argparse.Namespace, settings: Settings, connect: Connect) -> int:
     conns = connect(settings)
-    with opened(conns.admin()) as adm, tasks.source_session(conns, settings) as src, opened(conns.target()) as tgt:
+    with opened(conns.admin()) as adm, source_session(conns, settings) as src, opened(conns.target()) as tgt:
         tables: list[TableSpec] = []
         for row in _active_table_rows(adm):
             # Broken rows are reported by `validate`; onboarding creates what the valid ones need.
@@ -124,7 +125,7 @@ def cmd_onboard(args: argparse.Namespace, settings: Settings, connect: Connect) 
                 spec = build_table(row)
                 if spec.target.table not in {t.target.table for t in tables}:
                     tables.append(spec)
-        owner, owner_is_caller = tasks.bucket_owner(conns, settings)
+        owner, owner_is_caller = bucket_owner(conns, settings)
         steps = onboard.onboard(
             owner_is_caller=owner_is_caller,
             admin=adm,

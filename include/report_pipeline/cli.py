@@ -23,6 +23,7 @@ from report_pipeline import admin_commands, asof, ledger, reconciliation, shards
 from report_pipeline.admin_commands import fresh_plan
 from report_pipeline.arguments import build_parser, parse_date
 from report_pipeline.config import Company, Plan, TableSpec
+from report_pipeline.connections import Connections, company_bucket
 from report_pipeline.environment import cmd_check_settings
 from report_pipeline.errors import ReportPipelineError
 from report_pipeline.manifest import Manifest
@@ -35,7 +36,7 @@ from report_pipeline.settings import Settings
 from report_pipeline.vocabulary import RECONCILE_LOG_TABLE, Chunk
 
 
-class CliConnections(tasks.Connections, Protocol):
+class CliConnections(Connections, Protocol):
     """The connections the commands use: the tasks' three plus the admin DB."""
 
     def admin(self) -> Any:
@@ -179,7 +180,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings, connect: Connection
         cursor = target.cursor()
         for cp in plan.companies:
             c = cp.company
-            bucket = tasks.company_bucket(conns, settings, c)
+            bucket = company_bucket(conns, settings, c)
             has_ledger = ledger.exists(cursor, c.schema)
             as_of = asof.read(cursor, c.schema)
             for spec in cp.tables:

@@ -39,7 +39,7 @@ START = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 def _pieces() -> Any:
     from report_pipeline import watermarks
     from report_pipeline.extract import ExtractRequest, extract
-    from report_pipeline.incremental import CursorRequest
+    from report_pipeline.incremental.cursor import CursorRequest
     from report_pipeline.load import LoadRequest, load
     from report_pipeline.storage import Bucket
     from report_pipeline.target.mysql import MySqlTarget

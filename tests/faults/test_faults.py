@@ -146,7 +146,7 @@ def local_tmp(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 class Connections:
-    """The ``tasks.Connections`` the tests run with: each side direct, or through a fault proxy."""
+    """The ``connections.Connections`` the tests run with: each side direct, or through a fault proxy."""
 
     def __init__(self, source_db: str, source_port: int | None = None, target_port: int | None = None,
                  s3_port: int | None = None) -> None:

@@ -34,7 +34,7 @@ SOURCE_DDL = (
 
 
 class Connections:
-    """The ``tasks.Connections`` of these tests: the source schema, the target server, the local S3."""
+    """The ``connections.Connections`` of these tests: the source schema, the target server, the local S3."""
 
     def __init__(self, source_db: str) -> None:
         self.source_db = source_db

@@ -15,8 +15,6 @@ MAX_LINES = 400
 # (the second test below says when). Empty is the goal.
 PENDING = {
     "include/report_pipeline/load.py",
-    "include/report_pipeline/extract.py",
-    "include/report_pipeline/tasks.py",
     "include/report_pipeline/target/mysql.py",
 }
 
