@@ -349,7 +349,7 @@ real_env() {
         export AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL=5
     fi
     # The scheduler's sleep after a loop with nothing to do: most of the gap between an extract's end
-    # and its load's queueing. 0.1 s instead of Airflow's 1 s costs the idle scheduler ~0.1 core
+    # and its load's queueing. 0.1 s instead of Airflow's 1 s costs the idle scheduler ~0.13 core more
     # (docs/deploy.md "Scheduler idle sleep"; scripts/airflow_task_pair.py --compare-idle-sleep).
     export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="$SCHEDULER_IDLE_SLEEP"
     export AIRFLOW__CORE__PARALLELISM="$PARALLELISM"
