@@ -10,6 +10,8 @@
 #   scripts/airflow_local.sh up        install what is missing, start everything, wait until healthy
 #   scripts/airflow_local.sh down      stop the Airflow processes and the PostgreSQL cluster (idempotent)
 #   scripts/airflow_local.sh status    what runs, and the api-server's health report
+#   scripts/airflow_local.sh restart-scheduler   the scheduler alone, stopped and started again (it
+#                                      reads AIRFLOW_REAL_SCHEDULER_IDLE_SLEEP anew)
 #   scripts/airflow_local.sh env       the environment of the deployment, as `export` lines
 #   scripts/airflow_local.sh airflow ARGS...   the airflow CLI against this deployment
 #   scripts/airflow_local.sh ui-deps   install headless Chromium (for tests/airflow_real)
@@ -37,6 +39,7 @@ PG_PORT="${AIRFLOW_REAL_PG_PORT:-5433}"
 #   AIRFLOW_REAL_PORT (8080)  AIRFLOW_REAL_PG_PORT (5433)  AIRFLOW_REAL_PARALLELISM (8)
 #   AIRFLOW_REAL_SOURCE_SLOTS / AIRFLOW_REAL_TARGET_SLOTS (4 / 4: the reports_source / reports_target pools)
 #   AIRFLOW_REAL_DEMO=0 (or REPORTS_DEMO_SETUP=false): do not run `report-pipeline demo-setup`
+#   AIRFLOW_REAL_SCHEDULER_IDLE_SLEEP (0.1): [scheduler] scheduler_idle_sleep_time, seconds (Airflow's 1)
 # With the CeleryExecutor also:
 #   AIRFLOW_REAL_REDIS_PORT (REPORTS_REDIS_PORT, else 6379)  AIRFLOW_REAL_CELERY_WORKERS (2)
 #   AIRFLOW_REAL_WORKER_CONCURRENCY (4: task slots per worker)
@@ -87,6 +90,7 @@ REDIS_DIR="$REAL_HOME/redis"
 WORKERS="${AIRFLOW_REAL_CELERY_WORKERS:-2}"
 WORKER_CONCURRENCY="${AIRFLOW_REAL_WORKER_CONCURRENCY:-4}"
 TI_HEARTBEAT_TIMEOUT="${AIRFLOW_REAL_TI_HEARTBEAT_TIMEOUT:-}"
+SCHEDULER_IDLE_SLEEP="${AIRFLOW_REAL_SCHEDULER_IDLE_SLEEP:-0.1}"
 LOG_BUCKET="${AIRFLOW_REAL_LOG_BUCKET:-rp-airflow-logs}"
 # What `up` started last (executor, workers, heartbeat timeout): read by `up`, `down` and the tests.
 STACK_FILE="$REAL_HOME/stack.env"
@@ -332,6 +336,10 @@ real_env() {
         # Look for silent task instances at least every 5 s, so a dead worker's tasks are failed soon after the timeout.
         export AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL=5
     fi
+    # The scheduler's sleep after a loop with nothing to do: most of the gap between an extract's end
+    # and its load's queueing. 0.1 s instead of Airflow's 1 s costs the idle scheduler ~0.13 core more
+    # (docs/deploy.md "Scheduler idle sleep"; scripts/airflow_task_pair.py --compare-idle-sleep).
+    export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="$SCHEDULER_IDLE_SLEEP"
     export AIRFLOW__CORE__PARALLELISM="$PARALLELISM"
     export AIRFLOW__CORE__LOAD_EXAMPLES=False
     export AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
@@ -599,6 +607,15 @@ cmd_down() {
     pg_down
 }
 
+# The scheduler alone, e.g. with another AIRFLOW_REAL_SCHEDULER_IDLE_SLEEP; the caller waits for its
+# heartbeat (the api-server's health report) as it needs.
+cmd_restart_scheduler() {
+    real_env
+    pid_of scheduler >/dev/null || die "the scheduler does not run: make airflow-up first"
+    stop_components scheduler
+    start_component scheduler
+}
+
 cmd_status() {
     local name pid rc=0
     for name in "${COMPONENTS[@]}"; do
@@ -616,6 +633,7 @@ case "${1:-}" in
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
+    restart-scheduler) cmd_restart_scheduler ;;
     env) print_env ;;
     ui-deps) ensure_chromium ;;
     airflow)
@@ -624,7 +642,7 @@ case "${1:-}" in
         exec airflow "$@"
         ;;
     *)
-        echo "usage: $0 up|down|status|env|ui-deps|airflow ARGS..." >&2
+        echo "usage: $0 up|down|status|restart-scheduler|env|ui-deps|airflow ARGS..." >&2
         exit 2
         ;;
 esac

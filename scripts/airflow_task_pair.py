@@ -13,14 +13,24 @@ Execute``): executor pick-up, task process start, DAG parse on the worker, the r
 execute (ours: our operator's work, with its connection and S3 client set-up), post-execute (XCom push)
 and the state report; plus the scheduler's gap between the extract's end and the load's queueing and
 the pair end to end. Each copy is checked exactly against the source.
+
+``--compare-idle-sleep [A,B]`` (default 1,0.1) measures the pair under each value of the scheduler's
+``scheduler_idle_sleep_time`` in one run: blocks of ``--block`` pairs, the values taking turns, the
+scheduler restarted with the next value before each block (``scripts/airflow_local.sh
+restart-scheduler``) and one unmeasured pair run first; then, still idle, the scheduler's CPU (its
+process and its LocalExecutor workers, from /proc) over ``--idle-seconds``. Printed side by side;
+every figure also in test-output/airflow-task-pair.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import math
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,7 +50,8 @@ API = f"http://127.0.0.1:{os.environ.get('AIRFLOW_REAL_PORT', '8080')}"
 DAG_ID = "populate_report_databases"
 EXTRACT = task_id(small_table.COMPANY, small_table.TABLE, "mysql_to_s3")
 LOAD = task_id(small_table.COMPANY, small_table.TABLE, "s3_to_mysql")
-SNAPSHOT = REPO / ".local" / "airflow-real" / "report_pipeline" / "admin_snapshot.json"
+REAL_HOME = REPO / os.environ.get("AIRFLOW_REAL_HOME", ".local/airflow-real")
+SNAPSHOT = REAL_HOME / "report_pipeline" / "admin_snapshot.json"
 
 
 class Api:
@@ -141,11 +152,104 @@ def measure(api: Api, run_id: str) -> dict[str, float]:
     return figures
 
 
+def cpu_ticks(pid: int) -> dict[int, int]:
+    """User + system CPU ticks of ``pid`` and of every process below it (from /proc), by pid."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree = {pid}
+    grew = True
+    while grew:
+        below = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= below
+        grew = bool(below)
+    ticks: dict[int, int] = {}
+    for member in tree:
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        ticks[member] = int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks
+
+
+def scheduler_pid() -> int:
+    return int((REAL_HOME / "scheduler.pid").read_text().strip())
+
+
+def idle_cpu(seconds: float) -> float:
+    """Cores the idle scheduler (and its LocalExecutor workers) used over ``seconds``: the processes
+    that ran through the whole sample (one that ended or began inside it would count wrong)."""
+    pid = scheduler_pid()
+    before, started = cpu_ticks(pid), time.monotonic()
+    time.sleep(seconds)
+    after, elapsed = cpu_ticks(pid), time.monotonic() - started
+    used = sum(after[p] - before[p] for p in before.keys() & after.keys())
+    return used / os.sysconf("SC_CLK_TCK") / elapsed
+
+
+def restart_scheduler(api: Api, idle_sleep: str) -> None:
+    """The scheduler restarted with ``scheduler_idle_sleep_time`` = ``idle_sleep``; back once it beats."""
+    since = dt.datetime.now(dt.UTC)
+    env = {**os.environ, "AIRFLOW_REAL_SCHEDULER_IDLE_SLEEP": idle_sleep}
+    subprocess.run(["bash", str(REPO / "scripts" / "airflow_local.sh"), "restart-scheduler"], env=env, check=True)
+
+    def beating() -> bool:
+        health = api.session.get(f"{api.base}/api/v2/monitor/health", timeout=10).json().get("scheduler") or {}
+        beat = health.get("latest_scheduler_heartbeat")
+        return health.get("status") == "healthy" and bool(beat) and when(beat) > since
+
+    wait("the restarted scheduler's heartbeat", beating, timeout=120, interval=1)
+
+
+def run_pair(api: Api, run_id: str, source_fp: Any) -> dict[str, float]:
+    """Empty the target, clear the run's extract and load, wait for both; the pair's figures."""
+    serverkit.run_sql([f"TRUNCATE TABLE {small_table.COMPANY}.{small_table.TABLE}"])
+    tries = {t: api.ti(run_id, t)["try_number"] for t in (EXTRACT, LOAD)}
+    api.call(
+        "POST",
+        f"/dags/{DAG_ID}/clearTaskInstances",
+        json={
+            "dry_run": False,
+            "only_failed": False,
+            "dag_run_id": run_id,
+            "task_ids": [EXTRACT, LOAD],
+            "reset_dag_runs": True,
+        },
+    )
+
+    def done() -> bool:
+        tis = [api.ti(run_id, t) for t in (EXTRACT, LOAD)]
+        if any(ti["state"] in ("failed", "upstream_failed") for ti in tis):
+            raise RuntimeError(f"the pair failed: {[(ti['task_id'], ti['state']) for ti in tis]}")
+        return all(ti["state"] == "success" and ti["try_number"] > tries[ti["task_id"]] for ti in tis)
+
+    wait("the cleared pair to succeed", done)
+    time.sleep(1.0)  # the log files' last lines
+    if small_table.fingerprint_of(f"{small_table.COMPANY}.{small_table.TABLE}") != source_fp:
+        raise RuntimeError("acme.bench_small differs from the source after the pair")
+    return measure(api, run_id)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=3, help="times the pair is cleared and re-run (3)")
+    parser.add_argument("--repeat", type=int, default=3, help="measured pairs (per idle sleep value) (3)")
     parser.add_argument("--date", default="2026-11-20", help="logical date of the run (2026-11-20)")
+    parser.add_argument(
+        "--compare-idle-sleep",
+        nargs="?",
+        const="1,0.1",
+        metavar="A,B",
+        help="measure under each scheduler_idle_sleep_time value, interleaved (1,0.1)",
+    )
+    parser.add_argument("--block", type=int, default=2, help="pairs per value before the next one takes its turn (2)")
+    parser.add_argument("--idle-seconds", type=float, default=15, help="idle CPU sample per block (15)")
     args = parser.parse_args()
+    values = [v.strip() for v in args.compare_idle_sleep.split(",")] if args.compare_idle_sleep else [""]
 
     small_table.setup(20_000)
     # The stack's DAG file builds from its own admin snapshot: expire it so the new table row shows up.
@@ -185,44 +289,52 @@ def main() -> int:
     source_fp = small_table.fingerprint_of(
         f"{small_table.SOURCE_DB}.{small_table.TABLE}", f" WHERE company_id = {small_table.COMPANY_ID}"
     )
-    results = []
-    for attempt in range(args.repeat):
-        serverkit.run_sql([f"TRUNCATE TABLE {small_table.COMPANY}.{small_table.TABLE}"])
-        tries = {t: api.ti(run_id, t)["try_number"] for t in (EXTRACT, LOAD)}
-        api.call(
-            "POST",
-            f"/dags/{DAG_ID}/clearTaskInstances",
-            json={
-                "dry_run": False,
-                "only_failed": False,
-                "dag_run_id": run_id,
-                "task_ids": [EXTRACT, LOAD],
-                "reset_dag_runs": True,
-            },
-        )
-
-        def done(tries: dict[str, int] = tries) -> bool:
-            tis = [api.ti(run_id, t) for t in (EXTRACT, LOAD)]
-            if any(ti["state"] in ("failed", "upstream_failed") for ti in tis):
-                raise RuntimeError(f"the pair failed: {[(ti['task_id'], ti['state']) for ti in tis]}")
-            return all(ti["state"] == "success" and ti["try_number"] > tries[ti["task_id"]] for ti in tis)
-
-        wait("the cleared pair to succeed", done)
-        time.sleep(1.0)  # the log files' last lines
-        if small_table.fingerprint_of(f"{small_table.COMPANY}.{small_table.TABLE}") != source_fp:
-            raise RuntimeError("acme.bench_small differs from the source after the pair")
-        figures = measure(api, run_id)
-        results.append(figures)
-        total = figures["pair end to end (extract queued -> load end)"]
-        print(f"pair {attempt + 1}/{args.repeat}: end to end {total:.2f} s", flush=True)
+    results: dict[str, list[dict[str, float]]] = {v: [] for v in values}
+    idle: dict[str, list[float]] = {v: [] for v in values}
+    loads: list[float] = []
+    blocks = math.ceil(args.repeat / args.block) if args.compare_idle_sleep else 1
+    per_block = args.block if args.compare_idle_sleep else args.repeat
+    try:
+        for _ in range(blocks):
+            for value in values:
+                if value:
+                    restart_scheduler(api, value)
+                    run_pair(api, run_id, source_fp)  # unmeasured: the restarted scheduler's first
+                    idle[value].append(idle_cpu(args.idle_seconds))
+                for _ in range(min(per_block, args.repeat - len(results[value]))):
+                    loads.append(os.getloadavg()[0])
+                    figures = run_pair(api, run_id, source_fp)
+                    results[value].append(figures)
+                    total = figures["pair end to end (extract queued -> load end)"]
+                    label = f" (idle sleep {value} s)" if value else ""
+                    print(f"pair {len(results[value])}/{args.repeat}{label}: end to end {total:.2f} s", flush=True)
+    finally:
+        if args.compare_idle_sleep:
+            restart_scheduler(api, os.environ.get("AIRFLOW_REAL_SCHEDULER_IDLE_SLEEP", "0.1"))
 
     print(
-        f"\n20,000-row table, extract + load task pair on the real stack (LocalExecutor), {args.repeat} re-runs, "
-        f"load average {os.getloadavg()[0]:.1f}; medians (min-max), seconds; every copy exact:"
+        f"\n20,000-row table, extract + load task pair on the real stack (LocalExecutor), {args.repeat} re-runs"
+        f"{' per scheduler_idle_sleep_time, interleaved' if args.compare_idle_sleep else ''}, load average "
+        f"{statistics.median(loads):.1f} (median); medians (min-max), seconds; every copy exact:"
     )
-    for key in results[0]:
-        values = [r[key] for r in results]
-        print(f"  {key:<52} {statistics.median(values):6.2f}  ({min(values):.2f}-{max(values):.2f})")
+    if args.compare_idle_sleep:
+        print(f"  {'scheduler_idle_sleep_time':<52} " + "".join(f"{v + ' s':>22}" for v in values))
+    out = REPO / "test-output" / "airflow-task-pair.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"pairs": results, "idle_cpu_cores": idle, "load_average": loads}, indent=1))
+    for key in results[values[0]][0]:
+        cells = []
+        for value in values:
+            got = [r[key] for r in results[value]]
+            cells.append(f"{statistics.median(got):6.2f} ({min(got):5.2f}-{max(got):5.2f})")
+        print(f"  {key:<52} " + "".join(f"{c:>22}" for c in cells))
+    if args.compare_idle_sleep:
+        cells = []
+        for value in values:
+            got = idle[value]
+            cells.append(f"{statistics.median(got):6.3f} ({min(got):5.3f}-{max(got):5.3f})")
+        label = f"idle scheduler CPU, cores (per {args.idle_seconds:g} s sample)"
+        print(f"  {label:<52} " + "".join(f"{c:>22}" for c in cells))
     return 0
 
 

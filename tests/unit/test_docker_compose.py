@@ -672,3 +672,19 @@ def test_the_stack_certificate_verifies_for_host_mysql(tmp_path: Path) -> None:
     ) as tls:
         assert tls.recv(2) == b"ok"
     listener.close()
+
+
+@pytest.mark.parametrize(("line", "wanted"), [("", "0.1"), ("AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=1", "1")])
+def test_the_scheduler_sleeps_a_tenth_of_a_second_when_idle_unless_env_says(
+    tmp_path: Path, line: str, wanted: str
+) -> None:
+    # The idle sleep is most of the wait between an extract's end and its load's start (README
+    # "Per-task cost"); .env may set Airflow's 1 s back (docs/deploy.md "Scheduler idle sleep").
+    example = ENV_EXAMPLE.read_text(encoding="utf-8")
+    env_text = "\n".join(
+        n for n in example.splitlines() if not n.startswith("AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=")
+    )
+    config, _ = compose_config(tmp_path, f"{env_text}\n{line}\n")
+    for name in (*AIRFLOW_LONG_RUNNING, AIRFLOW_INIT):
+        env = config["services"][name].get("environment") or {}
+        assert str(env.get("AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME")) == wanted, name

@@ -15,6 +15,7 @@ connection's ``init_command`` (which the client library sends while connecting).
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from typing import Any
@@ -139,28 +140,59 @@ def s3_client_config(settings: Settings, user_config: Any = None) -> Any:
     return bounded.merge(user_config) if user_config is not None else bounded
 
 
-def _s3_hook_class() -> Any:
-    """S3Hook whose user-agent "Caller" is found without ``inspect.stack()``.
+def _caller_from_frames(target_function_name: str) -> str:
+    """The class of the nearest ``target_function_name`` method on the stack, as the provider names it."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        caller = frame.f_locals.get("self") if frame.f_code.co_name == target_function_name else None
+        if caller is not None:
+            return type(caller).__name__
+        frame = frame.f_back  # type: ignore[assignment]
+    return "Unknown"
 
-    Workaround, measured on apache-airflow-providers-amazon 9.39.0: every client the hook builds names
-    its caller in the user agent by ``inspect.stack()``, which reads the source of every frame on the
-    stack (0.1-0.35 s in a task process, half the load task's own work on a 20k-row table). Walking
-    the frames for the same name costs microseconds. Built on first use: the import chain of boto3
-    costs ~0.2 s, and every DAG parse loads this module.
+
+@functools.cache
+def _aws_hook_classes() -> tuple[Any, Any]:
+    """(S3 hook, STS hook): the provider's hooks with a cheap user-agent "Caller" and a connection given.
+
+    Workaround, measured on apache-airflow-providers-amazon 9.39.0: every client the provider's hooks
+    build names its caller in the user agent by ``inspect.stack()``, which reads the source of every
+    frame on the stack (0.1-0.35 s in a task process, each time: the S3 client and the STS account
+    lookup, half the load task's own work on a 20k-row table). Walking the frames for the same name
+    costs microseconds. And each hook looks its connection up again through the secrets backends
+    (``conn_config``): given the connection a task already looked up, it wraps that one instead.
+    Built on first use: the import chain of boto3 costs ~0.2 s, and every DAG parse loads this module.
     """
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper
 
-    class ReportsS3Hook(S3Hook):
+    class GivenConnection:
+        def __init__(self, *args: Any, connection: Any = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.given_connection = connection
+
+        @functools.cached_property
+        def conn_config(self) -> Any:
+            if self.given_connection is None:
+                return super().conn_config  # type: ignore[misc]
+            return AwsConnectionWrapper(
+                conn=self.given_connection,
+                region_name=self._region_name,  # type: ignore[attr-defined]
+                botocore_config=self._config,  # type: ignore[attr-defined]
+                verify=self._verify,  # type: ignore[attr-defined]
+            )
+
         def _get_caller(self, target_function_name: str = "execute") -> str:
-            frame = sys._getframe(1)
-            while frame is not None:
-                caller = frame.f_locals.get("self") if frame.f_code.co_name == target_function_name else None
-                if caller is not None:
-                    return type(caller).__name__
-                frame = frame.f_back  # type: ignore[assignment]
-            return "Unknown"
+            return _caller_from_frames(target_function_name)
 
-    return ReportsS3Hook
+    class ReportsS3Hook(GivenConnection, S3Hook):
+        pass
+
+    class ReportsAwsHook(GivenConnection, AwsBaseHook):
+        pass
+
+    return ReportsS3Hook, ReportsAwsHook
 
 
 class HookConnections:
@@ -270,7 +302,13 @@ class HookConnections:
 
     def s3_caller_account(self) -> str | None:
         """The AWS account the S3 connection authenticates as (None on a server without STS)."""
-        return caller_account(self.s3_conn_id, self.settings)
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            connection = self.connection(self.s3_conn_id)
+        except AirflowNotFoundException:
+            connection = None  # the provider's hook warns and goes on with the default credentials
+        return caller_account(self.s3_conn_id, self.settings, connection)
 
     def s3(self) -> Any:
         """A boto3 S3 client for the reports_s3 connection, with bounded timeouts and attempts.
@@ -283,23 +321,23 @@ class HookConnections:
             # Imported here: the boto3 import chain costs ~0.2 s, and every DAG parse loads this module.
             from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper
 
-            user_config = AwsConnectionWrapper(self.connection(self.s3_conn_id)).botocore_config
-            config = s3_client_config(self.settings, user_config)
-            self._s3_client = _s3_hook_class()(aws_conn_id=self.s3_conn_id, config=config).get_conn()
+            connection = self.connection(self.s3_conn_id)
+            config = s3_client_config(self.settings, AwsConnectionWrapper(connection).botocore_config)
+            s3_hook = _aws_hook_classes()[0]
+            self._s3_client = s3_hook(aws_conn_id=self.s3_conn_id, config=config, connection=connection).get_conn()
         return self._s3_client
 
 
-def caller_account(s3_conn_id: str, settings: Settings) -> str | None:
+def caller_account(s3_conn_id: str, settings: Settings, connection: Any = None) -> str | None:
     """The AWS account the S3 connection authenticates as (STS GetCallerIdentity), once per process.
 
     On AWS (no ``endpoint_url``) without REPORTS_S3_EXPECTED_OWNER a failed call refuses (ConfigError):
     without the account no bucket could be told ours. An S3-compatible server (``endpoint_url`` set)
     without STS has no accounts to tell apart: None, logged once, and buckets are used without an
-    implicit expected owner.
+    implicit expected owner. ``connection``: the Airflow connection ``s3_conn_id``, when already looked up.
     """
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
-    hook = AwsBaseHook(aws_conn_id=s3_conn_id, client_type="sts", config=s3_client_config(settings))
+    sts_hook = _aws_hook_classes()[1]
+    hook = sts_hook(aws_conn_id=s3_conn_id, client_type="sts", config=s3_client_config(settings), connection=connection)
     endpoint = hook.conn_config.get_service_endpoint_url("sts")
     key = f"{s3_conn_id} {endpoint}"
     if key in _caller_accounts:

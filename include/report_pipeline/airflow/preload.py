@@ -16,8 +16,8 @@ the next task without restarting the workers, while a new boto3 or provider need
 
 It also parses botocore's data files once: every new botocore session has a loader of its own, so each
 task's S3 client parsed the endpoint list, partitions and the S3 model again (0.15-0.3 s of JSON per
-task). ``preload`` makes sessions share one loader per data path and fills it by building one S3 client
-(no request is sent); the forked tasks inherit the parsed data. Workaround on botocore's internals
+task). ``preload`` makes sessions share one loader per data path and fills it by building an S3 and an
+STS client (no request is sent); the forked tasks inherit the parsed data. Workaround on botocore's internals
 (``botocore.session.create_loader``), measured on botocore 1.44.8: the loader is read-only once filled,
 and one session already hands its cached data to every client it builds.
 """
@@ -49,8 +49,11 @@ def preload() -> float:
         return time.perf_counter() - started
     share_botocore_loader(botocore.session)
     try:
-        # Fills the shared loader: endpoints, partitions, the S3 model and its endpoint rules.
-        boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1").client("s3")
+        # Fills the shared loader: endpoints, partitions, the S3 and STS models and their endpoint rules
+        # (each task asks STS which account its S3 connection is: report_pipeline.airflow.connections).
+        session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
+        for service in ("s3", "sts"):
+            session.client(service)
     except Exception as exc:  # noqa: BLE001 - a warm-up only: the tasks build their clients anyway
         log.warning("report_pipeline preload: botocore data not preloaded (%s: %s)", type(exc).__name__, exc)
     return time.perf_counter() - started
