@@ -116,7 +116,7 @@ def commit_safety_note(plan: Plan, settings: Settings, conns: Any) -> str | None
         return None
     try:
         with source_session(conns, settings) as source:
-            guarded = not read_server(source).replica and read_writers(source) is not None
+            guarded = not read_server(source).replica and read_writers(source, counted=True) is not None
     except Exception as exc:  # noqa: BLE001 - a note, never a failure of plan or validate
         return f"incremental tables: could not ask the source whether open transactions are readable ({exc})"
     return None if guarded else f"incremental tables: {UNGUARDED_NOTE}"

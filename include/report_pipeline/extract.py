@@ -29,11 +29,11 @@ from report_pipeline.csvformat import (
     type_name,
 )
 from report_pipeline.errors import TransferError
-from report_pipeline.incremental.cursor import CursorRequest, MaxTracker, narrowed
-from report_pipeline.incremental.horizon import UNGUARDED_NOTE, Writers, decide, read_server, read_writers
+from report_pipeline.incremental.cursor import CursorRequest, MaxTracker, check_cursor, narrowed
+from report_pipeline.incremental.horizon import UNGUARDED_NOTE, Writers, decide, read_counter, read_server, read_writers
 from report_pipeline.manifest import Column, KeySet, Manifest
 from report_pipeline.parts import BLOCK_BYTES, PartCutter, PartUploader
-from report_pipeline.session import close_quietly, prepare_session, probe_collations, probe_types
+from report_pipeline.session import close_quietly, prepare_session, probe_collations, probe_columns, probe_types
 from report_pipeline.storage import Bucket
 from report_pipeline.validation import backtick
 from report_pipeline.vocabulary import Chunk, CursorKind, CursorRange, Horizon
@@ -158,7 +158,7 @@ def _extract_keys(conn: Any, request: ExtractRequest, query: str, parameters: An
 
 
 def _horizon(
-    request: ExtractRequest, kind: CursorKind, seen: str | None, before: Writers | None, after: Writers | None
+    request: ExtractRequest, kind: CursorKind, seen: str | None, before: Writers | None, after: int | None
 ) -> Horizon:
     """What this extract lets the watermark become: the chunk plan's horizon, or its own snapshot's."""
     assert request.cursor is not None
@@ -204,17 +204,21 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     # Raw text values for this extract only; the caller's connection gets its converters back.
     caller_converters = conn.converter
     conn.converter = raw_converters()
-    # Incremental: which server, and the write transactions open just before and just after the
-    # snapshot begins (report_pipeline.incremental.horizon), so the watermark never passes a row still being written.
+    # Incremental: which server, the write transactions open just before the snapshot begins and the
+    # transaction id counter just after (report_pipeline.incremental.horizon), so the watermark never
+    # passes a row still being written. A chunk takes its plan's horizon instead.
     server = before = after = None
+    cursor_kind = None
     if request.cursor is not None:
         server = read_server(conn)
-        before = None if server.replica else read_writers(conn)
+        cursor_kind = check_cursor(probe_columns(conn, request.query, request.parameters), request.cursor.column)
+        own = request.chunk is None or request.chunk.horizon is None
+        before = None if server.replica or not own else read_writers(conn, counted=cursor_kind == "integer")
     setup = conn.cursor()
     try:
         setup.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-        if before is not None:
-            after = read_writers(conn)
+        if before is not None and before.counter is not None:
+            after = read_counter(conn)
         # The source's own clock at the snapshot: what orders incremental loads (no worker clock skew).
         setup.execute("SELECT UTC_TIMESTAMP(6)")
         clock = setup.fetchone()[0]
@@ -222,9 +226,9 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     finally:
         setup.close()
     query, parameters = request.query, request.parameters
-    cursor_kind, cursor_since = None, None
+    cursor_since = None
     if request.cursor is not None:
-        query, parameters, cursor_kind, cursor_since = narrowed(conn, query, parameters, request.cursor)
+        query, parameters, cursor_kind, cursor_since = narrowed(conn, query, parameters, request.cursor, cursor_kind)
     key_query, key_parameters = request.query, request.parameters
     if request.chunk is not None:
         if request.chunk_column is None:

@@ -120,21 +120,35 @@ def test_chunks_merge_into_the_lowest_start_and_oldest_snapshot_capped_by_the_pl
 
 def test_the_horizon_caps_a_time_cursor_at_the_oldest_open_writer_and_holds_an_integer_until_its_writers_end():
     clock = "2026-11-01 12:00:00.500000"
-    quiet = Writers(clock, None, ())
-    busy = Writers(clock, "2026-11-01 11:58:00.700000", ("77",))
-    # Time: the highest value seen, unless an open writer started earlier (floored to whole seconds).
-    assert decide("time", "2026-11-01 11:59:00", quiet, quiet).ceiling == "2026-11-01 11:59:00"
-    assert decide("time", "2026-11-01 11:59:00", busy, busy).ceiling == "2026-11-01 11:58:00"
-    assert decide("time", "2026-11-01 12:00:00.900000", quiet, quiet).ceiling == "2026-11-01 12:00:00"
-    # Integer: with a writer open after the snapshot, the value waits; it counts once the writer has ended.
-    held = decide("integer", "52", quiet, busy)
-    assert (held.ceiling, held.pending, held.writers) == (None, "52", "77")
-    still_open = decide("integer", "60", busy, busy, "52", "77")
-    assert (still_open.ceiling, still_open.pending) == (None, "60")
-    ended = decide("integer", "60", quiet, busy, "52", "77")
+    quiet = Writers(clock, None, (), counter=90)
+    busy = Writers(clock, "2026-11-01 11:58:00.700000", ("77",), counter=90)
+    # Time: the highest value seen, unless an open writer started earlier (floored to whole seconds), and
+    # never later than the reading's clock less what INNODB_TRX's cache may lag behind.
+    assert decide("time", "2026-11-01 11:59:00", quiet, None).ceiling == "2026-11-01 11:59:00"
+    assert decide("time", "2026-11-01 11:59:00", busy, None).ceiling == "2026-11-01 11:58:00"
+    assert decide("time", "2026-11-01 12:00:00.900000", quiet, None).ceiling == "2026-11-01 12:00:00"
+    just_read = Writers("2026-11-01 12:00:00.100000", None, ())
+    assert decide("time", "2026-11-01 12:00:00.400000", just_read, None).ceiling == "2026-11-01 11:59:59"
+    # Integer: the value counts at once only with no writer open before the snapshot and a counter that
+    # did not move until just after it; otherwise it waits on every writer below the counter.
+    assert decide("integer", "52", quiet, 90).ceiling == "52"
+    moved = decide("integer", "52", quiet, 93)
+    assert (moved.ceiling, moved.pending, moved.writers) == (None, "52", "<93")
+    held = decide("integer", "52", busy, 90)
+    assert (held.ceiling, held.pending, held.writers) == (None, "52", "<90")
+    still_open = decide("integer", "60", busy, 95, "52", "<80")
+    assert (still_open.ceiling, still_open.pending, still_open.writers) == (None, "60", "<95")
+    # Writer 77 is above the bound 70: it began after the pending value's snapshot, which it cannot hold back.
+    newer_only = decide("integer", "60", busy, 95, "52", "<70")
+    assert (newer_only.ceiling, newer_only.pending) == ("52", "60")
+    ended = decide("integer", "60", quiet, 95, "52", "<80")
     assert (ended.ceiling, ended.pending) == ("52", "60")
-    assert decide("integer", "60", quiet, quiet, "52", "77").ceiling == "60"
-    # Unreadable (no PROCESS): the highest value seen, flagged.
+    assert decide("integer", "60", quiet, 90, "52", "<80").ceiling == "60"
+    # A pending value stored with a list of writer ids (before the bound) still waits on those ids.
+    assert decide("integer", "60", busy, 95, "52", "77").ceiling is None
+    assert decide("integer", "60", busy, 95, "52", "76").ceiling == "52"
+    # Unreadable (no PROCESS, or no counter): the highest value seen, flagged.
+    assert decide("integer", "60", Writers(clock, None, ()), None) == Horizon("60", guarded=False)
     assert decide("integer", "60", None, None) == Horizon("60", guarded=False)
 
 

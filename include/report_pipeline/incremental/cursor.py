@@ -16,7 +16,7 @@ from typing import Any
 
 from report_pipeline.csvformat import INTEGER_TYPES, type_name
 from report_pipeline.errors import ConfigError, TransferError
-from report_pipeline.incremental.horizon import decide, earlier, later, read_server, read_writers
+from report_pipeline.incremental.horizon import decide, earlier, later, read_counter, read_server, read_writers
 from report_pipeline.session import Parameters, prepare_session, probe_columns
 from report_pipeline.validation import quote_identifier
 from report_pipeline.vocabulary import CursorKind, CursorRange, Horizon
@@ -109,11 +109,13 @@ def bind_since(parameters: Parameters, value: str | int) -> tuple[Any, ...] | di
 
 
 def narrowed(
-    conn: Any, query: str, parameters: Parameters, request: CursorRequest
+    conn: Any, query: str, parameters: Parameters, request: CursorRequest, kind: CursorKind | None = None
 ) -> tuple[str, Parameters, CursorKind, str | None]:
     """The query (and parameters) narrowed to the rows at or after the request's start, its cursor kind
-    and that start (None: every row, on a first run or a reset). ConfigError for an unusable cursor."""
-    kind = check_cursor(probe_columns(conn, query, parameters), request.column)
+    (probed unless given) and that start (None: every row, on a first run or a reset). ConfigError for an
+    unusable cursor."""
+    if kind is None:
+        kind = check_cursor(probe_columns(conn, query, parameters), request.column)
     start = None if request.reset else since(kind, request.watermark, request.overlap)
     if start is None:
         return query, parameters, kind, None
@@ -127,11 +129,11 @@ def planning_horizon(
     snapshot of its own before any chunk's, capped by the write transactions open around it."""
     prepare_session(conn)
     server = read_server(conn)
-    before = None if server.replica else read_writers(conn)
+    before = None if server.replica else read_writers(conn, counted=kind == "integer")
     cursor = conn.cursor()
     try:
         cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-        after = read_writers(conn) if before is not None else None
+        after = read_counter(conn) if before is not None and before.counter is not None else None
         col = quote_identifier(request.column)
         cursor.execute(f"SELECT MAX(_rp_top.{col}) FROM ({query}) AS _rp_top", parameters)
         top = cursor.fetchone()[0]

@@ -10,15 +10,26 @@ is capped by what the open write transactions could still commit:
   the cap is the oldest open write transaction's start (and the server clock when they were read),
   read just before the snapshot begins. A transaction that begins later stamps later values.
 - **integer cursor**: nothing tells which ids an open transaction holds, so the highest value seen
-  becomes the watermark only once every write transaction open at the snapshot has ended: it is kept
-  as *pending* with their ids, and the next extract promotes it when, just before its own snapshot,
-  none of them is open any more (its rows are then visible to that snapshot, which still reads from
-  the old watermark). With no write transaction open at the snapshot, the value counts at once.
+  becomes the watermark only once every write transaction open at the snapshot has ended. Every such
+  transaction took its transaction id before the snapshot began, so below InnoDB's transaction id
+  counter read just after it: the value is kept as *pending* with that bound (``<N``), and the next
+  extract promotes it when, just before its own snapshot, no write transaction below the bound is open
+  any more (its rows are then visible to that snapshot, which still reads from the old watermark).
+  The value counts at once only when no write transaction was open just before the snapshot and the
+  counter did not move between that reading and the snapshot (no transaction began writing or
+  committed in between).
 
-Open transactions are read from ``information_schema.INNODB_TRX``, which needs the PROCESS privilege
-(MySQL, Aurora MySQL, MariaDB). Without it, or on a replica (whose primary's transactions it cannot
-see), the horizon is *unguarded*: the watermark is the highest value seen, as before, and only
-``cursor_overlap`` protects late rows; ``validate``, ``plan`` and the task log say so.
+Open transactions are read from ``information_schema.INNODB_TRX`` and the counter from ``SHOW ENGINE
+INNODB STATUS``; both need the PROCESS privilege (MySQL, Aurora MySQL, MariaDB). Without it, or on a
+replica (whose primary's transactions it cannot see), the horizon is *unguarded*: the watermark is the
+highest value seen, as before, and only ``cursor_overlap`` protects late rows; ``validate``, ``plan``
+and the task log say so.
+
+``INNODB_TRX`` is not live: InnoDB refills the cache behind it at most every 100 ms, so a reading may
+show the server up to that long before (a transaction that has just committed still listed, one that
+has just begun missing). Hence the time cap sits ``STALE_MARGIN`` before the reading's clock, and an
+integer reading is taken more than ``CACHE_AGE`` after the counter it is compared with: it then shows
+the server at or after that counter was read. The counter itself is read live.
 
 The one assumption left: the cursor column is stamped by the writer at write time (``NOW()`` or
 ``CURRENT_TIMESTAMP`` on write, AUTO_INCREMENT or a sequence taken on insert).
@@ -28,6 +39,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +50,13 @@ log = logging.getLogger(__name__)
 
 # Access denied (PROCESS missing) on MySQL and MariaDB; "unknown table" on a server without InnoDB's views.
 _NO_PROCESS = (1227, 1044, 1142, 1109)
+
+# How old a reading of INNODB_TRX may be (InnoDB's CACHE_MIN_REFRESH_TIME_US, MySQL and MariaDB alike),
+# and the margin a time cap keeps below a reading's clock (that age, plus the time a refill takes).
+CACHE_AGE = dt.timedelta(milliseconds=100)
+STALE_MARGIN = dt.timedelta(milliseconds=200)
+
+_COUNTER = re.compile(r"^Trx id counter (\d+)", re.MULTILINE)
 
 UNGUARDED_NOTE = (
     "the source connection cannot read open transactions (information_schema.INNODB_TRX needs the PROCESS "
@@ -71,22 +91,54 @@ class Writers:
     """The write transactions open on the source at one moment (read with PROCESS).
 
     ``clock`` is the server's UTC clock at the read; ``oldest`` the earliest ``trx_started`` among them
-    (UTC) and ``ids`` their transaction ids.
+    (UTC) and ``ids`` their transaction ids. ``counter``: InnoDB's transaction id counter read before
+    the list (``read_writers(counted=True)``), which then shows the server at or after that moment.
     """
 
     clock: str
     oldest: str | None
     ids: tuple[str, ...]
+    counter: int | None = None
 
 
-def read_writers(conn: Any) -> Writers | None:
+def read_counter(conn: Any) -> int | None:
+    """InnoDB's transaction id counter now, read live; None when it cannot be read (see module doc).
+
+    It moves whenever a transaction begins writing or commits: every write transaction open now holds
+    an id below it.
+    """
+    import MySQLdb
+
+    cursor = conn.cursor()
+    try:
+        cursor.execute("SHOW ENGINE INNODB STATUS")
+        row = cursor.fetchone()
+    except MySQLdb.Error as exc:
+        if exc.args and exc.args[0] in _NO_PROCESS:
+            return None
+        raise
+    finally:
+        cursor.close()
+    found = _COUNTER.search(_text(row[-1])) if row else None
+    return int(found.group(1)) if found else None
+
+
+def read_writers(conn: Any, counted: bool = False) -> Writers | None:
     """The write transactions open on the source now; None when they cannot be read (see module doc).
 
+    ``counted`` (integer cursors): read the transaction id counter first, and the list more than
+    ``CACHE_AGE`` later, so that the list shows the server at or after the counter's moment.
     ``trx_started`` is printed in the server's system time zone whatever the session's (MariaDB), so
     each start is turned into UTC by its age on the clock it was printed with. The session is left in UTC.
     """
     import MySQLdb
 
+    counter = None
+    if counted:
+        counter = read_counter(conn)
+        if counter is None:
+            return None
+        time.sleep(CACHE_AGE.total_seconds() * 1.1)
     cursor = conn.cursor()
     try:
         cursor.execute("SET time_zone = 'SYSTEM'")
@@ -110,6 +162,7 @@ def read_writers(conn: Any) -> Writers | None:
         utc_now.isoformat(sep=" "),
         min(starts).isoformat(sep=" ") if starts else None,
         tuple(sorted(_text(r[0]) for r in rows)),
+        counter,
     )
 
 
@@ -211,28 +264,40 @@ def _floor(kind: CursorKind, cap: str, seen: str) -> str:
     return moment.isoformat(sep=" ")
 
 
+def _ended(pending_writers: str, before: Writers) -> bool:
+    """Whether the writers a pending value waits for have all ended by the reading ``before``.
+
+    ``<N``: every write transaction below id N; otherwise (watermarks stored before the bound) a
+    comma-separated list of transaction ids.
+    """
+    if pending_writers.startswith("<"):
+        bound = int(pending_writers[1:])
+        return not any(int(w) < bound for w in before.ids if w.isdigit())
+    return not {w for w in pending_writers.split(",") if w} & set(before.ids)
+
+
 def decide(
     kind: CursorKind,
     seen: str | None,
     before: Writers | None,
-    after: Writers | None,
+    after: int | None,
     pending: str | None = None,
     pending_writers: str = "",
 ) -> Horizon:
     """The horizon of a snapshot that saw ``seen`` as its highest cursor value.
 
-    ``before``/``after``: the open write transactions read just before and just after the snapshot
-    began (None: not readable). ``pending``/``pending_writers``: what the stored watermark keeps
-    pending from the previous extract (integer cursors).
+    ``before``: the open write transactions read just before the snapshot began (None: not readable;
+    for an integer cursor read with ``counted=True``); ``after``: the transaction id counter read just
+    after it began (integer cursors; None: not readable). ``pending``/``pending_writers``: what the
+    stored watermark keeps pending from the previous extract (integer cursors).
     """
-    if before is None or (kind == "integer" and after is None):
+    if before is None or (kind == "integer" and (after is None or before.counter is None)):
         return Horizon(ceiling=seen, guarded=False)
     if kind == "time":
-        cap = before.clock if before.oldest is None else earlier("time", before.clock, before.oldest)
+        clock = (_time(before.clock) - STALE_MARGIN).isoformat(sep=" ")
+        cap = clock if before.oldest is None else earlier("time", clock, before.oldest)
         return Horizon(ceiling=None if seen is None else earlier("time", seen, _floor(kind, str(cap), seen)))
-    waiting = {w for w in pending_writers.split(",") if w}
-    promoted = pending if pending is not None and not waiting & set(before.ids) else None
-    assert after is not None
-    if not after.ids:
+    promoted = pending if pending is not None and _ended(pending_writers, before) else None
+    if not before.ids and after == before.counter:
         return Horizon(ceiling=later(kind, promoted, seen))
-    return Horizon(ceiling=promoted, pending=seen, writers=",".join(after.ids))
+    return Horizon(ceiling=promoted, pending=seen, writers=f"<{after}")
