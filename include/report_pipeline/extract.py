@@ -38,6 +38,7 @@ from report_pipeline.incremental import CursorRequest, MaxTracker, narrowed
 from report_pipeline.manifest import Column, KeySet, Manifest, Part
 from report_pipeline.session import close_quietly, prepare_session, probe_collations, probe_types
 from report_pipeline.storage import Bucket
+from report_pipeline.target.mysql_errors import DUPLICATE_COLUMN
 from report_pipeline.validation import backtick
 from report_pipeline.vocabulary import Chunk, CursorKind, CursorRange, Horizon
 
@@ -230,9 +231,6 @@ class _PartUploader:
         self.uploads.shutdown(wait=True)
 
 
-_DUPLICATE_COLUMN = 1060
-
-
 def _exact_floats(
     conn: Any, query: str, parameters: tuple[Any, ...] | Mapping[str, Any]
 ) -> tuple[str, list[str] | None, list[str | None] | None]:
@@ -249,7 +247,7 @@ def _exact_floats(
     try:
         description, sql_types = probe_types(conn, query, parameters)
     except MySQLdb.OperationalError as exc:
-        if exc.args and exc.args[0] == _DUPLICATE_COLUMN:
+        if exc.args and exc.args[0] == DUPLICATE_COLUMN:
             # Duplicate result names cannot go through a derived table; run the query as written.
             log.warning("cannot check the query's columns for FLOAT (%s); FLOAT values may be rounded", exc)
             return query, None, None

@@ -31,12 +31,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from report_pipeline.target.mysql_errors import ACCESS_DENIED, UNKNOWN_TABLE
 from report_pipeline.vocabulary import CursorKind, Horizon
 
 log = logging.getLogger(__name__)
 
 # Access denied (PROCESS missing) on MySQL and MariaDB; "unknown table" on a server without InnoDB's views.
-_NO_PROCESS = (1227, 1044, 1142, 1109)
+_NO_PROCESS = ACCESS_DENIED | {UNKNOWN_TABLE}
 
 UNGUARDED_NOTE = (
     "the source connection cannot read open transactions (information_schema.INNODB_TRX needs the PROCESS "
