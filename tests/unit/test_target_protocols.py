@@ -45,7 +45,8 @@ def test_each_implementation_has_each_protocol_method_with_its_parameters(implem
         mine = getattr(implementation, name, None)
         assert callable(mine), f"{implementation.__name__} lacks {protocol.__name__}.{name}"
         assert list(inspect.signature(mine).parameters) == list(signature.parameters), (
-            f"{implementation.__name__}.{name}{inspect.signature(mine)} differs from {protocol.__name__}.{name}{signature}"
+            f"{implementation.__name__}.{name}{inspect.signature(mine)} "
+            f"differs from {protocol.__name__}.{name}{signature}"
         )
 
 
