@@ -43,7 +43,7 @@ from report_pipeline.modes import LoadStrategy, strategy_for
 from report_pipeline.partfiles import key_parts, local_parts
 from report_pipeline.publication import HeldSwap, held
 from report_pipeline.storage import Bucket
-from report_pipeline.target import Target
+from report_pipeline.target import Catalogue, Target
 from report_pipeline.validation import InsertTarget
 from report_pipeline.vocabulary import DEFAULT_SCHEMA_EVOLUTION
 
@@ -114,7 +114,7 @@ class LoadResult:
     held: bool = False
 
 
-def schema_problem(target: Target, request: LoadRequest) -> str | None:
+def schema_problem(target: Catalogue, request: LoadRequest) -> str | None:
     """Why the request's target schema is not the company's to write (ownership), or None."""
     problem = ownership.foreign_schema_problem(request.schema, request.protected_schemas)
     if problem:

@@ -123,7 +123,9 @@ def test_the_allow_list_is_short_and_every_entry_exists():
 
 def test_no_module_outside_target_spells_engine_sql_or_mysql_error_numbers():
     offenders = [
-        f"{path.relative_to(ROOT)}:{line}: {what}" for path in _judged() for line, what in engine_findings(path.read_text())
+        f"{path.relative_to(ROOT)}:{line}: {what}"
+        for path in _judged()
+        for line, what in engine_findings(path.read_text())
     ]
     assert not offenders, (
         "engine statements outside report_pipeline/target/ (move them into the engine's modules there, e.g. "
