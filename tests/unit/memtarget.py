@@ -485,8 +485,8 @@ class MemoryTarget:
             table.rows.append(dict.fromkeys(_AS_OF_COLUMNS) | {"table_name": COMPANY_ROW})
 
     def record_as_of(self, schema: str, entry: AsOf, replace: bool, company_tables: Sequence[str] | None) -> None:
-        # The rule of records.as_of_moves and company_as_of: a swap sets its table's as-of, other loads only move it forward; the company
-        # row is the oldest of the company's tables, or NULL while one of them never loaded.
+        # records.as_of_moves and company_as_of, written again: a swap sets its table's as-of, other loads only
+        # move it forward; the company row is the oldest of the company's tables, or NULL while one never loaded.
         self._statement("record_as_of", f"{schema}.{entry.table_name}")
         t = self._write(schema, AS_OF_TABLE)
         rows = {r["table_name"]: r for r in t.rows}
