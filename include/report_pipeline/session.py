@@ -70,24 +70,6 @@ def bound_source_session(conn: Any, query_timeout_seconds: int, stream_timeout_s
         cursor.close()
 
 
-def bound_target_session(conn: Any, lock_wait_seconds: int, net_timeout_seconds: int) -> None:
-    """Bound every lock wait of a target session, and how long the server waits on a silent client.
-
-    Lock waits (metadata and InnoDB row locks) default to hours or a year on the server: a BI session
-    holding a transaction open on a live table would otherwise hold the load (and every reader queued
-    behind it) without end. ``net_read_timeout`` is how long the server waits for the next piece of a
-    LOAD DATA file: when the client is gone behind a half-open connection, the server rolls the load
-    back after that long and frees its locks for the retry, instead of after its default 30 s or more.
-    """
-    wait, net = int(lock_wait_seconds), int(net_timeout_seconds)
-    cursor = conn.cursor()
-    try:
-        cursor.execute(f"SET SESSION lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}")
-        cursor.execute(f"SET SESSION net_read_timeout = {net}, net_write_timeout = {net}")
-    finally:
-        cursor.close()
-
-
 # S3 client errors that mean a bound tripped (MySQL's: target.mysql_errors).
 _S3_TIMEOUTS = ("ReadTimeoutError", "ConnectTimeoutError")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from report_pipeline.errors import TargetBusyError, TransferError
 from report_pipeline.records import AsOf, LoadRecord, PendingShadow, Watermark
-from report_pipeline.session import bound_target_session, close_quietly, prepare_session, rollback_quietly
+from report_pipeline.session import close_quietly, prepare_session, rollback_quietly
 from report_pipeline.settings import Settings
 from report_pipeline.target import (
     Capabilities,
@@ -45,6 +45,24 @@ def _name(schema: str, table: str) -> str:
     return f"{quote_identifier(schema)}.{quote_identifier(table)}"
 
 
+def bound_session(conn: Any, lock_wait_seconds: int, net_timeout_seconds: int) -> None:
+    """Bound every lock wait of a target session, and how long the server waits on a silent client.
+
+    Lock waits (metadata and InnoDB row locks) default to hours or a year on the server: a BI session
+    holding a transaction open on a live table would otherwise hold the load (and every reader queued
+    behind it) without end. ``net_read_timeout`` is how long the server waits for the next piece of a
+    LOAD DATA file: when the client is gone behind a half-open connection, the server rolls the load
+    back after that long and frees its locks for the retry, instead of after its default 30 s or more.
+    """
+    wait, net = int(lock_wait_seconds), int(net_timeout_seconds)
+    cursor = conn.cursor()
+    try:
+        cursor.execute(f"SET SESSION lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}")
+        cursor.execute(f"SET SESSION net_read_timeout = {net}, net_write_timeout = {net}")
+    finally:
+        cursor.close()
+
+
 class MySqlTarget:
     """A ``Target`` on one mysqlclient connection opened with LOAD DATA LOCAL allowed.
 
@@ -61,7 +79,7 @@ class MySqlTarget:
         # LOCAL INFILE request. Connections from airflow.connections have it since their handshake.
         self.infile = guard_of(conn)
         prepare_session(conn)
-        bound_target_session(conn, self.settings.target_lock_wait_seconds, self.settings.net_timeout_seconds)
+        bound_session(conn, self.settings.target_lock_wait_seconds, self.settings.net_timeout_seconds)
         conn.autocommit(True)
         self.cursor = conn.cursor()
         self.rename_waits = 0
