@@ -35,14 +35,16 @@ from report_pipeline.errors import RefusedError, ReportPipelineError
 from report_pipeline.evolution import refusal_message
 from report_pipeline.firstload import FirstLoadDeclined, by_shadow
 from report_pipeline.guards import SwapGuard
-from report_pipeline.incremental import merge_keys, merge_ranges
+from report_pipeline.incremental.cursor import merge_ranges
+from report_pipeline.incremental.deletes import merge_keys
 from report_pipeline.intake import capability_problem, load_key_of, oldest_snapshot, read_manifests, spec_problem
 from report_pipeline.job import LoadJob
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef
-from report_pipeline.modes import LoadStrategy, strategy_for
+from report_pipeline.modes import LoadStrategy
 from report_pipeline.partfiles import key_parts, local_parts
 from report_pipeline.publication import HeldSwap, held
 from report_pipeline.storage import Bucket
+from report_pipeline.strategies import strategy_for
 from report_pipeline.target import Catalogue, Target
 from report_pipeline.validation import InsertTarget
 from report_pipeline.vocabulary import DEFAULT_SCHEMA_EVOLUTION
