@@ -35,6 +35,7 @@ from report_pipeline.manifest import Column, KeySet, Manifest
 from report_pipeline.parts import BLOCK_BYTES, PartCutter, PartUploader
 from report_pipeline.session import close_quietly, prepare_session, probe_collations, probe_columns, probe_types
 from report_pipeline.storage import Bucket
+from report_pipeline.target.mysql_errors import DUPLICATE_COLUMN
 from report_pipeline.validation import backtick
 from report_pipeline.vocabulary import Chunk, CursorKind, CursorRange, Horizon
 
@@ -84,9 +85,6 @@ def _part_namer(request: ExtractRequest) -> Callable[[int], str]:
     return lambda index: f"{request.prefix}/part-{index:05d}{suffix}"
 
 
-_DUPLICATE_COLUMN = 1060
-
-
 def _exact_floats(
     conn: Any, query: str, parameters: tuple[Any, ...] | Mapping[str, Any]
 ) -> tuple[str, list[str] | None, list[str | None] | None]:
@@ -103,7 +101,7 @@ def _exact_floats(
     try:
         description, sql_types = probe_types(conn, query, parameters)
     except MySQLdb.OperationalError as exc:
-        if exc.args and exc.args[0] == _DUPLICATE_COLUMN:
+        if exc.args and exc.args[0] == DUPLICATE_COLUMN:
             # Duplicate result names cannot go through a derived table; run the query as written.
             log.warning("cannot check the query's columns for FLOAT (%s); FLOAT values may be rounded", exc)
             return query, None, None

@@ -92,8 +92,10 @@ class FirstLoad(Swap):
 
 def by_shadow(strategy: LoadStrategy) -> LoadStrategy:
     """``strategy`` as a first load through a shadow when it is an upsert or incremental load into an empty
-    table (under the writer lock), else ``strategy`` itself."""
+    table (under the writer lock) on a target that swaps shadows, else ``strategy`` itself."""
     job = strategy.job
-    if not isinstance(strategy, (Upsert, Incremental)) or job.target.has_rows(job.schema, job.table):
+    if not isinstance(strategy, (Upsert, Incremental)) or not job.target.capabilities().shadow_swap:
+        return strategy  # an engine without shadow swaps loads first loads the usual way, in one transaction
+    if job.target.has_rows(job.schema, job.table):
         return strategy
     return FirstLoad(strategy)

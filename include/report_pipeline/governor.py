@@ -23,6 +23,7 @@ from typing import Any
 from report_pipeline.errors import ConfigError, TransferError
 from report_pipeline.session import close_quietly
 from report_pipeline.settings import Settings
+from report_pipeline.target.mysql_errors import ACCESS_DENIED, PARSE_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,7 @@ MAX_BACKOFF_SECONDS = 60.0
 # A long extract looks again at its next part boundary, but no sooner than this after its last look.
 PACER_INTERVAL_SECONDS = 5.0
 
-_PARSE_ERROR = 1064  # the server does not know SHOW REPLICA STATUS (MariaDB < 10.5.1, MySQL < 8.0.22)
-_ACCESS_DENIED = {1227, 1142, 1044}
+# PARSE_ERROR: the server does not know SHOW REPLICA STATUS (MariaDB < 10.5.1, MySQL < 8.0.22).
 # Replica status spellings: MySQL >= 8.0.22 says Source, MariaDB and older MySQL say Master.
 _LAG_COLUMNS = ("Seconds_Behind_Source", "Seconds_Behind_Master")
 
@@ -113,12 +113,12 @@ def _with_lag(cursor: Any, threads: int, limits: Limits) -> SourceLoad:
         try:
             cursor.execute(statement)
         except MySQLdb.ProgrammingError as exc:
-            if not exc.args or exc.args[0] != _PARSE_ERROR:
+            if not exc.args or exc.args[0] != PARSE_ERROR:
                 raise
             statement = "SHOW SLAVE STATUS"
             cursor.execute(statement)
     except (MySQLdb.OperationalError, MySQLdb.ProgrammingError) as exc:
-        if exc.args and exc.args[0] in _ACCESS_DENIED:
+        if exc.args and exc.args[0] in ACCESS_DENIED:
             raise ConfigError(
                 f"REPORTS_SOURCE_MAX_LAG_SECONDS={limits.max_lag_seconds} needs the source user to read "
                 f"{statement} ({exc.args[1]}): grant it REPLICATION CLIENT (MySQL; MariaDB: REPLICA MONITOR "

@@ -1,243 +1,52 @@
 """The load ledger ``report_loads``: one row per successful load in every target schema.
 
-The only place with SQL on ``report_loads``: the load records into it, and the CLI, onboarding, the
-example consumer DAG and the freshness page read it through these functions. Each takes a DB-API cursor
-on the target server and the company's schema name; the caller owns the transaction, so a load can
-record its row in the same transaction as its data.
+A load records its row in the same transaction as its data, through the target (``LedgerStore`` in
+``report_pipeline.target``), so a load is never applied twice: a retry finds its extracts' row and skips.
+BI tools and other DAGs read it to see that new data is available. The ledger's statements live with
+the engine (``target/mysql_ledger.py``); the readers below take a DB-API cursor on a MySQL target and are
+what the CLI, onboarding, the example consumer DAG and the freshness page call. What a row holds:
+``records.LoadRecord``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from report_pipeline.records import LoadRecord, utc_naive
+from report_pipeline.target.mysql_ledger import (
+    SCHEMAS_PER_QUERY,
+    history,
+    latest,
+    latest_between,
+    latest_per_table,
+    newer_swap,
+    of_run,
+    recent,
+    recent_many,
+)
+from report_pipeline.target.mysql_ledger import ensure_ledger as ensure
+from report_pipeline.target.mysql_ledger import (
+    find_load as find,
+)
+from report_pipeline.target.mysql_ledger import (
+    ledger_exists as exists,
+)
+from report_pipeline.target.mysql_ledger import (
+    record_load as record,
+)
 
-from report_pipeline.validation import quote_identifier
-from report_pipeline.vocabulary import LEDGER_TABLE
-
-_DDL = """CREATE TABLE IF NOT EXISTS {table} (
-  `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
-  `table_name` VARCHAR(64) NOT NULL,
-  `logical_date` DATETIME(6) NOT NULL,
-  `run_id` VARCHAR(250) NOT NULL,
-  `rows_loaded` BIGINT UNSIGNED NOT NULL,
-  `finished_at` DATETIME(6) NOT NULL,
-  `load_mode` VARCHAR(16) NOT NULL,
-  `load_key` CHAR(64) NOT NULL,
-  `manifest_keys` TEXT NOT NULL,
-  `snapshot_at` DATETIME(6) NULL,
-  PRIMARY KEY (`id`),
-  UNIQUE KEY `uq_report_loads_load_key` (`load_key`),
-  KEY `ix_report_loads_table_date` (`table_name`, `logical_date`)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
-_COLUMNS = "table_name, logical_date, run_id, rows_loaded, finished_at, load_mode, load_key, manifest_keys"
-_NO_SUCH_COLUMN = 1054
-
-
-@dataclass(frozen=True)
-class LoadRecord:
-    """One ``report_loads`` row: what a successful load of one table did."""
-
-    table_name: str
-    logical_date: dt.datetime
-    run_id: str
-    rows_loaded: int
-    load_mode: str
-    load_key: str
-    manifest_keys: tuple[str, ...] = ()
-    finished_at: dt.datetime | None = None  # set by the server when recorded
-    # The source snapshot time of the oldest extract loaded (UTC); orders same-date full refreshes.
-    snapshot_at: dt.datetime | None = None
-
-    @classmethod
-    def _from_row(cls, row: Sequence[Any]) -> LoadRecord:
-        keys = json.loads(row[7]) if row[7] else []
-        return cls(str(row[0]), row[1], str(row[2]), int(row[3]), str(row[5]), str(row[6]), tuple(keys), row[4])
-
-
-def _table(schema: str) -> str:
-    return f"{quote_identifier(schema)}.`{LEDGER_TABLE}`"
-
-
-def utc_naive(moment: dt.datetime) -> dt.datetime:
-    """A DATETIME value for the ledger: UTC, without tzinfo (sessions run in UTC)."""
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def ensure(cursor: Any, schema: str) -> None:
-    """Create the ledger in ``schema`` if it is not there yet (idempotent); add ``snapshot_at`` to an older one."""
-    cursor.execute(_DDL.format(table=_table(schema)))
-    cursor.execute(
-        "SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
-        "AND COLUMN_NAME = 'snapshot_at'",
-        (schema, LEDGER_TABLE),
-    )
-    if cursor.fetchone() is None:
-        cursor.execute(f"ALTER TABLE {_table(schema)} ADD COLUMN `snapshot_at` DATETIME(6) NULL")
-
-
-def record(cursor: Any, schema: str, entry: LoadRecord) -> None:
-    """Record a successful load in the caller's transaction; ``finished_at`` is the server's UTC now."""
-    cursor.execute(
-        f"INSERT INTO {_table(schema)} ({_COLUMNS}, snapshot_at) VALUES "
-        "(%s, %s, %s, %s, UTC_TIMESTAMP(6), %s, %s, %s, %s)",
-        (
-            entry.table_name,
-            utc_naive(entry.logical_date),
-            entry.run_id,
-            entry.rows_loaded,
-            entry.load_mode,
-            entry.load_key,
-            json.dumps(list(entry.manifest_keys)),
-            None if entry.snapshot_at is None else utc_naive(entry.snapshot_at),
-        ),
-    )
-
-
-def _select(cursor: Any, schema: str, where: str, parameters: Sequence[Any], limit: int) -> list[LoadRecord]:
-    cursor.execute(
-        f"SELECT {_COLUMNS} FROM {_table(schema)} WHERE {where} ORDER BY id DESC LIMIT {int(limit)}", parameters
-    )
-    return [LoadRecord._from_row(r) for r in cursor.fetchall()]
-
-
-def find(cursor: Any, schema: str, load_key: str) -> LoadRecord | None:
-    """The load recorded under ``load_key`` (a set of extracts), if it committed."""
-    found = _select(cursor, schema, "load_key = %s", (load_key,), 1)
-    return found[0] if found else None
-
-
-def latest(cursor: Any, schema: str, table: str, logical_date: dt.datetime | None = None) -> LoadRecord | None:
-    """The newest load of ``table``, or of ``table`` for one logical date."""
-    if logical_date is None:
-        found = _select(cursor, schema, "table_name = %s", (table,), 1)
-    else:
-        found = _select(cursor, schema, "table_name = %s AND logical_date = %s", (table, utc_naive(logical_date)), 1)
-    return found[0] if found else None
-
-
-def latest_between(cursor: Any, schema: str, table: str, start: dt.datetime, end: dt.datetime) -> LoadRecord | None:
-    """The newest load of ``table`` whose logical date is in [start, end): a day's scheduled or manual run."""
-    found = _select(
-        cursor,
-        schema,
-        "table_name = %s AND logical_date >= %s AND logical_date < %s",
-        (table, utc_naive(start), utc_naive(end)),
-        1,
-    )
-    return found[0] if found else None
-
-
-def history(cursor: Any, schema: str, table: str, limit: int = 30) -> list[LoadRecord]:
-    """The last ``limit`` loads of ``table``, newest first."""
-    return _select(cursor, schema, "table_name = %s", (table,), limit)
-
-
-def recent(cursor: Any, schema: str, per_table: int = 10) -> dict[str, list[LoadRecord]]:
-    """The last ``per_table`` loads of every table in ``schema``, newest first, in one query."""
-    cursor.execute(
-        f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS}, ROW_NUMBER() OVER "
-        f"(PARTITION BY table_name ORDER BY id DESC) AS _n FROM {_table(schema)}) AS ranked "
-        "WHERE _n <= %s ORDER BY table_name, _n",
-        (int(per_table),),
-    )
-    found: dict[str, list[LoadRecord]] = {}
-    for row in cursor.fetchall():
-        record = LoadRecord._from_row(row)
-        found.setdefault(record.table_name, []).append(record)
-    return found
-
-
-# Schemas per statement of recent_many: a bounded statement size. Measured at 200 and 1,000 companies
-# x 20 tables x 30 loads (scripts/bench_freshness.py): 50 per statement takes the time of the per-company
-# reads with 50x fewer round trips; 1,000 per statement took 1.5x as long (the server's union of
-# ranked derived tables), so bigger batches do not pay.
-SCHEMAS_PER_QUERY = 50
-
-
-def recent_many(cursor: Any, schemas: Sequence[str], per_table: int = 10) -> dict[str, dict[str, list[LoadRecord]]]:
-    """``recent`` for many schemas at once: schema -> table -> its last ``per_table`` loads, newest first.
-
-    Per ``SCHEMAS_PER_QUERY`` schemas, one query finds which have a ledger and one reads them all (a
-    UNION ALL of each schema's ranked rows): 40 round trips for a thousand companies instead of 2,000.
-    Schemas without a ledger map to ``{}``.
-    """
-    found: dict[str, dict[str, list[LoadRecord]]] = {schema: {} for schema in schemas}
-    if not schemas:
-        return found
-    with_ledger: list[str] = []
-    for start in range(0, len(schemas), SCHEMAS_PER_QUERY):
-        batch = list(schemas[start : start + SCHEMAS_PER_QUERY])
-        cursor.execute(
-            "SELECT TABLE_SCHEMA FROM information_schema.TABLES WHERE TABLE_NAME = %s AND TABLE_SCHEMA IN ("
-            + ", ".join(["%s"] * len(batch))
-            + ")",
-            (LEDGER_TABLE, *batch),
-        )
-        present = {str(r[0]) for r in cursor.fetchall()}
-        with_ledger.extend(s for s in batch if s in present)
-    for start in range(0, len(with_ledger), SCHEMAS_PER_QUERY):
-        batch = with_ledger[start : start + SCHEMAS_PER_QUERY]
-        branches = [
-            f"SELECT %s AS _schema, {_COLUMNS}, _n FROM (SELECT {_COLUMNS}, ROW_NUMBER() OVER "
-            f"(PARTITION BY table_name ORDER BY id DESC) AS _n FROM {_table(schema)}) AS r WHERE _n <= %s"
-            for schema in batch
-        ]
-        parameters: list[Any] = []
-        for schema in batch:
-            parameters.extend((schema, int(per_table)))
-        # No ORDER BY over the union (a sort of every row read); each table's loads are put in order here.
-        cursor.execute(" UNION ALL ".join(branches), parameters)
-        ranked = sorted(cursor.fetchall(), key=lambda row: (row[0], row[1], row[-1]))
-        for row in ranked:
-            record = LoadRecord._from_row(row[1:])
-            found[str(row[0])].setdefault(record.table_name, []).append(record)
-    return found
-
-
-def newer_swap(
-    cursor: Any, schema: str, table: str, logical_date: dt.datetime, snapshot_at: dt.datetime | None = None
-) -> dt.datetime | None:
-    """The logical date of a full refresh of ``table`` newer than this one, if one was loaded.
-
-    Newer: a later logical date, or the same date from a later source snapshot (a manual run and the
-    scheduled run of one date), so an older snapshot never replaces a newer one of the same date.
-    """
-    same_date = ""
-    parameters: list[Any] = [table, utc_naive(logical_date)]
-    if snapshot_at is not None:
-        same_date = " OR (logical_date = %s AND snapshot_at > %s)"
-        parameters += [utc_naive(logical_date), utc_naive(snapshot_at)]
-    cursor.execute(
-        f"SELECT MAX(logical_date) FROM {_table(schema)} WHERE table_name = %s AND load_mode = 'swap' "
-        f"AND (logical_date > %s{same_date})",
-        parameters,
-    )
-    row = cursor.fetchone()
-    return row[0] if row and row[0] is not None else None
-
-
-def latest_per_table(cursor: Any, schema: str) -> list[LoadRecord]:
-    """The newest load of every table the ledger has seen, by table name."""
-    cursor.execute(
-        f"SELECT {_COLUMNS} FROM {_table(schema)} WHERE id IN "
-        f"(SELECT MAX(id) FROM {_table(schema)} GROUP BY table_name) ORDER BY table_name"
-    )
-    return [LoadRecord._from_row(r) for r in cursor.fetchall()]
-
-
-def of_run(cursor: Any, schema: str, run_id: str) -> list[LoadRecord]:
-    """Every load one DAG run (or CLI run) recorded in ``schema``, newest first."""
-    return _select(cursor, schema, "run_id = %s", (run_id,), 10_000)
-
-
-def exists(cursor: Any, schema: str) -> bool:
-    """Whether ``schema`` has a ledger yet (a company onboarded but never loaded has none)."""
-    cursor.execute(
-        "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (schema, LEDGER_TABLE)
-    )
-    return cursor.fetchone() is not None
+__all__ = [
+    "SCHEMAS_PER_QUERY",
+    "LoadRecord",
+    "ensure",
+    "exists",
+    "find",
+    "history",
+    "latest",
+    "latest_between",
+    "latest_per_table",
+    "newer_swap",
+    "of_run",
+    "recent",
+    "recent_many",
+    "record",
+    "utc_naive",
+]

@@ -5,49 +5,51 @@ while earlier parts load: one after another, or for a swap over several target s
 How the rows become visible is the load mode's business (``report_pipeline.modes``): ``upsert``
 loads every part and the ledger row in one transaction; ``swap`` loads a shadow table and swaps it
 in with one RENAME. The target is reached only through the ``Target``
-interface (``report_pipeline.target``).
+interface (``report_pipeline.target``). What is checked before the target is touched: ``intake`` (manifests,
+the engine's abilities) and ``columnmatch`` (columns); parts reach local files through ``partfiles``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import logging
-import os
 import tempfile
 import time
-import zlib
-from collections import deque
-from collections.abc import Callable, Generator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from report_pipeline import asof, ownership
 from report_pipeline.attempts import DEFAULT_MAX_AGE, ThisLoad, previously_loaded, remove_stale_attempts
-from report_pipeline.chunks import chunk_set_problem
+from report_pipeline.columnmatch import (
+    column_problems,
+    evolution_of,
+    load_columns,
+    name_problem,
+    repeated_problem,
+)
 from report_pipeline.config import table_label
 from report_pipeline.csvformat import merge_encodings
-from report_pipeline.errors import RefusedError, ReportPipelineError, TransferError
-from report_pipeline.evolution import Evolution, plan_evolution, refusal_message
+from report_pipeline.errors import RefusedError, ReportPipelineError
+from report_pipeline.evolution import refusal_message
 from report_pipeline.firstload import FirstLoadDeclined, by_shadow
 from report_pipeline.guards import SwapGuard
 from report_pipeline.incremental.cursor import merge_ranges
 from report_pipeline.incremental.deletes import merge_keys
+from report_pipeline.intake import capability_problem, load_key_of, oldest_snapshot, read_manifests, spec_problem
 from report_pipeline.job import LoadJob
-from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, Part, manifest_digest
+from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef
 from report_pipeline.modes import LoadStrategy
+from report_pipeline.partfiles import key_parts, local_parts
 from report_pipeline.publication import HeldSwap, held
 from report_pipeline.storage import Bucket
 from report_pipeline.strategies import strategy_for
-from report_pipeline.target import Target
+from report_pipeline.target import Catalogue, Target
 from report_pipeline.validation import InsertTarget
 from report_pipeline.vocabulary import DEFAULT_SCHEMA_EVOLUTION
 
 log = logging.getLogger(__name__)
-
-_INFLATE_STEP = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -114,149 +116,7 @@ class LoadResult:
     held: bool = False
 
 
-def read_manifests(
-    bucket: Bucket, keys: Sequence[str], expected: Sequence[ManifestRef] = (), label: str = "this load"
-) -> list[Manifest]:
-    """Read the manifests a load was given; every one must exist and describe the same columns.
-
-    With ``expected`` (one per key, in order), each must have the extract id and sha256 its extract
-    reported; chunked manifests must be every chunk of one plan, each once.
-    """
-    if not keys:
-        raise TransferError(f"{label}: the load was given no manifest to read")
-    if expected and [r.key for r in expected] != list(keys):
-        raise TransferError(f"{label}: the manifests to load {list(keys)} are not the ones the extracts reported")
-    refs: Sequence[ManifestRef | None] = expected or [None] * len(keys)
-    manifests = [_read_manifest(bucket, k, r, label) for k, r in zip(keys, refs, strict=True)]
-    problem = chunk_set_problem([m.chunk for m in manifests])
-    runs = sorted({m.run_id for m in manifests if m.chunk is not None})
-    if problem is None and len(runs) > 1:
-        problem = f"the chunks come from different runs {runs}"
-    if problem is not None:
-        raise RefusedError(
-            f"{label}: refusing to load: {problem}; the target was not changed. Re-run the chunk plan and "
-            "its extracts (clear the plan_chunks task and everything after it)"
-        )
-    columns = [(c.name, c.encoding) for c in manifests[0].columns]
-    for m in manifests[1:]:
-        other = [(c.name, c.encoding) for c in m.columns]
-        # An all-NULL column has no values to tell its encoding; names must still agree.
-        if [n for n, _ in other] != [n for n, _ in columns]:
-            raise TransferError(f"manifest {m.key} has columns {other}, expected {columns}")
-    return manifests
-
-
-def _read_manifest(bucket: Bucket, key: str, expected: ManifestRef | None, label: str) -> Manifest:
-    """One manifest, refused unless it is exactly the one its extract reported writing."""
-    from botocore.exceptions import ClientError
-
-    try:
-        raw = bucket.get(key)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-            raise
-        raise RefusedError(
-            f"{label}: manifest s3://{bucket.name}/{key} does not exist (its extract attempt's folder was "
-            "removed); the target was not changed. Re-run the extract (clear its task)"
-        ) from exc
-    manifest = Manifest.from_json(raw)
-    if expected is not None:
-        digest = manifest_digest(raw)
-        if (manifest.extract_id, digest) != (expected.extract_id, expected.sha256):
-            raise RefusedError(
-                f"{label}: refusing to load s3://{bucket.name}/{key}: it holds extract {manifest.extract_id} "
-                f"(manifest sha256 {digest}), but the extract task reported extract {expected.extract_id} "
-                f"(sha256 {expected.sha256}); the target was not changed. Re-run the extract (clear its task) "
-                "so the load reads what that extract wrote"
-            )
-    return manifest
-
-
-def spec_problem(manifest: Manifest, request: LoadRequest) -> str | None:
-    """Why a manifest made under another table spec than this load's must not be loaded, or None.
-
-    A manifest without a digest (written before it was recorded) is accepted: it says nothing either way.
-    """
-    if request.spec_digest is None or manifest.spec_digest in (None, request.spec_digest):
-        return None
-    return (
-        f"{request.label}: refusing to load extract {manifest.extract_id} (s3://{request.bucket.name}/{manifest.key}): "
-        f"it was made under table spec {manifest.spec_digest}, but this load runs table spec {request.spec_digest} "
-        "(the admin tables row changed between the extract and the load, or their workers read different admin "
-        "snapshots); the target was not changed. Clear the extract task to extract again under the current spec"
-    )
-
-
-def name_problem(result_columns: Sequence[str], insert: InsertTarget) -> str | None:
-    """Why the query's result columns cannot be matched by name to query_insert's columns, or None.
-
-    Columns are matched by name, never by position: a ``SELECT *`` whose source table changed its
-    column order still loads every value into its own column, and a different set is refused.
-    """
-    repeated = repeated_problem(result_columns)
-    if repeated:
-        return repeated
-    names = [c.lower() for c in result_columns]
-    wanted = [c.lower() for c in insert.columns]
-    missing = [c for c in insert.columns if c.lower() not in names]
-    extra = [c for c in result_columns if c.lower() not in wanted]
-    if not missing and not extra:
-        return None
-    return (
-        f"query_select returns columns {list(result_columns)} but query_insert names {list(insert.columns)} "
-        f"(not returned by the query: {missing}; not in query_insert: {extra}); columns are matched by name, "
-        "so alias the query's columns (... AS name) or fix query_insert's column list"
-    )
-
-
-def repeated_problem(result_columns: Sequence[str]) -> str | None:
-    """Why the query's result cannot be loaded by name whatever the target: a name returned twice."""
-    names = [c.lower() for c in result_columns]
-    repeated = sorted({c for c in names if names.count(c) > 1})
-    if repeated:
-        return f"query_select returns the column name(s) {repeated} more than once; alias them apart"
-    return None
-
-
-def load_columns(result_columns: Sequence[str], insert: InsertTarget) -> tuple[str, ...]:
-    """query_insert's column for each CSV column, in CSV order (after ``name_problem`` found none).
-
-    A column query_insert does not name (schema evolution loads every result column) keeps the query's name.
-    """
-    by_name = {c.lower(): c for c in insert.columns}
-    return tuple(by_name.get(c.lower(), c) for c in result_columns)
-
-
-def evolution_of(
-    target: Target, schema: str, insert: InsertTarget, result: Sequence[tuple[str, str | None]]
-) -> Evolution:
-    """What loading these result columns (name, source type) into the insert target would change; reads only."""
-    types = target.column_types(schema, insert.table)
-    if not types:
-        return Evolution(refusals=(f"target table {schema}.{insert.table} does not exist",))
-    added = target.added_columns(schema, insert.table)
-    return plan_evolution(result, types, insert.columns, added, target.lob_obstacles(schema, insert.table))
-
-
-def column_problems(target: Target, schema: str, insert: InsertTarget, result_columns: Sequence[str]) -> list[str]:
-    """What keeps the query's result columns from loading into the insert target; empty when they fit.
-
-    One rule for the load (which refuses to start) and ``report-pipeline validate`` (which lists it).
-    """
-    problems = []
-    mismatch = name_problem(result_columns, insert)
-    if mismatch:
-        problems.append(mismatch)
-    existing = {c.lower() for c in target.columns(schema, insert.table)}
-    if not existing:
-        return [*problems, f"target table {schema}.{insert.table} does not exist"]
-    missing = [c for c in insert.columns if c.lower() not in existing]
-    if missing:
-        problems.append(f"target table {schema}.{insert.table} has no column(s) {missing}")
-    return problems
-
-
-def schema_problem(target: Target, request: LoadRequest) -> str | None:
+def schema_problem(target: Catalogue, request: LoadRequest) -> str | None:
     """Why the request's target schema is not the company's to write (ownership), or None."""
     problem = ownership.foreign_schema_problem(request.schema, request.protected_schemas)
     if problem:
@@ -266,77 +126,6 @@ def schema_problem(target: Target, request: LoadRequest) -> str | None:
     if request.company_tables is None:
         return None
     return ownership.adoption_problem(request.schema, target.tables(request.schema), request.company_tables)
-
-
-def _fetch_part(bucket: Bucket, part: Part, compressed: bool, directory: str) -> str:
-    """Stream one part to a local file, uncompressed, for the bulk load; verified against the manifest.
-
-    Memory stays at one download piece plus at most ``_INFLATE_STEP`` of inflated output, however
-    large the part or well it compresses.
-    """
-    path = os.path.join(directory, hashlib.sha1(part.key.encode()).hexdigest() + ".csv")
-    with open(path, "wb") as out:
-        if compressed:
-            inflater = zlib.decompressobj(31)
-
-            def write(piece: bytes) -> None:
-                data = piece
-                while data:
-                    out.write(inflater.decompress(data, _INFLATE_STEP))
-                    data = inflater.unconsumed_tail
-
-            bucket.download_checked(part.key, part.sha256, write)
-            out.write(inflater.flush())
-        else:
-            bucket.download_checked(part.key, part.sha256, out.write)
-    if os.path.getsize(path) != part.csv_bytes:
-        raise TransferError(f"{part.key}: {os.path.getsize(path)} CSV bytes, manifest says {part.csv_bytes}")
-    return path
-
-
-def _key_parts(manifest: Manifest) -> Sequence[Part]:
-    return manifest.keys.parts if manifest.keys else ()
-
-
-def _local_parts(
-    bucket: Bucket,
-    manifests: Sequence[Manifest],
-    directory: str,
-    ahead: int = 1,
-    parts_of: Callable[[Manifest], Sequence[Part]] = lambda m: m.parts,
-) -> Generator[tuple[Part, str], None, None]:
-    """Each non-empty part as a verified local file, in manifest order, ``ahead`` downloading meanwhile.
-
-    The consumer owns a file once it is handed over and removes it when loaded, so at most
-    ``ahead`` + (files being loaded) are on disk. Closing the generator cancels downloads not started
-    and waits for the running ones, so nothing writes into ``directory`` after it returns.
-    """
-    work = [(p, m.compression == "gzip") for m in manifests for p in parts_of(m) if p.rows]
-    pool = ThreadPoolExecutor(max(1, ahead), thread_name_prefix="rp-fetch")
-    pending: deque[tuple[Part, Future[str]]] = deque()
-    following = iter(work)
-    try:
-
-        def top_up() -> None:
-            while len(pending) < max(1, ahead):
-                item = next(following, None)
-                if item is None:
-                    return
-                pending.append((item[0], pool.submit(_fetch_part, bucket, item[0], item[1], directory)))
-
-        top_up()
-        while pending:
-            part, future = pending.popleft()
-            path = future.result()
-            top_up()
-            yield part, path
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def load_key_of(manifests: Sequence[Manifest]) -> str:
-    """The identity of a load: the set of extracts it loads, whatever their order."""
-    return hashlib.sha256(",".join(sorted(m.extract_id for m in manifests)).encode()).hexdigest()
 
 
 def load(target: Target, request: LoadRequest) -> LoadResult:
@@ -378,7 +167,7 @@ def _log_failure(request: LoadRequest, started: float, exc: BaseException) -> No
 def _load(target: Target, request: LoadRequest, started: float) -> LoadResult:
     manifests = read_manifests(request.bucket, request.manifest_keys, request.expected, request.label)
     for manifest in manifests:
-        problem = spec_problem(manifest, request)
+        problem = spec_problem(manifest, request.label, request.bucket.name, request.spec_digest)
         if problem:
             raise RefusedError(problem)
     result_columns = [c.name for c in manifests[0].columns]
@@ -389,6 +178,12 @@ def _load(target: Target, request: LoadRequest, started: float) -> LoadResult:
     if mismatch:
         raise RefusedError(mismatch)
     problem = schema_problem(target, request)
+    if problem:
+        raise RefusedError(problem)
+    # A repair (request.strategy) rewrites chosen rows of the live table: it swaps nothing, whatever the mode.
+    mode = None if request.strategy is not None else request.load_mode
+    deletes = any(m.keys is not None for m in manifests)
+    problem = capability_problem(target.capabilities(), request.label, mode, request.hold, deletes)
     if problem:
         raise RefusedError(problem)
     schema, table = request.schema, request.target.table
@@ -434,7 +229,7 @@ def _load_locked(
         parallelism=max(1, min(request.parallelism, sum(1 for m in manifests for p in m.parts if p.rows))),
         defer_indexes=request.defer_indexes,
         changes=evolution.changes if evolution is not None else (),
-        snapshot_at=_oldest_snapshot(manifests),
+        snapshot_at=oldest_snapshot(manifests),
         collations=tuple(c.collation for c in manifests[0].columns),
         as_of=asof.of_manifests(manifests, table, request.logical_date, request.run_id, load_key, request.window_end),
         company_tables=request.company_tables,
@@ -472,23 +267,15 @@ def _run(strategy: LoadStrategy, bucket: Bucket, manifests: Sequence[Manifest]) 
         strategy.prepare()
         with tempfile.TemporaryDirectory(prefix="rp-load-") as directory:
             # Closed before the directory goes, so no download writes into it afterwards.
-            with contextlib.closing(_local_parts(bucket, manifests, directory, strategy.sessions)) as parts:
+            with contextlib.closing(local_parts(bucket, manifests, directory, strategy.sessions)) as parts:
                 loaded = strategy.load_parts(parts)
-            with contextlib.closing(_local_parts(bucket, manifests, directory, 1, _key_parts)) as keys:
+            with contextlib.closing(local_parts(bucket, manifests, directory, 1, key_parts)) as keys:
                 strategy.delete_missing(keys)
         strategy.finish(loaded)
     except BaseException:
         strategy.abort()
         raise
     return loaded
-
-
-def _oldest_snapshot(manifests: Sequence[Manifest]) -> dt.datetime | None:
-    """The oldest source snapshot of the load's extracts (UTC); None if any was written by older code."""
-    taken = [m.snapshot_at for m in manifests]
-    if not taken or any(t is None for t in taken):
-        return None
-    return min(dt.datetime.fromisoformat(t) for t in taken if t is not None)
 
 
 def _mark_success(request: LoadRequest, manifests: Sequence[Manifest], rows: int, load_key: str) -> None:

@@ -16,7 +16,8 @@ from report_pipeline.config import LOOKBACK_CONFIGURATION, TableSpec
 from report_pipeline.errors import ConfigError
 from report_pipeline.settings import Settings
 from report_pipeline.storage import Bucket
-from report_pipeline.target.mysql import MySqlTarget, source_columns
+from report_pipeline.target.mysql import MySqlTarget
+from report_pipeline.target.mysql_onboard import source_columns
 
 
 @dataclass(frozen=True)

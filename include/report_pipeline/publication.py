@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from report_pipeline.asof import AsOf
 from report_pipeline.config import Plan
@@ -28,7 +29,7 @@ from report_pipeline.guards import SwapGuard
 from report_pipeline.ledger import LoadRecord
 from report_pipeline.modes import LoadStrategy, Swap, shadow_names
 from report_pipeline.pending import PendingShadow
-from report_pipeline.target import Target
+from report_pipeline.target import Bookkeeping, Session, Target
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,10 @@ class Publication:
     behind: Mapping[str, str] = field(default_factory=dict)
 
 
+class _Recorder(Session, Bookkeeping, Protocol):
+    """What recording a publish needs: a transaction and the bookkeeping tables."""
+
+
 def _problem(target: Target, schema: str, day: DayTable, ready: PendingShadow | None, tables: set[str]) -> str | None:
     """Why this table's shadow cannot go live now, or None (under the table's writer lock)."""
     if day.load_key is None:
@@ -203,7 +208,7 @@ def _renamed(ready: PendingShadow | None, day: DayTable, tables: set[str]) -> bo
     return ready is not None and ready.publishing and ready.load_key == day.load_key and ready.shadow_name not in tables
 
 
-def _record(target: Target, schema: str, published: Sequence[PendingShadow], company: Sequence[str] | None) -> None:
+def _record(target: _Recorder, schema: str, published: Sequence[PendingShadow], company: Sequence[str] | None) -> None:
     """The ledger rows and as-of of the published tables, and their pending rows gone, in one transaction."""
     if not published:
         return

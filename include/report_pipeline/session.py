@@ -11,6 +11,8 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from report_pipeline.target.mysql_errors import LOCK_WAIT, QUERY_TIMEOUTS, SILENT_PEER
+
 log = logging.getLogger(__name__)
 
 # Every session reads and writes TIMESTAMP values in UTC, so they never move with a server's time zone.
@@ -68,28 +70,7 @@ def bound_source_session(conn: Any, query_timeout_seconds: int, stream_timeout_s
         cursor.close()
 
 
-def bound_target_session(conn: Any, lock_wait_seconds: int, net_timeout_seconds: int) -> None:
-    """Bound every lock wait of a target session, and how long the server waits on a silent client.
-
-    Lock waits (metadata and InnoDB row locks) default to hours or a year on the server: a BI session
-    holding a transaction open on a live table would otherwise hold the load (and every reader queued
-    behind it) without end. ``net_read_timeout`` is how long the server waits for the next piece of a
-    LOAD DATA file: when the client is gone behind a half-open connection, the server rolls the load
-    back after that long and frees its locks for the retry, instead of after its default 30 s or more.
-    """
-    wait, net = int(lock_wait_seconds), int(net_timeout_seconds)
-    cursor = conn.cursor()
-    try:
-        cursor.execute(f"SET SESSION lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}")
-        cursor.execute(f"SET SESSION net_read_timeout = {net}, net_write_timeout = {net}")
-    finally:
-        cursor.close()
-
-
-# Server and client errors that mean a bound tripped, and the setting that bounds it.
-_QUERY_TIMEOUTS = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
-_LOCK_WAIT = 1205
-_SILENT_PEER = {2006, 2013}  # includes the client's read/write timeout on a silent server
+# S3 client errors that mean a bound tripped (MySQL's: target.mysql_errors).
 _S3_TIMEOUTS = ("ReadTimeoutError", "ConnectTimeoutError")
 
 
@@ -98,11 +79,11 @@ def bound_note(
 ) -> str | None:
     """Which bounded wait an error comes from, named by its setting; None for other errors."""
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    if code in _QUERY_TIMEOUTS and query_timeout is not None:
+    if code in QUERY_TIMEOUTS and query_timeout is not None:
         return f"bound tripped: the source query ran longer than REPORTS_QUERY_TIMEOUT={query_timeout} s"
-    if code == _LOCK_WAIT and lock_wait is not None:
+    if code == LOCK_WAIT and lock_wait is not None:
         return f"bound tripped: a lock wait on the target exceeded REPORTS_TARGET_LOCK_WAIT={lock_wait} s"
-    if code in _SILENT_PEER:
+    if code in SILENT_PEER:
         return (
             f"bound tripped (or the connection was lost): the MySQL server did not answer within "
             f"REPORTS_NET_TIMEOUT={net_timeout} s"

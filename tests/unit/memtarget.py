@@ -32,11 +32,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from report_pipeline.asof import COMPANY_ROW, AsOf
 from report_pipeline.csvformat import decode_rows
 from report_pipeline.errors import TargetBusyError, TransferError
-from report_pipeline.ledger import LoadRecord, utc_naive
-from report_pipeline.pending import PendingShadow
+from report_pipeline.records import COMPANY_ROW, AsOf, LoadRecord, PendingShadow, Watermark, utc_naive
+from report_pipeline.target import Capabilities
 from report_pipeline.target.keysets import DELETE_BATCH, KEYS_IN_MEMORY
 from report_pipeline.vocabulary import (
     AS_OF_TABLE,
@@ -48,7 +47,6 @@ from report_pipeline.vocabulary import (
     Duplicates,
     Encoding,
 )
-from report_pipeline.watermarks import Watermark
 
 
 class LostConnection(Exception):
@@ -167,6 +165,8 @@ class MemoryServer:
         self.locks: dict[str, int] = {}
         self._released = threading.Condition(self.mutex)
         self._sessions = itertools.count(1)
+        # What the engine can do; a test takes abilities away (dataclasses.replace) to see the load refuse.
+        self.capabilities = Capabilities(engine="memory")
 
     def session(self) -> MemoryTarget:
         """A new session (connection) on this server."""
@@ -285,6 +285,10 @@ class MemoryTarget:
         self.tx = None
 
     # --- the Target protocol
+
+    def capabilities(self) -> Capabilities:
+        """The server's abilities (all of them unless a test took some away)."""
+        return self.server.capabilities
 
     def fork(self) -> MemoryTarget:
         """Another session on the same server."""
@@ -481,8 +485,8 @@ class MemoryTarget:
             table.rows.append(dict.fromkeys(_AS_OF_COLUMNS) | {"table_name": COMPANY_ROW})
 
     def record_as_of(self, schema: str, entry: AsOf, replace: bool, company_tables: Sequence[str] | None) -> None:
-        # asof.record's rule: a swap sets its table's as-of, other loads only move it forward; the company
-        # row is the oldest of the company's tables, or NULL while one of them never loaded.
+        # records.as_of_moves and company_as_of, written again: a swap sets its table's as-of, other loads only
+        # move it forward; the company row is the oldest of the company's tables, or NULL while one never loaded.
         self._statement("record_as_of", f"{schema}.{entry.table_name}")
         t = self._write(schema, AS_OF_TABLE)
         rows = {r["table_name"]: r for r in t.rows}

@@ -13,10 +13,7 @@ MAX_LINES = 400
 
 # Modules being split right now, each in its own branch; they leave this set as their splits are merged
 # (the second test below says when). Empty is the goal.
-PENDING = {
-    "include/report_pipeline/load.py",
-    "include/report_pipeline/target/mysql.py",
-}
+PENDING: set[str] = set()
 
 
 def _line_counts() -> dict[str, int]:

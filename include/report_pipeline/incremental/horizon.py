@@ -44,12 +44,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from report_pipeline.target.mysql_errors import ACCESS_DENIED, UNKNOWN_TABLE
 from report_pipeline.vocabulary import CursorKind, Horizon
 
 log = logging.getLogger(__name__)
 
 # Access denied (PROCESS missing) on MySQL and MariaDB; "unknown table" on a server without InnoDB's views.
-_NO_PROCESS = (1227, 1044, 1142, 1109)
+_NO_PROCESS = ACCESS_DENIED | {UNKNOWN_TABLE}
 
 # How old a reading of INNODB_TRX may be (InnoDB's CACHE_MIN_REFRESH_TIME_US, MySQL and MariaDB alike),
 # and the margin a time cap keeps below a reading's clock (that age, plus the time a refill takes).

@@ -1,4 +1,8 @@
-"""The MySQL (and MariaDB, Aurora MySQL) target: every MySQL-only call the load makes lives here."""
+"""The MySQL (and MariaDB, Aurora MySQL) target: every MySQL-only call the load makes lives here or in a
+helper module beside it: ``mysql_bulk`` (LOAD DATA, INSERT ... SELECT), ``mysql_ledger``, ``mysql_logs``
+(schema and reconcile logs), ``mysql_state`` (watermarks, as-of, pending), ``mysql_onboard``,
+``mysql_errors``, ``alter``, ``keysets``, ``rename`` and ``infile``.
+"""
 
 from __future__ import annotations
 
@@ -10,34 +14,53 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from report_pipeline import asof, ledger, pending, schemalog, watermarks
-from report_pipeline.asof import AsOf
-from report_pipeline.csvformat import LOAD_DATA_FORMAT, load_data_columns
 from report_pipeline.errors import TargetBusyError, TransferError
-from report_pipeline.ledger import LoadRecord
-from report_pipeline.pending import PendingShadow
-from report_pipeline.session import bound_target_session, close_quietly, prepare_session, rollback_quietly
+from report_pipeline.records import AsOf, LoadRecord, PendingShadow, Watermark
+from report_pipeline.session import close_quietly, prepare_session, rollback_quietly
 from report_pipeline.settings import Settings
-from report_pipeline.target import alter, keysets, rename
+from report_pipeline.target import (
+    Capabilities,
+    alter,
+    keysets,
+    mysql_bulk,
+    mysql_ledger,
+    mysql_logs,
+    mysql_onboard,
+    mysql_state,
+    rename,
+)
 from report_pipeline.target.infile import guard_of
 from report_pipeline.validation import quote_identifier
 from report_pipeline.vocabulary import ColumnChange, Duplicates, Encoding
-from report_pipeline.watermarks import Watermark
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_KEY = 1062
-_RECORDS = re.compile(rb"Records:\s*(\d+)")
-_SKIPPED = re.compile(rb"Skipped:\s*(\d+)")
-_VERBS: dict[Duplicates, str] = {"replace": "REPLACE ", "ignore": "IGNORE ", "insert": ""}
-_FOREIGN_KEY = re.compile(r",\s*CONSTRAINT\s+`[^`]+`\s+FOREIGN KEY[^\n]*", re.IGNORECASE)
-_TABLE_NAME = re.compile(r"^CREATE TABLE `[^`]+`", re.IGNORECASE)
+# MySQL 8, Aurora MySQL 3 and MariaDB: one RENAME TABLE swaps any number of tables atomically.
+CAPABILITIES = Capabilities(engine="mysql")
 # A plain secondary index line of SHOW CREATE TABLE: "  KEY `name` (`col`,...)" (not UNIQUE/FULLTEXT/SPATIAL).
 _PLAIN_KEY = re.compile(r"^\s*KEY\s+(`(?:[^`]|``)+`)\s.*?,?$")
 
 
 def _name(schema: str, table: str) -> str:
     return f"{quote_identifier(schema)}.{quote_identifier(table)}"
+
+
+def bound_session(conn: Any, lock_wait_seconds: int, net_timeout_seconds: int) -> None:
+    """Bound every lock wait of a target session, and how long the server waits on a silent client.
+
+    Lock waits (metadata and InnoDB row locks) default to hours or a year on the server: a BI session
+    holding a transaction open on a live table would otherwise hold the load (and every reader queued
+    behind it) without end. ``net_read_timeout`` is how long the server waits for the next piece of a
+    LOAD DATA file: when the client is gone behind a half-open connection, the server rolls the load
+    back after that long and frees its locks for the retry, instead of after its default 30 s or more.
+    """
+    wait, net = int(lock_wait_seconds), int(net_timeout_seconds)
+    cursor = conn.cursor()
+    try:
+        cursor.execute(f"SET SESSION lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}")
+        cursor.execute(f"SET SESSION net_read_timeout = {net}, net_write_timeout = {net}")
+    finally:
+        cursor.close()
 
 
 class MySqlTarget:
@@ -56,10 +79,14 @@ class MySqlTarget:
         # LOCAL INFILE request. Connections from airflow.connections have it since their handshake.
         self.infile = guard_of(conn)
         prepare_session(conn)
-        bound_target_session(conn, self.settings.target_lock_wait_seconds, self.settings.net_timeout_seconds)
+        bound_session(conn, self.settings.target_lock_wait_seconds, self.settings.net_timeout_seconds)
         conn.autocommit(True)
         self.cursor = conn.cursor()
         self.rename_waits = 0
+
+    def capabilities(self) -> Capabilities:
+        """Everything ``Capabilities`` names: RENAME TABLE swaps atomically, the server checksums keys."""
+        return CAPABILITIES
 
     def fork(self) -> MySqlTarget:
         """Another session through the same opener (TransferError without one).
@@ -155,17 +182,17 @@ class MySqlTarget:
 
     def ensure_schema_log(self, schema: str) -> None:
         """Create ``report_schema_changes`` if needed."""
-        schemalog.ensure(self.cursor, schema)
+        mysql_logs.ensure_schema_log(self.cursor, schema)
 
     def record_schema_change(
         self, schema: str, table: str, change: ColumnChange, logical_date: dt.datetime, run_id: str, load_key: str
     ) -> None:
         """One row of ``report_schema_changes``."""
-        schemalog.record(self.cursor, schema, table, change, logical_date, run_id, load_key)
+        mysql_logs.record_schema_change(self.cursor, schema, table, change, logical_date, run_id, load_key)
 
     def added_columns(self, schema: str, table: str) -> list[str]:
         """Columns schema evolution added to ``table``."""
-        return schemalog.added_columns(self.cursor, schema, table)
+        return mysql_logs.added_columns(self.cursor, schema, table)
 
     def unique_keys(self, schema: str, table: str) -> list[tuple[str, ...]]:
         """Columns of each PRIMARY or UNIQUE key."""
@@ -204,45 +231,10 @@ class MySqlTarget:
         encodings: Sequence[Encoding],
         duplicates: Duplicates,
     ) -> int:
-        """``LOAD DATA LOCAL INFILE`` of one part; any warning but skipped duplicates fails it."""
-        import MySQLdb
-
-        statement = (
-            f"LOAD DATA LOCAL INFILE %s {_VERBS[duplicates]}INTO TABLE {_name(schema, table)} {LOAD_DATA_FORMAT} "
-            + load_data_columns([quote_identifier(c) for c in columns], encodings)
+        """``LOAD DATA LOCAL INFILE`` of one part; any warning but skipped duplicates fails it (``mysql_bulk``)."""
+        return mysql_bulk.bulk_load(
+            self.conn, self.cursor, self.infile, path, schema, table, columns, encodings, duplicates
         )
-        try:
-            with self.infile.allow(path):
-                self.cursor.execute(statement, (path,))
-        except (MySQLdb.DataError, MySQLdb.IntegrityError) as exc:
-            # Strict mode turns what would be a warning into an error; the verdict is the same.
-            raise TransferError(f"loading would change values, so nothing was loaded: {exc}") from exc
-        # Read the statement's info line before anything else runs on the connection.
-        raw_info = self.conn.info() or b""
-        info = raw_info if isinstance(raw_info, bytes) else raw_info.encode()
-        records, skipped = _RECORDS.search(info), _SKIPPED.search(info)
-        allowed = frozenset({DUPLICATE_KEY}) if duplicates == "ignore" else frozenset()
-        self._raise_on_warnings(allowed, int(skipped.group(1)) if skipped else 0)
-        return int(records.group(1)) if records else -1
-
-    def _raise_on_warnings(self, allowed: frozenset[int], skipped: int) -> None:
-        """Fail on any warning but the allowed ones (duplicate keys under INSERT IGNORE).
-
-        The server keeps only the first warnings, so allowed duplicates are also counted: each skipped
-        row is one duplicate-key warning, and any warning beyond them is a changed value.
-        """
-        count = self.conn.warning_count()
-        if not count:
-            return
-        self.cursor.execute("SHOW WARNINGS LIMIT 20")
-        listed = self.cursor.fetchall()
-        warnings = [w for w in listed if int(w[1]) not in allowed]
-        if warnings or (allowed and count > skipped):
-            shown = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in (warnings or listed)[:5])
-            raise TransferError(
-                f"loading would change values, so nothing was loaded ({count} warnings, "
-                f"{skipped} duplicate rows skipped): {shown}"
-            )
 
     def create_shadow(self, schema: str, like: str, shadow: str) -> None:
         """An empty copy of ``like``'s definition, replacing any leftover of that name."""
@@ -282,19 +274,16 @@ class MySqlTarget:
         return bool(self.cursor.execute(f"SELECT 1 FROM {_name(schema, table)} LIMIT 1"))
 
     def merge_into(self, schema: str, table: str, source: str, columns: Sequence[str], duplicates: Duplicates) -> int:
-        """Copy ``source``'s rows into ``table`` in the current transaction (``duplicates`` as a load); rows copied."""
-        names = ", ".join(quote_identifier(c) for c in columns)
-        verb = {"replace": "REPLACE ", "ignore": "INSERT IGNORE ", "insert": "INSERT "}[duplicates]
-        self.cursor.execute(f"{verb}INTO {_name(schema, table)} ({names}) SELECT {names} FROM {_name(schema, source)}")
-        return int(self.cursor.rowcount)
+        """INSERT/REPLACE ... SELECT in the current transaction (``mysql_bulk``); rows copied."""
+        return mysql_bulk.merge_into(self.cursor, schema, table, source, columns, duplicates)
 
     def ensure_as_of(self, schema: str) -> None:
         """Create ``report_as_of`` and its company row if needed."""
-        asof.ensure(self.cursor, schema)
+        mysql_state.ensure_as_of(self.cursor, schema)
 
     def record_as_of(self, schema: str, entry: AsOf, replace: bool, company_tables: Sequence[str] | None) -> None:
-        """The table's as-of row and the company's, in the current transaction (``asof.record``)."""
-        asof.record(self.cursor, schema, entry, replace=replace, company_tables=company_tables)
+        """The table's as-of row and the company's, in the current transaction (``mysql_state``)."""
+        mysql_state.record_as_of(self.cursor, schema, entry, replace=replace, company_tables=company_tables)
 
     def drop_tables(self, schema: str, *tables: str) -> None:
         """DROP TABLE IF EXISTS for each."""
@@ -303,53 +292,53 @@ class MySqlTarget:
 
     def ensure_ledger(self, schema: str) -> None:
         """Create ``report_loads`` if needed."""
-        ledger.ensure(self.cursor, schema)
+        mysql_ledger.ensure_ledger(self.cursor, schema)
 
     def find_load(self, schema: str, load_key: str) -> LoadRecord | None:
         """The ledger row of these extracts."""
-        return ledger.find(self.cursor, schema, load_key)
+        return mysql_ledger.find_load(self.cursor, schema, load_key)
 
     def newer_swap(
         self, schema: str, table: str, logical_date: dt.datetime, snapshot_at: dt.datetime | None = None
     ) -> dt.datetime | None:
         """A newer full refresh's logical date."""
-        return ledger.newer_swap(self.cursor, schema, table, logical_date, snapshot_at)
+        return mysql_ledger.newer_swap(self.cursor, schema, table, logical_date, snapshot_at)
 
     def record_load(self, schema: str, entry: LoadRecord) -> None:
         """The ledger row, in the current transaction."""
-        ledger.record(self.cursor, schema, entry)
+        mysql_ledger.record_load(self.cursor, schema, entry)
 
     def ensure_pending(self, schema: str) -> None:
-        """Create ``report_pending`` if needed (``pending``)."""
-        pending.ensure(self.cursor, schema)
+        """Create ``report_pending`` if needed."""
+        mysql_state.ensure_pending(self.cursor, schema)
 
     def record_pending(self, schema: str, entry: PendingShadow) -> None:
         """Register a ready shadow."""
-        pending.record(self.cursor, schema, entry)
+        mysql_state.record_pending(self.cursor, schema, entry)
 
     def pending(self, schema: str) -> dict[str, PendingShadow]:
         """The schema's pending shadows by table."""
-        return pending.read(self.cursor, schema)
+        return mysql_state.read_pending(self.cursor, schema)
 
     def mark_publishing(self, schema: str, tables: Sequence[str]) -> None:
         """Note that these shadows are about to be renamed in."""
-        pending.mark_publishing(self.cursor, schema, tables)
+        mysql_state.mark_publishing(self.cursor, schema, tables)
 
     def remove_pending(self, schema: str, tables: Sequence[str]) -> None:
         """Forget these tables' pending shadows."""
-        pending.remove(self.cursor, schema, tables)
+        mysql_state.remove_pending(self.cursor, schema, tables)
 
     def ensure_watermarks(self, schema: str) -> None:
         """Create ``report_watermarks`` if needed."""
-        watermarks.ensure(self.cursor, schema)
+        mysql_state.ensure_watermarks(self.cursor, schema)
 
     def watermark(self, schema: str, table: str) -> Watermark | None:
         """The stored watermark of ``table``."""
-        return watermarks.read(self.cursor, schema, table)
+        return mysql_state.read_watermark(self.cursor, schema, table)
 
     def write_watermark(self, schema: str, mark: Watermark) -> None:
         """The watermark row, in the current transaction."""
-        watermarks.write(self.cursor, schema, mark)
+        mysql_state.write_watermark(self.cursor, schema, mark)
 
     # --- delete detection (target.keysets): the source's key set in a TEMPORARY table
 
@@ -382,32 +371,9 @@ class MySqlTarget:
     # --- schemas and tables, for onboarding
 
     def create_schema(self, schema: str) -> None:
-        """Create the schema (utf8mb4)."""
-        self.cursor.execute(f"CREATE DATABASE {quote_identifier(schema)} CHARACTER SET utf8mb4")
+        """Create the schema (``mysql_onboard``)."""
+        mysql_onboard.create_schema(self.cursor, schema)
 
     def create_table_from(self, source: Any, schema: str, table: str, keep: Sequence[str]) -> None:
-        """Create ``schema.table`` as the source's table of that name, kept to the ``keep`` columns.
-
-        Foreign keys are dropped: the target holds one table of a graph, loaded on its own.
-        """
-        source_cursor = source.cursor()
-        source_cursor.execute(f"SHOW CREATE TABLE {quote_identifier(table)}")
-        ddl = _FOREIGN_KEY.sub("", str(source_cursor.fetchone()[1]))
-        ddl = _TABLE_NAME.sub(f"CREATE TABLE {_name(schema, table)}", ddl, count=1)
-        self.cursor.execute(ddl)
-        wanted = {c.lower() for c in keep}
-        extra = [c for c in source_columns(source, table) if c.lower() not in wanted]
-        if extra:
-            drops = ", ".join(f"DROP COLUMN {quote_identifier(c)}" for c in extra)
-            self.cursor.execute(f"ALTER TABLE {_name(schema, table)} {drops}")
-
-
-def source_columns(conn: Any, table: str) -> list[str]:
-    """The columns of a table in the connection's default schema, in table order (empty: no such table)."""
-    cursor = conn.cursor()
-    cursor.execute(
-        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s "
-        "ORDER BY ORDINAL_POSITION",
-        (table,),
-    )
-    return [str(r[0]) for r in cursor.fetchall()]
+        """Create ``schema.table`` as the source's table, kept to the ``keep`` columns (``mysql_onboard``)."""
+        mysql_onboard.create_table_from(self.cursor, source, schema, table, keep)

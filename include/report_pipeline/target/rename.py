@@ -13,11 +13,11 @@ from typing import Any
 
 from report_pipeline.errors import TargetBusyError
 from report_pipeline.settings import Settings
+from report_pipeline.target.mysql_errors import LOCK_WAIT
 from report_pipeline.validation import quote_identifier
 
 log = logging.getLogger("report_pipeline.target.mysql")
 
-LOCK_WAIT_TIMEOUT = 1205
 
 
 def _name(schema: str, table: str) -> str:
@@ -55,7 +55,7 @@ def swap_in(
                 cursor.execute(rename)
                 break
             except MySQLdb.OperationalError as exc:
-                if not exc.args or exc.args[0] != LOCK_WAIT_TIMEOUT:
+                if not exc.args or exc.args[0] != LOCK_WAIT:
                     raise
                 waits += 1
                 if attempt == settings.rename_attempts:
