@@ -316,3 +316,61 @@ def test_ensure_adds_the_table_id_index_to_an_older_ledger_once(scratch_db: str)
         assert "ix_report_loads_table_id" in indexes()
     finally:
         conn.close()
+
+
+# --- the page's routes (FastAPI) over the same ledgers -------------------------------------------------
+
+
+@pytest.fixture
+def client(fleet: Plan, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The plugin's app with an access check that lets a reader in, over this test's plan and ledgers."""
+    import importlib
+    import sys
+    import types
+
+    from fastapi.testclient import TestClient
+
+    import report_pipeline.airflow.factory as factory
+    import report_pipeline.airflow.freshness_app as app_module
+
+    security = types.ModuleType("airflow.api_fastapi.core_api.security")
+    security.get_user = lambda: "reader"  # type: ignore[attr-defined]
+    security.requires_access_dag = lambda method, param_dag_id: lambda request, user: None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "airflow.api_fastapi.core_api.security", security)
+    reloaded = importlib.reload(app_module)
+    monkeypatch.setattr(factory, "current_plan", lambda settings: (fleet, None))
+    monkeypatch.setattr(reloaded, "HookConnections", lambda: types.SimpleNamespace(target=mysql_connect))
+    monkeypatch.setattr(reloaded, "_failures", lambda rows, base_url, dags: None)  # no Airflow run of this plan
+    yield TestClient(reloaded.app)
+    monkeypatch.undo()
+    importlib.reload(app_module)
+
+
+def test_the_page_route_pages_filters_and_refuses_a_bad_status(client: Any) -> None:
+    first = client.get("/")
+    assert first.status_code == 200, first.text[:500]
+    rows = re.findall(r'<tr data-company="([^"]+)" data-table="([^"]+)">', first.text)
+    assert len(rows) == 6 * (len(TABLES) + 1)  # 24 rows: one page of 50
+    assert 'data-tables="18" data-companies="6"' in first.text and 'data-pages="1"' in first.text
+    assert rows.index(("c3", "orders")) < rows.index(("c2", "orders")) < rows.index(("c1", "orders"))
+    second = client.get("/", params={"status": "red", "page": 2, "per_page": 4})
+    assert second.status_code == 200
+    shown = re.findall(r'<tr data-company="([^"]+)" data-table="([^"]+)">', second.text)
+    assert len(shown) == 4 and 'data-page="2" data-pages="3"' in second.text  # 11 red rows
+    assert all('data-status="red"' in row for row in re.findall(r"<tr data-company.*?</tr>", second.text, re.S))
+    # The rows shown carry their chart's history (c3.orders: 12 bars).
+    c3 = client.get("/", params={"company": "c3", "status": "red"}).text
+    orders = re.search(r'<tr data-company="c3" data-table="orders">(.*?)</tr>', c3, re.S)
+    assert orders and orders.group(1).count("<rect") == freshness.HISTORY
+    for bad in ({"status": "purple"}, {"page": 0}, {"per_page": 0}, {"per_page": freshness.MAX_PER_PAGE + 1}):
+        response = client.get("/", params=bad)
+        assert response.status_code == 422, (bad, response.status_code)
+    assert client.get("/", params={"status": ""}).status_code == 200  # the form's "every status"
+
+
+def test_the_json_takes_the_status_filter_too(client: Any) -> None:
+    everything = client.get("/data").json()
+    assert len(everything) == 18 and all(len(r["loads"]) <= freshness.HISTORY for r in everything)
+    amber = client.get("/data", params={"status": "amber"}).json()
+    assert [(r["company"], r["table"]) for r in amber] == [("c2", "orders")]
+    assert client.get("/data", params={"status": "stale"}).status_code == 422
