@@ -178,7 +178,7 @@ def test_pages_split_the_ordered_rows_without_gaps_or_repeats(fleet: Plan) -> No
     pages = [freshness.page_of(rows, page=n, per_page=5) for n in range(1, 6)]
     assert [p.pages for p in pages] == [5] * 5 and [p.number for p in pages] == [1, 2, 3, 4, 5]
     assert [p.first for p in pages] == [1, 6, 11, 16, 21]
-    assert sum((_tables(p.rows) for p in pages), []) == whole
+    assert [key for p in pages for key in _tables(p.rows)] == whole
     assert [len(p.rows) for p in pages] == [5, 5, 5, 5, 4]
     # Past the end: the last page; the totals are the fleet's on every page.
     assert _tables(freshness.page_of(rows, page=99, per_page=5).rows) == _tables(pages[-1].rows)
