@@ -170,9 +170,13 @@ def read(cursor: Any, schema: str) -> dict[str, AsOf]:
     return {str(r[0]): AsOf._from_row(r) for r in cursor.fetchall()}
 
 
-def read_many(cursor: Any, schemas: Sequence[str]) -> dict[str, dict[str, AsOf]]:
+def read_many(cursor: Any, schemas: Sequence[str], *, full: bool = True) -> dict[str, dict[str, AsOf]]:
     """``read`` for many schemas at once (the freshness page): per ``ledger.SCHEMAS_PER_QUERY`` schemas, one
-    query finds which have the table and one reads them all, so a fleet's page costs a few round trips."""
+    query finds which have the table and one reads them all, so a fleet's page costs a few round trips.
+
+    ``full=False`` reads ``data_as_of`` alone (the other fields None): what the page judges and shows, and
+    at 1,000 x 20 a quarter of the time, the driver's DATETIME conversions being most of it.
+    """
     found: dict[str, dict[str, AsOf]] = {schema: {} for schema in schemas}
     present: list[str] = []
     for start in range(0, len(schemas), SCHEMAS_PER_QUERY):
@@ -184,11 +188,13 @@ def read_many(cursor: Any, schemas: Sequence[str]) -> dict[str, dict[str, AsOf]]
         )
         have = {str(r[0]) for r in cursor.fetchall()}
         present.extend(s for s in batch if s in have)
+    columns = _COLUMNS if full else "table_name, data_as_of"
     for start in range(0, len(present), SCHEMAS_PER_QUERY):
         batch = present[start : start + SCHEMAS_PER_QUERY]
         cursor.execute(
-            " UNION ALL ".join(f"SELECT %s AS _schema, {_COLUMNS} FROM {_table(schema)}" for schema in batch), batch
+            " UNION ALL ".join(f"SELECT %s AS _schema, {columns} FROM {_table(schema)}" for schema in batch), batch
         )
         for row in cursor.fetchall():
-            found[str(row[0])][str(row[1])] = AsOf._from_row(row[1:])
+            entry = AsOf._from_row(row[1:]) if full else AsOf(str(row[1]), row[2], None, None, None, None)
+            found[str(row[0])][entry.table_name] = entry
     return found

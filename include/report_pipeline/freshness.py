@@ -125,13 +125,14 @@ def collect(
 def survey(
     plan: Plan, cursor: Any, *, schedule: str | None, now: dt.datetime, company: str | None = None
 ) -> list[TableFreshness]:
-    """``collect`` without the history: each row holds its newest load only (``ledger.latest_many``), enough
-    to judge, order and count every row of a fleet; ``add_history`` then reads the charts of the rows shown."""
+    """``collect`` without the history: each row holds its newest load only (``ledger.latest_many``) and its
+    as-of's ``data_as_of`` only (``asof.read_many(full=False)``), enough to judge, order, count and show every
+    row of a fleet; ``add_history`` then reads the charts of the rows shown."""
     interval = interval_seconds(schedule)
     shown = [cp for cp in plan.companies if not company or cp.company.alias == company]
     schemas = [cp.company.schema for cp in shown]
     newest = ledger.latest_many(cursor, schemas)
-    as_ofs = asof.read_many(cursor, schemas)
+    as_ofs = asof.read_many(cursor, schemas, full=False)
     rows: list[TableFreshness] = []
     for cp in shown:
         loads = newest.get(cp.company.schema, {})
