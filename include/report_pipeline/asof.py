@@ -171,23 +171,23 @@ def read(cursor: Any, schema: str) -> dict[str, AsOf]:
 
 
 def read_many(cursor: Any, schemas: Sequence[str], *, full: bool = True) -> dict[str, dict[str, AsOf]]:
-    """``read`` for many schemas at once (the freshness page): per ``ledger.SCHEMAS_PER_QUERY`` schemas, one
-    query finds which have the table and one reads them all, so a fleet's page costs a few round trips.
+    """``read`` for many schemas at once (the freshness page): one query finds which have the table, then one
+    per ``ledger.SCHEMAS_PER_QUERY`` reads them, so a fleet's page costs a few round trips.
 
     ``full=False`` reads ``data_as_of`` alone (the other fields None): what the page judges and shows, and
     at 1,000 x 20 a quarter of the time, the driver's DATETIME conversions being most of it.
     """
     found: dict[str, dict[str, AsOf]] = {schema: {} for schema in schemas}
-    present: list[str] = []
-    for start in range(0, len(schemas), SCHEMAS_PER_QUERY):
-        batch = list(schemas[start : start + SCHEMAS_PER_QUERY])
-        marks = ", ".join(["%s"] * len(batch))
-        cursor.execute(
-            f"SELECT TABLE_SCHEMA FROM information_schema.TABLES WHERE TABLE_NAME = %s AND TABLE_SCHEMA IN ({marks})",
-            (AS_OF_TABLE, *batch),
-        )
-        have = {str(r[0]) for r in cursor.fetchall()}
-        present.extend(s for s in batch if s in have)
+    if not schemas:
+        return found
+    # Which have the table: one IN list for all (a fifth of the time of lists of 50 at 1,000 schemas).
+    marks = ", ".join(["%s"] * len(schemas))
+    cursor.execute(
+        f"SELECT TABLE_SCHEMA FROM information_schema.TABLES WHERE TABLE_NAME = %s AND TABLE_SCHEMA IN ({marks})",
+        (AS_OF_TABLE, *schemas),
+    )
+    have = {str(r[0]) for r in cursor.fetchall()}
+    present = [s for s in schemas if s in have]
     columns = _COLUMNS if full else "table_name, data_as_of"
     for start in range(0, len(present), SCHEMAS_PER_QUERY):
         batch = present[start : start + SCHEMAS_PER_QUERY]
