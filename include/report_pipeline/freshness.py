@@ -22,7 +22,7 @@ from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 from report_pipeline import asof, ledger
-from report_pipeline.config import Plan
+from report_pipeline.config import CompanyPlan, Plan
 from report_pipeline.taskids import parse_task_id
 
 Status = Literal["green", "amber", "red"]
@@ -97,29 +97,21 @@ def status_of(age_seconds: float | None, interval: int) -> Status:
 
 
 def collect(
-    plan: Plan, cursor: Any, *, schedule: str | None, now: dt.datetime, company: str | None = None, history: int = 12
+    plan: Plan,
+    cursor: Any,
+    *,
+    schedule: str | None,
+    now: dt.datetime,
+    company: str | None = None,
+    history: int = HISTORY,
 ) -> list[TableFreshness]:
-    """One TableFreshness per active company x table of ``plan`` (one company if ``company``)."""
-    interval = interval_seconds(schedule)
-    rows: list[TableFreshness] = []
+    """One TableFreshness per active company x table of ``plan`` (one company if ``company``), each with its
+    last ``history`` loads, and one company row per company (the JSON's data)."""
     shown = [cp for cp in plan.companies if not company or cp.company.alias == company]
-    # The shown companies' ledgers in two queries per ledger.SCHEMAS_PER_QUERY companies, not two per company.
-    ledgers = ledger.recent_many(cursor, [cp.company.schema for cp in shown], history)
-    as_ofs = asof.read_many(cursor, [cp.company.schema for cp in shown])
-    for cp in shown:
-        loads = ledgers.get(cp.company.schema, {})
-        as_of = as_ofs.get(cp.company.schema, {})
-        for spec in cp.tables:
-            found = loads.get(spec.target.table, [])
-            row = TableFreshness(cp.company.alias, spec.name, spec.target.table, found, schema=cp.company.schema)
-            row.as_of = as_of.get(spec.target.table)
-            _judge(row, now, interval)
-            rows.append(row)
-        company_row = TableFreshness(cp.company.alias, asof.COMPANY_ROW, asof.COMPANY_ROW)
-        company_row.as_of = as_of.get(asof.COMPANY_ROW)
-        _judge(company_row, now, interval)
-        rows.append(company_row)
-    return rows
+    schemas = [cp.company.schema for cp in shown]
+    # The shown companies' ledgers in a query per ledger.SCHEMAS_PER_QUERY companies, not two per company.
+    ledgers = ledger.recent_many(cursor, schemas, history)
+    return _rows(shown, ledgers, asof.read_many(cursor, schemas), interval_seconds(schedule), now)
 
 
 def survey(
@@ -128,24 +120,34 @@ def survey(
     """``collect`` without the history: each row holds its newest load only (``ledger.latest_many``) and its
     as-of's ``data_as_of`` only (``asof.read_many(full=False)``), enough to judge, order, count and show every
     row of a fleet; ``add_history`` then reads the charts of the rows shown."""
-    interval = interval_seconds(schedule)
     shown = [cp for cp in plan.companies if not company or cp.company.alias == company]
     schemas = [cp.company.schema for cp in shown]
-    newest = ledger.latest_many(cursor, schemas)
-    as_ofs = asof.read_many(cursor, schemas, full=False)
+    newest = {
+        schema: {table: [load] for table, load in tables.items()}
+        for schema, tables in ledger.latest_many(cursor, schemas).items()
+    }
+    return _rows(shown, newest, asof.read_many(cursor, schemas, full=False), interval_seconds(schedule), now)
+
+
+def _rows(
+    shown: Sequence[CompanyPlan],
+    ledgers: Mapping[str, Mapping[str, list[ledger.LoadRecord]]],
+    as_ofs: Mapping[str, Mapping[str, asof.AsOf]],
+    interval: int,
+    now: dt.datetime,
+) -> list[TableFreshness]:
     rows: list[TableFreshness] = []
     for cp in shown:
-        loads = newest.get(cp.company.schema, {})
-        as_of = as_ofs.get(cp.company.schema, {})
+        schema = cp.company.schema
+        loads = ledgers.get(schema, {})
+        as_of = as_ofs.get(schema, {})
         for spec in cp.tables:
-            last = loads.get(spec.target.table)
-            row = TableFreshness(
-                cp.company.alias, spec.name, spec.target.table, [last] if last else [], schema=cp.company.schema
-            )
+            row = TableFreshness(cp.company.alias, spec.name, spec.target.table, loads.get(spec.target.table, []))
+            row.schema = schema
             row.as_of = as_of.get(spec.target.table)
             _judge(row, now, interval)
             rows.append(row)
-        company_row = TableFreshness(cp.company.alias, asof.COMPANY_ROW, asof.COMPANY_ROW, schema=cp.company.schema)
+        company_row = TableFreshness(cp.company.alias, asof.COMPANY_ROW, asof.COMPANY_ROW, schema=schema)
         company_row.as_of = as_of.get(asof.COMPANY_ROW)
         _judge(company_row, now, interval)
         rows.append(company_row)
