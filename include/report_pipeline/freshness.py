@@ -411,7 +411,9 @@ def _totals_html(totals: Totals, base_path: str, company: str | None, per_page: 
 def _pager_html(page: Page | None, base_path: str, company: str | None, status: str | None) -> str:
     if page is None:
         return ""
-    last = page.first + len(page.rows) - 1 if page.rows else 0
+    if not page.rows:
+        return '<p class="pager" data-page="1" data-pages="1">no rows match</p>'
+    last = page.first + len(page.rows) - 1
     parts = [f"rows {page.first:,}&ndash;{last:,} of {page.matching:,}, page {page.number} of {page.pages}"]
     if page.number > 1:
         previous = _link(base_path, company, status, page.number - 1, page.per_page)

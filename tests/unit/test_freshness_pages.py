@@ -77,3 +77,6 @@ def test_the_rendered_pager_keeps_the_filters_in_its_links() -> None:
     assert '<a rel="prev" href="/p/?company=b&amp;status=red&amp;per_page=2">' in html
     assert "next" not in html.split('class="pager"')[1].split("</p>")[0]  # the last page
     assert 'data-total="green" href="/p/?company=b&amp;status=green&amp;per_page=2"' in html
+    none = freshness.page_of([r for r in ROWS if r.status != "amber"], status="amber")
+    html = freshness.render_page([], [], selected=None, schedule=None, now=NOW, base_path="/p/", page=none)
+    assert "no rows match" in html and 'rel="next"' not in html
