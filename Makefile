@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 include scripts/airflow.mk
 
-.PHONY: help demo test unit bench lint services services-stop airflow-db venv system-packages clean dist constraints test-package
+.PHONY: help demo test unit bench lint settings-table services services-stop airflow-db venv system-packages clean dist constraints test-package
 
 help: ## this list: every target with one line
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -88,9 +88,13 @@ bench: services ## the transfer benchmark beside the baselines (BENCH_ARGS=... e
 	$(ENV)
 	$(VENV)/bin/python scripts/bench.py $(BENCH_ARGS)
 
-lint: venv ## ruff and mypy
+lint: venv ## ruff, mypy, and README's settings table equal to settings.py's declarations
 	$(VENV)/bin/ruff check include dags tests scripts
 	$(VENV)/bin/mypy
+	$(VENV)/bin/python -m report_pipeline.settingsdoc --check README.md
+
+settings-table: venv ## rewrite README's settings table from include/report_pipeline/settings.py
+	$(VENV)/bin/python -m report_pipeline.settingsdoc --write README.md
 
 unit: venv ## the tests that need no server (seconds)
 	$(VENV)/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)

@@ -272,14 +272,8 @@ redis_down() {
 
 # The bucket the task logs of a Celery stack go to (remote logging through reports_s3).
 ensure_log_bucket() {
-    LOG_BUCKET="$LOG_BUCKET" "$VENV/bin/python" - <<'PY' || die "cannot create the task-log bucket s3://$LOG_BUCKET on reports_s3 (is S3 up? make services)"
-import os
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-hook = S3Hook(aws_conn_id="reports_s3")
-if not hook.check_for_bucket(os.environ["LOG_BUCKET"]):
-    hook.create_bucket(os.environ["LOG_BUCKET"])
-PY
+    LOG_BUCKET="$LOG_BUCKET" "$VENV/bin/python" "$REPO_ROOT/scripts/airflow_setup.py" log-bucket \
+        || die "cannot create the task-log bucket s3://$LOG_BUCKET on reports_s3 (is S3 up? make services)"
 }
 
 # Waits until every Celery worker logged "ready" since its start (it then consumes the queue).
@@ -304,13 +298,7 @@ secrets_file() {
         mkdir -p "$REAL_HOME"
         (
             umask 077
-            "$VENV/bin/python" - >"$file.tmp" <<'PY'
-import secrets
-from cryptography.fernet import Fernet
-print(f"export AIRFLOW__API_AUTH__JWT_SECRET={secrets.token_urlsafe(48)}")
-print(f"export AIRFLOW__API__SECRET_KEY={secrets.token_urlsafe(32)}")
-print(f"export AIRFLOW__CORE__FERNET_KEY={Fernet.generate_key().decode()}")
-PY
+            "$VENV/bin/python" "$REPO_ROOT/scripts/airflow_setup.py" secrets >"$file.tmp"
             mv "$file.tmp" "$file"
         )
     fi
@@ -506,82 +494,12 @@ wait_ready() {
     SINCE="$1" AIRFLOW_LOCAL_PIDS="$(for c in "${COMPONENTS[@]}"; do printf '%s=%s ' "$c" "$(cat "$REAL_HOME/$c.pid")"; done)" \
     API="http://$BIND:$API_PORT" DAG_ID="$DAG_ID" TIMEOUT="$UP_TIMEOUT" \
     ADMIN_USER="$ADMIN_USER" ADMIN_PASSWORD="$ADMIN_PASSWORD" \
-        "$VENV/bin/python" - <<'PY'
-import datetime as dt, json, os, sys, time, urllib.error, urllib.request
-
-api, dag_id = os.environ["API"], os.environ["DAG_ID"]
-since = dt.datetime.fromtimestamp(float(os.environ["SINCE"]), dt.timezone.utc)
-deadline = time.monotonic() + float(os.environ["TIMEOUT"])
-pids = dict(item.split("=") for item in os.environ["AIRFLOW_LOCAL_PIDS"].split())
-
-
-def call(path, data=None, token=None):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    body = json.dumps(data).encode() if data is not None else None
-    with urllib.request.urlopen(urllib.request.Request(api + path, body, headers), timeout=10) as resp:
-        return json.loads(resp.read() or b"null")
-
-
-def fresh(stamp):
-    return bool(stamp) and dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) >= since
-
-
-def check_alive():
-    for name, pid in pids.items():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            sys.exit(f"{name} (pid {pid}) exited while waiting for the stack")
-
-
-last, stage = "no answer yet", "health"
-while time.monotonic() < deadline:
-    check_alive()
-    try:
-        if stage == "health":
-            health = call("/api/v2/monitor/health")
-            states = {k: (v or {}).get("status") for k, v in health.items()}
-            beats = {k: v.get(f"latest_{k}_heartbeat") for k, v in health.items() if k != "metadatabase"}
-            if all(s == "healthy" for s in states.values()) and len(states) >= 4 and all(map(fresh, beats.values())):
-                print(f"healthy: {states}", file=sys.stderr)
-                stage = "dag"
-            else:
-                last = f"health {states}, heartbeats {beats}"
-        if stage == "dag":
-            token = call("/auth/token", {"username": os.environ["ADMIN_USER"], "password": os.environ["ADMIN_PASSWORD"]})["access_token"]
-            errors = call("/api/v2/importErrors?limit=100", token=token)["import_errors"]
-            mine = [e for e in errors if os.path.basename(e.get("filename", "")) == f"{dag_id}.py"]
-            if mine and fresh(mine[0].get("timestamp")):
-                sys.exit(f"import error in the DAG file:\n{mine[0].get('stack_trace')}")
-            try:
-                dag = call(f"/api/v2/dags/{dag_id}", token=token)
-                if fresh(dag.get("last_parsed_time")) and not mine:
-                    print(f"dag {dag_id} listed (paused={dag.get('is_paused')})", file=sys.stderr)
-                    sys.exit(0)
-                last = f"dag {dag_id} not parsed since the start yet (last {dag.get('last_parsed_time')})"
-            except urllib.error.HTTPError as exc:
-                last = f"GET /api/v2/dags/{dag_id}: HTTP {exc.code} (not parsed yet?)"
-    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
-        last = f"{type(exc).__name__}: {exc}"
-    time.sleep(2)
-sys.exit(f"timed out after {os.environ['TIMEOUT']} s; last: {last}")
-PY
+        "$VENV/bin/python" "$REPO_ROOT/scripts/airflow_ready.py"
 }
 
 write_passwords_file() {
     # SimpleAuthManager generates a random password per user unless the file has one: write ours.
-    ADMIN_USER="$ADMIN_USER" ADMIN_PASSWORD="$ADMIN_PASSWORD" "$VENV/bin/python" - <<'PY'
-import json, os, pathlib
-path = pathlib.Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
-passwords = json.loads(path.read_text() or "{}") if path.exists() else {}
-passwords[os.environ["ADMIN_USER"]] = os.environ["ADMIN_PASSWORD"]
-passwords.setdefault("rp_reader", "rp_reader")
-passwords.setdefault("rp_norole", "rp_norole")
-path.write_text(json.dumps(passwords) + "\n")
-path.chmod(0o600)
-PY
+    ADMIN_USER="$ADMIN_USER" ADMIN_PASSWORD="$ADMIN_PASSWORD" "$VENV/bin/python" "$REPO_ROOT/scripts/airflow_setup.py" passwords
 }
 
 # GET an api-server URL; prints the body, fails when there is no 2xx answer (no curl on a bare Debian).

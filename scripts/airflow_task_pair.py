@@ -32,7 +32,7 @@ from report_pipeline.taskids import task_id
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench
+import serverkit
 import small_table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -164,7 +164,7 @@ def main() -> int:
         if old["dag_run_id"].startswith("task_pair__"):
             api.call("DELETE", f"/dags/{DAG_ID}/dagRuns/{old['dag_run_id']}")
     run_id = f"task_pair__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
-    bench.run_sql([f"TRUNCATE TABLE {small_table.COMPANY}.{small_table.TABLE}"])
+    serverkit.run_sql([f"TRUNCATE TABLE {small_table.COMPANY}.{small_table.TABLE}"])
     api.call(
         "POST",
         f"/dags/{DAG_ID}/dagRuns",
@@ -187,7 +187,7 @@ def main() -> int:
     )
     results = []
     for attempt in range(args.repeat):
-        bench.run_sql([f"TRUNCATE TABLE {small_table.COMPANY}.{small_table.TABLE}"])
+        serverkit.run_sql([f"TRUNCATE TABLE {small_table.COMPANY}.{small_table.TABLE}"])
         tries = {t: api.ti(run_id, t)["try_number"] for t in (EXTRACT, LOAD)}
         api.call(
             "POST",

@@ -161,9 +161,9 @@ class ProcessSampler(threading.Thread):
         self.stop_event.set()
         self.join(timeout=30)
         self.sample()
-        per: Counter[str] = Counter()
+        per: dict[str, float] = {}
         for pid, (component, cpu) in self.cpu.items():
-            per[component] += cpu - self.first_cpu.get(pid, 0.0)
+            per[component] = per.get(component, 0.0) + cpu - self.first_cpu.get(pid, 0.0)
         rss = sorted(self.task_rss.values())
         return {
             "cpu_seconds": dict(per),

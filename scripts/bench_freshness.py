@@ -34,23 +34,14 @@ from typing import Any
 from report_pipeline import asof, freshness, ledger
 from report_pipeline.config import AdminRows, Plan, build_plan
 from report_pipeline.settings import Settings
+from serverkit import mysql_connect
 
 PREFIX = "frb_"
 NOW = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC)
 
 
 def connect() -> Any:
-    import MySQLdb
-
-    conn = MySQLdb.connect(
-        host="127.0.0.1",
-        port=int(os.environ.get("REPORTS_MYSQL_PORT", "3307")),
-        user="reports",
-        passwd="reports",
-        charset="utf8mb4",
-    )
-    conn.autocommit(True)
-    return conn
+    return mysql_connect(autocommit=True, local_infile=0)
 
 
 class CountingCursor:

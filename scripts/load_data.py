@@ -25,6 +25,8 @@ import sys
 import time
 from typing import Any
 
+from serverkit import empty_bucket, mysql_connect, mysql_url, s3_client
+
 ADMIN_SCHEMA = "load_admin"
 SOURCE_SCHEMA = "load_source"
 SCHEMA_TEMPLATE = "ld_{alias}"
@@ -175,21 +177,12 @@ TABLES: tuple[tuple[str, str, str, tuple[str, str, str, str]], ...] = (
 TABLE_NAMES = tuple(t[0] for t in TABLES)  # the source tables (and the admin rows of LOAD_TABLES=5)
 
 
-def mysql_port() -> int:
-    return int(os.environ.get("REPORTS_MYSQL_PORT", "3307"))
-
-
-def s3_port() -> int:
-    return int(os.environ.get("REPORTS_S3_PORT", "8333"))
-
-
 def deployment_env() -> dict[str, str]:
     """What the second Airflow deployment and the onboarding read: connections and naming templates."""
-    port = mysql_port()
     return {
-        "AIRFLOW_CONN_REPORTS_ADMIN_DB": f"mysql://reports:reports@127.0.0.1:{port}/{ADMIN_SCHEMA}?charset=utf8mb4",
-        "AIRFLOW_CONN_REPORTS_SOURCE_DB": f"mysql://reports:reports@127.0.0.1:{port}/{SOURCE_SCHEMA}?charset=utf8mb4",
-        "AIRFLOW_CONN_REPORTS_TARGET_DB": f"mysql://reports:reports@127.0.0.1:{port}/?charset=utf8mb4&local_infile=true",
+        "AIRFLOW_CONN_REPORTS_ADMIN_DB": mysql_url(ADMIN_SCHEMA),
+        "AIRFLOW_CONN_REPORTS_SOURCE_DB": mysql_url(SOURCE_SCHEMA),
+        "AIRFLOW_CONN_REPORTS_TARGET_DB": mysql_url("") + "&local_infile=true",
         "REPORTS_TARGET_SCHEMA_TEMPLATE": SCHEMA_TEMPLATE,
         "REPORTS_S3_BUCKET_TEMPLATE": BUCKET_TEMPLATE,
         # Runs only when triggered: an @daily schedule would start its own run on unpause.
@@ -198,25 +191,8 @@ def deployment_env() -> dict[str, str]:
 
 
 def mysql(db: str = "") -> Any:
-    import MySQLdb
-
-    conn = MySQLdb.connect(
-        host="127.0.0.1", port=mysql_port(), user="reports", passwd="reports", db=db, charset="utf8mb4", local_infile=1
-    )
-    conn.autocommit(True)
-    return conn
-
-
-def s3_client() -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=f"http://127.0.0.1:{s3_port()}",
-        aws_access_key_id="any",
-        aws_secret_access_key="any",
-        region_name="us-east-1",
-    )
+    """A connection as the local `reports` user, autocommitting (tests/airflow_load uses it too)."""
+    return mysql_connect(db, autocommit=True)
 
 
 def drop() -> None:
@@ -240,10 +216,7 @@ def drop() -> None:
     for alias in aliases(99):
         bucket = BUCKET_TEMPLATE.format(alias=alias)
         try:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-                if keys:
-                    s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            empty_bucket(s3, bucket)
             s3.delete_bucket(Bucket=bucket)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchBucket", "404"):

@@ -29,21 +29,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench  # the benchmark's servers, buckets and helpers
+from benchkit import data as benchdata
+from benchkit.machine import rss_mb
+from serverkit import mysql_connect, run_sql, s3_client
 
 WIDE_DDL = (
     "DROP TABLE IF EXISTS wide",
     "CREATE TABLE wide (id INT PRIMARY KEY, txt LONGTEXT, blb LONGBLOB) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
 )
 WIDE_FINGERPRINT = "SELECT COUNT(*), BIT_XOR(CRC32(CONCAT_WS('|', id, MD5(txt), MD5(blb)))) FROM {}"
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def child(step: str, table: str, columns: tuple[str, ...], parallelism: int) -> dict[str, Any]:
@@ -57,12 +51,12 @@ def child(step: str, table: str, columns: tuple[str, ...], parallelism: int) -> 
     from report_pipeline.validation import InsertTarget
 
     settings = Settings.from_env()
-    bucket = Bucket(bench.s3_client(), bench.BUCKET_OURS)
-    after_imports = _rss_mb()
+    bucket = Bucket(s3_client(), benchdata.BUCKET_OURS)
+    after_imports = rss_mb()
     prefix = f"memory/{table}"
     started = time.perf_counter()
     if step == "extract":
-        conn = bench.mysql(bench.SRC_DB)
+        conn = mysql_connect(benchdata.SRC_DB)
         manifest = extract(
             conn,
             ExtractRequest(
@@ -72,7 +66,7 @@ def child(step: str, table: str, columns: tuple[str, ...], parallelism: int) -> 
                 prefix=prefix,
                 query=f"SELECT {', '.join(columns)} FROM {table}",
                 parameters=(),
-                logical_date=bench.LOGICAL_DATE.isoformat(),
+                logical_date=benchdata.LOGICAL_DATE.isoformat(),
                 run_id="memory",
                 part_bytes=settings.part_bytes,
             ),
@@ -81,18 +75,18 @@ def child(step: str, table: str, columns: tuple[str, ...], parallelism: int) -> 
         rows, parts = manifest.rows, len(manifest.parts)
     else:
         manifest = Manifest.from_json(bucket.get(f"{prefix}/manifest.json"))
-        conn = bench.mysql(local_infile=1)
+        conn = mysql_connect()
         result = load(
-            MySqlTarget(conn, opener=lambda: bench.mysql(local_infile=1)),
+            MySqlTarget(conn, opener=mysql_connect),
             LoadRequest(
                 company="bench",
-                schema=bench.TGT_DB,
+                schema=benchdata.TGT_DB,
                 target=InsertTarget(table, columns, "replace"),
                 load_mode="swap",
                 bucket=bucket,
                 manifest_keys=(manifest.key,),
                 success_key=f"{prefix}/_SUCCESS",
-                logical_date=bench.LOGICAL_DATE,
+                logical_date=benchdata.LOGICAL_DATE,
                 run_id="memory",
                 parallelism=parallelism,
             ),
@@ -129,8 +123,8 @@ def make_wide(rows: int) -> None:
         "INSERT INTO wide SELECT seq, REPEAT(CONCAT('wide text ', seq, ', \"quoted\"\\n'), 1048576 DIV 24), "
         f"NULL FROM seq_1_to_{rows}",
     ]
-    bench.run_sql(statements, bench.SRC_DB)
-    conn = bench.mysql(bench.SRC_DB)
+    run_sql(statements, benchdata.SRC_DB)
+    conn = mysql_connect(benchdata.SRC_DB)
     cursor = conn.cursor()
     for row in range(1, rows + 1):
         cursor.execute("UPDATE wide SET blb = %s WHERE id = %s", (os.urandom(1024 * 1024), row))
@@ -152,33 +146,31 @@ def main() -> int:
         print("MEMORY-RESULT " + json.dumps(child(step, table, tuple(columns), parallelism)), flush=True)
         return 0
 
-    bench.check_buckets()
+    benchdata.check_buckets()
     cases: list[tuple[str, tuple[str, ...], str]] = []
     if args.wide:
         make_wide(args.wide_rows)
         cases.append(("wide", ("id", "txt", "blb"), WIDE_FINGERPRINT))
     if args.events or args.events_rows:
-        table, _ = bench.ensure_source(args.events_rows or bench.DEFAULT_ROWS)
-        cases.append((table, bench.COLUMNS, bench.FINGERPRINT))
+        table, _ = benchdata.ensure_source(args.events_rows or benchdata.DEFAULT_ROWS)
+        cases.append((table, benchdata.COLUMNS, benchdata.FINGERPRINT))
     results = []
     for table, columns, fingerprint in cases:
-        bench.run_sql(
+        run_sql(
             [
-                f"DROP TABLE IF EXISTS {bench.TGT_DB}.{table}",
-                f"CREATE TABLE {bench.TGT_DB}.{table} LIKE {bench.SRC_DB}.{table}",
-                f"DROP TABLE IF EXISTS {bench.TGT_DB}.report_loads",
+                f"DROP TABLE IF EXISTS {benchdata.TGT_DB}.{table}",
+                f"CREATE TABLE {benchdata.TGT_DB}.{table} LIKE {benchdata.SRC_DB}.{table}",
+                f"DROP TABLE IF EXISTS {benchdata.TGT_DB}.report_loads",
             ]
         )
         for step in ("extract", "load"):
             result = run_child(step, table, columns, args.parallelism)
             results.append(result)
             print(json.dumps(result), flush=True)
-        same = bench.query_one(fingerprint.format(f"{bench.SRC_DB}.{table}")) == bench.query_one(
-            fingerprint.format(f"{bench.TGT_DB}.{table}")
-        )
+        same = benchdata.same_rows(f"{benchdata.SRC_DB}.{table}", f"{benchdata.TGT_DB}.{table}", fingerprint)
         print(f"{table}: exact copy: {same}", flush=True)
-        bench.run_sql([f"DROP TABLE IF EXISTS {bench.TGT_DB}.{table}"])
-    bench.clean_buckets((bench.BUCKET_OURS,))
+        run_sql([f"DROP TABLE IF EXISTS {benchdata.TGT_DB}.{table}"])
+    benchdata.clean_buckets((benchdata.BUCKET_OURS,))
     print("\nstep     table   rows       parts  seconds  after imports MB  peak MB  working set MB")
     for r in results:
         print(

@@ -3,7 +3,7 @@
     source scripts/env.sh && PATH="$PWD/.venv/bin:$PATH" .venv/bin/python scripts/small_table.py [--repeat 5]
 
 Needs the local servers and the demo companies (``make services`` and ``report-pipeline demo-setup``).
-It makes ``source.bench_small`` with the benchmark's generator (``scripts/bench.py``, mixed types,
+It makes ``source.bench_small`` with the benchmark's generator (``scripts/benchkit/data.py``, mixed types,
 tricky text, NULLs; 4 companies x ``--rows`` rows, so acme's query returns ``--rows`` rows), a tables row
 ``bench_small`` binding the company, and ``acme.bench_small``; then, ``--repeat`` times, empties the
 target and runs ``report-pipeline run --company acme --table bench_small`` as a user would (console
@@ -29,13 +29,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench  # the benchmark's generator, servers and fingerprint
+from benchkit.data import COLS, FINGERPRINT, GEN_TAG, generator_statements
+from serverkit import query_one, run_sql
 
 TABLE = "bench_small"
 COMPANY, COMPANY_ID = "acme", 1
 SOURCE_DB = "source"
-QUERY = f"SELECT {bench.COLS} FROM {TABLE} WHERE company_id = %(company_id)s"
-INSERT = f"REPLACE INTO {TABLE}({bench.COLS}) VALUES"
+QUERY = f"SELECT {COLS} FROM {TABLE} WHERE company_id = %(company_id)s"
+INSERT = f"REPLACE INTO {TABLE}({COLS}) VALUES"
 PY = sys.executable
 
 # Import steps, each a child process doing one step more than the one before (medians of --repeat).
@@ -58,19 +59,15 @@ IMPORT_STEPS: tuple[tuple[str, str], ...] = (
 def setup(rows: int) -> None:
     """The source table, the admin row and acme's target table (idempotent)."""
     table_rows = rows * 4
-    found = bench.query_one(
+    found = query_one(
         f"SELECT MAX(TABLE_COMMENT), MAX(TABLE_ROWS) FROM information_schema.TABLES "
         f"WHERE TABLE_SCHEMA = '{SOURCE_DB}' AND TABLE_NAME = '{TABLE}'"
     )
-    count = bench.query_one(f"SELECT COUNT(*) FROM {SOURCE_DB}.{TABLE}")[0] if found[0] == bench.GEN_TAG else None
+    count = query_one(f"SELECT COUNT(*) FROM {SOURCE_DB}.{TABLE}")[0] if found[0] == GEN_TAG else None
     if count != table_rows:
-        statements = [
-            s.replace("@TABLE@", TABLE).replace("@ROWS@", str(table_rows)).replace("@COMMENT@", bench.GEN_TAG)
-            for s in bench.GEN_SOURCE
-        ]
-        bench.run_sql(statements, SOURCE_DB)
-    bench.run_sql([f"CREATE TABLE IF NOT EXISTS {COMPANY}.{TABLE} LIKE {SOURCE_DB}.{TABLE}"])
-    listed = bench.query_one(f"SELECT COUNT(*) FROM reports_admin.`tables` WHERE name = '{TABLE}' AND status = 1")
+        run_sql(generator_statements(TABLE, table_rows), SOURCE_DB)
+    run_sql([f"CREATE TABLE IF NOT EXISTS {COMPANY}.{TABLE} LIKE {SOURCE_DB}.{TABLE}"])
+    listed = query_one(f"SELECT COUNT(*) FROM reports_admin.`tables` WHERE name = '{TABLE}' AND status = 1")
     if not listed[0]:
         subprocess.run(
             ["report-pipeline", "add-table", "--name", TABLE, "--query-select", QUERY, "--query-insert", INSERT],
@@ -80,13 +77,13 @@ def setup(rows: int) -> None:
 
 
 def fingerprint_of(qualified: str, where: str = "") -> list[int]:
-    sql = bench.FINGERPRINT.format(f"(SELECT * FROM {qualified}{where}) AS t")
-    return [int(v or 0) for v in bench.query_one(sql)]
+    sql = FINGERPRINT.format(f"(SELECT * FROM {qualified}{where}) AS t")
+    return [int(v or 0) for v in query_one(sql)]
 
 
 def timed_run() -> tuple[float, float, str]:
     """One whole ``report-pipeline run``: wall seconds, the ``total s`` it printed, its stdout."""
-    bench.run_sql([f"TRUNCATE TABLE {COMPANY}.{TABLE}"])
+    run_sql([f"TRUNCATE TABLE {COMPANY}.{TABLE}"])
     argv = ["report-pipeline", "run", "--company", COMPANY, "--table", TABLE, "--date", "2026-11-26"]
     started = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -132,7 +129,7 @@ def instrumented() -> dict[str, float]:
     clocked(cli, "_fresh_plan", "admin connection, read and plan")
     clocked(tasks, "extract_table", "extract (incl. its connections)")
     clocked(tasks, "load_table", "load (incl. its connections)")
-    bench.run_sql([f"TRUNCATE TABLE {COMPANY}.{TABLE}"])
+    run_sql([f"TRUNCATE TABLE {COMPANY}.{TABLE}"])
     started = time.perf_counter()
     with open(os.devnull, "w") as quiet:
         saved, sys.stdout = sys.stdout, quiet

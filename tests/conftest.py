@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,13 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The server clients live in scripts/serverkit.py, shared with the scripts (one copy).
+sys.path.insert(0, str(REPO / "scripts"))
+
+from serverkit import LocalConnections, empty_bucket, execute, mysql_connect, mysql_url, s3_client  # noqa: E402
+
+# Re-exported for the tests.
+__all__ = ["LocalConnections", "execute", "mysql_connect", "mysql_url", "s3_client"]
 
 
 def _load_env() -> None:
@@ -43,68 +51,6 @@ def asked_for(config: pytest.Config, marker: str, directory: Path) -> bool:
         if path == directory or directory in path.parents:
             return True
     return False
-
-
-def mysql_url(db: str) -> str:
-    """The same `reports` user as an Airflow connection URI (AIRFLOW_CONN_* of scratch DAG tests)."""
-    return f"mysql://reports:reports@127.0.0.1:{os.environ['REPORTS_MYSQL_PORT']}/{db}?charset=utf8mb4"
-
-
-def mysql_connect(db: str | None = None, **extra: Any) -> Any:
-    """A mysqlclient connection as the local `reports` user."""
-    import MySQLdb
-
-    return MySQLdb.connect(
-        host="127.0.0.1",
-        port=int(os.environ["REPORTS_MYSQL_PORT"]),
-        user="reports",
-        passwd="reports",
-        db=db or "",
-        charset="utf8mb4",
-        local_infile=1,
-        **extra,
-    )
-
-
-def s3_client() -> Any:
-    """A boto3 client for the local S3 server."""
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=f"http://127.0.0.1:{os.environ['REPORTS_S3_PORT']}",
-        aws_access_key_id="any",
-        aws_secret_access_key="any",
-        region_name="us-east-1",
-    )
-
-
-class LocalConnections:
-    """``tasks.Connections`` on the local servers: one source schema, the target server, S3."""
-
-    def __init__(self, source_db: str) -> None:
-        self.source_db = source_db
-
-    def source(self) -> Any:
-        return mysql_connect(self.source_db)
-
-    def target(self) -> Any:
-        return mysql_connect()
-
-    def s3(self) -> Any:
-        return s3_client()
-
-    def protected_schemas(self) -> dict[str, str]:
-        return {}  # the tests' schemas are scratch schemas of their own
-
-
-def execute(conn: Any, *statements: str) -> None:
-    """Run statements and commit."""
-    cursor = conn.cursor()
-    for statement in statements:
-        cursor.execute(statement)
-    conn.commit()
-    cursor.close()
 
 
 @pytest.fixture
@@ -137,10 +83,7 @@ def bucket_name(s3: Any) -> Iterator[str]:
     try:
         for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
             s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
-            objects = page.get("Contents", [])
-            if objects:
-                s3.delete_objects(Bucket=name, Delete={"Objects": [{"Key": o["Key"]} for o in objects]})
+        empty_bucket(s3, name)
         s3.delete_bucket(Bucket=name)
     except Exception:  # noqa: BLE001 - the bucket may never have been created
         pass
@@ -163,11 +106,7 @@ class Replica:
 
     def connect(self, **extra: Any) -> Any:
         """A connection to the replica, default database rp_replicated."""
-        import MySQLdb
-
-        return MySQLdb.connect(
-            host="127.0.0.1", port=self.port, user="reports", passwd="reports", db=self.db, charset="utf8mb4", **extra
-        )
+        return mysql_connect(self.db, **{"port": self.port, "local_infile": 0, **extra})
 
     def primary(self) -> Any:
         """A connection to the primary whose writes replicate (default database rp_replicated)."""

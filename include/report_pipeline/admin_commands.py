@@ -1,5 +1,6 @@
-"""``report-pipeline add-table`` / ``enable`` / ``disable``: admin rows written through ``admin``,
-validated by the same ``config.build_table`` the DAG uses, instead of hand-written SQL.
+"""The ``report-pipeline`` commands of the admin rows: ``init-admin``, ``plan``, ``validate``, ``onboard``,
+and ``add-table`` / ``enable`` / ``disable``, which write rows through ``admin``, validated by the same
+``config.build_table`` the DAG uses, instead of hand-written SQL.
 
 A row that the DAG would turn into a config-error task is refused here before it is written.
 """
@@ -7,38 +8,148 @@ A row that the DAG would turn into a config-error task is refused here before it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from report_pipeline import admin
-from report_pipeline.config import build_table
-from report_pipeline.errors import ConfigError
+from report_pipeline import admin, checks, onboard, publication, shards
+from report_pipeline.arguments import parse_date
+from report_pipeline.config import Plan, TableSpec, build_plan, build_table
+from report_pipeline.connections import bucket_owner, source_session
+from report_pipeline.errors import ConfigError, ReportPipelineError
+from report_pipeline.plaintable import print_table
+from report_pipeline.runs import bind_parameters, window_for
 from report_pipeline.session import opened
 from report_pipeline.settings import Settings
-from report_pipeline.snapshot import expire_snapshot
-from report_pipeline.vocabulary import LOAD_MODES
+from report_pipeline.snapshot import expire_snapshot, plan_to_dict
 
 Connect = Callable[[Settings], Any]
 
 
-def add_parsers(sub: Any) -> None:
-    """Add the admin-writing subcommands to the CLI's subparsers."""
-    p = sub.add_parser("add-table", help="add a validated tables row (refused if the DAG could not run it)")
-    p.add_argument("--name", required=True, help="table name (also the S3 folder and task id prefix)")
-    p.add_argument("--query-select", required=True, help="the SELECT run on the source")
-    p.add_argument("--query-insert", required=True, help="e.g. 'REPLACE INTO users(id, name) VALUES '")
-    p.add_argument("--params-select", default="", help="legacy references, e.g. 'company[1],date'")
-    p.add_argument("--load-mode", choices=LOAD_MODES, default="upsert")
-    p.add_argument("--chunk-column")
-    p.add_argument("--chunk-rows", type=int)
-    p.add_argument("--inactive", action="store_true", help="write it with status 0")
-    p.add_argument("--dry-run", action="store_true", help="validate only")
-    for verb in ("enable", "disable"):
-        p = sub.add_parser(verb, help=f"{verb} a company (by alias) or a table (by name)")
-        which = p.add_mutually_exclusive_group(required=True)
-        which.add_argument("--company", help="company alias")
-        which.add_argument("--table", help="table name")
+def fresh_plan(settings: Settings, connect: Connect) -> Plan:
+    """The plan built from the admin rows as they are now (not from the parse-time snapshot)."""
+    with opened(connect(settings).admin()) as conn:
+        return build_plan(admin.read_admin_rows(conn), settings)
+
+
+def cmd_init_admin(args: argparse.Namespace, settings: Settings, connect: Connect) -> int:
+    with opened(connect(settings).admin()) as conn:
+        done = admin.init_admin(conn)
+    print("\n".join(done) if done else "admin schema is up to date; nothing to do")
+    if done:
+        expire_snapshot(settings.snapshot_path)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace, settings: Settings, connect: Connect) -> int:
+    plan = fresh_plan(settings, connect)
+    if args.json:
+        print(json.dumps(plan_to_dict(plan), indent=1, default=str))
+        return 0
+    logical = parse_date(args.date)
+    rows: list[list[Any]] = []
+    for cp in plan.companies:
+        c = cp.company
+        window = window_for(logical, c.lookback_days)
+        for spec in cp.tables:
+            rows.append(
+                [
+                    c.alias,
+                    spec.name,
+                    c.bucket,
+                    c.schema,
+                    spec.target.table,
+                    spec.load_mode,
+                    f"{spec.chunk_column}/{spec.chunk_rows}" if spec.chunk_column else "-",
+                    f"{c.lookback_days}d ({c.lookback_source})",
+                    f"every {spec.reconcile_every_days}d" if spec.reconcile_every_days else "-",
+                    json.dumps(bind_parameters(spec, c, window), default=str),
+                ]
+            )
+        for broken in cp.broken:
+            rows.append([c.alias, broken.name, c.bucket, c.schema, "-", "-", "-", "-", "-", f"ERROR {broken.problem}"])
+    for bc in plan.broken_companies:
+        rows.append([bc.key, "-", "-", "-", "-", "-", "-", "-", "-", f"ERROR {bc.problem}"])
+    print(
+        f"plan for logical date {logical.date()}: {len(plan.companies)} active companies, "
+        f"{plan.inactive_companies} inactive; {plan.inactive_tables} inactive tables"
+    )
+    note = checks.commit_safety_note(plan, settings, connect(settings)) if not args.offline else None
+    if note:
+        print(f"note: {note}")
+    headers = "company table bucket schema target mode chunks look-back reconcile parameters".split()
+    if settings.dag_shards > 1:
+        # Which DAG to trigger or backfill for a company (README "Scaling out").
+        print(f"companies split over {settings.dag_shards} DAGs (REPORTS_DAG_SHARDS)")
+        headers.append("dag")
+        rows = [[*r, shards.dag_id_of(r[0], settings.dag_shards)] for r in rows]
+    print_table(headers, rows)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings, connect: Connect) -> int:
+    plan = fresh_plan(settings, connect)
+    problems = [str(p) for p in plan.problems]
+    notes: list[str] = []
+    warnings: list[str] = []
+    if not args.offline:
+        problems += checks.server_problems(plan, settings, connect(settings), notes, warnings)
+        safety = checks.commit_safety_note(plan, settings, connect(settings))
+        if safety:
+            print(f"note: {safety}")
+    checked = sum(len(cp.tables) + len(cp.broken) for cp in plan.companies)
+    for note in notes:
+        print(f"note: {note} on its next load (nothing was changed)")
+    for warning in warnings:
+        print(f"warning: {warning}")
+    for note in publication.joining_notes(plan):
+        print(f"note: {note}")
+    if problems:
+        print(f"{len(problems)} problem(s) in {checked} company x table pairs:")
+        for problem in problems:
+            print(f"- {problem}")
+        return 1
+    print(f"ok: {len(plan.companies)} companies x tables = {checked} pairs, no problems")
+    return 0
+
+
+def cmd_onboard(args: argparse.Namespace, settings: Settings, connect: Connect) -> int:
+    conns = connect(settings)
+    with opened(conns.admin()) as adm, source_session(conns, settings) as src, opened(conns.target()) as tgt:
+        tables: list[TableSpec] = []
+        for row in _active_table_rows(adm):
+            # Broken rows are reported by `validate`; onboarding creates what the valid ones need.
+            with contextlib.suppress(ReportPipelineError):
+                spec = build_table(row)
+                if spec.target.table not in {t.target.table for t in tables}:
+                    tables.append(spec)
+        owner, owner_is_caller = bucket_owner(conns, settings)
+        steps = onboard.onboard(
+            owner_is_caller=owner_is_caller,
+            admin=adm,
+            source=src,
+            target=tgt,
+            s3=conns.s3(),
+            settings=dataclasses.replace(settings, s3_expected_owner=owner),
+            company_id=args.company_id,
+            alias=args.alias,
+            tables=tables,
+            lookback_days=args.lookback_days,
+            dry_run=args.dry_run,
+            adopt_schema=args.adopt_schema,
+            protected_schemas=conns.protected_schemas(),
+        )
+    print_table(["step", "result"], [[s.what, s.action] for s in steps])
+    if not args.dry_run and any(s.action == "created" for s in steps):
+        # The DAG on this machine picks the new company up at its next parse, not a TTL later.
+        expire_snapshot(settings.snapshot_path)
+    return 1 if any(s.action.startswith(onboard.CANNOT) for s in steps) else 0
+
+
+def _active_table_rows(conn: Any) -> list[Mapping[str, Any]]:
+    return [r for r in admin.read_admin_rows(conn).tables if r.get("status") == 1]
 
 
 def cmd_add_table(args: argparse.Namespace, settings: Settings, connect: Connect) -> int:
@@ -103,4 +214,12 @@ def cmd_disable(args: argparse.Namespace, settings: Settings, connect: Connect) 
     return _set_status(args, settings, connect, 0)
 
 
-COMMANDS = {"add-table": cmd_add_table, "enable": cmd_enable, "disable": cmd_disable}
+COMMANDS = {
+    "init-admin": cmd_init_admin,
+    "plan": cmd_plan,
+    "validate": cmd_validate,
+    "onboard": cmd_onboard,
+    "add-table": cmd_add_table,
+    "enable": cmd_enable,
+    "disable": cmd_disable,
+}

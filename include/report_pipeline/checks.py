@@ -14,19 +14,19 @@ from typing import Any
 from report_pipeline import ownership
 from report_pipeline.collations import merge_problem
 from report_pipeline.config import Plan, table_label
+from report_pipeline.connections import source_session
 from report_pipeline.evolution import describe_changes
 from report_pipeline.guards import key_problem, narrowest_key
-from report_pipeline.horizon import UNGUARDED_NOTE, read_server, read_writers
-from report_pipeline.incremental import cursor_problem
+from report_pipeline.incremental.cursor import cursor_problem
+from report_pipeline.incremental.horizon import UNGUARDED_NOTE, read_server, read_writers
 from report_pipeline.load import column_problems, evolution_of, load_columns
-from report_pipeline.modes import strategy_for
 from report_pipeline.reconciliation import RECONCILE_NEEDS_KEY
 from report_pipeline.routines import Routine, stored_functions, write_warnings
 from report_pipeline.runs import bind_parameters, window_for
 from report_pipeline.session import opened, probe_collations, probe_columns, probe_types
 from report_pipeline.settings import Settings
+from report_pipeline.strategies import strategy_for
 from report_pipeline.target.mysql import MySqlTarget
-from report_pipeline.tasks import source_session
 
 
 def server_problems(

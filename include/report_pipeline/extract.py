@@ -9,15 +9,11 @@ most a few compressed parts are held in memory. The manifest is written last.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
-import queue
-import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +29,10 @@ from report_pipeline.csvformat import (
     type_name,
 )
 from report_pipeline.errors import TransferError
-from report_pipeline.horizon import UNGUARDED_NOTE, Writers, decide, read_server, read_writers
-from report_pipeline.incremental import CursorRequest, MaxTracker, narrowed
-from report_pipeline.manifest import Column, KeySet, Manifest, Part
+from report_pipeline.incremental.cursor import CursorRequest, MaxTracker, narrowed
+from report_pipeline.incremental.horizon import UNGUARDED_NOTE, Writers, decide, read_server, read_writers
+from report_pipeline.manifest import Column, KeySet, Manifest
+from report_pipeline.parts import BLOCK_BYTES, PartCutter, PartUploader
 from report_pipeline.session import close_quietly, prepare_session, probe_collations, probe_types
 from report_pipeline.storage import Bucket
 from report_pipeline.validation import backtick
@@ -47,9 +44,6 @@ FETCH_ROWS = 10_000
 # Fetches start at one row and at most double: the first rows' width is unknown, and 500 rows of
 # 1 MB values (the old first fetch) held ~400 MB before the size rule below could apply.
 FIRST_FETCH_ROWS = 1
-BLOCK_BYTES = 2 * 1024 * 1024
-BLOCK_QUEUE = 4
-UPLOADS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -85,149 +79,9 @@ class ExtractRequest:
     spec_digest: str | None = None
 
 
-Block = bytes | tuple[str, int]
-
-
 def _part_namer(request: ExtractRequest) -> Callable[[int], str]:
     suffix = ".csv.gz" if request.compress else ".csv"
     return lambda index: f"{request.prefix}/part-{index:05d}{suffix}"
-
-
-class PartCutter:
-    """Cuts a stream of CSV lines into parts of about ``part_bytes``, always on row boundaries.
-
-    ``add`` and ``finish`` return what to hand the uploader: blocks of CSV bytes, and after the last
-    block of each part a ``(key, rows)`` marker that closes it. An empty result is one empty part, so
-    every extract has at least one part to list.
-    """
-
-    def __init__(self, part_bytes: int, key_of: Callable[[int], str]) -> None:
-        self.part_bytes = part_bytes
-        self.key_of = key_of
-        self.index = 0
-        self.rows = 0
-        self.bytes = 0
-
-    def add(self, lines: Sequence[bytes]) -> list[Block]:
-        """Blocks and part markers for these lines (each without its line end)."""
-        if not lines:
-            return []
-        batch_bytes = sum(map(len, lines)) + len(lines)
-        if self.bytes + batch_bytes < self.part_bytes:
-            # The common case: the whole batch fits in the current part, no per-row work.
-            self.rows += len(lines)
-            self.bytes += batch_bytes
-            return [b"\n".join(lines) + b"\n"]
-        out: list[Block] = []
-        start = 0
-        while start < len(lines):
-            end, size = start, 0
-            room = self.part_bytes - self.bytes
-            while end < len(lines) and size < room:
-                size += len(lines[end]) + 1
-                end += 1
-            out.append(b"\n".join(lines[start:end]) + b"\n")
-            self.rows += end - start
-            self.bytes += size
-            start = end
-            if self.bytes >= self.part_bytes:
-                out.append(self._close())
-        return out
-
-    def finish(self) -> list[Block]:
-        """The marker of the last, partly filled part (or of the one empty part of an empty result)."""
-        return [self._close()] if self.rows or self.index == 0 else []
-
-    def _close(self) -> tuple[str, int]:
-        marker = (self.key_of(self.index), self.rows)
-        self.index, self.rows, self.bytes = self.index + 1, 0, 0
-        return marker
-
-
-class _PartUploader:
-    """Compresses and uploads parts on background threads, so the fetch loop never waits on S3.
-
-    The fetch loop hands over CSV bytes in blocks; a compressor thread feeds them to zlib (which
-    releases the GIL) and, at the end of each part, hands the finished object to an upload pool.
-    Queues are bounded, so memory stays at a few compressed parts whatever the table size.
-    """
-
-    def __init__(self, request: ExtractRequest) -> None:
-        self.request = request
-        # Memory bound (README "What bounds memory"): BLOCK_QUEUE blocks of ~BLOCK_BYTES waiting, one
-        # part being compressed, and at most UPLOADS_IN_FLIGHT finished parts held for their PUT.
-        self.blocks: queue.Queue[Block | None] = queue.Queue(maxsize=BLOCK_QUEUE)
-        self.uploads = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT, thread_name_prefix="rp-upload")
-        self.in_flight = threading.BoundedSemaphore(UPLOADS_IN_FLIGHT)
-        self.futures: list[Future[Part]] = []
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="rp-compress", daemon=True)
-        self.thread.start()
-
-    def _new_compressor(self) -> Any:
-        return zlib.compressobj(1, zlib.DEFLATED, 31) if self.request.compress else None
-
-    def _run(self) -> None:
-        compressor = self._new_compressor()
-        pieces: list[bytes] = []
-        size = 0
-        try:
-            while True:
-                item = self.blocks.get()
-                if item is None:
-                    return
-                if isinstance(item, tuple):
-                    key, rows = item
-                    if compressor is not None:
-                        pieces.append(compressor.flush())
-                    body = b"".join(pieces)
-                    pieces, csv_bytes, size = [], size, 0
-                    compressor = self._new_compressor()
-                    self.in_flight.acquire()
-                    future = self.uploads.submit(self._upload, key, body, rows, csv_bytes)
-                    # Released by a callback, not by the upload, so a cancelled upload frees its slot too.
-                    future.add_done_callback(lambda _: self.in_flight.release())
-                    future.add_done_callback(self._note_failure)
-                    self.futures.append(future)
-                    continue
-                size += len(item)
-                pieces.append(compressor.compress(item) if compressor is not None else item)
-        except BaseException as exc:  # noqa: BLE001 - handed to the fetch loop, which re-raises it
-            if self.error is None:
-                self.error = exc
-            while self.blocks.get() is not None:  # drain so the producer never blocks forever
-                pass
-
-    def _note_failure(self, future: Future[Part]) -> None:
-        # A failed upload stops the fetch loop at its next block, instead of after the whole query.
-        if self.error is None and not future.cancelled() and future.exception() is not None:
-            self.error = future.exception()
-
-    def _upload(self, key: str, body: bytes, rows: int, csv_bytes: int) -> Part:
-        self.request.bucket.put(key, body, "application/gzip" if self.request.compress else "text/csv")
-        return Part(key, rows, csv_bytes, len(body), hashlib.sha256(body).hexdigest())
-
-    def send(self, item: Block) -> None:
-        if self.error is not None:
-            raise self.error
-        self.blocks.put(item)
-
-    def finish(self) -> list[Part]:
-        self.blocks.put(None)
-        self.thread.join()
-        try:
-            if self.error is not None:
-                raise self.error
-            return [f.result() for f in self.futures]
-        finally:
-            self.uploads.shutdown(wait=True)
-
-    def abandon(self) -> None:
-        """Stop after a failure: no new uploads start, and every thread has ended when this returns."""
-        self.uploads.shutdown(wait=False, cancel_futures=True)
-        self.blocks.put(None)
-        self.thread.join()
-        self.uploads.shutdown(wait=True)
 
 
 _DUPLICATE_COLUMN = 1060
@@ -269,7 +123,7 @@ def _extract_keys(conn: Any, request: ExtractRequest, query: str, parameters: An
     import MySQLdb.cursors
 
     suffix = ".csv.gz" if request.compress else ".csv"
-    uploader = _PartUploader(request)
+    uploader = PartUploader(request.bucket, request.compress)
     cutter = PartCutter(request.part_bytes, lambda index: f"{request.prefix}/keys-{index:05d}{suffix}")
     columns = ", ".join(f"_rp_keys.{backtick(c)}" for c in request.key_columns)
     cursor = MySQLdb.cursors.SSCursor(conn)
@@ -351,7 +205,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     caller_converters = conn.converter
     conn.converter = raw_converters()
     # Incremental: which server, and the write transactions open just before and just after the
-    # snapshot begins (report_pipeline.horizon), so the watermark never passes a row still being written.
+    # snapshot begins (report_pipeline.incremental.horizon), so the watermark never passes a row still being written.
     server = before = after = None
     if request.cursor is not None:
         server = read_server(conn)
@@ -381,7 +235,7 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     # What a target key must tell apart (report_pipeline.collations); a duplicate-named result has none.
     collations = probe_collations(conn, query, parameters) if sql_types is not None else None
 
-    uploader = _PartUploader(request)
+    uploader = PartUploader(request.bucket, request.compress)
     cutter = PartCutter(request.part_bytes, _part_namer(request))
     cursor = MySQLdb.cursors.SSCursor(conn)
     try:

@@ -21,7 +21,8 @@ import logging
 from typing import ClassVar
 
 from report_pipeline.errors import TransferError
-from report_pipeline.modes import Incremental, LoadStrategy, Swap, Upsert, shadow_prefixes
+from report_pipeline.incremental.strategy import Incremental
+from report_pipeline.modes import LoadStrategy, Swap, Upsert, shadow_prefixes
 from report_pipeline.vocabulary import Duplicates, LoadMode
 
 log = logging.getLogger("report_pipeline.modes")

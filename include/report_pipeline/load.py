@@ -33,12 +33,14 @@ from report_pipeline.errors import RefusedError, ReportPipelineError, TransferEr
 from report_pipeline.evolution import Evolution, plan_evolution, refusal_message
 from report_pipeline.firstload import FirstLoadDeclined, by_shadow
 from report_pipeline.guards import SwapGuard
-from report_pipeline.incremental import merge_keys, merge_ranges
+from report_pipeline.incremental.cursor import merge_ranges
+from report_pipeline.incremental.deletes import merge_keys
 from report_pipeline.job import LoadJob
 from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, Part, manifest_digest
-from report_pipeline.modes import LoadStrategy, strategy_for
+from report_pipeline.modes import LoadStrategy
 from report_pipeline.publication import HeldSwap, held
 from report_pipeline.storage import Bucket
+from report_pipeline.strategies import strategy_for
 from report_pipeline.target import Target
 from report_pipeline.validation import InsertTarget
 from report_pipeline.vocabulary import DEFAULT_SCHEMA_EVOLUTION

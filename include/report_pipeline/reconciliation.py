@@ -30,6 +30,7 @@ from report_pipeline import extract as extract_module
 from report_pipeline import load as load_module
 from report_pipeline import reconcilelog
 from report_pipeline.config import Company, TableSpec, table_label
+from report_pipeline.connections import Connections, company_bucket, source_session
 from report_pipeline.drift import MAX_KEYS, Drift, Key, compare_keys, find_drift
 from report_pipeline.errors import RefusedError, ReportPipelineError
 from report_pipeline.guards import narrowest_key
@@ -39,7 +40,7 @@ from report_pipeline.runs import bind_parameters, window_for
 from report_pipeline.session import Parameters, opened, rollback_quietly
 from report_pipeline.settings import Settings
 from report_pipeline.target.mysql import MySqlTarget
-from report_pipeline.tasks import Connections, company_bucket, compared_columns, source_session
+from report_pipeline.tasks import compared_columns
 from report_pipeline.verify import source_side, target_side
 
 # Repair attempts (each rolled back when a source write raced it) before the reconcile refuses.

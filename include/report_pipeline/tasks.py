@@ -6,12 +6,11 @@ closes its own connections, so the Airflow operators and ``report-pipeline run``
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from report_pipeline import extract as extract_module
 from report_pipeline import governor, publication
@@ -19,10 +18,12 @@ from report_pipeline import load as load_module
 from report_pipeline import verify as verify_module
 from report_pipeline.chunks import plan_chunks
 from report_pipeline.config import Company, TableSpec, table_label
-from report_pipeline.errors import ConfigError, MismatchError, RefusedError
-from report_pipeline.guards import SwapGuard, narrowest_key
-from report_pipeline.horizon import UNGUARDED_NOTE
-from report_pipeline.incremental import CursorRequest, narrowed, planning_horizon
+from report_pipeline.connections import Connections, bounds_named, company_bucket, source_session
+from report_pipeline.errors import ConfigError, MismatchError
+from report_pipeline.guards import SwapGuard
+from report_pipeline.incremental.cursor import narrowed, planning_horizon
+from report_pipeline.incremental.horizon import UNGUARDED_NOTE
+from report_pipeline.incremental.request import cursor_request, delete_key
 from report_pipeline.manifest import (
     SUCCESS_NAME,
     Manifest,
@@ -34,87 +35,12 @@ from report_pipeline.manifest import (
 )
 from report_pipeline.publication import DayTable, Publication, joins
 from report_pipeline.runs import bind_parameters, window_for, with_overrides
-from report_pipeline.session import Parameters, bound_note, bound_source_session, opened, probe_columns
+from report_pipeline.session import Parameters, opened, probe_columns
 from report_pipeline.settings import Settings
-from report_pipeline.storage import Bucket
 from report_pipeline.target.mysql import MySqlTarget
 from report_pipeline.vocabulary import Chunk, Horizon
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def bounds_named(settings: Settings, *, source: bool) -> Iterator[None]:
-    """Add to a timeout's error which setting bounded the wait, so the failed task's log says so."""
-    try:
-        yield
-    except Exception as exc:
-        note = bound_note(
-            exc,
-            net_timeout=settings.net_timeout_seconds,
-            query_timeout=settings.query_timeout_seconds if source else None,
-            lock_wait=None if source else settings.target_lock_wait_seconds,
-        )
-        if note:
-            exc.add_note(note)
-            log.error("%s (%s: %s)", note, type(exc).__name__, exc)
-        raise
-
-
-@contextlib.contextmanager
-def source_session(connections: Connections, settings: Settings) -> Iterator[Any]:
-    """The one way to read the source: a connection whose every query is bounded, closed afterwards.
-
-    The server kills a query after ``REPORTS_QUERY_TIMEOUT`` (and stops waiting on a reader after the
-    stream timeout); the client gives up on a silent server after ``REPORTS_NET_TIMEOUT`` (the hook's
-    timeouts). A timeout's error names the setting that tripped. Extracts, chunk planning, verify,
-    reconcile, validate's probes and onboarding all read through it.
-    """
-    with bounds_named(settings, source=True), opened(connections.source()) as conn:
-        bound_source_session(conn, settings.query_timeout_seconds, settings.source_stream_timeout_seconds)
-        yield conn
-
-
-class Connections(Protocol):
-    """Opens connections; in Airflow through the providers' hooks."""
-
-    def source(self) -> Any:
-        """A mysqlclient connection to the source DB."""
-
-    def target(self) -> Any:
-        """A mysqlclient connection to the target DB with LOAD DATA LOCAL allowed."""
-
-    def s3(self) -> Any:
-        """A boto3 S3 client."""
-
-    def protected_schemas(self) -> dict[str, str]:
-        """Schemas on the target's server that belong to something else (admin, source), lower case."""
-
-
-def company_bucket(connections: Connections, settings: Settings, company: Company) -> Bucket:
-    """The company's own bucket, written with the configured server-side encryption."""
-    owner, owner_is_caller = bucket_owner(connections, settings)
-    return Bucket(
-        connections.s3(),
-        company.bucket,
-        settings.sse,
-        settings.sse_kms_key_id,
-        owner,
-        settings.s3_expire_days,
-        owner_is_caller,
-    )
-
-
-def bucket_owner(connections: Any, settings: Settings) -> tuple[str | None, bool]:
-    """The account company buckets must belong to, and whether the S3 connection authenticates as it.
-
-    REPORTS_S3_EXPECTED_OWNER, else the connection's own account (``s3_caller_account``, in Airflow STS
-    GetCallerIdentity); None where neither is known (an S3 server without accounts).
-    """
-    caller = getattr(connections, "s3_caller_account", None)
-    account = caller() if caller is not None else None
-    owner = settings.s3_expected_owner or account
-    return owner, owner is not None and owner == account
 
 
 def _parameters(
@@ -122,53 +48,6 @@ def _parameters(
 ) -> tuple[Any, ...] | dict[str, Any]:
     days = company.lookback_days if lookback_days is None else lookback_days
     return bind_parameters(spec, company, window_for(logical_date, days))
-
-
-def cursor_request(
-    connections: Connections, company: Company, spec: TableSpec, *, reset_watermark: bool = False
-) -> CursorRequest | None:
-    """Where an incremental table's extract starts: its watermark, read (read-only) from the target.
-
-    None for a table without a cursor. ``reset_watermark`` (a manual run's choice) reads every row, and
-    the load of that extract replaces the watermark instead of only moving it forward.
-    """
-    if spec.cursor_column is None:
-        return None
-    stored = None
-    if not reset_watermark:
-        with opened(connections.target()) as conn:
-            stored = MySqlTarget(conn).watermark(company.schema, spec.target.table)
-    if stored is not None and stored.cursor_column.lower() != spec.cursor_column.lower():
-        stored = None  # the row names another cursor now: its watermark means nothing for this one
-    return CursorRequest(
-        column=spec.cursor_column,
-        watermark=None if stored is None else stored.cursor_value,
-        overlap=spec.cursor_overlap,
-        reset=reset_watermark,
-        pending=None if stored is None else stored.pending_value,
-        pending_writers="" if stored is None else stored.pending_writers,
-        server=None if stored is None else stored.source_server,
-        position=None if stored is None else stored.source_position,
-    )
-
-
-def delete_key(connections: Connections, company: Company, spec: TableSpec) -> tuple[str, ...]:
-    """The target key whose values the extract stores for delete detection; empty when the row has none.
-
-    The narrowest PRIMARY or UNIQUE key made of loaded columns (rows are replaced by such a key);
-    RefusedError when there is none.
-    """
-    if spec.delete_detection != "keys":
-        return ()
-    with opened(connections.target()) as conn:
-        keys = MySqlTarget(conn).unique_keys(company.schema, spec.target.table)
-    key = narrowest_key(keys, spec.target.columns)
-    if key is None:
-        raise RefusedError(
-            f"{table_label(company.alias, spec.name, spec.id)}: delete_detection 'keys' needs a PRIMARY or "
-            f"UNIQUE key of loaded columns on {company.schema}.{spec.target.table}"
-        )
-    return key
 
 
 def plan_table_chunks(

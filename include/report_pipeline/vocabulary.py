@@ -4,7 +4,7 @@ Like dlt's ``common/schema/typing.py``, this module sits below everything else a
 the package but its exceptions, so the config model, the load's strategies and the steps they call can
 all speak of a load mode, a chunk or a cursor range without importing each other (the import graph is
 one-way, ``tests/unit/test_import_graph.py``). What a name *does* lives with its implementation:
-``modes`` (the strategies of ``LoadMode``), ``evolution`` (of ``SchemaEvolution``), ``chunks`` (planning
+``modes``/``strategies`` (the strategies of ``LoadMode``), ``evolution`` (of ``SchemaEvolution``), ``chunks`` (planning
 and binding a ``Chunk``), ``incremental`` (cursor ranges and key sets), ``ledger``/``watermarks``/
 ``schemalog`` (the reserved tables).
 """
@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 
 from report_pipeline.errors import TransferError
 
-# Load modes (``tables.load_mode``): the single source of truth; ``modes.STRATEGIES`` has one strategy each.
+# Load modes (``tables.load_mode``): the single source of truth; ``strategies.STRATEGIES`` has one strategy each.
 LoadMode = Literal["upsert", "swap", "incremental"]
 LOAD_MODES: tuple[LoadMode, ...] = get_args(LoadMode)
 DEFAULT_LOAD_MODE: LoadMode = "upsert"
@@ -58,13 +58,13 @@ class ColumnChange:
     new_type: str
 
 
-# The kinds of incremental cursor column (``incremental.cursor_problem`` says which types are which).
+# The kinds of incremental cursor column (``incremental.cursor.cursor_problem`` says which types are which).
 CursorKind = Literal["integer", "time"]
 
 
 @dataclass(frozen=True)
 class Horizon:
-    """What one snapshot allows the watermark to become (``horizon.decide``).
+    """What one snapshot allows the watermark to become (``incremental.horizon.decide``).
 
     ``ceiling``: the highest value the watermark may take from this snapshot (None: no move).
     ``pending``/``writers`` (integer cursors): the value that counts once the comma-separated
@@ -102,7 +102,7 @@ class CursorRange:
     max_seen: str | None
     snapshot_at: str
     reset: bool = False
-    # The commit horizon (report_pipeline.horizon): the highest value the watermark may take from this
+    # The commit horizon (report_pipeline.incremental.horizon): the highest value the watermark may take from this
     # extract, the integer value pending until the comma-separated ``writers`` end, and whether open
     # transactions could be read at all. ``guarded`` None: a manifest of older code (max_seen counts).
     ceiling: str | None = None

@@ -188,7 +188,8 @@ def create_admin_rows(conn: Any) -> None:
 
 def setup(args: argparse.Namespace, settings: Any, connect: Any) -> int:
     """``report-pipeline demo-setup``: demo admin rows, source tables, then each active company onboarded."""
-    from report_pipeline import cli
+    from report_pipeline import admin_commands
+    from report_pipeline.plaintable import print_table
     from report_pipeline.session import opened
 
     conns = connect(settings)
@@ -196,7 +197,7 @@ def setup(args: argparse.Namespace, settings: Any, connect: Any) -> int:
         admin.init_admin(adm)
         create_admin_rows(adm)
         counts = create_source(src)
-    cli.print_table(["source table", "rows"], sorted(counts.items()))
+    print_table(["source table", "rows"], sorted(counts.items()))
     for _, company_id, status, alias, lookback in DEMO_COMPANIES:
         if status != 1:
             continue
@@ -204,5 +205,5 @@ def setup(args: argparse.Namespace, settings: Any, connect: Any) -> int:
             company_id=company_id, alias=alias, lookback_days=lookback, dry_run=False, adopt_schema=False
         )
         print(f"\nonboarding {alias}:")
-        cli.cmd_onboard(ns, settings, connect)
+        admin_commands.cmd_onboard(ns, settings, connect)
     return 0

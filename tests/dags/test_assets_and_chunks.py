@@ -342,14 +342,15 @@ def test_run_params_select_by_exact_name_and_runs_without_a_logical_date_use_run
     from airflow.sdk.exceptions import AirflowSkipException
 
     from report_pipeline.airflow.operators import _selected, logical_date_of
+    from report_pipeline.airflow.params import run_options
 
     company, spec = _company_and_spec()
-    _selected({"params": {"companies": ["acme"], "tables": []}}, company, spec)
-    _selected({"params": {"companies": "globex, acme"}}, company, spec)  # a hand-written conf string
+    _selected(run_options({"params": {"companies": ["acme"], "tables": []}}), company, spec)
+    _selected(run_options({"params": {"companies": "globex, acme"}}), company, spec)  # a hand-written conf string
     with pytest.raises(AirflowSkipException):
-        _selected({"params": {"companies": "xacme"}}, company, spec)  # no substring matches
+        _selected(run_options({"params": {"companies": "xacme"}}), company, spec)  # no substring matches
     with pytest.raises(AirflowSkipException):
-        _selected({"params": {"tables": ["orders"]}}, company, spec)
+        _selected(run_options({"params": {"tables": ["orders"]}}), company, spec)
     after = dt.datetime(2026, 11, 27, 13, 5, 7, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     assert logical_date_of({"dag_run": SimpleNamespace(run_after=after)}) == dt.datetime(
         2026, 11, 27, 11, 5, 7, tzinfo=dt.UTC

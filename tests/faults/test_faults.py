@@ -146,7 +146,7 @@ def local_tmp(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 class Connections:
-    """The ``tasks.Connections`` the tests run with: each side direct, or through a fault proxy."""
+    """The ``connections.Connections`` the tests run with: each side direct, or through a fault proxy."""
 
     def __init__(self, source_db: str, source_port: int | None = None, target_port: int | None = None,
                  s3_port: int | None = None) -> None:
@@ -156,16 +156,8 @@ class Connections:
         self.s3_port = s3_port
 
     def _mysql(self, port: int | None, db: str, **extra: Any) -> Any:
-        return MySQLdb.connect(
-            host="127.0.0.1",
-            port=port or int(os.environ["REPORTS_MYSQL_PORT"]),
-            user="reports",
-            passwd="reports",
-            db=db,
-            charset="utf8mb4",
-            init_command="SET time_zone = '+00:00'",
-            **extra,
-        )
+        options = {"local_infile": 0, "init_command": "SET time_zone = '+00:00'", **extra}
+        return mysql_connect(db, port=port or int(os.environ["REPORTS_MYSQL_PORT"]), **options)
 
     def source(self) -> Any:
         return self._mysql(self.source_port, self.source_db)
@@ -174,16 +166,11 @@ class Connections:
         return self._mysql(self.target_port, "", local_infile=1)
 
     def s3(self) -> Any:
-        import boto3
         from botocore.config import Config
 
         port = self.s3_port or int(os.environ["REPORTS_S3_PORT"])
-        return boto3.client(
-            "s3",
+        return s3_client(
             endpoint_url=f"http://127.0.0.1:{port}",
-            aws_access_key_id="any",
-            aws_secret_access_key="any",
-            region_name="us-east-1",
             config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30),
         )
 

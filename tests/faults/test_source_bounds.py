@@ -1,6 +1,6 @@
 """Issue 22.4: every read of the source is bounded, verify's and validate's probes as much as the extract's.
 
-``tasks.source_session`` is the one way to open the source. Two waits are tried on the real MariaDB:
+``connections.source_session`` is the one way to open the source. Two waits are tried on the real MariaDB:
 a source that stalls behind the fault proxy (the client gives up after REPORTS_NET_TIMEOUT, and the
 error names it), and a query the server cannot finish (a table another session holds write-locked: the
 server kills it after REPORTS_QUERY_TIMEOUT, well before the client's own timeout). Before this issue
@@ -21,6 +21,7 @@ from report_pipeline import tasks
 from report_pipeline.airflow.connections import HookConnections
 from report_pipeline.checks import server_problems
 from report_pipeline.config import Company, CompanyPlan, Plan, build_table
+from report_pipeline.connections import source_session
 from report_pipeline.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240, method="thread")]
@@ -107,7 +108,7 @@ def test_validate_probes_are_killed_after_the_query_timeout(locked):
 
 
 def test_the_bounded_session_is_set_on_the_server(world):
-    with tasks.source_session(HookConnections(_settings()), _settings()) as conn:
+    with source_session(HookConnections(_settings()), _settings()) as conn:
         cursor = conn.cursor()
         cursor.execute("SELECT @@SESSION.max_statement_time, @@SESSION.time_zone")
         assert cursor.fetchone() == (float(QUERY_TIMEOUT), "+00:00")

@@ -30,7 +30,7 @@ DAY = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
 
 class Conns:
-    """``tasks.Connections`` whose source can be switched between servers and users."""
+    """``connections.Connections`` whose source can be switched between servers and users."""
 
     def __init__(self, source_db: str, source: Any = None) -> None:
         self.source_db = source_db

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import execute, mysql_connect
 
 from report_pipeline.extract import ExtractRequest, extract
-from report_pipeline.incremental import CursorRequest
+from report_pipeline.incremental.cursor import CursorRequest
 from report_pipeline.load import LoadRequest, LoadResult, load
 from report_pipeline.manifest import Manifest
 from report_pipeline.storage import Bucket

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import MySQLdb
 import pytest
 from tests.conftest import execute, mysql_connect
 
@@ -36,22 +34,13 @@ SOURCE_DDL = (
 
 
 class Connections:
-    """The ``tasks.Connections`` of these tests: the source schema, the target server, the local S3."""
+    """The ``connections.Connections`` of these tests: the source schema, the target server, the local S3."""
 
     def __init__(self, source_db: str) -> None:
         self.source_db = source_db
 
     def _mysql(self, db: str, **extra: Any) -> Any:
-        return MySQLdb.connect(
-            host="127.0.0.1",
-            port=int(os.environ["REPORTS_MYSQL_PORT"]),
-            user="reports",
-            passwd="reports",
-            db=db,
-            charset="utf8mb4",
-            init_command="SET time_zone = '+00:00'",
-            **extra,
-        )
+        return mysql_connect(db, **{"local_infile": 0, "init_command": "SET time_zone = '+00:00'", **extra})
 
     def source(self) -> Any:
         return self._mysql(self.source_db)

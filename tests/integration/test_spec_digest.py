@@ -9,11 +9,9 @@ with the target as it was.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import replace
 from typing import Any
 
-import MySQLdb
 import pytest
 from tests.conftest import execute, mysql_connect
 
@@ -35,16 +33,7 @@ class Connections:
         self.schema = schema
 
     def _mysql(self, db: str, **extra: Any) -> Any:
-        return MySQLdb.connect(
-            host="127.0.0.1",
-            port=int(os.environ["REPORTS_MYSQL_PORT"]),
-            user="reports",
-            passwd="reports",
-            db=db,
-            charset="utf8mb4",
-            init_command="SET time_zone = '+00:00'",
-            **extra,
-        )
+        return mysql_connect(db, **{"local_infile": 0, "init_command": "SET time_zone = '+00:00'", **extra})
 
     def source(self) -> Any:
         return self._mysql(self.schema)

@@ -357,7 +357,7 @@ def test_every_variable_without_default_is_in_env_example() -> None:
 
 
 def test_env_example_only_sets_variables_the_compose_file_reads() -> None:
-    from report_pipeline.settings import KNOWN_VARIABLES
+    from report_pipeline.environment import KNOWN_VARIABLES
 
     read = {ref.name for ref in references()}
     # What the containers read through env_file: the settings and the connections.

@@ -7,16 +7,15 @@ import pytest
 from report_pipeline.collations import merge_problem
 from report_pipeline.config import AdminRows, BrokenTable, build_plan, build_table
 from report_pipeline.errors import ConfigError, TransferError
-from report_pipeline.horizon import Writers, behind, decide
-from report_pipeline.incremental import (
+from report_pipeline.incremental.cursor import (
     MaxTracker,
     bind_since,
     cursor_problem,
     filtered_query,
-    later,
     merge_ranges,
     since,
 )
+from report_pipeline.incremental.horizon import Writers, behind, decide, later
 from report_pipeline.manifest import Manifest
 from report_pipeline.settings import Settings
 from report_pipeline.snapshot import plan_from_dict, plan_to_dict

@@ -7,7 +7,8 @@ from typing import get_args
 import pytest
 
 from report_pipeline.errors import TransferError
-from report_pipeline.modes import STRATEGIES, shadow_names, shadow_prefixes, strategy_for
+from report_pipeline.modes import shadow_names, shadow_prefixes
+from report_pipeline.strategies import STRATEGIES, strategy_for
 from report_pipeline.vocabulary import LOAD_MODES, LoadMode
 
 

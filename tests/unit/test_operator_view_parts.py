@@ -9,8 +9,9 @@ import jinja2
 import pytest
 
 from report_pipeline.errors import ConfigError
+from report_pipeline.notifiers import AlertTarget, parse_notifiers
 from report_pipeline.progress import ProgressLine
-from report_pipeline.settings import AlertTarget, Settings, parse_notifiers
+from report_pipeline.settings import Settings
 
 
 def test_notifiers_setting_selects_smtp_and_slack() -> None:

@@ -73,10 +73,10 @@ def test_the_operators_fail_terminal_errors_without_retries_and_pass_transient_o
     pytest.importorskip("airflow")
     from airflow.sdk.exceptions import AirflowFailException
 
-    from report_pipeline.airflow.operators import _terminal_errors_fail_at_once
+    from report_pipeline.airflow.retry import terminal_errors_fail_at_once
 
     def raising(error: BaseException):
-        @_terminal_errors_fail_at_once
+        @terminal_errors_fail_at_once
         def execute(self, context):
             raise error
 

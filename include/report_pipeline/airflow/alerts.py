@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from report_pipeline.config import table_label
-from report_pipeline.settings import AlertTarget, Settings
+from report_pipeline.notifiers import AlertTarget
+from report_pipeline.settings import Settings
 from report_pipeline.taskids import parse_task_id
 
 log = logging.getLogger(__name__)

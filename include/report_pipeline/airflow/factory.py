@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from airflow.sdk import DAG, Asset, Param, TaskGroup, get_parsing_context
+from airflow.sdk import DAG, Asset, TaskGroup, get_parsing_context
 
 from report_pipeline.airflow import alerts
 from report_pipeline.airflow.operators import (
@@ -26,7 +26,7 @@ from report_pipeline.airflow.operators import (
     ReportReconcileOperator,
     ReportS3ToMySqlOperator,
 )
-from report_pipeline.airflow.params import skip_unless_selected
+from report_pipeline.airflow.params import form_params, run_options, skip_unless_selected
 from report_pipeline.airflow.publisher import ReportPublishOperator
 from report_pipeline.airflow.retry import retry_arguments
 from report_pipeline.config import AdminRows, CompanyPlan, Plan, TableSpec
@@ -36,7 +36,6 @@ from report_pipeline.settings import Settings
 from report_pipeline.shards import DAG_ID, check_shard, missing_shard_files, shard_dag_id, shard_of, shard_plan
 from report_pipeline.snapshot import PlanSource, expire_snapshot, load_plan
 from report_pipeline.taskids import INVALID_COMPANY, PUBLISH_TASK_ID, group_id, parse_task_id, table_task
-from report_pipeline.vocabulary import LOAD_MODES
 
 log = logging.getLogger(__name__)
 
@@ -128,60 +127,12 @@ def current_plan(settings: Settings, keep: Callable[[str], bool] | None = None) 
     return plan, source
 
 
-def _params(plan: Plan) -> dict[str, Param]:
-    aliases = sorted(c.company.alias for c in plan.companies)
-    tables = sorted({t.name for c in plan.companies for t in c.tables})
-    return {
-        "companies": Param(
-            [],
-            type="array",
-            items={"type": "string", "enum": aliases} if aliases else {"type": "string"},
-            title="Companies",
-            description="Run only these companies (empty: all).",
-        ),
-        "tables": Param(
-            [],
-            type="array",
-            items={"type": "string", "enum": tables} if tables else {"type": "string"},
-            title="Tables",
-            description="Run only these tables (empty: all).",
-        ),
-        "load_mode": Param(
-            "default",
-            type="string",
-            enum=["default", *LOAD_MODES],
-            title="Load mode",
-            description="Override the tables' load_mode for this run; only toward what a table's row permits "
-            "(its own mode, or upsert).",
-        ),
-        "allow_shrink": Param(
-            False,
-            type="boolean",
-            title="Allow swaps that empty or shrink tables",
-            description="Lift the swap guard for this run (tables.allow_empty_swap / max_shrink_percent).",
-        ),
-        "reset_watermark": Param(
-            False,
-            type="boolean",
-            title="Reset incremental watermarks",
-            description="Incremental tables: read every row and replace the stored watermark (a full reload).",
-        ),
-        "lookback_days": Param(
-            None,
-            type=["null", "integer"],
-            minimum=0,
-            title="Look-back days",
-            description="Override each company's 'date Y-M-D' look-back for this run.",
-        ),
-    }
-
-
 def _skip_unless_selected(alias: str | None, table: str | None) -> Any:
     """A pre-execute hook: a config-error task of a company or table left out of this run is skipped.
 
     Without it, a run limited to one company would still fail on another company's bad row.
     """
-    return lambda context: skip_unless_selected(context, alias, table)
+    return lambda context: skip_unless_selected(run_options(context), alias, table)
 
 
 def _feed(load: Any, extract: Any) -> None:
@@ -327,7 +278,7 @@ def build_dag(
     # deep-copies them (three times, once per __init__ level), which with a 200-alias enum made parsing
     # 200 companies x 10 tables take seconds. Tasks need no copy: at run time Airflow merges the DAG's
     # params with the run's conf (process_params), and the serialized DAG carries them once.
-    dag.params = _params(plan)  # type: ignore[assignment]  # the attrs converter makes it a ParamsDict
+    dag.params = form_params(plan)  # type: ignore[assignment]  # the attrs converter makes it a ParamsDict
     return dag
 
 

@@ -9,9 +9,8 @@ view, and ``get_openlineage_facets_on_complete`` for the OpenLineage provider. N
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -19,16 +18,16 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from report_pipeline import reconciliation, tasks
 from report_pipeline.airflow.connections import HookConnections
 from report_pipeline.airflow.gate import governed
+from report_pipeline.airflow.handoff import extract_result, extracted_items, load_event_extra, manifest_refs
 from report_pipeline.airflow.lineage import extract_lineage, load_lineage, safe_lineage
 from report_pipeline.airflow.metrics import TableMetrics
-from report_pipeline.airflow.params import skip_unless_selected
-from report_pipeline.config import Company, TableSpec, table_label
-from report_pipeline.errors import ReportPipelineError, is_retryable
-from report_pipeline.manifest import SUCCESS_NAME, Manifest, ManifestRef, spec_digest, table_prefix
+from report_pipeline.airflow.params import run_options, skip_unless_selected
+from report_pipeline.airflow.retry import terminal_errors_fail_at_once
+from report_pipeline.config import Company, TableSpec
+from report_pipeline.manifest import Manifest, table_prefix
+from report_pipeline.runoptions import RunOptions
 from report_pipeline.settings import S3_CONN_ID, SOURCE_CONN_ID, TARGET_CONN_ID, Settings
 from report_pipeline.vocabulary import Chunk
-
-T = TypeVar("T")
 
 
 def logical_date_of(context: Mapping[str, Any]) -> dt.datetime:
@@ -45,23 +44,14 @@ def logical_date_of(context: Mapping[str, Any]) -> dt.datetime:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
-def _selected(context: Mapping[str, Any], company: Company, spec: TableSpec) -> None:
-    """Skip this task if a manual run's params limit the run to other companies or tables."""
-    skip_unless_selected(context, company.alias, spec.name)
+def _selected(options: RunOptions, company: Company, spec: TableSpec) -> None:
+    """Skip this task if a manual run's options limit the run to other companies or tables."""
+    skip_unless_selected(options, company.alias, spec.name)
 
 
 def chunk_label(column: str | None, chunk: Chunk) -> str:
     """The name of one mapped extract in the UI (its ``map_index_template``), e.g. ``id [250, 500)``."""
     return chunk.label(column)
-
-
-def _lookback_override(context: Mapping[str, Any]) -> int | None:
-    value: Any = (context.get("params") or {}).get("lookback_days")
-    return None if value in (None, "") else int(value)
-
-
-def _reset_watermark(context: Mapping[str, Any]) -> bool:
-    return bool((context.get("params") or {}).get("reset_watermark"))
 
 
 def shown_sql(query: str) -> str:
@@ -73,23 +63,6 @@ def shown_sql(query: str) -> str:
     if any(mark in query for mark in ("{{", "{%", "{#")) and "{% endraw %}" not in query:
         return "{% raw %}" + query + "{% endraw %}"
     return query
-
-
-def _terminal_errors_fail_at_once(execute: Callable[..., T]) -> Callable[..., T]:
-    """An error whose class says a retry cannot help (``errors.is_retryable``: a bad admin row, a load the
-    pipeline cannot be sure of, a verify that found a difference, a transfer that would meet the same data
-    again) fails the task without retries; the target is already as it was. Others go to the retry policy."""
-
-    @functools.wraps(execute)
-    def run(self: BaseOperator, context: Any) -> T:
-        try:
-            return execute(self, context)
-        except ReportPipelineError as exc:
-            if is_retryable(exc):
-                raise
-            raise AirflowFailException(str(exc)) from exc
-
-    return run
 
 
 # Skips: the target already holds newer data than this load brings.
@@ -177,18 +150,19 @@ class ReportChunkPlanOperator(_TableOperator):
 
     template_fields: Sequence[str] = ("sql", "source_conn_id")
 
-    @_terminal_errors_fail_at_once
+    @terminal_errors_fail_at_once
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        _selected(context, self.company, self.spec)
+        options = run_options(context)
+        _selected(options, self.company, self.spec)
         with governed(self.settings, self.company, self.spec, context, self.log) as gate:
             chunks = tasks.plan_table_chunks(
                 self.connections(),
                 self.company,
                 self.spec,
                 logical_date_of(context),
-                _lookback_override(context),
+                options.lookback_days,
                 settings=self.settings,
-                reset_watermark=_reset_watermark(context),
+                reset_watermark=options.reset_watermark,
                 gate=gate,
             )
         self.log.info(
@@ -214,14 +188,15 @@ class ReportMySqlToS3Operator(_TableOperator):
     _manifest: Manifest | None = None
     _logical_date: dt.datetime | None = None
 
-    @_terminal_errors_fail_at_once
+    @terminal_errors_fail_at_once
     def execute(self, context: Context) -> dict[str, Any]:
         chunk = Chunk.from_json(self.chunk) if self.chunk is not None else None
         if chunk is not None:
             # The task runner renders map_index_template ("{{ chunk_label }}") from this same context
             # after execute returns or raises, so set it first: a skipped or failed chunk is named too.
             context["chunk_label"] = chunk_label(self.spec.chunk_column, chunk)  # type: ignore[typeddict-unknown-key]
-        _selected(context, self.company, self.spec)
+        options = run_options(context)
+        _selected(options, self.company, self.spec)
         self._logical_date = logical_date_of(context)
         with governed(self.settings, self.company, self.spec, context, self.log) as gate:
             manifest = tasks.extract_table(
@@ -231,9 +206,9 @@ class ReportMySqlToS3Operator(_TableOperator):
                 self.spec,
                 logical_date_of(context),
                 context["run_id"],
-                lookback_days=_lookback_override(context),
+                lookback_days=options.lookback_days,
                 chunk=chunk,
-                reset_watermark=_reset_watermark(context),
+                reset_watermark=options.reset_watermark,
                 gate=gate,
             )
         self.log.info(
@@ -249,16 +224,7 @@ class ReportMySqlToS3Operator(_TableOperator):
         TableMetrics(self.company.alias, self.spec.name, self.log).extracted(
             manifest.rows, manifest.csv_bytes, manifest.stored_bytes, seconds.total_seconds()
         )
-        ref = manifest.ref
-        return {
-            "bucket": manifest.bucket,
-            "manifest_key": ref.key,
-            "extract_id": ref.extract_id,
-            "sha256": ref.sha256,
-            "rows": manifest.rows,
-            "chunk": chunk.to_json() if chunk is not None else None,
-            "spec_digest": manifest.spec_digest,
-        }
+        return extract_result(manifest, chunk)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Source tables the query reads -> this run's S3 folder of the table, with schema and rows."""
@@ -295,35 +261,22 @@ class ReportS3ToMySqlOperator(_TableOperator):
     # Set by execute, for the lineage facets after it.
     _loaded: tuple[Any, dt.datetime] | None = None
 
-    @_terminal_errors_fail_at_once
+    @terminal_errors_fail_at_once
     def execute(self, context: Context) -> dict[str, Any]:
-        _selected(context, self.company, self.spec)
-        extracted = self._extracted_items()
-        label = table_label(self.company.alias, self.spec.name, self.spec.id)
-        if not extracted:
-            raise AirflowFailException(f"{label}: the extract returned no manifest")
+        options = run_options(context)
+        _selected(options, self.company, self.spec)
         logical_date = logical_date_of(context)
-        # Only this company's bucket and this table's prefix for this run's date: an XCom from another
-        # table, company or date (a mis-wired or hand-edited value) must never be loaded here.
-        prefix = table_prefix(self.spec.name, logical_date) + "/"
-        for item in extracted:
-            if item["bucket"] != self.company.bucket or not str(item["manifest_key"]).startswith(prefix):
-                raise AirflowFailException(
-                    f"refusing to load s3://{item['bucket']}/{item['manifest_key']}: not under "
-                    f"s3://{self.company.bucket}/{prefix} ({label}, this run's logical date)"
-                )
-            self._check_spec(item)
-        params = context.get("params") or {}
+        refs = manifest_refs(extracted_items(self.extracted), self.company, self.spec, logical_date)
         result = tasks.load_table(
             self.connections(),
             self.settings,
             self.company,
             self.spec,
-            [self._ref(item) for item in extracted],
+            refs,
             logical_date,
             context["run_id"],
-            load_mode=params.get("load_mode"),
-            allow_shrink=bool(params.get("allow_shrink")),
+            load_mode=options.load_mode,
+            allow_shrink=options.allow_shrink,
             company_tables=self.company_tables,
             hold=self.company.publish_together,
         )
@@ -369,64 +322,12 @@ class ReportS3ToMySqlOperator(_TableOperator):
 
         return safe_lineage(self, build)
 
-    def _check_spec(self, item: Mapping[str, Any]) -> None:
-        """Refuse an extract made under another table spec than this task's (the load checks the
-        manifest's digest as well; this names the difference before anything is read)."""
-        made_under, mine = item.get("spec_digest"), spec_digest(self.spec)
-        if made_under is not None and made_under != mine:
-            label = table_label(self.company.alias, self.spec.name, self.spec.id)
-            raise AirflowFailException(
-                f"{label}: refusing to load extract {item.get('extract_id')} "
-                f"(s3://{item['bucket']}/{item['manifest_key']}): it was made under table spec {made_under}, but "
-                f"this load runs table spec {mine} (the admin tables row changed between the extract and the load, "
-                "or their workers read different admin snapshots); the target was not changed. Clear the extract "
-                "task to extract again under the current spec"
-            )
-
-    def _ref(self, item: Mapping[str, Any]) -> ManifestRef:
-        """What one extract reported writing; an item without its id and hash (an extract of an
-        earlier version, or a hand-edited XCom) cannot be verified, so it is refused."""
-        extract_id, sha256 = item.get("extract_id"), item.get("sha256")
-        if not isinstance(extract_id, str) or not isinstance(sha256, str):
-            raise AirflowFailException(
-                f"{table_label(self.company.alias, self.spec.name, self.spec.id)}: refusing to load "
-                f"s3://{item['bucket']}/{item['manifest_key']}: the extract's XCom carries no extract id and "
-                "sha256 to verify it by; re-run the extract (clear its task)"
-            )
-        return ManifestRef(str(item["manifest_key"]), extract_id, sha256)
-
-    def _extracted_items(self) -> list[Mapping[str, Any]]:
-        """The extract's return value, or every mapped chunk's, as a list.
-
-        A mapped extract arrives as a lazy XCom sequence; indexing up to its length reads exactly the
-        chunks that ran, where plain iteration probes one offset past the end (a logged 404).
-        """
-        value = self.extracted
-        if isinstance(value, Mapping):
-            return [value]
-        if value is None:
-            return []
-        if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-            return [value[i] for i in range(len(value))]
-        return list(value)
-
     def _describe_asset_events(self, context: Any, result: Any, logical_date: dt.datetime) -> None:
         """Attach what was loaded to the outlet Asset events, so consumers need not query the target."""
         outlet_events = context.get("outlet_events")
         if outlet_events is None:
             return
-        extra = {
-            "company": self.company.alias,
-            "table": self.spec.name,
-            "schema": self.company.schema,
-            "target_table": self.spec.target.table,
-            "rows": result.rows,
-            "skipped": result.skipped,
-            "load_key": result.load_key,
-            "logical_date": logical_date.isoformat(),
-            "run_id": context["run_id"],
-            "success_key": f"s3://{self.company.bucket}/{table_prefix(self.spec.name, logical_date)}/{SUCCESS_NAME}",
-        }
+        extra = load_event_extra(self.company, self.spec, result, logical_date, context["run_id"])
         for outlet in self.outlets or ():
             outlet_events[outlet].extra.update(extra)
 
@@ -439,9 +340,10 @@ class ReportReconcileOperator(_TableOperator):
 
     template_fields: Sequence[str] = ("sql", "source_conn_id", "target_conn_id", "s3_conn_id")
 
-    @_terminal_errors_fail_at_once
+    @terminal_errors_fail_at_once
     def execute(self, context: Context) -> dict[str, Any]:
-        _selected(context, self.company, self.spec)
+        options = run_options(context)
+        _selected(options, self.company, self.spec)
         logical_date = logical_date_of(context)
         not_due = reconciliation.due(self.connections(), self.company, self.spec, logical_date)
         if not_due:
@@ -454,7 +356,7 @@ class ReportReconcileOperator(_TableOperator):
             logical_date,
             context["run_id"],
             repair=True,
-            lookback_days=_lookback_override(context),
+            lookback_days=options.lookback_days,
         )
         self.log.info("%s", result.summary())
         headers, rows = result.kinds()

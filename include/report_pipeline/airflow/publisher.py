@@ -15,10 +15,11 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from report_pipeline import tasks
 from report_pipeline.airflow.connections import HookConnections
-from report_pipeline.airflow.params import listed, skip_unless_selected
+from report_pipeline.airflow.params import run_options, skip_unless_selected
 from report_pipeline.config import Company, TableSpec
 from report_pipeline.errors import ConfigError, RefusedError
 from report_pipeline.publication import DayTable, joins
+from report_pipeline.runoptions import RunOptions
 from report_pipeline.settings import TARGET_CONN_ID, Settings
 from report_pipeline.taskids import table_task
 
@@ -54,9 +55,9 @@ class ReportPublishOperator(BaseOperator):
         self.target_conn_id = target_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        skip_unless_selected(context, self.company.alias, None)
-        params = context.get("params") or {}
-        day = self.day(context["ti"], params)
+        options = run_options(context)
+        skip_unless_selected(options, self.company.alias, None)
+        day = self.day(context["ti"], options)
         try:
             result = tasks.publish_day(
                 HookConnections(self.settings, target_conn_id=self.target_conn_id),
@@ -78,26 +79,23 @@ class ReportPublishOperator(BaseOperator):
         self.log.info("published %s together", ", ".join(result.published) or "nothing (no table was held)")
         return {"published": list(result.published)}
 
-    def day(self, ti: Any, params: Mapping[str, Any]) -> list[DayTable]:
+    def day(self, ti: Any, options: RunOptions) -> list[DayTable]:
         """The tables of this run's day: each joining table the run selected, with what its load left ready.
 
         A table whose load task returned nothing did not load in this run (it failed, its extract did, or
         it was skipped); one whose load did not hold (a run that overrode the load mode to upsert, or a
         retry of a load already recorded) went live on its own and is not part of the day.
         """
-        tables = listed(params.get("tables"))
-        override = params.get("load_mode")
-        allow_shrink = bool(params.get("allow_shrink"))
         found: list[DayTable] = []
         for spec in self.specs:
-            if tables and spec.name not in tables:
+            if options.tables and spec.name not in options.tables:
                 continue
-            if override not in (None, "", "default") and not joins(str(override)):
+            if options.load_mode is not None and not joins(options.load_mode):
                 continue
             pushed = ti.xcom_pull(task_ids=load_task_id(self.group, spec))
             if isinstance(pushed, Mapping) and not pushed.get("held"):
                 continue
             key = str(pushed["load_key"]) if isinstance(pushed, Mapping) else None
-            guard = tasks.swap_guard(self.settings, spec, allow_shrink)
+            guard = tasks.swap_guard(self.settings, spec, options.allow_shrink)
             found.append(DayTable(spec.target.table, f"table {spec.name!r} (tables row id={spec.id})", key, guard))
         return found

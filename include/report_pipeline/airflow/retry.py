@@ -16,18 +16,23 @@ jitter; jitter only ever lengthens a wait, so the schedule is never shorter than
 
 from __future__ import annotations
 
+import functools
 import random
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow.sdk import BaseOperator
 from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
+from airflow.sdk.exceptions import AirflowFailException
 
-from report_pipeline.errors import is_retryable
+from report_pipeline.errors import ReportPipelineError, is_retryable
 from report_pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
+T = TypeVar("T")
 INTERVAL_SECONDS = 1.0
 MAX_ATTEMPTS = 3
 BACKOFF_RATE = 2.0
@@ -119,3 +124,20 @@ def retry_arguments(settings: Settings | None = None) -> dict[str, Any]:
             settings.retry_jitter,
         ),
     }
+
+
+def terminal_errors_fail_at_once(execute: Callable[..., T]) -> Callable[..., T]:
+    """An error whose class says a retry cannot help (``errors.is_retryable``: a bad admin row, a load the
+    pipeline cannot be sure of, a verify that found a difference, a transfer that would meet the same data
+    again) fails the task without retries; the target is already as it was. Others go to the retry policy."""
+
+    @functools.wraps(execute)
+    def run(self: BaseOperator, context: Any) -> T:
+        try:
+            return execute(self, context)
+        except ReportPipelineError as exc:
+            if is_retryable(exc):
+                raise
+            raise AirflowFailException(str(exc)) from exc
+
+    return run

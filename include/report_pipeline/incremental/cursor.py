@@ -14,13 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from report_pipeline.csvformat import INTEGER_TYPES, merge_encodings, type_name
+from report_pipeline.csvformat import INTEGER_TYPES, type_name
 from report_pipeline.errors import ConfigError, TransferError
-from report_pipeline.horizon import decide, earlier, later, read_server, read_writers
-from report_pipeline.manifest import KeySet
+from report_pipeline.incremental.horizon import decide, earlier, later, read_server, read_writers
 from report_pipeline.session import Parameters, prepare_session, probe_columns
 from report_pipeline.validation import quote_identifier
-from report_pipeline.vocabulary import CursorKind, CursorRange, Horizon, KeyColumns
+from report_pipeline.vocabulary import CursorKind, CursorRange, Horizon
 
 # TIMESTAMP, DATE, DATETIME, NEWDATE: compared in the session's UTC, printed in a sortable form.
 TIME_TYPES = frozenset({7, 10, 12, 14})
@@ -226,27 +225,4 @@ def merge_ranges(ranges: Sequence[CursorRange | None]) -> CursorRange | None:
         guarded=None if any(r.guarded is None for r in known) else all(r.guarded for r in known),
         server=servers[0] if servers else None,
         position=oldest.position,
-    )
-
-
-def merge_keys(key_sets: Sequence[KeySet | None]) -> KeyColumns | None:
-    """The key set across the manifests of one load (a chunked one has one per chunk); None without.
-
-    Every manifest must carry one (each chunk holds its share of the keys): with some missing, the set
-    would be incomplete and rows of the missing chunks would be deleted.
-    """
-    if not key_sets or all(k is None for k in key_sets):
-        return None
-    if any(k is None for k in key_sets):
-        raise TransferError("some of the load's manifests carry key sets and some do not; re-run the extract")
-    known = [k for k in key_sets if k is not None]
-    names = tuple(c.name for c in known[0].columns)
-    if any(tuple(c.name for c in k.columns) != names for k in known):
-        raise TransferError("the load's manifests carry key sets of different columns; re-run the extract")
-    checksums = [k.checksum for k in known]
-    return KeyColumns(
-        columns=names,
-        encodings=tuple(merge_encodings([[c.encoding for c in k.columns] for k in known])),
-        rows=sum(p.rows for k in known for p in k.parts),
-        checksum=None if any(c is None for c in checksums) else sum(c for c in checksums if c is not None),
     )

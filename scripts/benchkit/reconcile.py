@@ -17,52 +17,30 @@ Runs in this process against the same servers as ``bench.py`` (no Airflow), medi
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import random
 import statistics
-import sys
 import time
 from typing import Any
 
-from bench import (
+from benchkit.data import (
     BIG_ROWS,
     BUCKET_OURS,
     COLS,
     COLUMNS,
-    FINGERPRINT,
     GEN_TAG,
     SRC_DB,
     TGT_DB,
     clean_buckets,
     ensure_source,
-    mysql,
-    query_one,
-    run_sql,
-    s3_client,
-    wait_for_quiet,
+    same_rows,
 )
-from bench_incremental import innodb_pages, settle
+from benchkit.machine import innodb_pages, settle, wait_for_quiet
+from serverkit import LocalConnections, mysql_connect, query_one, run_sql, s3_client
 
 TABLE = "rec_events"
 DAY = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
 DRIFT_SHARE = 0.001
-
-
-class _Connections:
-    """``tasks.Connections`` on the bench servers."""
-
-    def source(self) -> Any:
-        return mysql(SRC_DB)
-
-    def target(self) -> Any:
-        return mysql(local_infile=1)
-
-    def s3(self) -> Any:
-        return s3_client()
-
-    def protected_schemas(self) -> dict[str, str]:
-        return {}
 
 
 def prepare(rows: int) -> None:
@@ -131,7 +109,7 @@ def swap(attempt: int) -> dict[str, Any]:
     bucket = Bucket(s3_client(), BUCKET_OURS)
     prefix = f"{TABLE}/swap-{attempt}"
     t0 = time.perf_counter()
-    src = mysql(SRC_DB)
+    src = mysql_connect(SRC_DB)
     manifest = extract(
         src,
         ExtractRequest(
@@ -146,9 +124,9 @@ def swap(attempt: int) -> dict[str, Any]:
         ),
     )
     src.close()
-    tgt = mysql(local_infile=1)
+    tgt = mysql_connect()
     result = load(
-        MySqlTarget(tgt, opener=lambda: mysql(local_infile=1)),
+        MySqlTarget(tgt, opener=mysql_connect),
         LoadRequest(
             company="bench",
             schema=TGT_DB,
@@ -214,7 +192,7 @@ def reconcile(attempt: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         result = reconciliation.reconcile_table(
-            _Connections(),
+            LocalConnections(SRC_DB),
             settings,
             company,
             spec,
@@ -243,9 +221,7 @@ def reconcile(attempt: int) -> dict[str, Any]:
 
 
 def exact() -> bool:
-    return bool(
-        query_one(FINGERPRINT.format(f"{SRC_DB}.{TABLE}")) == query_one(FINGERPRINT.format(f"{TGT_DB}.{TABLE}"))
-    )
+    return same_rows(f"{SRC_DB}.{TABLE}", f"{TGT_DB}.{TABLE}")
 
 
 def main(rows: int = BIG_ROWS, repeat: int = 3) -> int:
@@ -298,11 +274,3 @@ def main(rows: int = BIG_ROWS, repeat: int = 3) -> int:
         "differing ranges' key checksums cross the wire); the repair re-extracts only the differing rows."
     )
     return 0 if all(exacts) else 1
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="the reconcile row of the benchmark (bench.py --reconcile)")
-    parser.add_argument("--rows", type=int, default=BIG_ROWS, help="rows of the drifted table")
-    parser.add_argument("--repeat", type=int, default=3, help="interleaved swap / reconcile rounds")
-    parsed = parser.parse_args()
-    sys.exit(main(parsed.rows, parsed.repeat))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from report_pipeline.extract import PartCutter
+from report_pipeline.parts import PartCutter
 
 
 def _run(part_bytes: int, batches: list[list[bytes]]) -> list[tuple[str, bytes, int]]:

@@ -1,5 +1,4 @@
-"""The incremental row of the benchmark (issue 12): ``python scripts/bench.py --incremental [--rows N]``
-(which runs this file in a process of its own).
+"""The incremental row of the benchmark (issue 12): ``python scripts/bench.py --incremental [--rows N]``.
 
 On a copy of the benchmark's mixed-type table with an ``updated_at`` cursor column:
 
@@ -24,26 +23,13 @@ its time follows (see the note printed under the table).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import sys
 import time
 from typing import Any
 
-from bench import (
-    BUCKET_OURS,
-    COLS,
-    DEFAULT_ROWS,
-    FINGERPRINT,
-    SRC_DB,
-    TGT_DB,
-    ensure_source,
-    mysql,
-    query_one,
-    run_sql,
-    s3_client,
-    wait_for_quiet,
-)
+from benchkit.data import BUCKET_OURS, COLS, SRC_DB, TGT_DB, ensure_source, same_rows
+from benchkit.machine import innodb_pages, settle, wait_for_quiet
+from serverkit import mysql_connect, run_sql, s3_client
 
 TABLE = "inc_events"
 INC_COLS = f"{COLS}, updated_at"
@@ -53,7 +39,7 @@ START = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 def _pieces() -> Any:
     from report_pipeline import watermarks
     from report_pipeline.extract import ExtractRequest, extract
-    from report_pipeline.incremental import CursorRequest
+    from report_pipeline.incremental.cursor import CursorRequest
     from report_pipeline.load import LoadRequest, load
     from report_pipeline.storage import Bucket
     from report_pipeline.target.mysql import MySqlTarget
@@ -97,37 +83,6 @@ def change_source(rows: int) -> tuple[int, int, int]:
     return updated, inserted, deleted
 
 
-def settle() -> None:
-    """Write out the dirty pages of every table of both bench schemas (FLUSH TABLES ... FOR EXPORT), so the
-    next run is not billed for flushing what earlier steps wrote."""
-    conn = mysql()
-    try:
-        cursor = conn.cursor()
-        cursor.execute(
-            "SELECT CONCAT('`', TABLE_SCHEMA, '`.`', TABLE_NAME, '`') FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA IN (%s, %s) AND TABLE_TYPE = 'BASE TABLE' AND ENGINE = 'InnoDB'",
-            (SRC_DB, TGT_DB),
-        )
-        tables = [str(r[0]) for r in cursor.fetchall()]
-        if tables:
-            cursor.execute(f"FLUSH TABLES {', '.join(tables)} FOR EXPORT")
-            cursor.execute("UNLOCK TABLES")
-    finally:
-        conn.close()
-
-
-def innodb_pages() -> tuple[int, int]:
-    """Server-wide InnoDB pages read into and written from the buffer pool so far."""
-    conn = mysql()
-    try:
-        cursor = conn.cursor()
-        cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_pages_read', 'Innodb_pages_written')")
-        found = {str(k): int(v) for k, v in cursor.fetchall()}
-    finally:
-        conn.close()
-    return found.get("Innodb_pages_read", 0), found.get("Innodb_pages_written", 0)
-
-
 def run_once(mode: str, day: int, watermark: str | None = None, deletes: bool = True) -> dict[str, Any]:
     """One extract + load of bench_src.inc_events into bench_tgt.inc_events; seconds, rows and pages read."""
     watermarks, ExtractRequest, extract, CursorRequest, LoadRequest, load, Bucket, MySqlTarget, InsertTarget = _pieces()
@@ -139,7 +94,7 @@ def run_once(mode: str, day: int, watermark: str | None = None, deletes: bool = 
     bucket = Bucket(s3_client(), BUCKET_OURS)
     incremental = mode == "incremental"
     t0 = time.perf_counter()
-    src = mysql(SRC_DB)
+    src = mysql_connect(SRC_DB)
     manifest = extract(
         src,
         ExtractRequest(
@@ -157,7 +112,7 @@ def run_once(mode: str, day: int, watermark: str | None = None, deletes: bool = 
     )
     src.close()
     t1 = time.perf_counter()
-    tgt = mysql(local_infile=1)
+    tgt = mysql_connect()
     result = load(
         MySqlTarget(tgt),
         LoadRequest(
@@ -192,9 +147,7 @@ def run_once(mode: str, day: int, watermark: str | None = None, deletes: bool = 
 
 
 def exact() -> bool:
-    source = query_one(FINGERPRINT.format(f"{SRC_DB}.{TABLE}"))
-    target = query_one(FINGERPRINT.format(f"{TGT_DB}.{TABLE}"))
-    return bool(source == target)
+    return same_rows(f"{SRC_DB}.{TABLE}", f"{TGT_DB}.{TABLE}")
 
 
 def main(rows: int) -> int:
@@ -259,9 +212,3 @@ def main(rows: int) -> int:
         )
     )
     return 0 if second_exact and quiet_exact else 1
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="the incremental row of the benchmark (bench.py --incremental)")
-    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows of the benchmark's source table")
-    sys.exit(main(parser.parse_args().rows))
