@@ -33,7 +33,7 @@ from report_pipeline.verify import Side
 Key = tuple[Any, ...]
 
 # Keys per range: small enough that a drifted row costs pass 2 few rows, large enough that pass 1
-# returns a few numbers per RANGE_KEYS rows (measured with scripts/bench_reconcile.py).
+# returns a few numbers per RANGE_KEYS rows (measured with scripts/benchkit/reconcile.py).
 RANGE_KEYS = 64
 # At most this many ranges per table (memory: a few numbers each); bigger tables get wider ranges.
 MAX_RANGES = 250_000

@@ -6,6 +6,10 @@ last failure Airflow recorded after it, and the rows and durations of the last l
 chart. The Airflow plugin (``plugins/report_freshness.py``) supplies the connections and Airflow's
 task durations and failures; this module has no Airflow import and renders plain HTML with an
 inline SVG chart.
+
+At fleet size (1,000 companies x 20 tables) the page reads each table's newest load only (``survey``),
+orders every row worst first and counts them (``worst_first``, ``Totals``), and reads the chart's
+history for the one page of rows it shows (``page_of``, ``add_history``).
 """
 
 from __future__ import annotations
@@ -15,13 +19,19 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from report_pipeline import asof, ledger
-from report_pipeline.config import Plan
+from report_pipeline.config import CompanyPlan, Plan
+from report_pipeline.loadchart import chart_svg, human_age
 from report_pipeline.taskids import parse_task_id
 
 Status = Literal["green", "amber", "red"]
+# The page's status filter: a colour, or "failed" (a failure Airflow recorded after the last load).
+FILTERS = ("failed", "red", "amber", "green")
+PER_PAGE = 50
+MAX_PER_PAGE = 500
+HISTORY = 12  # loads in each row's chart
 PRESETS = {"@hourly": 3600, "@daily": 86400, "@weekly": 7 * 86400, "@monthly": 31 * 86400, "@yearly": 366 * 86400}
 # Fresh while the last load is at most one interval (plus a quarter for the run itself) old; amber
 # after one missed run; red after more.
@@ -54,6 +64,7 @@ class TableFreshness:
     status: Status = "red"
     # From report_as_of: what the live rows reflect; the age is the data's age when it is known.
     as_of: asof.AsOf | None = None
+    schema: str = ""  # the company's target schema (where add_history reads)
 
     @property
     def last(self) -> ledger.LoadRecord | None:
@@ -87,28 +98,153 @@ def status_of(age_seconds: float | None, interval: int) -> Status:
 
 
 def collect(
-    plan: Plan, cursor: Any, *, schedule: str | None, now: dt.datetime, company: str | None = None, history: int = 12
+    plan: Plan,
+    cursor: Any,
+    *,
+    schedule: str | None,
+    now: dt.datetime,
+    company: str | None = None,
+    history: int = HISTORY,
 ) -> list[TableFreshness]:
-    """One TableFreshness per active company x table of ``plan`` (one company if ``company``)."""
-    interval = interval_seconds(schedule)
-    rows: list[TableFreshness] = []
+    """One TableFreshness per active company x table of ``plan`` (one company if ``company``), each with its
+    last ``history`` loads, and one company row per company (the JSON's data)."""
     shown = [cp for cp in plan.companies if not company or cp.company.alias == company]
-    # The shown companies' ledgers in two queries per ledger.SCHEMAS_PER_QUERY companies, not two per company.
-    ledgers = ledger.recent_many(cursor, [cp.company.schema for cp in shown], history)
-    as_ofs = asof.read_many(cursor, [cp.company.schema for cp in shown])
+    schemas = [cp.company.schema for cp in shown]
+    # The shown companies' ledgers in a query per ledger.SCHEMAS_PER_QUERY companies, not two per company.
+    ledgers = ledger.recent_many(cursor, schemas, history)
+    return _rows(shown, ledgers, asof.read_many(cursor, schemas), interval_seconds(schedule), now)
+
+
+def survey(
+    plan: Plan, cursor: Any, *, schedule: str | None, now: dt.datetime, company: str | None = None
+) -> list[TableFreshness]:
+    """``collect`` without the history: each row holds its newest load only (``ledger.latest_many``) and its
+    as-of's ``data_as_of`` only (``asof.read_many(full=False)``), enough to judge, order, count and show every
+    row of a fleet; ``add_history`` then reads the charts of the rows shown."""
+    shown = [cp for cp in plan.companies if not company or cp.company.alias == company]
+    schemas = [cp.company.schema for cp in shown]
+    newest = {
+        schema: {table: [load] for table, load in tables.items()}
+        for schema, tables in ledger.latest_many(cursor, schemas).items()
+    }
+    return _rows(shown, newest, asof.read_many(cursor, schemas, full=False), interval_seconds(schedule), now)
+
+
+def _rows(
+    shown: Sequence[CompanyPlan],
+    ledgers: Mapping[str, Mapping[str, list[ledger.LoadRecord]]],
+    as_ofs: Mapping[str, Mapping[str, asof.AsOf]],
+    interval: int,
+    now: dt.datetime,
+) -> list[TableFreshness]:
+    rows: list[TableFreshness] = []
     for cp in shown:
-        loads = ledgers.get(cp.company.schema, {})
-        as_of = as_ofs.get(cp.company.schema, {})
+        schema = cp.company.schema
+        loads = ledgers.get(schema, {})
+        as_of = as_ofs.get(schema, {})
         for spec in cp.tables:
             row = TableFreshness(cp.company.alias, spec.name, spec.target.table, loads.get(spec.target.table, []))
+            row.schema = schema
             row.as_of = as_of.get(spec.target.table)
             _judge(row, now, interval)
             rows.append(row)
-        company_row = TableFreshness(cp.company.alias, asof.COMPANY_ROW, asof.COMPANY_ROW)
+        company_row = TableFreshness(cp.company.alias, asof.COMPANY_ROW, asof.COMPANY_ROW, schema=schema)
         company_row.as_of = as_of.get(asof.COMPANY_ROW)
         _judge(company_row, now, interval)
         rows.append(company_row)
     return rows
+
+
+def add_history(rows: Sequence[TableFreshness], cursor: Any, history: int = HISTORY) -> None:
+    """Replace the loads of ``rows`` (from ``survey``) by their last ``history`` loads, in one query per
+    ``ledger.SCHEMAS_PER_QUERY`` rows; rows never loaded (and company rows) read nothing."""
+    loaded = [r for r in rows if r.loads and r.table != asof.COMPANY_ROW]
+    found = ledger.history_many(cursor, [(r.schema, r.target) for r in loaded], history)
+    for row in loaded:
+        row.loads = found.get((row.schema, row.target)) or row.loads
+
+
+# Worst first: a failure since the last load, then red, amber, green; within each, the oldest data first.
+_RANK = {"red": 1, "amber": 2, "green": 3}
+
+
+def worst_first(rows: Sequence[TableFreshness]) -> list[TableFreshness]:
+    """``rows`` ordered for someone fixing things: failed, then red, amber, green; never loaded and older
+    first; then by company and table (a company's "all tables" row before its tables)."""
+
+    def key(row: TableFreshness) -> tuple[int, float, str, str]:
+        rank = 0 if row.failure is not None else _RANK[row.status]
+        age = float("inf") if row.age_seconds is None else row.age_seconds
+        return rank, -age, row.company, row.table
+
+    return sorted(rows, key=key)
+
+
+def matches(row: TableFreshness, status: str | None) -> bool:
+    """Whether ``row`` passes the page's status filter (None or "": every row)."""
+    if not status:
+        return True
+    return row.failure is not None if status == "failed" else row.status == status
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The counts above the table, over every table row the page covers (company rows are summaries of
+    their tables, so not counted twice), whatever the status filter and page."""
+
+    companies: int
+    tables: int
+    failed: int
+    red: int
+    amber: int
+    green: int
+
+    @classmethod
+    def of(cls, rows: Sequence[TableFreshness]) -> Totals:
+        """Count ``rows`` (every row of the page's companies)."""
+        tables = [r for r in rows if r.table != asof.COMPANY_ROW]
+        by_status = {name: sum(1 for r in tables if r.status == name) for name in _RANK}
+        return cls(
+            companies=len({r.company for r in rows}),
+            tables=len(tables),
+            failed=sum(1 for r in tables if r.failure is not None),
+            red=by_status["red"],
+            amber=by_status["amber"],
+            green=by_status["green"],
+        )
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of rows: ``rows`` are rows ``first``..``first + len(rows) - 1`` (1-based) of ``matching``
+    rows that pass the filter, page ``number`` of ``pages``."""
+
+    rows: list[TableFreshness]
+    number: int
+    pages: int
+    per_page: int
+    matching: int
+    totals: Totals
+
+    @property
+    def first(self) -> int:
+        """The 1-based position of the page's first row among the matching rows (0 when none match)."""
+        return (self.number - 1) * self.per_page + 1 if self.rows else 0
+
+
+def page_of(
+    rows: Sequence[TableFreshness], *, status: str | None = None, page: int = 1, per_page: int = PER_PAGE
+) -> Page:
+    """Page ``page`` (1-based; past the end: the last) of ``rows`` worst first, filtered by ``status``,
+    with the totals of all ``rows``."""
+    if status and status not in FILTERS:
+        raise ValueError(f"unknown status filter {status!r}: one of {', '.join(FILTERS)}")
+    per_page = max(1, min(per_page, MAX_PER_PAGE))
+    chosen = [r for r in worst_first(rows) if matches(r, status)]
+    pages = max(1, -(-len(chosen) // per_page))
+    number = min(max(1, page), pages)
+    start = (number - 1) * per_page
+    return Page(chosen[start : start + per_page], number, pages, per_page, len(chosen), Totals.of(rows))
 
 
 def _judge(row: TableFreshness, now: dt.datetime, interval: int) -> None:
@@ -123,47 +259,6 @@ def _judge(row: TableFreshness, now: dt.datetime, interval: int) -> None:
     row.status = status_of(row.age_seconds, interval)
 
 
-def human_age(seconds: float | None) -> str:
-    """``3 min``, ``5.2 h``, ``4.0 d``; ``never`` for None."""
-    if seconds is None:
-        return "never"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h" if seconds < 86400 * 2 else f"{seconds / 86400:.1f} d"
-
-
-def chart_svg(loads: Sequence[ledger.LoadRecord], durations: Mapping[str, float], width: int = 220) -> str:
-    """Bars of rows per load (oldest left) and a line of load seconds, as an inline SVG."""
-    height, pad = 44, 2
-    points = list(reversed(loads))
-    if not points:
-        return f'<svg class="chart" width="{width}" height="{height}"></svg>'
-    step = (width - 2 * pad) / len(points)
-    top_rows = max(r.rows_loaded for r in points) or 1
-    secs = [durations.get(r.run_id) for r in points]
-    top_secs = max((s for s in secs if s is not None), default=0.0) or 1.0
-    parts = [f'<svg class="chart" width="{width}" height="{height}" role="img" aria-label="rows and seconds">']
-    for i, r in enumerate(points):
-        h = max(1.0, (height - 2 * pad) * r.rows_loaded / top_rows)
-        x = pad + i * step
-        title = html.escape(f"{r.logical_date:%Y-%m-%d %H:%M}: {r.rows_loaded} rows")
-        if secs[i] is not None:
-            title += f", {secs[i]:.1f} s"
-        parts.append(
-            f'<rect x="{x:.1f}" y="{height - pad - h:.1f}" width="{max(1.0, step - 2):.1f}" height="{h:.1f}" '
-            f'fill="#7aa7d9"><title>{title}</title></rect>'
-        )
-    line = [
-        f"{pad + (i + 0.5) * step:.1f},{height - pad - (height - 2 * pad) * s / top_secs:.1f}"
-        for i, s in enumerate(secs)
-        if s is not None
-    ]
-    if len(line) > 1:
-        parts.append(f'<polyline points="{" ".join(line)}" fill="none" stroke="#d9822b" stroke-width="2"/>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:16px;color:#1f2933;background:#fff}
 h1{font-size:20px;margin:0 0 4px} p.note{color:#52606d;margin:0 0 12px;font-size:13px}
@@ -175,6 +270,8 @@ text-align:center}
 .green{background:#2f9e44}.amber{background:#f08c00}.red{background:#e03131}
 .err{color:#c92a2a;max-width:360px} .legend{font-size:12px;color:#52606d}
 .legend i{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}
+p.totals{font-size:14px;margin:0 0 10px} p.totals a{color:#1f2933;text-decoration:none;margin-right:10px}
+p.totals .badge{min-width:40px} p.pager{font-size:13px;color:#52606d;margin:8px 0} p.pager a{margin:0 8px}
 """
 
 
@@ -186,12 +283,20 @@ def render_page(
     schedule: str | None,
     now: dt.datetime,
     base_path: str,
+    status: str | None = None,
+    page: Page | None = None,
 ) -> str:
-    """The whole page: a company filter, then one table row per company x table."""
+    """The whole page: the totals, a company and a status filter, one table row per company x table of
+    ``rows`` (``page.rows`` when paged), and a pager when ``page`` is given."""
     options = ['<option value="">all companies</option>'] + [
         f'<option value="{html.escape(c)}"{" selected" if c == selected else ""}>{html.escape(c)}</option>'
         for c in companies
     ]
+    statuses = ['<option value="">every status</option>'] + [
+        f'<option value="{name}"{" selected" if name == status else ""}>{name}</option>' for name in FILTERS
+    ]
+    totals = page.totals if page is not None else Totals.of(rows)
+    per_page = page.per_page if page is not None else PER_PAGE
     body = []
     for r in rows:
         last = r.last
@@ -221,6 +326,7 @@ def render_page(
             + "".join(f"<td{k}>{c}</td>" for k, c in zip(klass, cells, strict=True))
             + "</tr>"
         )
+    hidden = f'<input type="hidden" name="per_page" value="{per_page}">' if per_page != PER_PAGE else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Report freshness</title>
 <style>{_STYLE}</style></head><body>
 <h1>Report freshness</h1>
@@ -229,13 +335,53 @@ company's oldest), the last successful load (report_loads), the data's age again
 the schedule {html.escape(str(schedule or "manual"))} (green up to {GREEN_INTERVALS}&times;, amber up to
 {AMBER_INTERVALS}&times; the interval, red beyond or never), the last failure Airflow recorded since, and the last
 loads: <span class="legend"><i style="background:#7aa7d9"></i>rows <i style="background:#d9822b"></i>seconds</span>.
-As of {now:%Y-%m-%d %H:%M} UTC.</p>
+Worst first: failed, red, amber, green, the oldest data first. As of {now:%Y-%m-%d %H:%M} UTC.</p>
+{_totals_html(totals, base_path, selected, per_page)}
 <form method="get" action="{html.escape(base_path, quote=True)}"><label>Company <select name="company"
-onchange="this.form.submit()">{"".join(options)}</select></label> <button type="submit">Filter</button></form>
+onchange="this.form.submit()">{"".join(options)}</select></label> <label>Status <select name="status"
+onchange="this.form.submit()">{"".join(statuses)}</select></label>{hidden} <button type="submit">Filter</button></form>
+{_pager_html(page, base_path, selected, status)}
 <table><thead><tr><th>company</th><th>table</th><th>last load</th><th>logical date</th><th>rows</th><th>age</th>
 <th>last error</th><th>last loads</th><th>data as of</th></tr></thead><tbody>
 {"".join(body) or '<tr><td colspan="9">no active company tables</td></tr>'}
-</tbody></table></body></html>"""
+</tbody></table>
+{_pager_html(page, base_path, selected, status)}</body></html>"""
+
+
+def _link(base_path: str, company: str | None, status: str | None, page: int, per_page: int) -> str:
+    query = {"company": company or "", "status": status or "", "page": page if page > 1 else "", "per_page": per_page}
+    if per_page == PER_PAGE:
+        query["per_page"] = ""
+    text = urlencode({k: v for k, v in query.items() if v != ""})
+    return html.escape(base_path + (f"?{text}" if text else ""), quote=True)
+
+
+def _totals_html(totals: Totals, base_path: str, company: str | None, per_page: int) -> str:
+    counts = " ".join(
+        f'<a class="total" data-total="{name}" href="{_link(base_path, company, name, 1, per_page)}">'
+        f'<span class="badge {"red" if name == "failed" else name}">{getattr(totals, name):,}</span> {name}</a>'
+        for name in FILTERS
+    )
+    return (
+        f'<p class="totals" data-tables="{totals.tables}" data-companies="{totals.companies}">'
+        f"{totals.tables:,} tables of {totals.companies:,} companies: {counts}</p>"
+    )
+
+
+def _pager_html(page: Page | None, base_path: str, company: str | None, status: str | None) -> str:
+    if page is None:
+        return ""
+    if not page.rows:
+        return '<p class="pager" data-page="1" data-pages="1">no rows match</p>'
+    last = page.first + len(page.rows) - 1
+    parts = [f"rows {page.first:,}&ndash;{last:,} of {page.matching:,}, page {page.number} of {page.pages}"]
+    if page.number > 1:
+        previous = _link(base_path, company, status, page.number - 1, page.per_page)
+        parts.insert(0, f'<a rel="prev" href="{previous}">&larr; previous</a>')
+    if page.number < page.pages:
+        following = _link(base_path, company, status, page.number + 1, page.per_page)
+        parts.append(f'<a rel="next" href="{following}">next &rarr;</a>')
+    return f'<p class="pager" data-page="{page.number}" data-pages="{page.pages}">{" ".join(parts)}</p>'
 
 
 def log_url(base_url: str, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:

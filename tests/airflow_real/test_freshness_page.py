@@ -1,7 +1,8 @@
 """The "Report freshness" page in the real local Airflow (``make airflow-up``): the plugin is listed by
 the REST API, the page needs Airflow's login, shows each company table's last load as the target's
-``report_loads`` holds it, with Airflow's task durations, filters by company, and renders in headless
-Chromium inside the UI (screenshots in test-output/freshness.png and freshness-page.png).
+``report_loads`` holds it, with Airflow's task durations, filters by company and status, orders worst
+first with totals and a pager, and renders in headless Chromium inside the UI (screenshots in
+test-output/freshness.png and freshness-page.png).
 """
 
 from __future__ import annotations
@@ -213,6 +214,31 @@ def test_a_failed_table_shows_its_last_error_with_a_log_link(api: Api, acme_fail
     # The tables that loaded keep their green status and no error.
     users = re.search(r'<tr data-company="acme" data-table="users">(.*?)</tr>', text, flags=re.S)
     assert users and 'data-status="green"' in users.group(1) and "failed" not in users.group(1)
+    # Worst first: the failed table is the page's first row, and the status filter finds it alone.
+    rows = re.findall(r'<tr data-company="([^"]+)" data-table="([^"]+)">', text)
+    assert rows[0] == ("acme", BROKEN), rows
+    failed = api.session.get(PAGE, params={"company": "acme", "status": "failed"}, timeout=60).text
+    assert re.findall(r'<tr data-company="([^"]+)" data-table="([^"]+)">', failed) == [("acme", BROKEN)]
+    assert re.search(r'data-total="failed"[^>]*><span class="badge red">1</span>', failed), "the totals' failed count"
+
+
+def test_the_page_pages_and_refuses_an_unknown_status(api: Api, acme_run: dict[str, Any]) -> None:
+    whole = api.session.get(PAGE, timeout=60).text
+    every = re.findall(r'<tr data-company="([^"]+)" data-table="([^"]+)">', whole)
+    totals = re.search(r'data-tables="(\d+)" data-companies="(\d+)"', whole)
+    assert totals and int(totals.group(2)) == len({company for company, _ in every}), totals
+    assert int(totals.group(1)) == len([row for row in every if row[1] != "*"])
+    # Two rows a page: the pages hold the same rows in the same order, each once.
+    pages = -(-len(every) // 2)
+    seen: list[tuple[str, str]] = []
+    for number in range(1, pages + 1):
+        part = api.session.get(PAGE, params={"page": number, "per_page": 2}, timeout=60)
+        assert part.status_code == 200 and f'data-page="{number}" data-pages="{pages}"' in part.text
+        seen += re.findall(r'<tr data-company="([^"]+)" data-table="([^"]+)">', part.text)
+    assert seen == every
+    for bad in ({"status": "stale"}, {"page": "0"}, {"per_page": "100000"}):
+        assert api.session.get(PAGE, params=bad, timeout=60).status_code == 422, bad
+    assert api.session.get(f"{PAGE}data", params={"status": "stale"}, timeout=60).status_code == 422
 
 
 def _browser(api: Api, target: str, *args: str) -> Any:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from report_pipeline.records import LoadRecord, utc_naive
+from report_pipeline.target.mysql_errors import DUPLICATE_KEY_NAME, code_of
 from report_pipeline.validation import quote_identifier
 from report_pipeline.vocabulary import LEDGER_TABLE
 
@@ -30,9 +31,12 @@ _LEDGER_DDL = """CREATE TABLE IF NOT EXISTS {table} (
   `snapshot_at` DATETIME(6) NULL,
   PRIMARY KEY (`id`),
   UNIQUE KEY `uq_report_loads_load_key` (`load_key`),
-  KEY `ix_report_loads_table_date` (`table_name`, `logical_date`)
+  KEY `ix_report_loads_table_date` (`table_name`, `logical_date`),
+  KEY `ix_report_loads_table_id` (`table_name`, `id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
 _LEDGER_COLUMNS = "table_name, logical_date, run_id, rows_loaded, finished_at, load_mode, load_key, manifest_keys"
+# Each table's newest rows by id: the freshness page's reads (latest_many, history_many) seek it, never scan.
+_TABLE_ID_INDEX = "ix_report_loads_table_id"
 
 # Schemas per statement of recent_many: a bounded statement size. Measured at 200 and 1,000 companies
 # x 20 tables x 30 loads (scripts/bench_freshness.py): 50 per statement takes the time of the per-company
@@ -51,15 +55,27 @@ def _load_record(row: Sequence[Any]) -> LoadRecord:
 
 
 def ensure_ledger(cursor: Any, schema: str) -> None:
-    """Create the ledger in ``schema`` if it is not there yet (idempotent); add ``snapshot_at`` to an older one."""
+    """Create the ledger in ``schema`` if it is not there yet (idempotent); bring an older one up to date
+    (``snapshot_at``, the (table_name, id) index)."""
     cursor.execute(_LEDGER_DDL.format(table=_ledger(schema)))
+    # One look at both, as every load calls this: a round trip, not two.
     cursor.execute(
-        "SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
-        "AND COLUMN_NAME = 'snapshot_at'",
-        (schema, LEDGER_TABLE),
+        "SELECT (SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+        "AND COLUMN_NAME = 'snapshot_at'), (SELECT COUNT(*) FROM information_schema.STATISTICS "
+        "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND INDEX_NAME = %s)",
+        (schema, LEDGER_TABLE, schema, LEDGER_TABLE, _TABLE_ID_INDEX),
     )
-    if cursor.fetchone() is None:
+    has_column, has_index = cursor.fetchone()
+    if not has_column:
         cursor.execute(f"ALTER TABLE {_ledger(schema)} ADD COLUMN `snapshot_at` DATETIME(6) NULL")
+    if not has_index:
+        try:
+            # ALTER TABLE, not CREATE INDEX: the target account has ALTER but no INDEX privilege.
+            cursor.execute(f"ALTER TABLE {_ledger(schema)} ADD INDEX `{_TABLE_ID_INDEX}` (`table_name`, `id`)")
+        except Exception as exc:
+            # Another load of the company added it since the look above.
+            if code_of(exc) != DUPLICATE_KEY_NAME:
+                raise
 
 
 def record_load(cursor: Any, schema: str, entry: LoadRecord) -> None:
@@ -136,25 +152,24 @@ def recent(cursor: Any, schema: str, per_table: int = 10) -> dict[str, list[Load
 
 
 def schemas_with(cursor: Any, table: str, schemas: Sequence[str]) -> list[str]:
-    """Those of ``schemas`` that hold ``table``, in their order: one query per ``SCHEMAS_PER_QUERY``."""
-    present: list[str] = []
-    for start in range(0, len(schemas), SCHEMAS_PER_QUERY):
-        batch = list(schemas[start : start + SCHEMAS_PER_QUERY])
-        marks = ", ".join(["%s"] * len(batch))
-        cursor.execute(
-            f"SELECT TABLE_SCHEMA FROM information_schema.TABLES WHERE TABLE_NAME = %s AND TABLE_SCHEMA IN ({marks})",
-            (table, *batch),
-        )
-        have = {str(r[0]) for r in cursor.fetchall()}
-        present.extend(s for s in batch if s in have)
-    return present
+    """Those of ``schemas`` that hold ``table``, in their order, in one query (at 1,000 schemas one IN list
+    took a fifth of the time of 20 lists of 50)."""
+    if not schemas:
+        return []
+    marks = ", ".join(["%s"] * len(schemas))
+    cursor.execute(
+        f"SELECT TABLE_SCHEMA FROM information_schema.TABLES WHERE TABLE_NAME = %s AND TABLE_SCHEMA IN ({marks})",
+        (table, *schemas),
+    )
+    have = {str(r[0]) for r in cursor.fetchall()}
+    return [s for s in schemas if s in have]
 
 
 def recent_many(cursor: Any, schemas: Sequence[str], per_table: int = 10) -> dict[str, dict[str, list[LoadRecord]]]:
     """``recent`` for many schemas at once: schema -> table -> its last ``per_table`` loads, newest first.
 
-    Per ``SCHEMAS_PER_QUERY`` schemas, one query finds which have a ledger and one reads them all (a
-    UNION ALL of each schema's ranked rows): 40 round trips for a thousand companies instead of 2,000.
+    One query finds which schemas have a ledger, then one per ``SCHEMAS_PER_QUERY`` reads them (a UNION
+    ALL of each schema's ranked rows): 21 round trips for a thousand companies instead of 2,000.
     Schemas without a ledger map to ``{}``.
     """
     found: dict[str, dict[str, list[LoadRecord]]] = {schema: {} for schema in schemas}
@@ -177,6 +192,63 @@ def recent_many(cursor: Any, schemas: Sequence[str], per_table: int = 10) -> dic
         for row in ranked:
             record = _load_record(row[1:])
             found[str(row[0])].setdefault(record.table_name, []).append(record)
+    return found
+
+
+def latest_many(cursor: Any, schemas: Sequence[str]) -> dict[str, dict[str, LoadRecord]]:
+    """The newest load of every table of many schemas: schema -> table -> load (``{}`` without a ledger).
+
+    The freshness page's fleet-wide read: one row per table, found by a MAX(id) per table name that the
+    (table_name, id) index answers with a seek per table (a loose index scan): one query per
+    ``SCHEMAS_PER_QUERY`` schemas, after one that finds which have a ledger. A JOIN on the maxima rather
+    than ``id IN (subquery)``: measured 2x faster on MariaDB at 1,000 x 20 x 30.
+    """
+    found: dict[str, dict[str, LoadRecord]] = {schema: {} for schema in schemas}
+    columns = ", ".join(f"l.{c.strip()}" for c in _LEDGER_COLUMNS.split(","))
+    with_ledger = schemas_with(cursor, LEDGER_TABLE, schemas)
+    for start in range(0, len(with_ledger), SCHEMAS_PER_QUERY):
+        batch = with_ledger[start : start + SCHEMAS_PER_QUERY]
+        cursor.execute(
+            " UNION ALL ".join(
+                f"SELECT %s AS _schema, {columns} FROM {_ledger(schema)} AS l JOIN (SELECT MAX(id) AS id "
+                f"FROM {_ledger(schema)} GROUP BY table_name) AS m ON l.id = m.id"
+                for schema in batch
+            ),
+            batch,
+        )
+        for row in cursor.fetchall():
+            record = _load_record(row[1:])
+            found[str(row[0])][record.table_name] = record
+    return found
+
+
+def history_many(
+    cursor: Any, tables: Sequence[tuple[str, str]], limit: int = 12
+) -> dict[tuple[str, str], list[LoadRecord]]:
+    """``history`` of many (schema, table) pairs: the last ``limit`` loads of each, newest first.
+
+    For the rows a page shows: one query per ``SCHEMAS_PER_QUERY`` pairs, each branch an index range
+    read backwards on (table_name, id). Every schema named must have a ledger (a table with a newest load
+    in ``latest_many`` does).
+    """
+    found: dict[tuple[str, str], list[LoadRecord]] = {pair: [] for pair in tables}
+    pairs = list(found)
+    for start in range(0, len(pairs), SCHEMAS_PER_QUERY):
+        batch = pairs[start : start + SCHEMAS_PER_QUERY]
+        parameters: list[Any] = []
+        for schema, table in batch:
+            parameters.extend((schema, table, table))
+        cursor.execute(
+            " UNION ALL ".join(
+                f"(SELECT %s AS _schema, %s AS _table, id, {_LEDGER_COLUMNS} FROM {_ledger(schema)} "
+                f"WHERE table_name = %s ORDER BY id DESC LIMIT {int(limit)})"
+                for schema, _ in batch
+            ),
+            parameters,
+        )
+        # A union keeps no order: each pair's rows are put newest first here (ids grow with time).
+        for row in sorted(cursor.fetchall(), key=lambda r: -int(r[2])):
+            found[(str(row[0]), str(row[1]))].append(_load_record(row[3:]))
     return found
 
 

@@ -202,19 +202,25 @@ def read_as_of(cursor: Any, schema: str) -> dict[str, AsOf]:
     return {str(r[0]): _as_of(r) for r in cursor.fetchall()}
 
 
-def read_as_of_many(cursor: Any, schemas: Sequence[str]) -> dict[str, dict[str, AsOf]]:
-    """``read_as_of`` for many schemas at once (the freshness page): per ``SCHEMAS_PER_QUERY`` schemas, one
-    query finds which have the table and one reads them all, so a fleet's page costs a few round trips."""
+def read_as_of_many(cursor: Any, schemas: Sequence[str], *, full: bool = True) -> dict[str, dict[str, AsOf]]:
+    """``read_as_of`` for many schemas at once (the freshness page): one query finds which have the table,
+    then one per ``SCHEMAS_PER_QUERY`` reads them, so a fleet's page costs a few round trips.
+
+    ``full=False`` reads ``data_as_of`` alone (the other fields None): what the page judges and shows, and
+    at 1,000 x 20 a quarter of the time, the driver's DATETIME conversions being most of it.
+    """
     found: dict[str, dict[str, AsOf]] = {schema: {} for schema in schemas}
     present = schemas_with(cursor, AS_OF_TABLE, schemas)
+    columns = _AS_OF_COLUMNS if full else "table_name, data_as_of"
     for start in range(0, len(present), SCHEMAS_PER_QUERY):
         batch = present[start : start + SCHEMAS_PER_QUERY]
         cursor.execute(
-            " UNION ALL ".join(f"SELECT %s AS _schema, {_AS_OF_COLUMNS} FROM {_in(s, AS_OF_TABLE)}" for s in batch),
+            " UNION ALL ".join(f"SELECT %s AS _schema, {columns} FROM {_in(s, AS_OF_TABLE)}" for s in batch),
             batch,
         )
         for row in cursor.fetchall():
-            found[str(row[0])][str(row[1])] = _as_of(row[1:])
+            entry = _as_of(row[1:]) if full else AsOf(str(row[1]), row[2], None, None, None, None)
+            found[str(row[0])][entry.table_name] = entry
     return found
 
 
