@@ -88,8 +88,9 @@ bench: services ## the transfer benchmark beside the baselines (BENCH_ARGS=... e
 	$(ENV)
 	$(VENV)/bin/python scripts/bench.py $(BENCH_ARGS)
 
-lint: venv ## ruff, mypy, and README's settings table equal to settings.py's declarations
+lint: venv ## ruff (lint and format), mypy, and README's settings table equal to settings.py's declarations
 	$(VENV)/bin/ruff check include dags tests scripts
+	$(VENV)/bin/ruff format --check include dags tests scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m report_pipeline.settingsdoc --check README.md
 

@@ -1,9 +1,9 @@
 """The local Airflow stack's one-time pieces (scripts/airflow_local.sh calls each):
 
-    airflow_setup.py secrets      export lines of a fresh JWT secret, API secret key and Fernet key
-    airflow_setup.py passwords    ADMIN_USER's password ADMIN_PASSWORD (and the test users') into
-                                  AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE
-    airflow_setup.py log-bucket   create LOG_BUCKET on the reports_s3 connection unless it exists
+airflow_setup.py secrets      export lines of a fresh JWT secret, API secret key and Fernet key
+airflow_setup.py passwords    ADMIN_USER's password ADMIN_PASSWORD (and the test users') into
+                              AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE
+airflow_setup.py log-bucket   create LOG_BUCKET on the reports_s3 connection unless it exists
 """
 
 from __future__ import annotations

@@ -21,9 +21,7 @@ from serverkit import s3_client
 def probe() -> None:
     """One round trip through every part of the S3 server; raises on any failure."""
     s3 = s3_client(
-        config=Config(
-            connect_timeout=2, read_timeout=10, retries={"max_attempts": 1}, s3={"addressing_style": "path"}
-        )
+        config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1}, s3={"addressing_style": "path"})
     )
     name = f"services-probe-{uuid.uuid4().hex[:12]}"
     body = os.urandom(64 * 1024)  # large enough not to be inlined in the filer

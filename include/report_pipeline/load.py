@@ -86,6 +86,7 @@ class LoadRequest:
     def label(self) -> str:
         """How refusals name this load: company, table and admin row when known."""
         return self.where or table_label(self.company, self.target.table)
+
     # Target sessions a swap loads its shadow over (REPORTS_LOAD_PARALLELISM); needs a target that forks.
     parallelism: int = 1
     # Swap: build the shadow's plain secondary indexes after the rows (REPORTS_SWAP_DEFER_INDEXES).

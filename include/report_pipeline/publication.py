@@ -88,9 +88,8 @@ def joining_notes(plan: Plan) -> list[str]:
             continue
         joining = [t.name for t in cp.tables if joins(t.load_mode)]
         apart = [f"{t.name} ({t.load_mode})" for t in cp.tables if not joins(t.load_mode)]
-        note = (
-            f"company {cp.company.alias!r} (companies row id={cp.company.id}) publishes its day together: "
-            + (f"{', '.join(joining)} go live at once, in one RENAME" if joining else "no table can join")
+        note = f"company {cp.company.alias!r} (companies row id={cp.company.id}) publishes its day together: " + (
+            f"{', '.join(joining)} go live at once, in one RENAME" if joining else "no table can join"
         )
         if apart:
             note += (

@@ -139,9 +139,7 @@ def _describe(cursor: Any, query: str, parameters: Parameters) -> tuple[tuple[tu
     return description, flags
 
 
-def probe_types(
-    conn: Any, query: str, parameters: Parameters
-) -> tuple[tuple[tuple[Any, ...], ...], list[str | None]]:
+def probe_types(conn: Any, query: str, parameters: Parameters) -> tuple[tuple[tuple[Any, ...], ...], list[str | None]]:
     """``probe_columns``' description, and each result column's SQL type (``evolution.result_type``).
 
     The metadata's BINARY flag marks byte strings and text with a binary collation alike; only for such

@@ -171,4 +171,3 @@ def contender_ours_chunked(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]
         }
 
     return run
-

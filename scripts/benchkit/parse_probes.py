@@ -256,4 +256,3 @@ def sharded(env: dict[str, str], down: dict[str, str], shards: int, warm_runs: i
 def _first_of(shard: int, shards: int) -> str:
     """The first scratch company (``pr0001``..) in a shard."""
     return next(f"pr{n:04d}" for n in range(1, 100_000) if shard_of(f"pr{n:04d}", shards) == shard)
-

@@ -152,4 +152,3 @@ def contender_naive(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:
         return {"stages_s": {"extract": t1 - t0, "load": t2 - t1}}
 
     return run
-

@@ -169,4 +169,3 @@ def evaluate_targets(rows: list[dict[str, Any]], sizes: list[int]) -> list[dict[
         }
     )
     return targets
-

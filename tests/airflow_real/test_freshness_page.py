@@ -276,8 +276,12 @@ def test_the_page_renders_in_chromium_inside_the_ui(api: Api, acme_failure: dict
 # Issue 22.3: the page fails closed. Every route, anonymous: 401; a logged-in user who may not read the
 # DAG (SimpleAuthManager user ``rp_norole``, no role): 403; a viewer (``rp_reader``): 200. Through the REST
 # client and in headless Chromium (the browser carries the UI's ``_token`` cookie, as after logging in).
-ROUTES = ("/report-freshness/", "/report-freshness/data", "/report-freshness/?company=acme",
-          "/report-freshness/data?company=acme")
+ROUTES = (
+    "/report-freshness/",
+    "/report-freshness/data",
+    "/report-freshness/?company=acme",
+    "/report-freshness/data?company=acme",
+)
 
 
 def _token(user: str) -> str:

@@ -91,8 +91,9 @@ def fingerprint(schema: str, table: str = "big") -> tuple[int, int, int]:
     parts = ", ".join(f"CONCAT(ISNULL(`{c}`), ':', IFNULL(`{c}`, ''))" for c in COLUMNS)
     conn = mysql_connect(schema)
     cursor = conn.cursor()
-    cursor.execute(f"SELECT COUNT(*), BIT_XOR(CRC32(CONCAT_WS('|', {parts}))), "
-                   f"SUM(CRC32(CONCAT_WS('|', {parts}))) FROM `{table}`")
+    cursor.execute(
+        f"SELECT COUNT(*), BIT_XOR(CRC32(CONCAT_WS('|', {parts}))), SUM(CRC32(CONCAT_WS('|', {parts}))) FROM `{table}`"
+    )
     rows, xor, total = cursor.fetchone()
     conn.close()
     return int(rows), int(xor or 0), int(total or 0)
@@ -148,8 +149,9 @@ def local_tmp(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 class Connections:
     """The ``connections.Connections`` the tests run with: each side direct, or through a fault proxy."""
 
-    def __init__(self, source_db: str, source_port: int | None = None, target_port: int | None = None,
-                 s3_port: int | None = None) -> None:
+    def __init__(
+        self, source_db: str, source_port: int | None = None, target_port: int | None = None, s3_port: int | None = None
+    ) -> None:
         self.source_db = source_db
         self.source_port = source_port
         self.target_port = target_port
@@ -179,8 +181,16 @@ class Connections:
 
 
 def company(bucket: str, schema: str) -> Company:
-    return Company(id=1, company_id=1, status=1, alias="flt", bucket=bucket, schema=schema, lookback_days=1,
-                   lookback_source="default")
+    return Company(
+        id=1,
+        company_id=1,
+        status=1,
+        alias="flt",
+        bucket=bucket,
+        schema=schema,
+        lookback_days=1,
+        lookback_source="default",
+    )
 
 
 def spec(load_mode: str = "upsert") -> TableSpec:
@@ -208,10 +218,15 @@ def do_extract(conns: Connections, bucket: str, target: str, mode: str = "upsert
     return tasks.extract_table(conns, SETTINGS, company(bucket, target), spec(mode), LOGICAL_DATE, "run-1")
 
 
-def do_load(conns: Connections, bucket: str, target: str, manifest: Manifest, mode: str = "upsert",
-            settings: Settings = SETTINGS) -> LoadResult:
-    return tasks.load_table(conns, settings, company(bucket, target), spec(mode), [manifest.ref], LOGICAL_DATE,
-                            "run-1")
+def do_load(
+    conns: Connections,
+    bucket: str,
+    target: str,
+    manifest: Manifest,
+    mode: str = "upsert",
+    settings: Settings = SETTINGS,
+) -> LoadResult:
+    return tasks.load_table(conns, settings, company(bucket, target), spec(mode), [manifest.ref], LOGICAL_DATE, "run-1")
 
 
 def like_airflow(
@@ -312,8 +327,9 @@ def stale_target(target: str, with_gone_rows: bool) -> tuple[int, int, int]:
 
 
 def table_names(schema: str) -> set[str]:
-    return {r[0] for r in query("information_schema", "SELECT TABLE_NAME FROM TABLES WHERE TABLE_SCHEMA = %s",
-                                (schema,))}
+    return {
+        r[0] for r in query("information_schema", "SELECT TABLE_NAME FROM TABLES WHERE TABLE_SCHEMA = %s", (schema,))
+    }
 
 
 # --- the scenarios ---------------------------------------------------------------------------------
@@ -329,7 +345,8 @@ def test_source_dies_mid_extract_and_the_retry_rewrites_every_part(
     # the load has succeeded it must go, as must the parts of the attempt the cut kills below.
     s3.create_bucket(Bucket=bucket_name)
     s3.put_object(
-        Bucket=bucket_name, Key=f"{extract_prefix('big', LOGICAL_DATE, new_extract_id('run-1'))}/part-09999.csv.gz",
+        Bucket=bucket_name,
+        Key=f"{extract_prefix('big', LOGICAL_DATE, new_extract_id('run-1'))}/part-09999.csv.gz",
         Body=b"stale",
     )
 
@@ -367,9 +384,10 @@ def test_s3_dies_mid_upload_and_the_extract_stops_reading_the_source(
         read_when_failed.append(source.stats.down_bytes)
 
     # The source goes through a proxy that is never cut, only to count what the extract read from it.
-    with FaultProxy(int(os.environ["REPORTS_S3_PORT"])) as proxy, FaultProxy(
-        int(os.environ["REPORTS_MYSQL_PORT"])
-    ) as source:
+    with (
+        FaultProxy(int(os.environ["REPORTS_S3_PORT"])) as proxy,
+        FaultProxy(int(os.environ["REPORTS_MYSQL_PORT"])) as source,
+    ):
         conns = Connections(source_db, s3_port=proxy.port, source_port=source.port)
         proxy.cut_after(1024 * 1024, "up")
         manifest, failures = like_airflow(lambda: do_extract(conns, bucket_name, target_db), proxy, failed)
@@ -404,7 +422,8 @@ def _load_scenario(
         conns = Connections(source_db, **{f"{side}_port": proxy.port})
         arm(proxy, manifest)
         result, failures = like_airflow(
-            lambda: do_load(conns, bucket_name, target_db, manifest, mode, settings), proxy,
+            lambda: do_load(conns, bucket_name, target_db, manifest, mode, settings),
+            proxy,
             lambda exc: check(exc, before),
         )
     assert proxy.stats.cuts == 1 and len(failures) == 1, failures
@@ -425,15 +444,20 @@ def test_s3_dies_mid_download_and_the_target_is_untouched_until_the_retry(
         assert logged_failure(caplog, "load", type(exc).__name__)
 
     _load_scenario(
-        source_db, source_print, target_db, bucket_name, caplog, side="s3", mode=mode,
-        arm=lambda proxy, m: proxy.cut_after(m.stored_bytes * 2 // 5, "down"), check=check,
+        source_db,
+        source_print,
+        target_db,
+        bucket_name,
+        caplog,
+        side="s3",
+        mode=mode,
+        arm=lambda proxy, m: proxy.cut_after(m.stored_bytes * 2 // 5, "down"),
+        check=check,
     )
     assert list(local_tmp.iterdir()) == []
 
 
-def test_target_dies_mid_upsert_load_all_or_nothing(
-    source_db, source_print, target_db, bucket_name, local_tmp, caplog
-):
+def test_target_dies_mid_upsert_load_all_or_nothing(source_db, source_print, target_db, bucket_name, local_tmp, caplog):
     def check(exc: BaseException, before: tuple[int, int, int]) -> None:
         assert isinstance(exc, MySQLdb.OperationalError), repr(exc)
         assert fingerprint(target_db) == before, "parts loaded before the cut were rolled back"
@@ -442,8 +466,14 @@ def test_target_dies_mid_upsert_load_all_or_nothing(
         assert logged_failure(caplog, "load", "OperationalError")
 
     _load_scenario(
-        source_db, source_print, target_db, bucket_name, caplog, side="target",
-        arm=lambda proxy, m: proxy.cut_after(m.csv_bytes * 2 // 5, "up"), check=check,
+        source_db,
+        source_print,
+        target_db,
+        bucket_name,
+        caplog,
+        side="target",
+        arm=lambda proxy, m: proxy.cut_after(m.csv_bytes * 2 // 5, "up"),
+        check=check,
     )
 
 
@@ -460,8 +490,15 @@ def test_target_dies_mid_swap_shadow_load_and_readers_only_ever_see_a_whole_tabl
         assert logged_failure(caplog, "load", "OperationalError")
 
     _load_scenario(
-        source_db, source_print, target_db, bucket_name, caplog, side="target", mode="swap",
-        arm=lambda proxy, m: proxy.cut_after(m.csv_bytes * 2 // 5, "up"), check=check,
+        source_db,
+        source_print,
+        target_db,
+        bucket_name,
+        caplog,
+        side="target",
+        mode="swap",
+        arm=lambda proxy, m: proxy.cut_after(m.csv_bytes * 2 // 5, "up"),
+        check=check,
         settings=Settings(part_bytes=PART_BYTES, load_parallelism=parallelism),
     )
 
@@ -486,8 +523,15 @@ def test_target_dies_right_at_the_rename(
         assert logged_failure(caplog, "load", "OperationalError")
 
     _load_scenario(
-        source_db, source_print, target_db, bucket_name, caplog, side="target", mode="swap",
-        arm=lambda proxy, m: proxy.cut_on(b"RENAME TABLE", forward=server_got_it), check=check,
+        source_db,
+        source_print,
+        target_db,
+        bucket_name,
+        caplog,
+        side="target",
+        mode="swap",
+        arm=lambda proxy, m: proxy.cut_on(b"RENAME TABLE", forward=server_got_it),
+        check=check,
     )
 
 
@@ -501,8 +545,14 @@ def test_s3_dies_after_the_commit_and_the_retry_neither_loads_twice_nor_forgets_
         assert logged_failure(caplog, "load", type(exc).__name__)
 
     _load_scenario(
-        source_db, source_print, target_db, bucket_name, caplog, side="s3",
-        arm=lambda proxy, m: proxy.cut_on(b"/_SUCCESS HTTP/1.1"), check=check,
+        source_db,
+        source_print,
+        target_db,
+        bucket_name,
+        caplog,
+        side="s3",
+        arm=lambda proxy, m: proxy.cut_on(b"/_SUCCESS HTTP/1.1"),
+        check=check,
     )
 
 
@@ -561,7 +611,8 @@ def test_dag_run_retries_the_extract_after_s3_dies_mid_upload(
     try:
         with FaultProxy(int(os.environ["REPORTS_S3_PORT"])) as proxy:
             monkeypatch.setenv(
-                "AIRFLOW_CONN_REPORTS_SOURCE_DB", f"mysql://reports:reports@127.0.0.1:{port}/{source_db}?charset=utf8mb4"
+                "AIRFLOW_CONN_REPORTS_SOURCE_DB",
+                f"mysql://reports:reports@127.0.0.1:{port}/{source_db}?charset=utf8mb4",
             )
             s3_conn = {
                 "conn_type": "aws",
@@ -597,9 +648,7 @@ def test_dag_run_retries_the_extract_after_s3_dies_mid_upload(
             "big__s3_to_mysql": (1, TaskInstanceState.SUCCESS),
         }
         assert fingerprint(target) == source_print
-        assert query(target, "SELECT table_name, run_id, rows_loaded FROM report_loads") == [
-            ("big", run.run_id, ROWS)
-        ]
+        assert query(target, "SELECT table_name, run_id, rows_loaded FROM report_loads") == [("big", run.run_id, ROWS)]
         assert not s3_client().list_multipart_uploads(Bucket=bucket).get("Uploads")
     finally:
         from airflow.api.common.delete_dag import delete_dag

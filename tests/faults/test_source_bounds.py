@@ -31,14 +31,30 @@ QUERY_TIMEOUT, NET_TIMEOUT = 2, 3
 
 
 def _spec() -> Any:
-    return build_table({"id": 5, "name": "orders", "query_select": "SELECT id, amount FROM orders",
-                        "params_select": "", "query_insert": "REPLACE INTO orders (id, amount) VALUES",
-                        "status": 1, "all_companies": 1})
+    return build_table(
+        {
+            "id": 5,
+            "name": "orders",
+            "query_select": "SELECT id, amount FROM orders",
+            "params_select": "",
+            "query_insert": "REPLACE INTO orders (id, amount) VALUES",
+            "status": 1,
+            "all_companies": 1,
+        }
+    )
 
 
 def _company(schema: str) -> Company:
-    return Company(id=1, company_id=1, status=1, alias="bnd", bucket="reports-bnd", schema=schema, lookback_days=1,
-                   lookback_source="default")
+    return Company(
+        id=1,
+        company_id=1,
+        status=1,
+        alias="bnd",
+        bucket="reports-bnd",
+        schema=schema,
+        lookback_days=1,
+        lookback_source="default",
+    )
 
 
 @pytest.fixture
@@ -70,12 +86,15 @@ def _notes(exc: BaseException) -> str:
 def test_verify_through_a_stalled_source_fails_naming_the_bound(world, monkeypatch):
     source, target = world
     with FaultProxy(int(os.environ["REPORTS_MYSQL_PORT"])) as proxy:
-        monkeypatch.setenv("AIRFLOW_CONN_REPORTS_SOURCE_DB",
-                           mysql_url(source).replace(os.environ["REPORTS_MYSQL_PORT"], str(proxy.port)))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_REPORTS_SOURCE_DB",
+            mysql_url(source).replace(os.environ["REPORTS_MYSQL_PORT"], str(proxy.port)),
+        )
         proxy.stall_on(b"CRC32")  # verify's checksum query: the source goes silent mid-verify
         with pytest.raises(Exception) as failed:
-            tasks.verify_table(HookConnections(_settings()), _company(target), _spec(), LOGICAL_DATE,
-                               settings=_settings())
+            tasks.verify_table(
+                HookConnections(_settings()), _company(target), _spec(), LOGICAL_DATE, settings=_settings()
+            )
         assert proxy.stats.stalls == 1, "the stall happened during verify"
     assert f"REPORTS_NET_TIMEOUT={NET_TIMEOUT} s" in _notes(failed.value), failed.value
 
@@ -93,8 +112,9 @@ def locked(world: str) -> Any:
 def test_verify_of_a_query_the_server_cannot_finish_is_killed_after_the_query_timeout(locked):
     # The client would wait 60 s: only the server-side bound (max_statement_time) can end it sooner.
     with pytest.raises(Exception) as failed:
-        tasks.verify_table(HookConnections(_settings(net=60)), _company(locked[1]), _spec(), LOGICAL_DATE,
-                           settings=_settings(net=60))
+        tasks.verify_table(
+            HookConnections(_settings(net=60)), _company(locked[1]), _spec(), LOGICAL_DATE, settings=_settings(net=60)
+        )
     assert f"REPORTS_QUERY_TIMEOUT={QUERY_TIMEOUT} s" in _notes(failed.value), failed.value
 
 
@@ -103,8 +123,11 @@ def test_validate_probes_are_killed_after_the_query_timeout(locked):
     plan = Plan(companies=(CompanyPlan(company=_company(locked[1]), tables=(_spec(),)),))
     problems = server_problems(plan, settings, HookConnections(settings))
     assert len(problems) == 1 and "source query fails" in problems[0], problems
-    assert "max_statement_time" in problems[0] or "maximum statement execution time" in problems[0].lower() \
-        or "1969" in problems[0], problems
+    assert (
+        "max_statement_time" in problems[0]
+        or "maximum statement execution time" in problems[0].lower()
+        or "1969" in problems[0]
+    ), problems
 
 
 def test_the_bounded_session_is_set_on_the_server(world):
@@ -112,4 +135,3 @@ def test_the_bounded_session_is_set_on_the_server(world):
         cursor = conn.cursor()
         cursor.execute("SELECT @@SESSION.max_statement_time, @@SESSION.time_zone")
         assert cursor.fetchone() == (float(QUERY_TIMEOUT), "+00:00")
-

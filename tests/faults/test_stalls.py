@@ -65,20 +65,39 @@ target_db = cuts.target_db
 local_tmp = cuts.local_tmp
 
 
-def _wire(monkeypatch: pytest.MonkeyPatch, source_db: str, *, source: int | None = None, target: int | None = None,
-          s3: int | None = None) -> HookConnections:
+def _wire(
+    monkeypatch: pytest.MonkeyPatch,
+    source_db: str,
+    *,
+    source: int | None = None,
+    target: int | None = None,
+    s3: int | None = None,
+) -> HookConnections:
     """Point the contract connection ids at the real servers, or at a proxy for one side."""
     mysql = int(os.environ["REPORTS_MYSQL_PORT"])
-    monkeypatch.setenv("AIRFLOW_CONN_REPORTS_SOURCE_DB",
-                       f"mysql://reports:reports@127.0.0.1:{source or mysql}/{source_db}?charset=utf8mb4")
-    monkeypatch.setenv("AIRFLOW_CONN_REPORTS_TARGET_DB",
-                       f"mysql://reports:reports@127.0.0.1:{target or mysql}/?charset=utf8mb4")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REPORTS_SOURCE_DB",
+        f"mysql://reports:reports@127.0.0.1:{source or mysql}/{source_db}?charset=utf8mb4",
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REPORTS_TARGET_DB", f"mysql://reports:reports@127.0.0.1:{target or mysql}/?charset=utf8mb4"
+    )
     endpoint = f"http://127.0.0.1:{s3 or int(os.environ['REPORTS_S3_PORT'])}"
-    monkeypatch.setenv("AIRFLOW_CONN_REPORTS_S3", json.dumps({
-        "conn_type": "aws", "login": "any", "password": "any",
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1",
-                  "config_kwargs": {"s3": {"addressing_style": "path"}}},
-    }))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REPORTS_S3",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "any",
+                "password": "any",
+                "extra": {
+                    "endpoint_url": endpoint,
+                    "region_name": "us-east-1",
+                    "config_kwargs": {"s3": {"addressing_style": "path"}},
+                },
+            }
+        ),
+    )
     monkeypatch.delenv("AIRFLOW_CONN_REPORTS_SOURCE_REPLICA_DB", raising=False)
     return HookConnections(SETTINGS)
 
@@ -89,12 +108,12 @@ def do_extract(conns: HookConnections, bucket: str, target: str, mode: str = "up
 
 
 def do_load(conns: HookConnections, bucket: str, target: str, manifest: Manifest, mode: str = "upsert") -> Any:
-    return tasks.load_table(conns, SETTINGS, company(bucket, target), spec(mode), [manifest.ref], LOGICAL_DATE,
-                            "run-1")
+    return tasks.load_table(conns, SETTINGS, company(bucket, target), spec(mode), [manifest.ref], LOGICAL_DATE, "run-1")
 
 
-def like_airflow_stalled(name: str, attempt: Callable[[], Any], proxy: FaultProxy,
-                         after_failure: Callable[[BaseException], None]) -> tuple[Any, list[BaseException]]:
+def like_airflow_stalled(
+    name: str, attempt: Callable[[], Any], proxy: FaultProxy, after_failure: Callable[[BaseException], None]
+) -> tuple[Any, list[BaseException]]:
     """Retry as Airflow does; the first failure's time since the stall is recorded as ``name``."""
     failures: list[BaseException] = []
     for try_number in range(1, MAX_ATTEMPTS + 2):
@@ -169,9 +188,20 @@ def test_s3_stalls_mid_upload(monkeypatch, source_db, source_print, target_db, b
     assert_recovered(source_db, target_db, bucket_name, manifest, source_print)
 
 
-def _load_stall(monkeypatch: pytest.MonkeyPatch, name: str, source_db: str, source_print: Any, target_db: str,
-                bucket_name: str, caplog: pytest.LogCaptureFixture, *, side: str, mode: str,
-                arm: Callable[[FaultProxy, Manifest], None], local_tmp: Any) -> None:
+def _load_stall(
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    source_db: str,
+    source_print: Any,
+    target_db: str,
+    bucket_name: str,
+    caplog: pytest.LogCaptureFixture,
+    *,
+    side: str,
+    mode: str,
+    arm: Callable[[FaultProxy, Manifest], None],
+    local_tmp: Any,
+) -> None:
     caplog.set_level(logging.INFO)
     manifest = do_extract(_wire(monkeypatch, source_db), bucket_name, target_db, mode)
     before = stale_target(target_db, with_gone_rows=mode == "swap")
@@ -201,17 +231,33 @@ def _load_stall(monkeypatch: pytest.MonkeyPatch, name: str, source_db: str, sour
 
 def test_s3_stalls_mid_download(monkeypatch, source_db, source_print, target_db, bucket_name, local_tmp, caplog):
     _load_stall(
-        monkeypatch, "S3 mid-download", source_db, source_print, target_db, bucket_name, caplog, side="s3",
-        mode="upsert", arm=lambda proxy, m: proxy.stall_after(m.stored_bytes * 2 // 5, "down"), local_tmp=local_tmp,
+        monkeypatch,
+        "S3 mid-download",
+        source_db,
+        source_print,
+        target_db,
+        bucket_name,
+        caplog,
+        side="s3",
+        mode="upsert",
+        arm=lambda proxy, m: proxy.stall_after(m.stored_bytes * 2 // 5, "down"),
+        local_tmp=local_tmp,
     )
 
 
 @pytest.mark.parametrize("mode", ["upsert", "swap"])
-def test_target_stalls_mid_load(monkeypatch, source_db, source_print, target_db, bucket_name, local_tmp, caplog,
-                                mode):
+def test_target_stalls_mid_load(monkeypatch, source_db, source_print, target_db, bucket_name, local_tmp, caplog, mode):
     _load_stall(
-        monkeypatch, f"target mid-load ({mode})", source_db, source_print, target_db, bucket_name, caplog,
-        side="target", mode=mode, arm=lambda proxy, m: proxy.stall_after(m.csv_bytes * 2 // 5, "up"),
+        monkeypatch,
+        f"target mid-load ({mode})",
+        source_db,
+        source_print,
+        target_db,
+        bucket_name,
+        caplog,
+        side="target",
+        mode=mode,
+        arm=lambda proxy, m: proxy.stall_after(m.csv_bytes * 2 // 5, "up"),
         local_tmp=local_tmp,
     )
 

@@ -267,8 +267,6 @@ ITEMS_DDL = (
 ITEMS_COLUMNS = "seq, id, code, note"
 
 
-
-
 def _items_spec(chunk_column: str = "id", chunk_rows: int = 25, load_mode: str = "upsert") -> TableSpec:
     return build_table(
         {

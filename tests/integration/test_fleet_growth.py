@@ -81,8 +81,13 @@ def fleet(mysql_root: Any) -> Iterator[tuple[str, Plan]]:
                     cursor,
                     cp.company.schema,
                     ledger.LoadRecord(
-                        table, dt.datetime(2026, 11, 1 + day), f"scheduled__{day}", 100 * cp.company.id + day,
-                        "upsert", uuid.uuid4().hex * 2, (f"{table}/{day}/manifest.json",),
+                        table,
+                        dt.datetime(2026, 11, 1 + day),
+                        f"scheduled__{day}",
+                        100 * cp.company.id + day,
+                        "upsert",
+                        uuid.uuid4().hex * 2,
+                        (f"{table}/{day}/manifest.json",),
                     ),
                 )
     yield prefix, plan

@@ -38,12 +38,28 @@ class Connections:
 
 
 def test_a_runaway_query_is_stopped_and_the_error_names_the_bound(bucket_name, scratch_db):
-    company = Company(id=1, company_id=1, status=1, alias="qt", bucket=bucket_name, schema="qt", lookback_days=1,
-                      lookback_source="default")
-    spec = build_table({"id": 5, "name": "huge", "params_select": "", "all_companies": 1, "status": 1,
-                        "query_select": "SELECT a.seq AS x, b.seq AS y FROM seq_1_to_100000 a, seq_1_to_100000 b "
-                                        "ORDER BY a.seq * b.seq DESC",
-                        "query_insert": "REPLACE INTO huge (x, y) VALUES"})
+    company = Company(
+        id=1,
+        company_id=1,
+        status=1,
+        alias="qt",
+        bucket=bucket_name,
+        schema="qt",
+        lookback_days=1,
+        lookback_source="default",
+    )
+    spec = build_table(
+        {
+            "id": 5,
+            "name": "huge",
+            "params_select": "",
+            "all_companies": 1,
+            "status": 1,
+            "query_select": "SELECT a.seq AS x, b.seq AS y FROM seq_1_to_100000 a, seq_1_to_100000 b "
+            "ORDER BY a.seq * b.seq DESC",
+            "query_insert": "REPLACE INTO huge (x, y) VALUES",
+        }
+    )
     settings = Settings(query_timeout_seconds=1)
     with pytest.raises(MySQLdb.OperationalError) as failed:
         day = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)

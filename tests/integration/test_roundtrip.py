@@ -365,9 +365,19 @@ def test_a_load_that_would_truncate_fails_and_leaves_the_target_untouched(scratc
 def _extract_src(scratch_db: str, bucket: Bucket) -> Any:
     conn = mysql_connect(scratch_db)
     try:
-        return extract(conn, ExtractRequest(
-            company="acme", table="src", bucket=bucket, prefix="src/ignore", query="SELECT id, s FROM src ORDER BY id",
-            parameters=(), logical_date="x", run_id="r"))
+        return extract(
+            conn,
+            ExtractRequest(
+                company="acme",
+                table="src",
+                bucket=bucket,
+                prefix="src/ignore",
+                query="SELECT id, s FROM src ORDER BY id",
+                parameters=(),
+                logical_date="x",
+                run_id="r",
+            ),
+        )
     finally:
         conn.close()
 
@@ -375,10 +385,20 @@ def _extract_src(scratch_db: str, bucket: Bucket) -> Any:
 def _load_ignore(scratch_db: str, bucket: Bucket, manifest: Any) -> Any:
     conn = mysql_connect()
     try:
-        return load(MySqlTarget(conn), LoadRequest(
-            company="acme", schema=scratch_db, target=InsertTarget("tgt", ("id", "s"), "ignore"), load_mode="upsert",
-            bucket=bucket, manifest_keys=(manifest.key,), success_key="src/ignore/_SUCCESS",
-            logical_date=dt.datetime(2026, 11, 26, tzinfo=dt.UTC), run_id="r"))
+        return load(
+            MySqlTarget(conn),
+            LoadRequest(
+                company="acme",
+                schema=scratch_db,
+                target=InsertTarget("tgt", ("id", "s"), "ignore"),
+                load_mode="upsert",
+                bucket=bucket,
+                manifest_keys=(manifest.key,),
+                success_key="src/ignore/_SUCCESS",
+                logical_date=dt.datetime(2026, 11, 26, tzinfo=dt.UTC),
+                run_id="r",
+            ),
+        )
     finally:
         conn.close()
 
@@ -398,8 +418,11 @@ def test_insert_ignore_skips_duplicates_but_still_refuses_a_changed_value(scratc
     cursor.execute(f"SELECT COUNT(*), SUM(s LIKE 'old %'), MAX(IF(id = 151, s, NULL)) FROM `{scratch_db}`.tgt")
     assert cursor.fetchone() == (200, 150, "new 151")
     # 150 duplicate warnings fill the server's warning list; one truncation among them must still fail.
-    execute(mysql_root, f"UPDATE `{scratch_db}`.src SET s = 'far too long for ten' WHERE id = 199",
-            f"DELETE FROM `{scratch_db}`.tgt WHERE id > 150")
+    execute(
+        mysql_root,
+        f"UPDATE `{scratch_db}`.src SET s = 'far too long for ten' WHERE id = 199",
+        f"DELETE FROM `{scratch_db}`.tgt WHERE id > 150",
+    )
     with pytest.raises(TransferError, match="would change values"):
         _load_ignore(scratch_db, bucket, _extract_src(scratch_db, bucket))
     cursor.execute(f"SELECT COUNT(*) FROM `{scratch_db}`.tgt")

@@ -39,8 +39,6 @@ ROWS = 500
 SETTINGS = Settings(part_bytes=2048)  # several parts per extract
 
 
-
-
 def _spec() -> TableSpec:
     return build_table(
         {

@@ -58,7 +58,12 @@ def _extract(db: str, bucket: Bucket, query: str, prefix: str, part_bytes: int =
 
 
 def _load(
-    db: str, bucket: Bucket, manifests: list[Manifest], mode: str, day: int, parallelism: int = 2,
+    db: str,
+    bucket: Bucket,
+    manifests: list[Manifest],
+    mode: str,
+    day: int,
+    parallelism: int = 2,
     opened: list[Any] | None = None,
 ) -> LoadResult:
     def opener() -> Any:

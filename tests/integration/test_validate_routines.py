@@ -48,17 +48,35 @@ def world(scratch_db: str, mysql_root: Any, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def _spec(row_id: int, table: str, expression: str) -> Any:
-    return build_table({"id": row_id, "name": table, "query_select": f"SELECT id, {expression} AS amount FROM orders",
-                        "params_select": "", "query_insert": f"REPLACE INTO {table} (id, amount) VALUES",
-                        "status": 1, "all_companies": 1})
+    return build_table(
+        {
+            "id": row_id,
+            "name": table,
+            "query_select": f"SELECT id, {expression} AS amount FROM orders",
+            "params_select": "",
+            "query_insert": f"REPLACE INTO {table} (id, amount) VALUES",
+            "status": 1,
+            "all_companies": 1,
+        }
+    )
 
 
 def test_validate_warns_about_stored_functions_that_may_write(world):
     source, target = world
-    company = Company(id=1, company_id=1, status=1, alias="rtn", bucket="reports-rtn", schema=target, lookback_days=1,
-                      lookback_source="default")
+    company = Company(
+        id=1,
+        company_id=1,
+        status=1,
+        alias="rtn",
+        bucket="reports-rtn",
+        schema=target,
+        lookback_days=1,
+        lookback_source="default",
+    )
     specs = (
-        _spec(1, "a", "audited(amount)"), _spec(2, "b", f"`{source}`.sneaky(amount)"), _spec(3, "c", "doubled(amount)")
+        _spec(1, "a", "audited(amount)"),
+        _spec(2, "b", f"`{source}`.sneaky(amount)"),
+        _spec(3, "c", "doubled(amount)"),
     )
     plan = Plan(companies=(CompanyPlan(company=company, tables=specs),))
     settings = Settings()

@@ -52,7 +52,8 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Any:
     log = Path(tmp_path_factory.mktemp("moto")) / "moto.log"
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     endpoint = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -77,22 +78,37 @@ def _squatter(endpoint: str) -> Any:
     creds = _client(endpoint, "sts").assume_role(
         RoleArn=f"arn:aws:iam::{SQUATTER}:role/squatter", RoleSessionName="squat"
     )["Credentials"]
-    return _client(endpoint, "s3", aws_access_key_id=creds["AccessKeyId"],
-                   aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    return _client(
+        endpoint,
+        "s3",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
 
 
 @pytest.fixture
 def world(moto_endpoint: str, scratch_db: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A source table, the contract connections (S3 = moto, plain credentials), a fresh owner lookup."""
-    execute(mysql_connect(scratch_db), "CREATE TABLE src (id INT PRIMARY KEY, name VARCHAR(20))",
-            "INSERT INTO src VALUES (1, 'a'), (2, 'b')")
+    execute(
+        mysql_connect(scratch_db),
+        "CREATE TABLE src (id INT PRIMARY KEY, name VARCHAR(20))",
+        "INSERT INTO src VALUES (1, 'a'), (2, 'b')",
+    )
     monkeypatch.setenv("AIRFLOW_CONN_REPORTS_SOURCE_DB", mysql_url(scratch_db))
     monkeypatch.setenv("AIRFLOW_CONN_REPORTS_TARGET_DB", mysql_url(""))
     monkeypatch.delenv("AIRFLOW_CONN_REPORTS_SOURCE_REPLICA_DB", raising=False)
-    monkeypatch.setenv("AIRFLOW_CONN_REPORTS_S3", json.dumps({
-        "conn_type": "aws", "login": "testing", "password": "testing",
-        "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
-    }))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REPORTS_S3",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
+            }
+        ),
+    )
     monkeypatch.setattr(connections_module, "_caller_accounts", {})
     return scratch_db
 
@@ -103,10 +119,27 @@ def _extract(bucket: str, settings: Settings) -> tuple[Any, list[tuple[str, str 
     conns.s3().meta.events.register(
         "before-call.s3", lambda model, params, **_: calls.append((model.name, params["headers"].get(HEADER)))
     )
-    company = Company(id=1, company_id=1, status=1, alias="acct", bucket=bucket, schema="unused", lookback_days=1,
-                      lookback_source="default")
-    spec = build_table({"id": 7, "name": "src", "query_select": "SELECT id, name FROM src", "params_select": "",
-                        "all_companies": 1, "query_insert": "REPLACE INTO dst (id, name) VALUES", "status": 1})
+    company = Company(
+        id=1,
+        company_id=1,
+        status=1,
+        alias="acct",
+        bucket=bucket,
+        schema="unused",
+        lookback_days=1,
+        lookback_source="default",
+    )
+    spec = build_table(
+        {
+            "id": 7,
+            "name": "src",
+            "query_select": "SELECT id, name FROM src",
+            "params_select": "",
+            "all_companies": 1,
+            "query_insert": "REPLACE INTO dst (id, name) VALUES",
+            "status": 1,
+        }
+    )
     return tasks.extract_table(conns, settings, company, spec, LOGICAL_DATE, "run-1"), calls
 
 
@@ -172,9 +205,17 @@ def test_onboarding_refuses_a_squatted_bucket_before_writing_anything(world, mot
     admin = mysql_connect(world)
     init_admin(admin)
     with pytest.raises(RefusedError, match=f"s3://reports-{alias} belongs to another account, not to account {OURS}"):
-        onboard.onboard(admin=admin, source=mysql_connect(world), target=mysql_connect(""),
-                        s3=_client(moto_endpoint, "s3"), settings=settings, company_id=77, alias=alias, tables=[],
-                        owner_is_caller=True)
+        onboard.onboard(
+            admin=admin,
+            source=mysql_connect(world),
+            target=mysql_connect(""),
+            s3=_client(moto_endpoint, "s3"),
+            settings=settings,
+            company_id=77,
+            alias=alias,
+            tables=[],
+            owner_is_caller=True,
+        )
     cursor = admin.cursor()
     cursor.execute("SELECT COUNT(*) FROM companies WHERE alias = %s", (alias,))
     assert cursor.fetchone()[0] == 0, "no admin row was written"

@@ -84,8 +84,9 @@ def test_a_client_library_that_cannot_confine_local_infile_is_refused_before_con
 def test_another_mysql_client_is_refused(fake, monkeypatch):
     from report_pipeline.errors import ConfigError
 
-    monkeypatch.setenv("AIRFLOW_CONN_REPORTS_TARGET_DB",
-                       f"mysql://u:p@127.0.0.1:{fake.port}/db?client=mysql-connector-python")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REPORTS_TARGET_DB", f"mysql://u:p@127.0.0.1:{fake.port}/db?client=mysql-connector-python"
+    )
     with pytest.raises(ConfigError, match="only mysqlclient can confine LOAD DATA LOCAL"):
         HookConnections(SETTINGS).target()
     assert not fake.received

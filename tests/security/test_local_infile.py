@@ -38,9 +38,18 @@ def _handshake() -> bytes:
     caps = 0xF7FF | (0x81BF << 16)  # protocol 41, secure connection, plugin auth, local files, ...
     return _packet(
         0,
-        b"\x0a" + b"5.7.99-fake\0" + struct.pack("<I", 7) + b"abcdefgh\0" + struct.pack("<H", caps & 0xFFFF)
-        + bytes([45]) + struct.pack("<H", 2) + struct.pack("<H", caps >> 16) + bytes([21]) + b"\0" * 10
-        + b"ijklmnopqrst\0" + b"mysql_native_password\0",
+        b"\x0a"
+        + b"5.7.99-fake\0"
+        + struct.pack("<I", 7)
+        + b"abcdefgh\0"
+        + struct.pack("<H", caps & 0xFFFF)
+        + bytes([45])
+        + struct.pack("<H", 2)
+        + struct.pack("<H", caps >> 16)
+        + bytes([21])
+        + b"\0" * 10
+        + b"ijklmnopqrst\0"
+        + b"mysql_native_password\0",
     )
 
 
@@ -125,8 +134,9 @@ def secret(tmp_path: Any) -> str:
 
 
 def _connect(port: int, **extra: Any) -> Any:
-    return MySQLdb.connect(host="127.0.0.1", port=port, user="u", passwd="p", connect_timeout=5, read_timeout=5,
-                           **extra)
+    return MySQLdb.connect(
+        host="127.0.0.1", port=port, user="u", passwd="p", connect_timeout=5, read_timeout=5, **extra
+    )
 
 
 def test_an_unguarded_connection_sends_the_file_so_this_test_can_fail(secret):

@@ -81,7 +81,6 @@ class Table:
         return [tuple(r.get(n) for n in names) for r in self.rows]
 
 
-
 def _put_rows(t: Table, names: Sequence[str], rows: Sequence[Sequence[Any]], duplicates: Duplicates) -> None:
     """Add ``rows`` (values of ``names``) to ``t`` as REPLACE / INSERT / INSERT IGNORE would."""
     kept = dict(enumerate(t.rows))  # row id -> row, and per unique key its values -> row id

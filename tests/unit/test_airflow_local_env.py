@@ -17,7 +17,11 @@ def stack_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     env.update(AIRFLOW_REAL_HOME=str(tmp_path / "airflow"), **overrides)
     out = subprocess.run(
         ["bash", str(ROOT / "scripts" / "airflow_local.sh"), "env"],
-        env=env, capture_output=True, text=True, timeout=60, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     found = {}
     for line in out.stdout.splitlines():

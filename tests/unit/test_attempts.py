@@ -16,9 +16,18 @@ STARTED = NOW - dt.timedelta(minutes=10)  # when this load's extracts started
 
 def manifest(name: str) -> Manifest:
     return Manifest(
-        bucket="b", prefix=f"{FOLDER}/{name}", extract_id=name[-32:], company="acme", table="orders",
-        logical_date="2026-11-26", run_id=RUN, columns=(), parts=(), compression="gzip",
-        started_at=STARTED.isoformat(), finished_at=(STARTED + dt.timedelta(minutes=1)).isoformat(),
+        bucket="b",
+        prefix=f"{FOLDER}/{name}",
+        extract_id=name[-32:],
+        company="acme",
+        table="orders",
+        logical_date="2026-11-26",
+        run_id=RUN,
+        columns=(),
+        parts=(),
+        compression="gzip",
+        started_at=STARTED.isoformat(),
+        finished_at=(STARTED + dt.timedelta(minutes=1)).isoformat(),
     )
 
 

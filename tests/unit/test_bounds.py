@@ -20,11 +20,19 @@ def test_defaults_are_documented_values():
 
 
 def test_settings_from_env():
-    s = Settings.from_env({
-        "REPORTS_NET_TIMEOUT": "10", "REPORTS_QUERY_TIMEOUT": "30", "REPORTS_TARGET_LOCK_WAIT": "5",
-        "REPORTS_RENAME_LOCK_WAIT": "2", "REPORTS_TARGET_REQUIRE_TLS": "verify", "REPORTS_SOURCE_REPLICA": "required",
-        "REPORTS_S3_EXPECTED_OWNER": "123456789012", "REPORTS_S3_EXPIRE_DAYS": "90", "REPORTS_TASK_TIMEOUT": "600",
-    })
+    s = Settings.from_env(
+        {
+            "REPORTS_NET_TIMEOUT": "10",
+            "REPORTS_QUERY_TIMEOUT": "30",
+            "REPORTS_TARGET_LOCK_WAIT": "5",
+            "REPORTS_RENAME_LOCK_WAIT": "2",
+            "REPORTS_TARGET_REQUIRE_TLS": "verify",
+            "REPORTS_SOURCE_REPLICA": "required",
+            "REPORTS_S3_EXPECTED_OWNER": "123456789012",
+            "REPORTS_S3_EXPIRE_DAYS": "90",
+            "REPORTS_TASK_TIMEOUT": "600",
+        }
+    )
     assert (s.net_timeout_seconds, s.query_timeout_seconds, s.target_lock_wait_seconds) == (10, 30, 5)
     assert (s.target_require_tls, s.source_replica, s.s3_expected_owner) == ("verify", "required", "123456789012")
     assert (s.s3_expire_days, s.task_timeout_seconds, s.source_stream_timeout_seconds) == (90, 600, 120)
@@ -64,10 +72,13 @@ def test_hints_that_lift_the_query_timeout_are_refused(query):
 
 @pytest.mark.parametrize(
     "query",
-    ["SELECT /*+ BKA(t) */ id FROM t", "SELECT /*+ MAX_EXECUTION_TIME(1000) */ id FROM t",
-     "SELECT /*+ SET_VAR(sort_buffer_size = 16M) */ id FROM t",
-     "SELECT /* MAX_EXECUTION_TIME(0) is only a remark here */ id FROM t",
-     "SELECT 'MAX_EXECUTION_TIME(0)' AS txt FROM t"],
+    [
+        "SELECT /*+ BKA(t) */ id FROM t",
+        "SELECT /*+ MAX_EXECUTION_TIME(1000) */ id FROM t",
+        "SELECT /*+ SET_VAR(sort_buffer_size = 16M) */ id FROM t",
+        "SELECT /* MAX_EXECUTION_TIME(0) is only a remark here */ id FROM t",
+        "SELECT 'MAX_EXECUTION_TIME(0)' AS txt FROM t",
+    ],
 )
 def test_other_hints_and_mentions_pass(query):
     assert check_select(query) == query

@@ -206,6 +206,8 @@ def test_swap_guard_settings_round_trip_through_the_snapshot():
         from report_pipeline.config import build_table
 
         build_table({**row, "max_shrink_percent": 101})
+
+
 def test_load_parallelism_and_deferred_indexes_settings():
     default = Settings.from_env({})
     assert default.load_parallelism == 2 and default.swap_defer_indexes is False

@@ -667,9 +667,10 @@ def test_the_stack_certificate_verifies_for_host_mysql(tmp_path: Path) -> None:
 
     threading.Thread(target=serve, daemon=True).start()
     client_ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
-    with socket.create_connection(listener.getsockname()) as raw, client_ctx.wrap_socket(
-        raw, server_hostname="mysql"
-    ) as tls:
+    with (
+        socket.create_connection(listener.getsockname()) as raw,
+        client_ctx.wrap_socket(raw, server_hostname="mysql") as tls,
+    ):
         assert tls.recv(2) == b"ok"
     listener.close()
 

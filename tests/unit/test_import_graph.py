@@ -167,9 +167,7 @@ def test_no_import_circle_in_include_or_scripts():
 
 def test_the_config_model_imports_no_implementation_module():
     reached = reachable(graph(), "report_pipeline.config")
-    extra = sorted(
-        m for m in reached if m not in CONFIG_MAY_REACH and not m.startswith(CONFIG_MAY_REACH_PACKAGES)
-    )
+    extra = sorted(m for m in reached if m not in CONFIG_MAY_REACH and not m.startswith(CONFIG_MAY_REACH_PACKAGES))
     assert not extra, f"report_pipeline.config reaches implementation modules: {extra}"
 
 

@@ -376,8 +376,9 @@ def test_delete_detection_with_equal_key_sums_loads_no_key_set(world):
 
 def test_delete_detection_that_would_delete_too_much_is_refused_and_changes_nothing(world):
     before = world.server.state()
-    refs = extract(world, [(1, "changed")], cursor=cursor_at("1", "2026-11-26T06:00:00"), key_columns=["id"],
-                   source_keys=[(1,)])
+    refs = extract(
+        world, [(1, "changed")], cursor=cursor_at("1", "2026-11-26T06:00:00"), key_columns=["id"], source_keys=[(1,)]
+    )
     with pytest.raises(RefusedError) as refused:
         run(world, refs, "incremental")
     assert "not deleting from acme.orders: the new data has 1 rows and would replace 4, 75% fewer" in str(refused.value)

@@ -94,7 +94,7 @@ class ReportsMySqlHook(MySqlHook):
         if client != "mysqlclient":
             raise ConfigError(
                 f"connection {self.get_conn_id()!r} asks for the MySQL client {client!r}: only mysqlclient can "
-                "confine LOAD DATA LOCAL per connection; remove \"client\" from the connection's extra"
+                'confine LOAD DATA LOCAL per connection; remove "client" from the connection\'s extra'
             )
         require_confinable_client()
         config = self._get_conn_config_mysql_client(conn)
@@ -122,7 +122,7 @@ def check_verified_tls(conn_id: str, config: dict[str, Any], setting: str = "REP
     if not verified:
         raise ConfigError(
             f"{setting}=verify: connection {conn_id!r} does not verify the server's identity; "
-            "set its extra to {\"ssl_mode\": \"VERIFY_IDENTITY\", \"ssl\": {\"ca\": \"/path/to/ca.pem\"}} "
+            'set its extra to {"ssl_mode": "VERIFY_IDENTITY", "ssl": {"ca": "/path/to/ca.pem"}} '
             "Not connecting."
         )
 
@@ -354,7 +354,9 @@ def caller_account(s3_conn_id: str, settings: Settings, connection: Any = None) 
         log.warning(
             "the S3 server of connection %s (%s) does not answer STS GetCallerIdentity (%s): company buckets "
             "are used without an expected owner; set REPORTS_S3_EXPECTED_OWNER if the server has accounts",
-            s3_conn_id, endpoint, type(exc).__name__,
+            s3_conn_id,
+            endpoint,
+            type(exc).__name__,
         )
         account = None
     _caller_accounts[key] = account

@@ -82,7 +82,12 @@ def _client_library() -> Any:
                 )
             library.mysql_set_local_infile_handler.restype = None
             library.mysql_set_local_infile_handler.argtypes = [
-                ctypes.c_void_p, _INIT, _READ, _END, _ERROR, ctypes.c_void_p
+                ctypes.c_void_p,
+                _INIT,
+                _READ,
+                _END,
+                _ERROR,
+                ctypes.c_void_p,
             ]
             _library = library
         return _library

@@ -19,7 +19,6 @@ from report_pipeline.validation import quote_identifier
 log = logging.getLogger("report_pipeline.target.mysql")
 
 
-
 def _name(schema: str, table: str) -> str:
     return f"{quote_identifier(schema)}.{quote_identifier(table)}"
 

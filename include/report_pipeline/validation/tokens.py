@@ -204,4 +204,3 @@ def token_name(token: Token) -> str | None:
 def segment_at(segments: list[Segment], starts: list[int], position: int) -> Segment:
     """The segment holding position; starts is ``[s.start for s in segments]``, built once by the caller."""
     return segments[bisect_right(starts, position) - 1]
-

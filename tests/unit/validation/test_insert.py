@@ -137,7 +137,7 @@ def test_parse_insert_target_rejects_non_strings() -> None:
         ("REPLACE INTO users (id)\fVALUES", "unexpected character '\\x0c' at offset 23"),
         ("REPLACE INTO users (naïve) VALUES", "unexpected character 'ï' at offset 22"),
         ('REPLACE INTO users ("id") VALUES', "unexpected character '\"' at offset 20"),
-        ("REPLACE INTO users (id) VALUES 'x", "unexpected character \"'\" at offset 31"),
+        ("REPLACE INTO users (id) VALUES 'x", 'unexpected character "\'" at offset 31'),
         # An unclosed quoted name is reported where it opens.
         ("REPLACE INTO `a`` (id) VALUES", "unterminated quoted identifier at offset 13"),
         # A literal is read as MySQL reads it: a '#' inside one is not a comment.

@@ -105,7 +105,7 @@ def test_read_segments_marks_what_never_ends(sql: str, kind: str, start: int) ->
 @pytest.mark.parametrize(
     ("sql", "expected"),
     [
-        ("SELECT 'abc", "unterminated string literal starting at offset 7: \"'abc\""),
+        ("SELECT 'abc", 'unterminated string literal starting at offset 7: "\'abc"'),
         ("SELECT `abc", "unterminated quoted identifier starting at offset 7: '`abc'"),
         ("SELECT /* abc", "unterminated /* comment starting at offset 7"),
     ],
