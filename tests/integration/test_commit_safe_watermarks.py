@@ -202,6 +202,45 @@ def test_an_integer_cursor_never_passes_an_id_whose_transaction_commits_after_a_
     assert mark is not None and mark.cursor_value == str(quick)  # it moved on once the writer had ended
 
 
+def test_a_writer_hidden_by_the_cached_transaction_list_still_holds_the_integer_watermark(
+    scratch_db: str, target_db: str, bucket_name: str, mysql_root: Any, no_other_writers: None
+):
+    """``INNODB_TRX`` is a cache InnoDB refills at most every 100 ms: a writer begun just after another
+    session's reading is missing from every reading in the next 100 ms. An extract starting then must
+    still keep its highest id pending (horizon: the counter, and a list read more than 100 ms after it)."""
+    table = _int_table(scratch_db, target_db, bucket_name)
+    execute(mysql_connect(scratch_db), "INSERT INTO events (note) SELECT CONCAT('n', seq) FROM seq_1_to_50")
+    table.run(0)
+
+    probe = mysql_root.cursor()
+    slow = mysql_connect(scratch_db)
+    try:
+        for _ in range(20):  # until the interleaving happens on this (noisy) machine
+            probe.execute("SELECT COUNT(*) FROM information_schema.INNODB_TRX")  # the cache is refilled now
+            probe.fetchall()
+            slow.cursor().execute("INSERT INTO events (note) VALUES ('late')")  # a writer begun after it
+            execute(mysql_connect(scratch_db), "INSERT INTO events (note) VALUES ('quick')")
+            probe.execute("SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_rows_modified > 0")
+            if probe.fetchone()[0] == 0:  # the open writer is hidden from the list as the extract begins
+                break
+            slow.rollback()
+        else:
+            pytest.fail("could not start an extract while the cached transaction list hid an open writer")
+        manifests = table.extract(1)
+        table.load(1, manifests)
+        quick = max(r[0] for r in _source_rows(scratch_db, "id, note"))
+        assert manifests[0].cursor is not None and manifests[0].cursor.max_seen == str(quick)
+        assert manifests[0].cursor.writers  # held pending, not counted at once
+        assert "late" not in [r[1] for r in table.target_rows()]
+        slow.commit()
+    finally:
+        slow.close()
+
+    table.run(2)
+    assert "late" in [r[1] for r in table.target_rows()]
+    assert table.target_rows() == _source_rows(scratch_db, "id, note")
+
+
 def test_a_time_cursor_never_passes_a_row_whose_transaction_is_longer_than_the_overlap(
     scratch_db: str, target_db: str, bucket_name: str
 ):
