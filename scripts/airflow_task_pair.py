@@ -206,6 +206,12 @@ def restart_scheduler(api: Api, idle_sleep: str) -> None:
     wait("the restarted scheduler's heartbeat", beating, timeout=120, interval=1)
 
 
+def print_row(label: str, columns: list[list[float]], digits: int) -> None:
+    """One printed row: per column the median (min-max) of its figures."""
+    cells = [f"{statistics.median(c):6.{digits}f} ({min(c):5.{digits}f}-{max(c):5.{digits}f})" for c in columns]
+    print(f"  {label:<52} " + "".join(f"{c:>22}" for c in cells))
+
+
 def run_pair(api: Api, run_id: str, source_fp: Any) -> dict[str, float]:
     """Empty the target, clear the run's extract and load, wait for both; the pair's figures."""
     serverkit.run_sql([f"TRUNCATE TABLE {small_table.COMPANY}.{small_table.TABLE}"])
@@ -323,18 +329,10 @@ def main() -> int:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"pairs": results, "idle_cpu_cores": idle, "load_average": loads}, indent=1))
     for key in results[values[0]][0]:
-        cells = []
-        for value in values:
-            got = [r[key] for r in results[value]]
-            cells.append(f"{statistics.median(got):6.2f} ({min(got):5.2f}-{max(got):5.2f})")
-        print(f"  {key:<52} " + "".join(f"{c:>22}" for c in cells))
+        print_row(key, [[r[key] for r in results[value]] for value in values], 2)
     if args.compare_idle_sleep:
-        cells = []
-        for value in values:
-            got = idle[value]
-            cells.append(f"{statistics.median(got):6.3f} ({min(got):5.3f}-{max(got):5.3f})")
         label = f"idle scheduler CPU, cores (per {args.idle_seconds:g} s sample)"
-        print(f"  {label:<52} " + "".join(f"{c:>22}" for c in cells))
+        print_row(label, [idle[value] for value in values], 3)
     return 0
 
 

@@ -19,7 +19,7 @@ from report_pipeline.connections import source_session
 from report_pipeline.evolution import describe_changes
 from report_pipeline.guards import key_problem, narrowest_key
 from report_pipeline.incremental.cursor import cursor_problem
-from report_pipeline.incremental.horizon import UNGUARDED_NOTE, read_server, read_writers
+from report_pipeline.incremental.horizon import UNGUARDED_NOTE, read_counter, read_server, read_writers
 from report_pipeline.reconciliation import RECONCILE_NEEDS_KEY
 from report_pipeline.routines import Routine, stored_functions, write_warnings
 from report_pipeline.runs import bind_parameters, window_for
@@ -116,7 +116,11 @@ def commit_safety_note(plan: Plan, settings: Settings, conns: Any) -> str | None
         return None
     try:
         with source_session(conns, settings) as source:
-            guarded = not read_server(source).replica and read_writers(source, counted=True) is not None
+            guarded = (
+                not read_server(source).replica
+                and read_counter(source) is not None
+                and read_writers(source) is not None
+            )
     except Exception as exc:  # noqa: BLE001 - a note, never a failure of plan or validate
         return f"incremental tables: could not ask the source whether open transactions are readable ({exc})"
     return None if guarded else f"incremental tables: {UNGUARDED_NOTE}"

@@ -30,7 +30,7 @@ from report_pipeline.csvformat import (
 )
 from report_pipeline.errors import TransferError
 from report_pipeline.incremental.cursor import CursorRequest, MaxTracker, check_cursor, narrowed
-from report_pipeline.incremental.horizon import UNGUARDED_NOTE, Writers, decide, read_counter, read_server, read_writers
+from report_pipeline.incremental.horizon import UNGUARDED_NOTE, Writers, decide, read_server, start_snapshot
 from report_pipeline.manifest import Column, KeySet, Manifest
 from report_pipeline.parts import BLOCK_BYTES, PartCutter, PartUploader
 from report_pipeline.session import close_quietly, prepare_session, probe_collations, probe_columns, probe_types
@@ -205,18 +205,16 @@ def _extract(conn: Any, request: ExtractRequest, started: dt.datetime) -> Manife
     # Incremental: which server, the write transactions open just before the snapshot begins and the
     # transaction id counter just after (report_pipeline.incremental.horizon), so the watermark never
     # passes a row still being written. A chunk takes its plan's horizon instead.
-    server = before = after = None
-    cursor_kind = None
+    server = cursor_kind = None
+    guarded = False
     if request.cursor is not None:
         server = read_server(conn)
         cursor_kind = check_cursor(probe_columns(conn, request.query, request.parameters), request.cursor.column)
         own = request.chunk is None or request.chunk.horizon is None
-        before = None if server.replica or not own else read_writers(conn, counted=cursor_kind == "integer")
+        guarded = own and not server.replica
     setup = conn.cursor()
     try:
-        setup.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-        if before is not None and before.counter is not None:
-            after = read_counter(conn)
+        before, after = start_snapshot(conn, setup, cursor_kind, guarded)
         # The source's own clock at the snapshot: what orders incremental loads (no worker clock skew).
         setup.execute("SELECT UTC_TIMESTAMP(6)")
         clock = setup.fetchone()[0]

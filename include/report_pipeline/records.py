@@ -49,9 +49,10 @@ class Watermark:
 
     ``cursor_value`` is the highest cursor value loaded that no open transaction could still undercut
     (None after loads that found no rows); ``snapshot_at`` the source snapshot time of the newest
-    extract loaded (UTC). ``pending_value`` (integer cursors) becomes the value once the transactions
-    ``pending_writers`` have ended (report_pipeline.incremental.horizon). ``source_server`` and ``source_position``
-    name the server the rows came from and its GTID position then.
+    extract loaded (UTC). ``pending_value`` (integer cursors) becomes the value once the write
+    transactions ``pending_writers`` names have ended: ``<N``, every one below InnoDB transaction id N
+    (older rows: a list of transaction ids; report_pipeline.incremental.horizon). ``source_server`` and
+    ``source_position`` name the server the rows came from and its GTID position then.
     """
 
     table_name: str

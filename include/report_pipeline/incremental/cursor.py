@@ -16,7 +16,7 @@ from typing import Any
 
 from report_pipeline.csvformat import INTEGER_TYPES, type_name
 from report_pipeline.errors import ConfigError, TransferError
-from report_pipeline.incremental.horizon import decide, earlier, later, read_counter, read_server, read_writers
+from report_pipeline.incremental.horizon import decide, earlier, later, read_server, start_snapshot
 from report_pipeline.session import Parameters, prepare_session, probe_columns
 from report_pipeline.validation import quote_identifier
 from report_pipeline.vocabulary import CursorKind, CursorRange, Horizon
@@ -129,11 +129,9 @@ def planning_horizon(
     snapshot of its own before any chunk's, capped by the write transactions open around it."""
     prepare_session(conn)
     server = read_server(conn)
-    before = None if server.replica else read_writers(conn, counted=kind == "integer")
     cursor = conn.cursor()
     try:
-        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-        after = read_counter(conn) if before is not None and before.counter is not None else None
+        before, after = start_snapshot(conn, cursor, kind, not server.replica)
         col = quote_identifier(request.column)
         cursor.execute(f"SELECT MAX(_rp_top.{col}) FROM ({query}) AS _rp_top", parameters)
         top = cursor.fetchone()[0]

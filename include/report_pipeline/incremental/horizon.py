@@ -167,6 +167,16 @@ def read_writers(conn: Any, counted: bool = False) -> Writers | None:
     )
 
 
+def start_snapshot(conn: Any, cursor: Any, kind: CursorKind | None, guarded: bool) -> tuple[Writers | None, int | None]:
+    """Begin the consistent, read-only snapshot on ``cursor``; with ``guarded``, also the write transactions
+    open just before it (counted for an integer cursor) and the transaction id counter just after: the
+    ``before`` and ``after`` that ``decide`` takes (None where not read)."""
+    before = read_writers(conn, counted=kind == "integer") if guarded else None
+    cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+    after = read_counter(conn) if before is not None and before.counter is not None else None
+    return before, after
+
+
 def _moment(value: Any) -> dt.datetime:
     return value if isinstance(value, dt.datetime) else _time(_text(value))
 
