@@ -18,6 +18,9 @@ def require_providers() -> None:
 
     pip installs them with the package; an environment built with ``--no-deps``, or one where a provider
     was removed, would otherwise fail every parse with a bare ``ModuleNotFoundError: airflow.providers.mysql``.
+    Called by ``connections``, which every operator and the DAG factory import, before its first provider
+    import: not on importing this package, since ``find_spec`` of a provider imports Airflow itself (1.7 s),
+    and ``report-pipeline check-settings``, run before every container command, needs none of it.
     """
     missing = []
     for module, requirement in PROVIDERS:
@@ -33,6 +36,3 @@ def require_providers() -> None:
             f"report-pipeline needs {', '.join(r.split('>')[0] for r in missing)} in the Airflow environment that "
             f"parses and runs its DAG; install: pip install {' '.join(repr(r) for r in missing)}"
         )
-
-
-require_providers()

@@ -20,8 +20,7 @@ import logging
 import sys
 from typing import Any
 
-from airflow.providers.mysql.hooks.mysql import MySqlHook
-
+from report_pipeline.airflow import require_providers
 from report_pipeline.errors import ConfigError
 from report_pipeline.session import UTC_SESSION
 from report_pipeline.settings import (
@@ -33,6 +32,10 @@ from report_pipeline.settings import (
     Settings,
 )
 from report_pipeline.target.infile import connect_guarded, require_confinable_client
+
+require_providers()  # before the first provider import: a missing one is named with what to install
+
+from airflow.providers.mysql.hooks.mysql import MySqlHook  # noqa: E402
 
 log = logging.getLogger(__name__)
 
