@@ -233,8 +233,8 @@ def globex_run(api: Api, active_dag: dict[str, Any], mysql: Any) -> dict[str, An
 
 @pytest.fixture(scope="session")
 def backfill_runs(api: Api, active_dag: dict[str, Any], mysql: Any) -> list[dict[str, Any]]:
-    """Three runs from ``airflow backfill create`` for 2026-11-23..25 on emptied targets, all finished
-    successfully."""
+    """Three runs from ``airflow backfill create --max-active-runs 1`` for 2026-11-23..25 on emptied
+    targets, all finished successfully."""
     api.settle()
     for backfill in api.get("/backfills", dag_id=DAG_ID, limit=100)["backfills"]:
         if backfill.get("completed_at") is None:
@@ -256,6 +256,11 @@ def backfill_runs(api: Api, active_dag: dict[str, Any], mysql: Any) -> list[dict
             first.date().isoformat(),
             "--to-date",
             last.date().isoformat(),
+            # One date at a time, oldest first, as README advises: Airflow 3's backfill runs up to 10
+            # dates at once whatever the DAG's max_active_runs, and a swap table's older date that
+            # finished after a newer one would be skipped (rightly) instead of loading its window.
+            "--max-active-runs",
+            "1",
         ],
         cwd=REPO,
         capture_output=True,
