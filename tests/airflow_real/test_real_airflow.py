@@ -8,6 +8,7 @@ Run with ``make test-airflow``. When the stack is not reachable every test fails
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.server
 import os
@@ -18,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,11 @@ MANUAL_DATE = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
 # non-empty events window, so the backfill checks a swap load on the real scheduler.
 BACKFILL_DATES = [dt.datetime(2026, 11, d, tzinfo=dt.UTC) for d in (23, 24, 25)]
 RUN_TIMEOUT = float(os.environ.get("AIRFLOW_REAL_RUN_TIMEOUT", "300"))
+# The source table every company reads that the backfill fixture holds locked (LOCK TABLES ... WRITE)
+# from before the backfill starts until two companies' extracts of it are seen waiting on the lock, and
+# HOLD_SECONDS more: those extracts then ran side by side at least that long, however fast tasks are.
+HELD_TABLE = "users"
+HOLD_SECONDS = 3.0
 # Two tasks of different companies must have run side by side at least this long (scheduler's dates).
 MIN_OVERLAP_SECONDS = 1.0
 __all__ = ["company_id", "lookback_days", "source_db"]  # re-exported for the other real-stack tests
@@ -231,10 +238,68 @@ def globex_run(api: Api, active_dag: dict[str, Any], mysql: Any) -> dict[str, An
     return api.wait_run(run_id)
 
 
+@dataclass(frozen=True)
+class Held:
+    """What the backfill fixture saw while it held HELD_TABLE locked: in run ``run_id``, ``waiting``
+    source sessions waiting on the lock at once, while ``tasks`` (its extracts) were running."""
+
+    run_id: str
+    waiting: int
+    tasks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Backfill:
+    runs: list[dict[str, Any]]
+    held: Held
+
+
+@contextlib.contextmanager
+def source_table_locked(table: str) -> Iterator[None]:
+    """``table`` of the source held by ``LOCK TABLES ... WRITE`` on a connection of its own: every read
+    of it waits on the metadata lock until the block ends. Autocommit is on, so InnoDB opens no
+    transaction for it (the commit horizon sees no writer)."""
+    conn = mysql_connect()
+    conn.autocommit(True)
+    cursor = conn.cursor()
+    cursor.execute(f"LOCK TABLES `{source_db()}`.`{table}` WRITE")
+    try:
+        yield
+    finally:
+        cursor.execute("UNLOCK TABLES")
+        conn.close()
+
+
+def extracts_waiting(api: Api, mysql: Any, run_ids: list[str], table: str) -> Held | None:
+    """A run in which at least two companies' extracts of ``table`` are running and at least two source
+    sessions wait on its lock, or None."""
+    cursor = mysql.cursor()
+    cursor.execute(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE = 'Waiting for table metadata lock' "
+        "AND INFO LIKE %s",
+        (f"%{table}%",),
+    )
+    waiting = int(cursor.fetchone()[0])
+    if waiting < 2:
+        return None
+    for run_id in run_ids:
+        running = tuple(
+            sorted(
+                ti["task_id"]
+                for ti in api.task_instances(run_id)
+                if ti["state"] == "running" and ti["task_id"].endswith(f".{table}__mysql_to_s3")
+            )
+        )
+        if len({group_of(task) for task in running}) >= 2:
+            return Held(run_id, waiting, running)
+    return None
+
+
 @pytest.fixture(scope="session")
-def backfill_runs(api: Api, active_dag: dict[str, Any], mysql: Any) -> list[dict[str, Any]]:
+def backfill(api: Api, active_dag: dict[str, Any], mysql: Any) -> Backfill:
     """Three runs from ``airflow backfill create --max-active-runs 1`` for 2026-11-23..25 on emptied
-    targets, all finished successfully."""
+    targets, all finished successfully; the source's HELD_TABLE was locked when they started, until two
+    companies' extracts of it were seen waiting on the lock (see Held), and HOLD_SECONDS more."""
     api.settle()
     for backfill in api.get("/backfills", dag_id=DAG_ID, limit=100)["backfills"]:
         if backfill.get("completed_at") is None:
@@ -243,42 +308,55 @@ def backfill_runs(api: Api, active_dag: dict[str, Any], mysql: Any) -> list[dict
     api.delete_runs(api.runs(logical_date_gte=iso(first), logical_date_lte=iso(last + dt.timedelta(hours=23))))
     reset_targets(mysql.cursor(), COMPANIES, TABLES)
     started = dt.datetime.now(dt.UTC)
-    cli = subprocess.run(
-        [
-            "bash",
-            "scripts/airflow_local.sh",
-            "airflow",
-            "backfill",
-            "create",
-            "--dag-id",
-            DAG_ID,
-            "--from-date",
-            first.date().isoformat(),
-            "--to-date",
-            last.date().isoformat(),
-            # One date at a time, oldest first, as README advises: Airflow 3's backfill runs up to 10
-            # dates at once whatever the DAG's max_active_runs, and a swap table's older date that
-            # finished after a newer one would be skipped (rightly) instead of loading its window.
-            "--max-active-runs",
-            "1",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert cli.returncode == 0, f"airflow backfill create failed ({cli.returncode}):\n{cli.stdout}\n{cli.stderr}"
+    with source_table_locked(HELD_TABLE):
+        cli = subprocess.run(
+            [
+                "bash",
+                "scripts/airflow_local.sh",
+                "airflow",
+                "backfill",
+                "create",
+                "--dag-id",
+                DAG_ID,
+                "--from-date",
+                first.date().isoformat(),
+                "--to-date",
+                last.date().isoformat(),
+                # One date at a time, oldest first, as README advises: Airflow 3's backfill runs up to 10
+                # dates at once whatever the DAG's max_active_runs, and a swap table's older date that
+                # finished after a newer one would be skipped (rightly) instead of loading its window.
+                "--max-active-runs",
+                "1",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert cli.returncode == 0, f"airflow backfill create failed ({cli.returncode}):\n{cli.stdout}\n{cli.stderr}"
 
-    def created() -> list[dict[str, Any]] | None:
-        runs = api.runs(run_type="backfill", logical_date_gte=iso(first), logical_date_lte=iso(last))
-        return runs if len(runs) == len(BACKFILL_DATES) else None
+        def created() -> list[dict[str, Any]] | None:
+            runs = api.runs(run_type="backfill", logical_date_gte=iso(first), logical_date_lte=iso(last))
+            return runs if len(runs) == len(BACKFILL_DATES) else None
 
-    runs = wait_for("the backfill's three runs", created, timeout=60)
+        runs = sorted(wait_for("the backfill's three runs", created, timeout=60), key=lambda r: r["logical_date"])
+        held = wait_for(
+            f"two companies' {HELD_TABLE} extracts waiting on the held source lock",
+            lambda: extracts_waiting(api, mysql, [r["dag_run_id"] for r in runs], HELD_TABLE),
+            timeout=RUN_TIMEOUT,
+            interval=0.5,
+        )
+        time.sleep(HOLD_SECONDS)
     assert sorted(parse_time(r["logical_date"]) for r in runs) == BACKFILL_DATES
     for run in runs:
         assert parse_time(run["run_after"]) is not None
         assert parse_time(run.get("queued_at") or run["run_after"]) >= started - dt.timedelta(seconds=5), run
-    return [api.wait_run(r["dag_run_id"]) for r in sorted(runs, key=lambda r: r["logical_date"])]
+    return Backfill([api.wait_run(r["dag_run_id"]) for r in runs], held)
+
+
+@pytest.fixture(scope="session")
+def backfill_runs(backfill: Backfill) -> list[dict[str, Any]]:
+    return backfill.runs
 
 
 # --- tests ---------------------------------------------------------------------------------------------
@@ -389,20 +467,25 @@ def overlaps(tis: list[dict[str, Any]]) -> list[tuple[float, str, str]]:
     return sorted(found, reverse=True)
 
 
-def test_companies_run_concurrently(api: Api, backfill_runs: list[dict[str, Any]]) -> None:
-    """In one run, tasks of two different company groups were running at the same time, for at least
-    MIN_OVERLAP_SECONDS by the scheduler's own start and end dates (not a shared instant)."""
-    best: list[tuple[float, str, str, str]] = []
-    for run in backfill_runs:
+def test_companies_run_concurrently(api: Api, backfill: Backfill) -> None:
+    """Tasks of different companies run at the same time. The interleaving is made to happen: with the
+    source's HELD_TABLE locked, two companies' extracts of it were seen running at once with their
+    queries waiting on the lock; by the scheduler's own start and end dates they then ran side by side
+    at least MIN_OVERLAP_SECONDS, and succeeded once the lock was released (their rows are checked
+    against the source by test_backfill_runs_load_their_own_windows)."""
+    held = backfill.held
+    assert held.waiting >= 2 and len({group_of(task) for task in held.tasks}) >= 2, held
+    for run in backfill.runs:
         tis = api.task_instances(run["dag_run_id"])
         assert len({group_of(ti["task_id"]) for ti in tis if ti["state"] == "success"}) == len(COMPANIES)
-        best += [(s, a, b, run["dag_run_id"]) for s, a, b in overlaps(tis)[:1]]
-    best.sort(reverse=True)
-    assert best, "no two tasks of different companies overlapped at all"
-    seconds, task_a, task_b, run_id = best[0]
-    print(f"{run_id}: {task_a} and {task_b} ran side by side for {seconds:.1f} s")
+    tis = [ti for ti in api.task_instances(held.run_id) if ti["task_id"] in held.tasks]
+    assert tis and all(ti["state"] == "success" for ti in tis), [(ti["task_id"], ti["state"]) for ti in tis]
+    found = overlaps(tis)
+    assert found, f"the held extracts {held.tasks} did not overlap by the scheduler's dates"
+    seconds, task_a, task_b = found[0]
+    print(f"{held.run_id}: {task_a} and {task_b} ran side by side for {seconds:.1f} s ({held.waiting} waiting)")
     assert seconds >= MIN_OVERLAP_SECONDS, (
-        f"the longest overlap of tasks of different companies is {seconds:.2f} s ({task_a}, {task_b} in {run_id})"
+        f"the longest overlap of the held extracts is {seconds:.2f} s ({task_a}, {task_b} in {held.run_id})"
     )
 
 
