@@ -13,15 +13,17 @@ it (all columns, NULL-safe), so no test can pass on a run that loaded nothing or
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from tests.conftest import asked_for
+from tests.conftest import asked_for, mysql_connect
 
 from report_pipeline_demo import DEMO_COMPANIES
 
@@ -57,6 +59,23 @@ def source_db() -> str:
     if uri.startswith("{"):
         return str(json.loads(uri).get("schema") or "source")
     return urlparse(uri).path.lstrip("/") or "source"
+
+
+@contextlib.contextmanager
+def source_table_locked(table: str) -> Iterator[None]:
+    """``table`` of the source held by ``LOCK TABLES ... WRITE`` on a connection of its own: every read
+    of it waits on the metadata lock until the block ends (closing the session releases it too). The
+    connection autocommits, so InnoDB opens no transaction for it (the commit horizon sees no writer)."""
+    conn = mysql_connect(source_db())
+    conn.autocommit(True)
+    try:
+        cursor = conn.cursor()
+        # Never wait long behind someone else's open transaction on the table.
+        cursor.execute("SET SESSION lock_wait_timeout = 30")
+        cursor.execute(f"LOCK TABLES `{table}` WRITE")
+        yield
+    finally:
+        conn.close()
 
 
 def lookback_days(alias: str) -> int:

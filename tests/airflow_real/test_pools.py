@@ -20,6 +20,7 @@ import uuid
 from typing import Any
 
 import pytest
+from tests.airflow_real.conftest import source_table_locked
 from tests.airflow_real.test_real_airflow import (
     API,
     COMPANIES,
@@ -109,12 +110,7 @@ def _run_with_orders_locked(api: Api, sampler: _ProcessListSampler) -> tuple[str
     """Trigger the run with ``orders`` locked; unlock once the pool is saturated. Returns run id and pool."""
     # max_active_runs=1: another test's run would hold the pool (and block on the lock) instead.
     wait_for("no other run of the DAG to be active", lambda: _no_active_run(api), RUN_TIMEOUT)
-    locker = mysql_connect(source_db())
-    try:
-        cursor = locker.cursor()
-        # Never wait long behind someone else's open transaction on the table.
-        cursor.execute("SET SESSION lock_wait_timeout = 30")
-        cursor.execute("LOCK TABLES orders WRITE")
+    with source_table_locked("orders"):
         sampler.start()
         run_id = f"pool_bound__{uuid.uuid4().hex[:8]}"
         api.request("POST", f"/dags/{DAG_ID}/dagRuns", json={"dag_run_id": run_id, "logical_date": iso(RUN_DATE)})
@@ -130,9 +126,6 @@ def _run_with_orders_locked(api: Api, sampler: _ProcessListSampler) -> tuple[str
         while time.monotonic() < deadline:  # more samples while the pool is saturated
             time.sleep(0.05)
         return run_id, pool
-    finally:
-        # Closing the session releases the lock too; other tests read this table.
-        locker.close()
 
 
 def test_the_source_pool_bounds_concurrent_source_queries(api: Api) -> None:

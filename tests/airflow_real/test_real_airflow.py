@@ -8,7 +8,6 @@ Run with ``make test-airflow``. When the stack is not reachable every test fails
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import http.server
 import os
@@ -34,6 +33,7 @@ from tests.airflow_real.conftest import (
     reset_targets,
     shadow_tables,
     source_db,
+    source_table_locked,
 )
 from tests.conftest import mysql_connect
 
@@ -252,22 +252,6 @@ class Held:
 class Backfill:
     runs: list[dict[str, Any]]
     held: Held
-
-
-@contextlib.contextmanager
-def source_table_locked(table: str) -> Iterator[None]:
-    """``table`` of the source held by ``LOCK TABLES ... WRITE`` on a connection of its own: every read
-    of it waits on the metadata lock until the block ends. Autocommit is on, so InnoDB opens no
-    transaction for it (the commit horizon sees no writer)."""
-    conn = mysql_connect()
-    conn.autocommit(True)
-    cursor = conn.cursor()
-    cursor.execute(f"LOCK TABLES `{source_db()}`.`{table}` WRITE")
-    try:
-        yield
-    finally:
-        cursor.execute("UNLOCK TABLES")
-        conn.close()
 
 
 def extracts_waiting(api: Api, mysql: Any, run_ids: list[str], table: str) -> Held | None:
